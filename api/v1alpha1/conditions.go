@@ -1,0 +1,114 @@
+package v1alpha1
+
+// Condition types of a VerifiedHelmRelease.
+const (
+	// ConditionReady is True only when the installed release is the one
+	// that was verified under the policy.
+	ConditionReady = "Ready"
+	// ConditionVerified is True when the resolved digest passed the policy,
+	// False when it was refused, Unknown when verification could not be
+	// completed (inconclusive).
+	ConditionVerified = "Verified"
+	// ConditionReleased is True when the Helm release is deployed.
+	ConditionReleased = "Released"
+	// ConditionReconciling is True while work is in progress (kstatus).
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when progress needs a change of spec or
+	// policy (kstatus).
+	ConditionStalled = "Stalled"
+)
+
+// Annotations the post-renderer stamps on every object a release installs.
+const (
+	// AnnotationRelease is namespace/name of the VerifiedHelmRelease.
+	AnnotationRelease = "delivery.chartproof.dev/release"
+	// AnnotationChartDigest is the verified manifest digest of the chart.
+	AnnotationChartDigest = "delivery.chartproof.dev/chart-digest"
+)
+
+// Reason codes. They are condition reasons, CLI and metric labels, and the
+// codes of a verdict. Codes are added, never renamed. Each one is described
+// in Reasons, from which docs/reasons.md is generated.
+const (
+	// Success reasons.
+	ReasonVerified         = "Verified"
+	ReasonInstallSucceeded = "InstallSucceeded"
+	ReasonUpgradeSucceeded = "UpgradeSucceeded"
+	ReasonReleaseUpToDate  = "ReleaseUpToDate"
+	ReasonSuspended        = "Suspended"
+	ReasonAuditOnly        = "AuditOnly"
+
+	// Policy and configuration.
+	ReasonPolicyNotFound = "PolicyNotFound"
+	ReasonInvalidPolicy  = "InvalidPolicy"
+	ReasonNoPolicyMatch  = "NoPolicyMatch"
+	ReasonInvalidSpec    = "InvalidSpec"
+
+	// Signatures and binding.
+	ReasonNoSignature        = "NoSignature"
+	ReasonUntrustedSigner    = "UntrustedSigner"
+	ReasonSubjectMismatch    = "SubjectMismatch"
+	ReasonThresholdNotMet    = "ThresholdNotMet"
+	ReasonMalformedSignature = "MalformedSignature"
+
+	// Registry and content.
+	ReasonRegistryUnavailable = "RegistryUnavailable"
+	ReasonVersionNotFound     = "VersionNotFound"
+	ReasonDigestMismatch      = "DigestMismatch"
+	ReasonInvalidManifest     = "InvalidManifest"
+	ReasonInvalidChart        = "InvalidChart"
+	ReasonLimitExceeded       = "LimitExceeded"
+
+	// Release.
+	ReasonInstallFailed   = "InstallFailed"
+	ReasonUpgradeFailed   = "UpgradeFailed"
+	ReasonUpgradeBlocked  = "UpgradeBlocked"
+	ReasonUninstallFailed = "UninstallFailed"
+)
+
+// ReasonKind groups reason codes for SREs: a denial is an attack or a
+// misconfiguration to look at; an inconclusive outcome is usually an outage.
+type ReasonKind string
+
+const (
+	ReasonKindSuccess      ReasonKind = "success"
+	ReasonKindDenial       ReasonKind = "denial"
+	ReasonKindInconclusive ReasonKind = "inconclusive"
+	ReasonKindRelease      ReasonKind = "release"
+)
+
+// ReasonInfo documents one reason code.
+type ReasonInfo struct {
+	Code        string
+	Kind        ReasonKind
+	Description string
+}
+
+// Reasons documents every reason code, in the order of docs/reasons.md.
+var Reasons = []ReasonInfo{
+	{ReasonVerified, ReasonKindSuccess, "The digest passed every check of the policy: enough distinct trusted authorities signed exactly this digest."},
+	{ReasonInstallSucceeded, ReasonKindSuccess, "The verified chart was installed."},
+	{ReasonUpgradeSucceeded, ReasonKindSuccess, "The release was upgraded to the verified chart or to new values."},
+	{ReasonReleaseUpToDate, ReasonKindSuccess, "The installed release is the verified digest with the current values; nothing to do."},
+	{ReasonSuspended, ReasonKindSuccess, "spec.suspend is true: nothing is verified, installed or changed."},
+	{ReasonAuditOnly, ReasonKindSuccess, "The policy is in Audit mode: the chart failed verification and was installed anyway; the failure is in the Verified condition, events and metrics."},
+	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
+	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key does not parse or is too weak, a referenced Secret or key is missing, or a field is out of range."},
+	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
+	{ReasonInvalidSpec, ReasonKindDenial, "The VerifiedHelmRelease cannot be acted on: a bad URL or version, or missing values or credentials."},
+	{ReasonNoSignature, ReasonKindDenial, "No signature was found for the digest, in either cosign layout."},
+	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
+	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
+	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
+	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
+	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
+	{ReasonVersionNotFound, ReasonKindDenial, "No tag matches the version, or the tag or digest does not exist."},
+	{ReasonDigestMismatch, ReasonKindDenial, "Bytes read from the registry do not hash to the digest (or size) they were requested by."},
+	{ReasonInvalidManifest, ReasonKindDenial, "The manifest is not a Helm chart manifest: wrong media type, an index, or not exactly one chart layer and one Helm config."},
+	{ReasonInvalidChart, ReasonKindDenial, "The chart archive is unsafe or invalid: links, path traversal, duplicates, or Helm cannot load it."},
+	{ReasonLimitExceeded, ReasonKindDenial, "An untrusted input exceeded its size or count limit."},
+	{ReasonInstallFailed, ReasonKindRelease, "The Helm install failed."},
+	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
+	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
+	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion failed."},
+}

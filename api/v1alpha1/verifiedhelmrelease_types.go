@@ -1,0 +1,233 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// VerifiedHelmReleaseSpec says which chart to install, under which trust
+// policy, and how.
+type VerifiedHelmReleaseSpec struct {
+	// Chart is the OCI chart to verify and install.
+	Chart ChartSource `json:"chart"`
+
+	// TrustPolicyRef names the policy the chart must satisfy.
+	TrustPolicyRef TrustPolicyReference `json:"trustPolicyRef"`
+
+	// Values are Helm values, merged over those from ValuesFrom.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +optional
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+
+	// ValuesFrom are keys of ConfigMaps or Secrets in the release's namespace
+	// holding Helm values (YAML), merged in order; later ones win.
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+
+	// TargetNamespace is where the chart's objects and the Helm release
+	// record go. Defaults to the namespace of this object.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	TargetNamespace string `json:"targetNamespace,omitempty"`
+
+	// ReleaseName is the Helm release name. Defaults to the name of this
+	// object.
+	// +kubebuilder:validation:MaxLength=53
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+
+	// Interval is how often the installed chart is verified again, and the
+	// version resolved again.
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+
+	// Suspend stops reconciliation: nothing is verified, installed or
+	// changed while it is true.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ChartSource is a chart in an OCI registry.
+type ChartSource struct {
+	// URL is the chart repository: oci://host[:port]/path/name.
+	// +kubebuilder:validation:Pattern=`^oci://[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$`
+	// +kubebuilder:validation:MaxLength=512
+	URL string `json:"url"`
+
+	// Version is a tag (1.2.3), a semver range (>=1.0.0 <2.0.0, ~1.2, 1.x),
+	// or a digest (sha256:<64 hex>). A range takes its highest matching tag.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Version string `json:"version"`
+
+	// Insecure allows plain HTTP to the registry. An explicit opt-in; there
+	// is never a fallback from HTTPS.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+
+	// CertSecretRef names a Secret in the release's namespace whose `ca.crt`
+	// holds the CA bundle for the registry's TLS certificate.
+	// +optional
+	CertSecretRef *LocalObjectReference `json:"certSecretRef,omitempty"`
+
+	// SecretRef names a kubernetes.io/dockerconfigjson Secret in the
+	// release's namespace with the registry credentials.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// TrustPolicyReference names a TrustPolicy in the release's namespace or a
+// ClusterTrustPolicy.
+type TrustPolicyReference struct {
+	// Kind is TrustPolicy or ClusterTrustPolicy.
+	// +kubebuilder:validation:Enum=TrustPolicy;ClusterTrustPolicy
+	// +kubebuilder:default=TrustPolicy
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Name of the policy.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// ValuesReference is one key of a ConfigMap or Secret holding Helm values.
+type ValuesReference struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+
+	// Name of the object, in the release's namespace.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key in the object's data. Defaults to values.yaml.
+	// +kubebuilder:default="values.yaml"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+
+	// Optional tolerates a missing object or key.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// VerifiedHelmReleaseStatus is what the controller last observed and did.
+type VerifiedHelmReleaseStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Ready, Verified, Released, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// ResolvedVersion is the tag the version resolved to, when it was a tag
+	// or a range.
+	// +optional
+	ResolvedVersion string `json:"resolvedVersion,omitempty"`
+
+	// ResolvedDigest is the manifest digest the version resolved to at the
+	// last reconcile: the one that was verified.
+	// +optional
+	ResolvedDigest string `json:"resolvedDigest,omitempty"`
+
+	// ShortDigest is the first 12 hex characters of ResolvedDigest.
+	// +optional
+	ShortDigest string `json:"shortDigest,omitempty"`
+
+	// Installed describes the release chartproof installed, if any.
+	// +optional
+	Installed *InstalledRelease `json:"installed,omitempty"`
+
+	// Evidence lists the authorities whose signatures were accepted at the
+	// last verification.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Evidence []SignatureEvidence `json:"evidence,omitempty"`
+
+	// LastVerifiedTime is when the installed or resolved digest was last
+	// verified, whatever the outcome.
+	// +optional
+	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+}
+
+// InstalledRelease is the Helm release chartproof installed.
+type InstalledRelease struct {
+	// Digest is the manifest digest of the installed chart.
+	Digest string `json:"digest"`
+	// ChartVersion is the version in the installed chart's Chart.yaml.
+	ChartVersion string `json:"chartVersion"`
+	// Revision is the Helm release revision.
+	Revision int `json:"revision"`
+	// ConfigDigest is the sha256 of the values the release was installed
+	// with; a change in values upgrades the release.
+	// +optional
+	ConfigDigest string `json:"configDigest,omitempty"`
+	// Verified is false when the release was installed in Audit mode
+	// without passing verification.
+	Verified bool `json:"verified"`
+}
+
+// SignatureEvidence is one accepted signature.
+type SignatureEvidence struct {
+	// Authority is the name of the policy authority that signed.
+	Authority string `json:"authority"`
+	// KeyID is the sha256 of the signer's DER public key, hex.
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+	// Layout is where the signature was found: cosign-legacy (the
+	// sha256-<hex>.sig tag) or sigstore-bundle (an OCI referrer).
+	Layout string `json:"layout"`
+	// Signature is the digest of the manifest holding the signature.
+	// +optional
+	Signature string `json:"signature,omitempty"`
+	// VerifiedAt is when chartproof verified it.
+	VerifiedAt metav1.Time `json:"verifiedAt"`
+}
+
+// VerifiedHelmRelease installs an OCI Helm chart only when its provenance
+// verifies under a trust policy, and keeps verifying it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=vhr
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.installed.chartVersion`
+// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.shortDigest`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type VerifiedHelmRelease struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   VerifiedHelmReleaseSpec   `json:"spec"`
+	Status VerifiedHelmReleaseStatus `json:"status,omitempty"`
+}
+
+// VerifiedHelmReleaseList is a list of VerifiedHelmRelease.
+// +kubebuilder:object:root=true
+type VerifiedHelmReleaseList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []VerifiedHelmRelease `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&VerifiedHelmRelease{}, &VerifiedHelmReleaseList{})
+}

@@ -1,0 +1,200 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/release"
+)
+
+// The suite runs the reconciler in a manager against a real kube-apiserver
+// and etcd (envtest), with charts in go-containerregistry's in-process
+// registry on loopback, behind a handler tests can make hostile.
+var (
+	k8s        client.Client
+	restConfig *rest.Config
+	scheme     = runtime.NewScheme()
+	promReg    = prometheus.NewRegistry()
+	regHost    string // host:port of the loopback registry
+	kubeconfig string // path of a kubeconfig file for the test API server, as helm reads it
+	tamper     = &tamperer{}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run these tests with `make test`, which builds kube-apiserver and etcd")
+		return 1
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true), zap.Level(zapLevel())))
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting envtest: %v\n", err)
+		return 1
+	}
+	defer env.Stop()
+	restConfig = cfg
+	dir, err := os.MkdirTemp("", "chartproof-controllers-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		panic(err)
+	}
+
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, chartproofv1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	k8s, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		panic(err)
+	}
+
+	srv := httptest.NewServer(tamper.wrap(registry.New(registry.WithReferrersSupport(true), registry.Logger(log.New(io.Discard, "", 0)))))
+	defer srv.Close()
+	regHost = strings.TrimPrefix(srv.URL, "http://")
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		panic(err)
+	}
+	verifications, err := metrics.NewVerifications(promReg)
+	if err != nil {
+		panic(err)
+	}
+	r := &controllers.VerifiedHelmReleaseReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("chartproof"),
+		Releases:   release.NewManager(cfg, release.Options{}),
+		Metrics:    verifications,
+		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+	}
+	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+		}
+	}()
+	code := m.Run()
+	cancel()
+	<-done
+	return code
+}
+
+// zapLevel keeps test output to errors unless CHARTPROOF_TEST_LOG is set.
+func zapLevel() zapcore.Level {
+	if os.Getenv("CHARTPROOF_TEST_LOG") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.ErrorLevel
+}
+
+// tamperer lets a test serve other bytes for one blob of one repository:
+// the registry's storage changed under the same digest.
+type tamperer struct {
+	mu    sync.Mutex
+	blobs map[string][]byte // "/v2/<repo>/blobs/<digest>" -> bytes to serve instead
+}
+
+func (t *tamperer) set(repo, digest string, body []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.blobs == nil {
+		t.blobs = map[string][]byte{}
+	}
+	t.blobs["/v2/"+repo+"/blobs/"+digest] = body
+}
+
+func (t *tamperer) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			t.mu.Lock()
+			body, ok := t.blobs[r.URL.Path]
+			t.mu.Unlock()
+			if ok {
+				w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+				w.Write(body)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// newNamespace creates a namespace of its own for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// waitFor polls cond until it reports true, or fails the test after timeout
+// with cond's last description of what it saw.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last seen: %s", timeout, what, last)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval of a condition wait
+	}
+}

@@ -1,0 +1,478 @@
+// Package controllers holds chartproof's reconcilers. Each observes, picks
+// one action, calls internal/ to do it and writes status; decisions about
+// trust are made by internal/policy alone.
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/release"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+// Finalizer makes deletion of a VerifiedHelmRelease uninstall its release.
+const Finalizer = "delivery.chartproof.dev/finalizer"
+
+// policyRefIndex indexes VerifiedHelmReleases by "Kind/name" of their policy.
+const policyRefIndex = ".spec.trustPolicyRef"
+
+// retryInconclusive is how soon an inconclusive verification is retried
+// when the interval is longer.
+const retryInconclusive = 30 * time.Second
+
+// VerifiedHelmReleaseReconciler installs charts that verify and keeps
+// verifying them.
+type VerifiedHelmReleaseReconciler struct {
+	client.Client
+	// APIReader reads Secrets and ConfigMaps uncached, so the manager does
+	// not watch every Secret in the cluster.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Releases  *release.Manager
+	Metrics   gate.Observer
+	// Registries builds the registry client for a release.
+	Registries *RegistryFactory
+	// Now is the clock; zero means time.Now.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases/finalizers,verbs=update
+// +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=trustpolicies;clustertrustpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+//
+// The Helm SDK creates whatever a chart holds, with chartproof's own rights:
+// they bound what a chart can install. These cover Helm's release records
+// (Secrets) and common namespaced workloads; widen them for the kinds your
+// charts use (docs/install.md).
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;serviceaccounts;persistentvolumeclaims;pods,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+
+// SetupWithManager registers the reconciler and its watches.
+func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, policyRefIndex,
+		func(o client.Object) []string {
+			return []string{policyKey(o.(*chartproofv1.VerifiedHelmRelease).Spec.TrustPolicyRef)}
+		}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&chartproofv1.TrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("TrustPolicy")),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&chartproofv1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("ClusterTrustPolicy")),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(opts).
+		Complete(r)
+}
+
+func policyKey(ref chartproofv1.TrustPolicyReference) string {
+	kind := ref.Kind
+	if kind == "" {
+		kind = "TrustPolicy"
+	}
+	return kind + "/" + ref.Name
+}
+
+// releasesOfPolicy maps a policy to the releases that name it, so a trust
+// change is re-verified at once rather than at the next interval.
+func (r *VerifiedHelmReleaseReconciler) releasesOfPolicy(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		var list chartproofv1.VerifiedHelmReleaseList
+		opts := []client.ListOption{client.MatchingFields{policyRefIndex: kind + "/" + o.GetName()}}
+		if kind == "TrustPolicy" {
+			opts = append(opts, client.InNamespace(o.GetNamespace()))
+		}
+		if err := r.List(ctx, &list, opts...); err != nil {
+			log.FromContext(ctx).Error(err, "listing releases of policy", "policy", o.GetName())
+			return nil
+		}
+		reqs := make([]ctrl.Request, 0, len(list.Items))
+		for _, v := range list.Items {
+			reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
+		}
+		return reqs
+	}
+}
+
+func (r *VerifiedHelmReleaseReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Reconcile observes one VerifiedHelmRelease and does one thing: uninstall
+// (deleted), nothing (suspended), refuse (not verified), install or upgrade
+// (verified and different from what is installed), or only record that the
+// installed release still verifies.
+func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var obj chartproofv1.VerifiedHelmRelease
+	if err := r.Get(ctx, req.NamespacedName, &obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !obj.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, &obj)
+	}
+	if !controllerutil.ContainsFinalizer(&obj, Finalizer) {
+		patch := client.MergeFrom(obj.DeepCopy())
+		controllerutil.AddFinalizer(&obj, Finalizer)
+		if err := r.Patch(ctx, &obj, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	before := obj.DeepCopy()
+	res, err := r.reconcile(ctx, &obj)
+	obj.Status.ObservedGeneration = obj.Generation
+	if perr := r.Status().Patch(ctx, &obj, client.MergeFrom(before)); perr != nil {
+		return ctrl.Result{}, errors.Join(err, perr)
+	}
+	return res, err
+}
+
+func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (ctrl.Result, error) {
+	logger := log.FromContext(ctx)
+	interval := obj.Spec.Interval.Duration
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	if obj.Spec.Suspend {
+		r.setCondition(obj, chartproofv1.ConditionReconciling, metav1.ConditionFalse, chartproofv1.ReasonSuspended, "reconciliation is suspended")
+		return ctrl.Result{}, nil
+	}
+
+	// Observe: the policy, the values, the registry, the installed release.
+	pol, verifier, code, err := r.loadPolicy(ctx, obj)
+	if err != nil {
+		r.stalled(obj, code, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	values, configDigest, err := r.values(ctx, obj)
+	if err != nil {
+		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	reg, err := r.Registries.Client(ctx, obj)
+	if err != nil {
+		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionStalled)
+
+	// Verify: the version is resolved exactly once, here.
+	res := gate.Check(ctx, reg, r.Metrics, gate.Request{
+		URL: obj.Spec.Chart.URL, Version: obj.Spec.Chart.Version, Policy: pol, Verifier: verifier,
+	})
+	r.recordVerification(obj, res)
+	installed := obj.Status.Installed
+	upToDate := installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
+		r.releaseDeployed(ctx, obj, installed)
+
+	// Decide and act.
+	switch {
+	case !res.Verdict.Allowed():
+		r.refused(obj, res)
+	case upToDate:
+		installed.Verified = res.Verdict.Passed()
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
+			fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
+	default:
+		if err := r.install(ctx, obj, reg, res, values, configDigest); err != nil {
+			logger.Error(err, "helm release failed")
+			r.setReady(obj, res)
+			return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+		}
+	}
+	r.setReady(obj, res)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionReconciling)
+	if res.Verdict.Inconclusive {
+		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// install reads the verified bytes and hands them to Helm.
+func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, reg gate.Registry,
+	res gate.Result, values map[string]any, configDigest string) error {
+	loaded := gate.Load(ctx, reg, r.Metrics, res)
+	if loaded.Chart == nil {
+		r.recordVerification(obj, loaded)
+		r.refused(obj, loaded)
+		return nil
+	}
+	action, reason, failReason := "install", chartproofv1.ReasonInstallSucceeded, chartproofv1.ReasonInstallFailed
+	if obj.Status.Installed != nil {
+		action, reason, failReason = "upgrade", chartproofv1.ReasonUpgradeSucceeded, chartproofv1.ReasonUpgradeFailed
+	}
+	rel, err := r.Releases.Apply(ctx, release.Request{
+		Namespace: r.targetNamespace(obj),
+		Name:      r.releaseName(obj),
+		Chart:     loaded.Chart,
+		Values:    values,
+		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest},
+	})
+	if err != nil {
+		msg := fmt.Sprintf("helm %s of %s failed: %v", action, loaded.Digest, err)
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
+		r.event(obj, corev1.EventTypeWarning, failReason, msg)
+		return err
+	}
+	obj.Status.Installed = &chartproofv1.InstalledRelease{
+		Digest:       loaded.Digest,
+		ChartVersion: loaded.Chart.Metadata.Version,
+		Revision:     rel.Version,
+		ConfigDigest: configDigest,
+		Verified:     loaded.Verdict.Passed(),
+	}
+	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
+	if loaded.Verdict.Audited() {
+		msg += fmt.Sprintf(" (Audit mode: installed although %s: %s)", loaded.Verdict.Code(), loaded.Verdict.Message())
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonAuditOnly, msg)
+	} else {
+		r.event(obj, corev1.EventTypeNormal, reason, msg)
+	}
+	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
+	return nil
+}
+
+// refused records a verdict that does not allow an install. Whatever is
+// installed stays.
+func (r *VerifiedHelmReleaseReconciler) refused(obj *chartproofv1.VerifiedHelmRelease, res gate.Result) {
+	msg := fmt.Sprintf("%s refused: %s", displayDigest(res), res.Verdict.Message())
+	if inst := obj.Status.Installed; inst != nil {
+		if inst.Digest != res.Digest {
+			msg = fmt.Sprintf("upgrade to %s blocked: %s; release stays at %s", displayDigest(res), res.Verdict.Message(), inst.Digest)
+		}
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
+			fmt.Sprintf("release %s revision %d stays at %s", r.releaseName(obj), inst.Revision, inst.Digest))
+	} else {
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, res.Verdict.Code(), "nothing installed: "+msg)
+	}
+	r.event(obj, corev1.EventTypeWarning, res.Verdict.Code(), msg)
+}
+
+// recordVerification writes the Verified condition and the evidence.
+func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.VerifiedHelmRelease, res gate.Result) {
+	v := res.Verdict
+	now := metav1.NewTime(r.now())
+	obj.Status.LastVerifiedTime = &now
+	obj.Status.ResolvedDigest, obj.Status.ResolvedVersion = res.Digest, res.Tag
+	obj.Status.ShortDigest = shortDigest(res.Digest)
+	obj.Status.Evidence = nil
+	for _, a := range v.Accepted {
+		obj.Status.Evidence = append(obj.Status.Evidence, chartproofv1.SignatureEvidence{
+			Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
+		})
+	}
+	switch {
+	case v.Passed():
+		r.setCondition(obj, chartproofv1.ConditionVerified, metav1.ConditionTrue, v.Code(), v.Message())
+	case v.Inconclusive:
+		r.setCondition(obj, chartproofv1.ConditionVerified, metav1.ConditionUnknown, v.Code(), "verification could not be completed: "+v.Message())
+	case v.Audited():
+		r.setCondition(obj, chartproofv1.ConditionVerified, metav1.ConditionFalse, v.Code(), "Audit mode, not enforced: "+v.Message())
+	default:
+		r.setCondition(obj, chartproofv1.ConditionVerified, metav1.ConditionFalse, v.Code(), v.Message())
+	}
+}
+
+// setReady derives Ready: True only when the installed release is the digest
+// that was just verified, and it passed.
+func (r *VerifiedHelmReleaseReconciler) setReady(obj *chartproofv1.VerifiedHelmRelease, res gate.Result) {
+	inst := obj.Status.Installed
+	released := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionReleased)
+	switch {
+	case released != nil && released.Status == metav1.ConditionFalse:
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, released.Reason, released.Message)
+	case inst != nil && inst.Digest == res.Digest && res.Verdict.Passed():
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionTrue, released.Reason,
+			fmt.Sprintf("release %s revision %d is the verified %s", r.releaseName(obj), inst.Revision, inst.Digest))
+	case inst != nil && inst.Digest != res.Digest && res.Digest != "" && !res.Verdict.Allowed():
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonUpgradeBlocked,
+			fmt.Sprintf("upgrade to %s blocked by %s; release stays at %s", res.Digest, res.Verdict.Code(), inst.Digest))
+	case res.Verdict.Audited():
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonAuditOnly,
+			"installed in Audit mode without passing verification: "+res.Verdict.Message())
+	default:
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, res.Verdict.Code(), res.Verdict.Message())
+	}
+}
+
+func (r *VerifiedHelmReleaseReconciler) stalled(obj *chartproofv1.VerifiedHelmRelease, code, msg string) {
+	r.setCondition(obj, chartproofv1.ConditionVerified, metav1.ConditionFalse, code, msg)
+	r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, code, msg)
+	r.setCondition(obj, chartproofv1.ConditionStalled, metav1.ConditionTrue, code, msg)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionReconciling)
+	r.event(obj, corev1.EventTypeWarning, code, msg)
+}
+
+func (r *VerifiedHelmReleaseReconciler) setCondition(obj *chartproofv1.VerifiedHelmRelease, t string, s metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > 32000 {
+		msg = msg[:32000]
+	}
+	apimeta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{
+		Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: obj.Generation,
+	})
+}
+
+func (r *VerifiedHelmReleaseReconciler) event(obj *chartproofv1.VerifiedHelmRelease, eventType, reason, msg string) {
+	if r.Recorder == nil {
+		return
+	}
+	if len(msg) > 1000 {
+		msg = msg[:1000]
+	}
+	r.Recorder.Eventf(obj, nil, eventType, reason, "Reconcile", "%s", msg)
+}
+
+// releaseDeployed reports whether the Helm release is still the one recorded
+// in status, in a deployed state.
+func (r *VerifiedHelmReleaseReconciler) releaseDeployed(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, inst *chartproofv1.InstalledRelease) bool {
+	rel, err := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
+	if err != nil {
+		return false
+	}
+	return rel.Version == inst.Revision && rel.Info != nil && rel.Info.Status == "deployed"
+}
+
+// finalize uninstalls the release and lets the object go.
+func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) error {
+	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
+		return nil
+	}
+	if !obj.Spec.Suspend {
+		if err := r.Releases.Uninstall(ctx, r.targetNamespace(obj), r.releaseName(obj)); err != nil {
+			r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed, err.Error())
+			return err
+		}
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	controllerutil.RemoveFinalizer(obj, Finalizer)
+	return r.Patch(ctx, obj, patch)
+}
+
+func (r *VerifiedHelmReleaseReconciler) targetNamespace(obj *chartproofv1.VerifiedHelmRelease) string {
+	if obj.Spec.TargetNamespace != "" {
+		return obj.Spec.TargetNamespace
+	}
+	return obj.Namespace
+}
+
+func (r *VerifiedHelmReleaseReconciler) releaseName(obj *chartproofv1.VerifiedHelmRelease) string {
+	if obj.Spec.ReleaseName != "" {
+		return obj.Spec.ReleaseName
+	}
+	return obj.Name
+}
+
+// loadPolicy fetches and compiles the referenced policy. The returned code
+// says why it failed.
+func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (*policy.Policy, *verify.Verifier, string, error) {
+	ref := obj.Spec.TrustPolicyRef
+	var (
+		spec chartproofv1.TrustPolicySpec
+		pref policy.Ref
+	)
+	switch ref.Kind {
+	case "", "TrustPolicy":
+		var tp chartproofv1.TrustPolicy
+		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, &tp); err != nil {
+			return nil, nil, notFoundCode(err), fmt.Errorf("TrustPolicy %s/%s: %w", obj.Namespace, ref.Name, err)
+		}
+		spec, pref = tp.Spec, policy.Ref{Kind: "TrustPolicy", Namespace: tp.Namespace, Name: tp.Name, UID: string(tp.UID)}
+	case "ClusterTrustPolicy":
+		var ctp chartproofv1.ClusterTrustPolicy
+		if err := r.Get(ctx, types.NamespacedName{Name: ref.Name}, &ctp); err != nil {
+			return nil, nil, notFoundCode(err), fmt.Errorf("ClusterTrustPolicy %s: %w", ref.Name, err)
+		}
+		spec, pref = ctp.Spec, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}
+	default:
+		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
+	}
+	p, err := policy.Compile(pref, spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
+		return r.secretKey(ctx, sr.Namespace, sr.Name, sr.Key)
+	})
+	if err != nil {
+		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
+	}
+	v, err := verify.New(p.Authorities)
+	if err != nil {
+		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
+	}
+	return p, v, "", nil
+}
+
+func notFoundCode(err error) string {
+	if apierrors.IsNotFound(err) {
+		return chartproofv1.ReasonPolicyNotFound
+	}
+	return chartproofv1.ReasonInvalidPolicy
+}
+
+func (r *VerifiedHelmReleaseReconciler) secretKey(ctx context.Context, namespace, name, key string) ([]byte, error) {
+	var s corev1.Secret
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+		return nil, err
+	}
+	b, ok := s.Data[key]
+	if !ok {
+		return nil, fmt.Errorf("secret %s/%s has no key %q", namespace, name, key)
+	}
+	return b, nil
+}
+
+// shortDigest is the first 12 hex characters of a sha256 digest.
+func shortDigest(d string) string {
+	const prefix = len("sha256:")
+	if len(d) < prefix+12 {
+		return ""
+	}
+	return d[prefix : prefix+12]
+}
+
+func displayDigest(res gate.Result) string {
+	if res.Digest != "" {
+		return res.Repository + "@" + res.Digest
+	}
+	return res.Repository
+}
+
+// configDigestOf is the sha256 of the values as canonical JSON.
+func configDigestOf(values map[string]any) (string, error) {
+	b, err := json.Marshal(values)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,480 @@
+// Command demo runs chartproof's main job on an embedded default, with no
+// cluster: a local kube-apiserver and etcd, a local OCI registry (CNCF
+// distribution), the sample chart packaged and pushed with the Helm SDK and
+// signed with the real cosign, and the chartproof manager. It installs the
+// signed chart, then shows an unsigned chart and a tampered one refused, and
+// stops everything. `make demo` runs it.
+//
+// With --hold it waits, before stopping, until its standard input is
+// closed, so a test can look at the cluster it describes (e2e/demo_test.go).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	helmregistry "helm.sh/helm/v3/pkg/registry"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+const ns = "demo"
+
+func main() {
+	var (
+		chartproofBin = flag.String("chartproof", "bin/chartproof", "the chartproof binary")
+		hold          = flag.Bool("hold", false, "before stopping, wait until standard input is closed")
+		kubeconfigOut = flag.String("kubeconfig-out", "", "also write the local API server's kubeconfig here")
+		timeout       = flag.Duration("timeout", 3*time.Minute, "give up waiting for a release after this long")
+	)
+	flag.Parse()
+	d := &demo{chartproof: *chartproofBin, timeout: *timeout}
+	err := d.run(*hold, *kubeconfigOut)
+	d.stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+	say("stopped everything cleanly")
+}
+
+type demo struct {
+	chartproof string
+	timeout    time.Duration
+	dir        string
+	env        *envtest.Environment
+	k8s        client.Client
+	procs      []*exec.Cmd
+	regHost    string // host:port
+	regRoot    string // the registry's storage directory
+	cosign     string
+}
+
+func say(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
+
+func (d *demo) run(hold bool, kubeconfigOut string) error {
+	var err error
+	d.cosign = os.Getenv("CHARTPROOF_COSIGN_V3")
+	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
+	if d.cosign == "" || registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return errors.New("KUBEBUILDER_ASSETS, CHARTPROOF_REGISTRY and CHARTPROOF_COSIGN_V3 must be set: run `make demo`")
+	}
+	if d.dir, err = os.MkdirTemp("", "chartproof-demo-"); err != nil {
+		return err
+	}
+
+	// 1. A local API server and etcd, with chartproof's CRDs.
+	d.env = &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	cfg, err := d.env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the local API server: %w", err)
+	}
+	kubeconfig := filepath.Join(d.dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, d.env.KubeConfig, 0o600); err != nil {
+		return err
+	}
+	if kubeconfigOut != "" {
+		if err := os.WriteFile(kubeconfigOut, d.env.KubeConfig, 0o600); err != nil {
+			return err
+		}
+	}
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = chartproofv1.AddToScheme(scheme)
+	if d.k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return err
+	}
+	say("local API server at %s (kube-apiserver and etcd; no cluster needed)", cfg.Host)
+
+	// 2. A local OCI registry, storing blobs on disk.
+	if err := d.startRegistry(registryBin); err != nil {
+		return err
+	}
+	say("local OCI registry at %s (CNCF distribution, storage in %s)", d.regHost, d.regRoot)
+
+	// 3. The controller.
+	if err := d.startManager(kubeconfig); err != nil {
+		return err
+	}
+	say("chartproof manager started")
+
+	// 4. Package, push and sign the sample chart; trust the key.
+	signedDigest, err := d.packageAndPush("config/samples/chart/hello", "demo/hello", "1.0.0")
+	if err != nil {
+		return err
+	}
+	pub, err := d.cosignSign("demo/hello", signedDigest)
+	if err != nil {
+		return err
+	}
+	say("signed oci://%s/demo/hello@%s with cosign (Sigstore bundle, OCI referrer)", d.regHost, signedDigest)
+	ctx := context.Background()
+	if err := d.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	if err := d.k8s.Create(ctx, &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo-ci"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{d.regHost + "/demo/**"},
+			Authorities:  []chartproofv1.Authority{{Name: "demo-ci", Key: &chartproofv1.KeyAuthority{PublicKey: pub}}},
+		},
+	}); err != nil {
+		return err
+	}
+	say("applied TrustPolicy %s/demo-ci: charts under %s/demo/** must be signed by the demo key", ns, d.regHost)
+
+	// 5. The signed chart installs.
+	if err := d.apply("hello", "demo/hello", "1.0.0"); err != nil {
+		return err
+	}
+	if err := d.report("hello", chartproofv1.ReasonInstallSucceeded); err != nil {
+		return err
+	}
+
+	// 6. An unsigned chart is refused.
+	if _, err := d.packageAndPush("config/samples/chart/hello", "demo/unsigned/hello", "1.0.0"); err != nil {
+		return err
+	}
+	say("pushed an unsigned copy to oci://%s/demo/unsigned/hello:1.0.0", d.regHost)
+	if err := d.apply("unsigned", "demo/unsigned/hello", "1.0.0"); err != nil {
+		return err
+	}
+	if err := d.report("unsigned", chartproofv1.ReasonNoSignature); err != nil {
+		return err
+	}
+
+	// 7. A signed chart whose bytes were changed in the registry's storage
+	// (the digest it is listed under stays the same) is refused.
+	tamperedDigest, err := d.packageAndPush("config/samples/chart/hello", "demo/tampered/hello", "1.0.0")
+	if err != nil {
+		return err
+	}
+	if _, err := d.cosignSign("demo/tampered/hello", tamperedDigest); err != nil {
+		return err
+	}
+	layer, err := d.tamperChartLayer("demo/tampered/hello", tamperedDigest)
+	if err != nil {
+		return err
+	}
+	say("signed oci://%s/demo/tampered/hello@%s, then changed bytes of its chart layer %s on the registry's disk", d.regHost, tamperedDigest, layer)
+	if err := d.apply("tampered", "demo/tampered/hello", "1.0.0"); err != nil {
+		return err
+	}
+	if err := d.report("tampered", chartproofv1.ReasonDigestMismatch); err != nil {
+		return err
+	}
+
+	fmt.Println()
+	if err := d.table(); err != nil {
+		return err
+	}
+	say("demo done: the signed chart is installed; the unsigned and the tampered ones were refused, nothing of theirs installed")
+	if hold {
+		say("holding until standard input is closed")
+		_, _ = io.Copy(io.Discard, os.Stdin)
+	}
+	return nil
+}
+
+// apply creates a VerifiedHelmRelease for a chart of the demo registry.
+func (d *demo) apply(name, repo, version string) error {
+	say("applying VerifiedHelmRelease %s/%s: oci://%s/%s version %s", ns, name, d.regHost, repo, version)
+	return d.k8s.Create(context.Background(), &chartproofv1.VerifiedHelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: chartproofv1.VerifiedHelmReleaseSpec{
+			Chart:          chartproofv1.ChartSource{URL: "oci://" + d.regHost + "/" + repo, Version: version, Insecure: true},
+			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: "demo-ci"},
+		},
+	})
+}
+
+// report waits until the release has settled on the expected reason (Ready
+// for a success, Verified for a refusal) and prints what the cluster says.
+func (d *demo) report(name, wantReason string) error {
+	deadline := time.Now().Add(d.timeout)
+	for {
+		var vhr chartproofv1.VerifiedHelmRelease
+		if err := d.k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &vhr); err != nil {
+			return err
+		}
+		ready := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
+		verified := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified)
+		if ready != nil && verified != nil && vhr.Status.ObservedGeneration == vhr.Generation &&
+			(ready.Reason == wantReason || verified.Reason == wantReason) {
+			fmt.Printf("RESULT %s Ready=%s Verified=%s reason=%s digest=%s\n", name, ready.Status, verified.Status, verified.Reason, vhr.Status.ResolvedDigest)
+			fmt.Printf("       %s\n", verified.Message)
+			if ready.Status == metav1.ConditionTrue {
+				return d.printStamp(name)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("release %s did not settle on %s within %s; conditions: %+v", name, wantReason, d.timeout, vhr.Status.Conditions)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the API server for a condition
+	}
+}
+
+// printStamp shows the annotations the release stamped on its ConfigMap.
+func (d *demo) printStamp(name string) error {
+	var cm corev1.ConfigMap
+	if err := d.k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name + "-hello"}, &cm); err != nil {
+		return err
+	}
+	fmt.Printf("       ConfigMap %s/%s: %s=%s %s=%s\n", ns, cm.Name,
+		chartproofv1.AnnotationRelease, cm.Annotations[chartproofv1.AnnotationRelease],
+		chartproofv1.AnnotationChartDigest, cm.Annotations[chartproofv1.AnnotationChartDigest])
+	return nil
+}
+
+// table prints the releases the way `kubectl get vhr` does.
+func (d *demo) table() error {
+	var list chartproofv1.VerifiedHelmReleaseList
+	if err := d.k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	fmt.Printf("%-10s %-6s %-9s %-8s %-13s %s\n", "NAME", "READY", "VERIFIED", "VERSION", "DIGEST", "REASON")
+	for _, v := range list.Items {
+		ready := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionReady)
+		verified := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionVerified)
+		version := ""
+		if v.Status.Installed != nil {
+			version = v.Status.Installed.ChartVersion
+		}
+		fmt.Printf("%-10s %-6s %-9s %-8s %-13s %s\n", v.Name, ready.Status, verified.Status, version, v.Status.ShortDigest, verified.Reason)
+	}
+	return nil
+}
+
+// packageAndPush packages a chart directory with the Helm SDK and pushes it
+// as `helm push` does. It returns the manifest digest.
+func (d *demo) packageAndPush(chartDir, repo, version string) (string, error) {
+	c, err := loader.LoadDir(chartDir)
+	if err != nil {
+		return "", err
+	}
+	c.Metadata.Version = version
+	out := filepath.Join(d.dir, strings.ReplaceAll(repo, "/", "_"))
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", err
+	}
+	archive, err := chartutil.Save(c, out)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		return "", err
+	}
+	rc, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP(), helmregistry.ClientOptWriter(io.Discard))
+	if err != nil {
+		return "", err
+	}
+	res, err := rc.Push(data, fmt.Sprintf("%s/%s:%s", d.regHost, repo, version))
+	if err != nil {
+		return "", fmt.Errorf("helm push: %w", err)
+	}
+	say("packaged %s and pushed it to oci://%s/%s:%s (%s)", filepath.Base(archive), d.regHost, repo, version, res.Manifest.Digest)
+	return res.Manifest.Digest, nil
+}
+
+// cosignSign signs repo@digest with the real cosign CLI and a demo key
+// (made on first use), and returns the public key's PEM.
+func (d *demo) cosignSign(repo, digest string) (string, error) {
+	home := filepath.Join(d.dir, "cosign")
+	key := filepath.Join(home, "cosign.key")
+	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return "", err
+		}
+		if err := d.cosignRun(home, "generate-key-pair", "--output-key-prefix", filepath.Join(home, "cosign")); err != nil {
+			return "", err
+		}
+		if err := d.cosignRun(home, "signing-config", "create", "--out", filepath.Join(home, "signing-config.json")); err != nil {
+			return "", err
+		}
+	}
+	if err := d.cosignRun(home, "sign", "--key", key, "--signing-config", filepath.Join(home, "signing-config.json"),
+		"--allow-http-registry", "--yes", fmt.Sprintf("%s/%s@%s", d.regHost, repo, digest)); err != nil {
+		return "", err
+	}
+	pub, err := os.ReadFile(filepath.Join(home, "cosign.pub"))
+	return string(pub), err
+}
+
+func (d *demo) cosignRun(home string, args ...string) error {
+	cmd := exec.Command(d.cosign, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "TUF_ROOT="+filepath.Join(home, "tuf"), "COSIGN_PASSWORD=", "COSIGN_YES=true")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("cosign %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
+
+// tamperChartLayer flips bytes in the middle of the chart layer's file in
+// the registry's storage: same digest in every manifest, other bytes.
+func (d *demo) tamperChartLayer(repo, digest string) (string, error) {
+	resp, err := httpGet(fmt.Sprintf("http://%s/v2/%s/manifests/%s", d.regHost, repo, digest), "application/vnd.oci.image.manifest.v1+json")
+	if err != nil {
+		return "", err
+	}
+	i := strings.Index(resp, "application/vnd.cncf.helm.chart.content.v1.tar+gzip")
+	if i < 0 {
+		return "", errors.New("no chart layer in the manifest")
+	}
+	j := strings.Index(resp[i:], "sha256:")
+	layer := resp[i+j : i+j+71]
+	hexDigest := strings.TrimPrefix(layer, "sha256:")
+	path := filepath.Join(d.regRoot, "docker/registry/v2/blobs/sha256", hexDigest[:2], hexDigest, "data")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	for k := len(data) / 2; k < len(data)/2+16 && k < len(data); k++ {
+		data[k] ^= 0xff
+	}
+	return layer, os.WriteFile(path, data, 0o644)
+}
+
+func (d *demo) startRegistry(bin string) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	d.regHost = fmt.Sprintf("127.0.0.1:%d", port)
+	d.regRoot = filepath.Join(d.dir, "registry")
+	config := filepath.Join(d.dir, "registry.yml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(
+		"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n",
+		d.regRoot, d.regHost)), 0o644); err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", config)
+	cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+	if err := d.start(cmd, filepath.Join(d.dir, "registry.log")); err != nil {
+		return err
+	}
+	return waitHTTP("http://"+d.regHost+"/v2/", 30*time.Second)
+}
+
+func (d *demo) startManager(kubeconfig string) error {
+	metricsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	probePort, err := freePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(d.chartproof, "--kubeconfig="+kubeconfig,
+		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort))
+	if err := d.start(cmd, filepath.Join(d.dir, "manager.log")); err != nil {
+		return err
+	}
+	return waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), 60*time.Second)
+}
+
+// start runs cmd in its own process group, logging to logFile.
+func (d *demo) start(cmd *exec.Cmd, logFile string) error {
+	f, err := os.Create(logFile)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	d.procs = append(d.procs, cmd)
+	return nil
+}
+
+// stop ends every process (manager first), the API server and etcd, and
+// removes the demo's files.
+func (d *demo) stop() {
+	for i := len(d.procs) - 1; i >= 0; i-- {
+		p := d.procs[i]
+		_ = syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	if d.env != nil {
+		_ = d.env.Stop()
+	}
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitHTTP polls url until it answers 200.
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within %s (last error: %v)", url, timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a server that is starting
+	}
+}
+
+func httpGet(url, accept string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
+}

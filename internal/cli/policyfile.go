@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/limits"
+	"github.com/chartproof/chartproof/internal/policy"
+)
+
+// LoadPolicyFile reads a YAML file holding exactly one TrustPolicy or
+// ClusterTrustPolicy and any Secrets it references, and compiles the policy.
+// A Secret reference that does not resolve to a document of the file is an
+// error, as is any document of another kind, or an unknown field.
+func LoadPolicyFile(path string) (*policy.Policy, error) {
+	data, err := readFileCapped(path, limits.MaxPolicyFileBytes)
+	if err != nil {
+		return nil, fmt.Errorf("policy file: %w", err)
+	}
+	return ParsePolicy(data)
+}
+
+// ParsePolicy is LoadPolicyFile on bytes.
+func ParsePolicy(data []byte) (*policy.Policy, error) {
+	var (
+		ref     policy.Ref
+		spec    *chartproofv1.TrustPolicySpec
+		secrets = map[string]map[string][]byte{} // "ns/name" -> data
+	)
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for i := 1; ; i++ {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy file: document %d: %w", i, err)
+		}
+		if len(bytes.TrimSpace(doc)) == 0 {
+			continue
+		}
+		var meta struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			return nil, fmt.Errorf("policy file: document %d: %w", i, err)
+		}
+		switch {
+		case meta.APIVersion == chartproofv1.GroupVersion.String() && (meta.Kind == "TrustPolicy" || meta.Kind == "ClusterTrustPolicy"):
+			if spec != nil {
+				return nil, fmt.Errorf("policy file: document %d: a second policy; the file must hold exactly one", i)
+			}
+			var tp chartproofv1.TrustPolicy // the two kinds share metadata and spec
+			if err := yaml.UnmarshalStrict(doc, &tp); err != nil {
+				return nil, fmt.Errorf("policy file: document %d (%s): %w", i, meta.Kind, err)
+			}
+			if tp.Name == "" {
+				return nil, fmt.Errorf("policy file: document %d: %s has no metadata.name", i, meta.Kind)
+			}
+			ref = policy.Ref{Kind: meta.Kind, Name: tp.Name, UID: string(tp.UID)}
+			if meta.Kind == "TrustPolicy" {
+				ref.Namespace = tp.Namespace
+				if ref.Namespace == "" {
+					ref.Namespace = "default"
+				}
+			}
+			spec = &tp.Spec
+		case meta.APIVersion == "v1" && meta.Kind == "Secret":
+			var s corev1.Secret
+			if err := yaml.UnmarshalStrict(doc, &s); err != nil {
+				return nil, fmt.Errorf("policy file: document %d (Secret): %w", i, err)
+			}
+			ns := s.Namespace
+			if ns == "" {
+				ns = "default"
+			}
+			merged := map[string][]byte{}
+			for k, v := range s.Data {
+				merged[k] = v
+			}
+			for k, v := range s.StringData {
+				merged[k] = []byte(v)
+			}
+			secrets[ns+"/"+s.Name] = merged
+		default:
+			return nil, fmt.Errorf("policy file: document %d: %s %s is neither a %s TrustPolicy or ClusterTrustPolicy nor a v1 Secret",
+				i, meta.APIVersion, meta.Kind, chartproofv1.GroupVersion)
+		}
+	}
+	if spec == nil {
+		return nil, errors.New("policy file: no TrustPolicy or ClusterTrustPolicy")
+	}
+	return policy.Compile(ref, *spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
+		s, ok := secrets[sr.Namespace+"/"+sr.Name]
+		if !ok {
+			return nil, fmt.Errorf("secret %s/%s is not in the policy file", sr.Namespace, sr.Name)
+		}
+		v, ok := s[sr.Key]
+		if !ok {
+			return nil, fmt.Errorf("secret %s/%s has no key %q", sr.Namespace, sr.Name, sr.Key)
+		}
+		return v, nil
+	})
+}

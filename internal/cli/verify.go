@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/spf13/pflag"
+
+	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+// Exit codes of chartproof verify.
+const (
+	ExitAllowed = 0
+	ExitDenied  = 1 // refused, or inconclusive
+	ExitUsage   = 2 // bad flags, unreadable or invalid policy file
+)
+
+const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--output text|json] [--plain-http]
+
+Verifies a chart in an OCI registry against a TrustPolicy or ClusterTrustPolicy,
+with the same code the controller runs. FILE holds the policy and, as further
+YAML documents, any Secret it references. Registry credentials come from the
+Docker config file (~/.docker/config.json, or $DOCKER_CONFIG).
+
+Exit status: 0 allowed, 1 denied or inconclusive, 2 usage or configuration error.
+
+Flags:
+`
+
+// Env is what the command reads and writes, passed in so tests need no
+// process of their own.
+type Env struct {
+	Stdout, Stderr io.Writer
+	// Keychain supplies registry credentials; zero means the Docker config
+	// file, as crane and cosign read it.
+	Keychain authn.Keychain
+	// Timeout bounds the whole verification; zero means 2 minutes.
+	Timeout time.Duration
+}
+
+// Verify runs `chartproof verify` with args (without the subcommand name)
+// and returns the exit code.
+func Verify(ctx context.Context, env Env, args []string) int {
+	fs := pflag.NewFlagSet("chartproof verify", pflag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	policyFile := fs.String("policy", "", "YAML file with a TrustPolicy or ClusterTrustPolicy, and the Secrets it references")
+	output := fs.String("output", "text", "output format: text or json")
+	plainHTTP := fs.Bool("plain-http", false, "talk to the registry over plain HTTP (an explicit opt-in; never a fallback)")
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, verifyUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return ExitAllowed
+		}
+		return ExitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(env.Stderr, "chartproof verify: "+format+"\n", a...)
+		return ExitUsage
+	}
+	if fs.NArg() != 1 {
+		return usageErr("want exactly one chart reference, got %d (see --help)", fs.NArg())
+	}
+	if *output != "text" && *output != "json" {
+		return usageErr("--output must be text or json, not %q", *output)
+	}
+	if *policyFile == "" {
+		return usageErr("--policy is required")
+	}
+	url, version, err := splitReference(fs.Arg(0))
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	pol, err := LoadPolicyFile(*policyFile)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	verifier, err := verify.New(pol.Authorities)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+
+	keychain := env.Keychain
+	if keychain == nil {
+		keychain = authn.DefaultKeychain
+	}
+	timeout := env.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	reg := oci.NewClient(oci.Options{PlainHTTP: *plainHTTP, Keychain: keychain})
+	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, Policy: pol, Verifier: verifier})
+
+	if *output == "json" {
+		err = writeJSON(env.Stdout, res)
+	} else {
+		err = writeText(env.Stdout, url, version, res)
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "chartproof verify: %v\n", err)
+		return ExitUsage
+	}
+	if res.Verdict.Allowed() {
+		return ExitAllowed
+	}
+	return ExitDenied
+}
+
+// splitReference splits oci://host/path/name:tag or ...@sha256:hex into the
+// repository URL and the version.
+func splitReference(ref string) (url, version string, err error) {
+	if !strings.HasPrefix(ref, "oci://") {
+		return "", "", fmt.Errorf("reference %q must start with oci://", ref)
+	}
+	if repo, digest, ok := strings.Cut(ref, "@"); ok {
+		return repo, digest, nil
+	}
+	slash := strings.LastIndex(ref, "/")
+	colon := strings.LastIndex(ref, ":")
+	if colon <= slash || colon == len(ref)-1 {
+		return "", "", fmt.Errorf("reference %q has no :TAG or @sha256:DIGEST", ref)
+	}
+	return ref[:colon], ref[colon+1:], nil
+}
+
+// Output is the JSON document `--output json` prints.
+type Output struct {
+	Allowed      bool                `json:"allowed"`
+	Passed       bool                `json:"passed"`
+	Inconclusive bool                `json:"inconclusive"`
+	Mode         string              `json:"mode,omitempty"`
+	Repository   string              `json:"repository"`
+	Tag          string              `json:"tag,omitempty"`
+	Digest       string              `json:"digest"`
+	Policy       string              `json:"policy"`
+	Reasons      []policy.Reason     `json:"reasons"`
+	Accepted     []policy.Acceptance `json:"accepted"`
+}
+
+func output(res gate.Result) Output {
+	v := res.Verdict
+	out := Output{
+		Allowed: v.Allowed(), Passed: v.Passed(), Inconclusive: v.Inconclusive, Mode: string(v.Mode),
+		Repository: res.Repository, Tag: res.Tag, Digest: res.Digest, Policy: v.Policy.String(),
+		Reasons: v.Reasons, Accepted: v.Accepted,
+	}
+	if out.Reasons == nil {
+		out.Reasons = []policy.Reason{}
+	}
+	if out.Accepted == nil {
+		out.Accepted = []policy.Acceptance{}
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, res gate.Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(output(res))
+}
+
+func writeText(w io.Writer, url, version string, res gate.Result) error {
+	var b bytes.Buffer
+	v := res.Verdict
+	target := url + ":" + version
+	if res.Digest != "" {
+		target = "oci://" + res.Repository + "@" + res.Digest
+	}
+	switch {
+	case v.Passed():
+		fmt.Fprintf(&b, "ALLOWED %s\n  policy: %s\n", target, v.Policy)
+		for _, a := range v.Accepted {
+			fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", a.Authority, shortKey(a.KeyID), a.Layout)
+		}
+	case v.Audited():
+		fmt.Fprintf(&b, "ALLOWED (Audit mode, not verified) %s\n  policy: %s\n", target, v.Policy)
+	case v.Inconclusive:
+		fmt.Fprintf(&b, "DENIED (inconclusive) %s\n  policy: %s\n", target, v.Policy)
+	default:
+		fmt.Fprintf(&b, "DENIED %s\n  policy: %s\n", target, v.Policy)
+	}
+	for _, r := range v.Reasons {
+		fmt.Fprintf(&b, "  %s: %s\n", r.Code, r.Message)
+		if r.Expected != "" {
+			fmt.Fprintf(&b, "    expected: %s\n", r.Expected)
+		}
+		if r.Found != "" {
+			fmt.Fprintf(&b, "    found:    %s\n", r.Found)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func shortKey(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+// readFileCapped reads at most max bytes of a file, and fails beyond.
+func readFileCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return data, nil
+}

@@ -1,0 +1,179 @@
+// Package gate runs one verification from a chart reference to a verdict:
+// resolve the version to one digest, check the manifest's shape, collect and
+// check the signatures, let internal/policy decide, and — only when asked
+// and only when the verdict allows it — read the chart archive by that same
+// digest and load it safely. The controller and `chartproof verify` both go
+// through Check, so they give the same verdict.
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	helmchart "helm.sh/helm/v3/pkg/chart"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/chart"
+	"github.com/chartproof/chartproof/internal/limits"
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+// Registry is what Check needs from a registry client (*oci.Client).
+type Registry interface {
+	verify.Registry
+	Resolve(ctx context.Context, repo oci.Repository, version string) (oci.Resolved, error)
+}
+
+// Observer records verdicts (metrics). It may be nil.
+type Observer interface {
+	Observe(v policy.Verdict, took time.Duration)
+}
+
+// Request is one verification.
+type Request struct {
+	// URL is the chart repository, oci://host[:port]/path/name.
+	URL string
+	// Version is a tag, a semver range or a sha256 digest.
+	Version string
+	// Policy is the compiled trust policy; Verifier was built from it.
+	Policy   *policy.Policy
+	Verifier *verify.Verifier
+}
+
+// Result is what Check established and decided.
+type Result struct {
+	// Repository is the normalized repository, host[:port]/path/name.
+	Repository string
+	// Digest and Tag are what the version resolved to; empty when it could
+	// not be resolved.
+	Digest, Tag string
+	// Verdict is the decision. Act only on Verdict.Allowed().
+	Verdict policy.Verdict
+	// Chart is the loaded chart, read by Digest; set only by Load, and only
+	// when the verdict with the content checked still allows an install.
+	Chart *helmchart.Chart
+
+	policy   *policy.Policy
+	repo     oci.Repository
+	layer    v1.Descriptor
+	evidence policy.Evidence
+}
+
+// Check resolves the version to one digest and verifies it. It never
+// returns an error: every failure is a reason in the verdict, and the zero
+// verdict is a denial. It does not download the chart: re-verifying an
+// installed digest costs only the manifest and signature requests.
+func Check(ctx context.Context, reg Registry, obs Observer, req Request) Result {
+	start := time.Now()
+	res := check(ctx, reg, req)
+	if obs != nil {
+		obs.Observe(res.Verdict, time.Since(start))
+	}
+	return res
+}
+
+func check(ctx context.Context, reg Registry, req Request) Result {
+	res := Result{policy: req.Policy}
+	ev := &res.evidence
+	decide := func() Result {
+		res.Verdict = policy.Evaluate(req.Policy, *ev)
+		return res
+	}
+
+	repo, err := oci.ParseRepository(req.URL)
+	if err != nil {
+		ev.Failure = &policy.Failure{Code: chartproofv1.ReasonInvalidSpec, Message: err.Error()}
+		return decide()
+	}
+	res.repo, res.Repository, ev.Repository = repo, repo.String(), repo.String()
+	if req.Policy == nil || !req.Policy.Covers(ev.Repository) {
+		return decide() // out of scope: no registry request at all
+	}
+
+	resolved, err := reg.Resolve(ctx, repo, req.Version)
+	if err != nil {
+		ev.Failure = failure(fmt.Errorf("resolve %s:%s: %w", repo, req.Version, err))
+		return decide()
+	}
+	res.Digest, res.Tag, ev.Digest = resolved.Digest, resolved.Tag, resolved.Digest
+
+	manifest, err := oci.ParseChartManifest(resolved.Manifest)
+	if err != nil {
+		ev.Failure = failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err))
+		return decide()
+	}
+	res.layer = manifest.Chart
+
+	ev.Signatures, err = verify.Collect(ctx, reg, req.Verifier, repo, resolved.Digest)
+	if err != nil {
+		ev.Failure = failure(err)
+	}
+	return decide()
+}
+
+// Load reads the chart archive of a Check result by the digest that was
+// verified — its layer descriptor comes from the manifest Check read, so
+// nothing is resolved again — checks every byte against the descriptor,
+// loads it without touching the disk, and judges again with the content as
+// evidence. The returned Result has Chart set only when that verdict allows
+// an install. Observer sees the verdict only when the content changed it.
+func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
+	if !res.Verdict.Allowed() {
+		return res
+	}
+	start := time.Now()
+	c, f := loadChart(ctx, reg, res.repo, res.layer)
+	res.evidence.Content = f
+	res.Verdict = policy.Evaluate(res.policy, res.evidence)
+	if f != nil {
+		if obs != nil {
+			obs.Observe(res.Verdict, time.Since(start))
+		}
+		return res
+	}
+	res.Chart = c
+	return res
+}
+
+// loadChart reads the chart layer by its descriptor (digest and size checked
+// as it is read) and loads it without touching the disk.
+func loadChart(ctx context.Context, reg Registry, repo oci.Repository, layer v1.Descriptor) (*helmchart.Chart, *policy.Failure) {
+	data, err := reg.Blob(ctx, repo, layer, limits.MaxChartLayerBytes)
+	if err != nil {
+		return nil, failure(fmt.Errorf("chart layer %s: %w", layer.Digest, err))
+	}
+	c, err := chart.Load(data)
+	if err != nil {
+		return nil, failure(err)
+	}
+	return c, nil
+}
+
+// failure turns an error from gathering evidence into a fact with a reason
+// code. Anything not recognised is inconclusive: it denies, as everything
+// does, but is counted as an outage rather than an attack.
+func failure(err error) *policy.Failure {
+	f := &policy.Failure{Message: err.Error()}
+	switch {
+	case errors.Is(err, oci.ErrDigestMismatch):
+		f.Code = chartproofv1.ReasonDigestMismatch
+	case errors.Is(err, oci.ErrLimitExceeded), errors.Is(err, chart.ErrLimitExceeded):
+		f.Code = chartproofv1.ReasonLimitExceeded
+	case errors.Is(err, oci.ErrInvalidManifest):
+		f.Code = chartproofv1.ReasonInvalidManifest
+	case errors.Is(err, chart.ErrInvalidChart):
+		f.Code = chartproofv1.ReasonInvalidChart
+	case errors.Is(err, oci.ErrNotFound):
+		f.Code = chartproofv1.ReasonVersionNotFound
+	case errors.Is(err, oci.ErrInvalidReference):
+		f.Code = chartproofv1.ReasonInvalidSpec
+	default: // unavailable, unauthorized, timeouts, cancellations
+		f.Code, f.Inconclusive = chartproofv1.ReasonRegistryUnavailable, true
+	}
+	return f
+}

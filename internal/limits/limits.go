@@ -1,0 +1,58 @@
+// Package limits holds the caps on every untrusted input chartproof reads:
+// registry responses, signature artifacts, chart archives and policy files.
+// They live in one place so a reviewer can see them all at once, and so the
+// controller and the CLI apply the same ones.
+package limits
+
+const (
+	// MaxManifestBytes caps an OCI manifest or index body.
+	MaxManifestBytes = 4 << 20
+	// MaxChartLayerBytes caps the compressed chart archive blob.
+	MaxChartLayerBytes = 20 << 20
+	// MaxConfigBytes caps the Helm config blob of a chart manifest.
+	MaxConfigBytes = 1 << 20
+	// MaxSignatureLayerBytes caps one signature blob: a simple-signing
+	// payload or a Sigstore bundle.
+	MaxSignatureLayerBytes = 1 << 20
+	// MaxSignatures caps how many signatures are examined for one digest,
+	// over both layouts; the rest are ignored.
+	MaxSignatures = 32
+	// MaxTagListPages caps the pages followed when listing tags or
+	// referrers; a registry whose Link headers loop stops here.
+	MaxTagListPages = 100
+	// MaxTags caps the tags considered when resolving a semver range.
+	MaxTags = 10000
+	// MaxTagListBytes caps one page of a registry's tag listing.
+	MaxTagListBytes = 4 << 20
+	// MaxProvenanceBytes caps the Helm provenance (.prov) layer of a chart
+	// manifest.
+	MaxProvenanceBytes = 1 << 20
+	// MaxErrorBodyBytes caps how much of a registry error body is read.
+	MaxErrorBodyBytes = 4 << 10
+
+	// MaxChartFiles caps the entries of a chart archive.
+	MaxChartFiles = 5000
+	// MaxChartFileBytes caps one decompressed file of a chart archive.
+	MaxChartFileBytes = 5 << 20
+	// MaxChartBytes caps the decompressed size of a whole chart archive.
+	MaxChartBytes = 100 << 20
+	// MaxChartPathBytes caps the length of one path in a chart archive.
+	MaxChartPathBytes = 1024
+	// MaxChartDepth caps how deeply subcharts nest in a chart archive,
+	// counting charts/<name>/ directories and vendored charts/<name>.tgz
+	// archives alike; the top-level chart is at depth 0.
+	MaxChartDepth = 10
+	// MaxYAMLAliases caps the aliases (*name) in one YAML file of a chart
+	// that Helm parses itself: Chart.yaml, Chart.lock, values.yaml,
+	// requirements.yaml/.lock and crds/.
+	MaxYAMLAliases = 100
+	// MaxYAMLAliasNodes caps the nodes the aliases of one such file add
+	// once expanded. Counting aliases is not enough: nine levels of nine
+	// aliases each stand for 9^9 nodes.
+	MaxYAMLAliasNodes = 10000
+
+	// MaxPolicyFileBytes caps a policy file read by `chartproof verify`.
+	MaxPolicyFileBytes = 1 << 20
+	// MaxValuesBytes caps the values read from one ConfigMap or Secret key.
+	MaxValuesBytes = 1 << 20
+)

@@ -1,0 +1,70 @@
+// Package metrics defines chartproof's Prometheus metrics. The collectors
+// are registered on a registry the caller passes in: the manager's, beside
+// controller-runtime's own metrics.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/chartproof/chartproof/internal/policy"
+)
+
+// Result label values of chartproof_verifications_total.
+const (
+	ResultAllowed      = "allowed"
+	ResultDenied       = "denied"
+	ResultInconclusive = "inconclusive"
+	ResultAudited      = "audited"
+)
+
+// Verifications counts and times verifications.
+type Verifications struct {
+	total    *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+// NewVerifications creates the collectors and registers them on reg.
+func NewVerifications(reg prometheus.Registerer) (*Verifications, error) {
+	m := &Verifications{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chartproof_verifications_total",
+			Help: "Verifications of a chart digest against a trust policy, by result (allowed, denied, inconclusive, audited) and reason code.",
+		}, []string{"result", "reason"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chartproof_verification_duration_seconds",
+			Help:    "Time to resolve, collect and judge the signatures of one chart digest, registry round trips included.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.total, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Observe records one verdict and how long it took.
+func (m *Verifications) Observe(v policy.Verdict, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.total.WithLabelValues(Result(v), v.Code()).Inc()
+	m.duration.Observe(took.Seconds())
+}
+
+// Result is the result label of a verdict.
+func Result(v policy.Verdict) string {
+	switch {
+	case v.Passed():
+		return ResultAllowed
+	case v.Audited():
+		return ResultAudited
+	case v.Inconclusive:
+		return ResultInconclusive
+	default:
+		return ResultDenied
+	}
+}

@@ -1,0 +1,13 @@
+// Package policy is the one place where evidence becomes a verdict.
+//
+// Everything else in chartproof gathers facts (internal/oci reads the
+// registry, internal/verify checks signatures cryptographically) or acts on
+// the verdict (the reconciler installs, the CLI prints). Evaluate reads the
+// facts top to bottom in a fixed order — scope, evidence gathering, digest
+// pinning, signatures, identity, threshold, content — and returns a Verdict
+// whose zero value is a denial. Only Evaluate can make an allow.
+//
+// A policy is compiled once from a TrustPolicySpec (Compile), which parses
+// and checks every key and refuses contradictory settings, so a Verdict is
+// never computed from a policy that could not be fully understood.
+package policy

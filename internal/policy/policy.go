@@ -1,0 +1,192 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// MinRSABits is the smallest RSA modulus a key authority may have.
+const MinRSABits = 2048
+
+// Ref identifies the policy object a Policy was compiled from. It is part of
+// every verdict, and of every cache key that depends on the policy.
+type Ref struct {
+	Kind      string // TrustPolicy or ClusterTrustPolicy
+	Namespace string // empty for a ClusterTrustPolicy
+	Name      string
+	UID       string // empty outside a cluster (CLI)
+}
+
+// String is "TrustPolicy ns/name" or "ClusterTrustPolicy name".
+func (r Ref) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// Policy is a trust policy with its key material parsed and checked.
+type Policy struct {
+	Ref          Ref
+	Repositories []string
+	Authorities  []Authority
+	Threshold    int
+	Mode         chartproofv1.Mode
+}
+
+// Authority is a trusted signer with its parsed public key.
+type Authority struct {
+	Name string
+	// PublicKey is an *ecdsa.PublicKey (P-256, P-384), ed25519.PublicKey or
+	// *rsa.PublicKey (>= MinRSABits).
+	PublicKey any
+	// KeyID is the lowercase hex sha256 of the key's PKIX DER encoding.
+	KeyID string
+}
+
+// SecretReader returns the bytes of one key of a Secret. Compile calls it for
+// every secretRef; the controller reads the API server, the CLI reads the
+// documents of its policy file.
+type SecretReader func(ref chartproofv1.SecretKeyReference) ([]byte, error)
+
+// ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
+var ErrInvalid = errors.New("invalid policy")
+
+// Compile checks a TrustPolicySpec and parses its keys. Every problem is
+// reported, wrapped in ErrInvalid; nothing is defaulted silently except what
+// the CRD defaults too (threshold 1, mode Enforce).
+func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, readSecret SecretReader) (*Policy, error) {
+	p := &Policy{Ref: ref, Threshold: spec.Threshold, Mode: spec.Mode}
+	var errs []error
+	if p.Threshold == 0 {
+		p.Threshold = 1
+	}
+	if p.Mode == "" {
+		p.Mode = chartproofv1.ModeEnforce
+	}
+	if p.Mode != chartproofv1.ModeEnforce && p.Mode != chartproofv1.ModeAudit {
+		errs = append(errs, fmt.Errorf("mode %q is neither Enforce nor Audit", p.Mode))
+	}
+	if len(spec.Repositories) == 0 {
+		errs = append(errs, errors.New("no repositories: a policy must say which charts it covers"))
+	}
+	for _, r := range spec.Repositories {
+		if err := checkGlob(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.Repositories = append(p.Repositories, r)
+	}
+	if len(spec.Authorities) == 0 {
+		errs = append(errs, errors.New("no authorities"))
+	}
+	seen := map[string]bool{}
+	for _, a := range spec.Authorities {
+		if seen[a.Name] {
+			errs = append(errs, fmt.Errorf("authority %q listed twice", a.Name))
+			continue
+		}
+		seen[a.Name] = true
+		auth, err := compileAuthority(ref, a, readSecret)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("authority %q: %w", a.Name, err))
+			continue
+		}
+		p.Authorities = append(p.Authorities, auth)
+	}
+	if p.Threshold < 1 {
+		errs = append(errs, fmt.Errorf("threshold %d is below 1", p.Threshold))
+	} else if p.Threshold > len(spec.Authorities) {
+		errs = append(errs, fmt.Errorf("threshold %d exceeds the %d authorities", p.Threshold, len(spec.Authorities)))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, ref, errors.Join(errs...))
+	}
+	return p, nil
+}
+
+func compileAuthority(ref Ref, a chartproofv1.Authority, readSecret SecretReader) (Authority, error) {
+	if a.Key == nil {
+		return Authority{}, errors.New("no key: an authority needs exactly one kind of trust material")
+	}
+	var pemBytes []byte
+	switch {
+	case a.Key.PublicKey != "" && a.Key.SecretRef != nil:
+		return Authority{}, errors.New("key sets both publicKey and secretRef")
+	case a.Key.PublicKey != "":
+		pemBytes = []byte(a.Key.PublicKey)
+	case a.Key.SecretRef != nil:
+		sr := *a.Key.SecretRef
+		if sr.Key == "" {
+			sr.Key = "cosign.pub"
+		}
+		switch {
+		case ref.Kind == "ClusterTrustPolicy" && sr.Namespace == "":
+			return Authority{}, fmt.Errorf("secretRef %q must name its namespace in a ClusterTrustPolicy", sr.Name)
+		case ref.Kind == "TrustPolicy" && sr.Namespace != "" && sr.Namespace != ref.Namespace:
+			return Authority{}, fmt.Errorf("secretRef %s/%s is outside the policy's namespace", sr.Namespace, sr.Name)
+		case ref.Kind == "TrustPolicy":
+			sr.Namespace = ref.Namespace
+		}
+		if readSecret == nil {
+			return Authority{}, fmt.Errorf("secretRef %s/%s: no secrets available", sr.Namespace, sr.Name)
+		}
+		b, err := readSecret(sr)
+		if err != nil {
+			return Authority{}, fmt.Errorf("secretRef %s/%s key %q: %w", sr.Namespace, sr.Name, sr.Key, err)
+		}
+		pemBytes = b
+	default:
+		return Authority{}, errors.New("key sets neither publicKey nor secretRef")
+	}
+	pub, keyID, err := ParsePublicKey(pemBytes)
+	if err != nil {
+		return Authority{}, err
+	}
+	return Authority{Name: a.Name, PublicKey: pub, KeyID: keyID}, nil
+}
+
+// ParsePublicKey parses one PEM "PUBLIC KEY" block and checks that the key is
+// of an accepted type and strength. It returns the key and its KeyID.
+func ParsePublicKey(pemBytes []byte) (any, string, error) {
+	block, rest := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, "", errors.New("public key: no PEM block")
+	}
+	if block.Type != "PUBLIC KEY" {
+		return nil, "", fmt.Errorf("public key: PEM block is %q, want \"PUBLIC KEY\"", block.Type)
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return nil, "", errors.New("public key: data after the PEM block")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, "", fmt.Errorf("public key: %w", err)
+	}
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, "", fmt.Errorf("public key: ECDSA curve %s is not P-256 or P-384", k.Curve.Params().Name)
+		}
+	case ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < MinRSABits {
+			return nil, "", fmt.Errorf("public key: RSA key of %d bits is below %d", k.N.BitLen(), MinRSABits)
+		}
+	default:
+		return nil, "", fmt.Errorf("public key: type %T is not accepted", pub)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return pub, hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,48 @@
+// Package release installs, upgrades, reads and uninstalls Helm releases with
+// the Helm SDK. It is the only place chartproof talks to Helm.
+//
+// Releases are stored exactly as the helm CLI stores them: Secrets of type
+// helm.sh/release.v1 in the release's namespace (the "secret" storage
+// driver). `helm list`, `helm history` and the SDK's action.List therefore
+// see them, and an operator can inspect a release with the tools they know.
+//
+// A Manager is built once from a rest.Config. Each call builds a fresh
+// action.Configuration for its namespace over an in-memory
+// genericclioptions.RESTClientGetter; no kubeconfig file, environment
+// variable or global Helm setting is read. Discovery is cached in memory and
+// shared by the calls of one Manager; Helm invalidates it before it renders.
+// Helm's debug output goes to the logr.Logger in the call's context, at V(1).
+// Install and upgrade also stop waiting when the context ends; Helm v3's
+// storage driver and uninstall take no context, so Get and Uninstall use it
+// for logging only.
+//
+// Apply installs the chart when the release does not exist and upgrades it
+// otherwise, without creating the namespace and without waiting for the
+// workloads to become ready. An upgrade renders the chart with exactly the
+// values given (Helm's --reset-values), so removing a value returns it to the
+// chart's default. When the latest release record is in a pending state, or
+// an uninstall was left half done, Apply refuses with ErrPending and changes
+// nothing.
+//
+// # Stamping
+//
+// A post-renderer writes two annotations on every object Apply renders:
+// delivery.chartproof.dev/release (namespace/name of the VerifiedHelmRelease)
+// and delivery.chartproof.dev/chart-digest (the digest of the verified chart).
+// Annotations the chart sets are kept, except those two keys: a chart cannot
+// choose its own stamp. The items of a List are stamped, not the List.
+//
+// Helm v3 does not pass two kinds of objects through a post-renderer, so
+// these carry no stamp:
+//
+//   - hooks (templates annotated helm.sh/hook), which Helm sorts out before
+//     post-rendering and creates itself around the install, upgrade or
+//     uninstall;
+//   - the files of the chart's crds/ directory, which Helm installs before
+//     rendering, and only on a first install.
+//
+// Both come from the same verified chart archive as every stamped object.
+// They are recorded in the release: hooks in Release.Hooks with their
+// rendered manifests, CRDs in Release.Chart. The drift and admission layers
+// recognise them through the release record, not through the stamp.
+package release

@@ -1,0 +1,310 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/kube"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+var (
+	// ErrNotFound means the release has no record in its namespace.
+	ErrNotFound = errors.New("release not found")
+	// ErrPending means the latest record of the release is pending-install,
+	// pending-upgrade, pending-rollback or uninstalling: another operation is
+	// under way, or was interrupted and left the release half done.
+	ErrPending = errors.New("release has an operation in progress")
+)
+
+const (
+	// defaultTimeout is the timeout of a Helm action when Options.Timeout
+	// is zero.
+	defaultTimeout = 5 * time.Minute
+	// maxHistory is how many revisions of a release an upgrade keeps.
+	maxHistory = 10
+)
+
+// Options configure a Manager.
+type Options struct {
+	// Timeout bounds each Helm action: how long Helm waits for its hooks to
+	// complete. Zero or negative means 5 minutes.
+	Timeout time.Duration
+}
+
+// Manager installs, upgrades, reads and uninstalls Helm releases on one
+// cluster. It is safe for concurrent use, but the caller must not run two
+// operations on the same release at once: like the helm CLI, Helm's storage
+// is the only lock, and a second Apply fails with ErrPending or a conflict.
+type Manager struct {
+	config  *rest.Config
+	timeout time.Duration
+
+	mu      sync.Mutex
+	clients *clients // built on first use; nil until it succeeds
+}
+
+// clients are shared by every call of one Manager.
+type clients struct {
+	clientset kubernetes.Interface
+	discovery discovery.CachedDiscoveryInterface
+	mapper    meta.ResettableRESTMapper
+}
+
+// NewManager returns a Manager that talks to the cluster of cfg. No request
+// is made until the first call.
+func NewManager(cfg *rest.Config, opts Options) *Manager {
+	m := &Manager{timeout: opts.Timeout}
+	if cfg != nil {
+		m.config = rest.CopyConfig(cfg)
+	}
+	if m.timeout <= 0 {
+		m.timeout = defaultTimeout
+	}
+	return m
+}
+
+// Stamp is what the post-renderer writes on every rendered (non-hook) object
+// as annotations: delivery.chartproof.dev/release = Release ("namespace/name"
+// of the VerifiedHelmRelease), delivery.chartproof.dev/chart-digest = Digest.
+type Stamp struct {
+	Release, Digest string
+}
+
+// Request is what Apply installs.
+type Request struct {
+	// Namespace and Name of the Helm release. The namespace must exist.
+	Namespace, Name string
+	// Chart is the verified chart, loaded in memory by the caller. Helm
+	// modifies it while rendering (it removes disabled dependencies and
+	// imports values), so it must not be reused for another Apply.
+	Chart *chart.Chart
+	// Values are all the values the chart is rendered with; nil means the
+	// chart's defaults.
+	Values map[string]any
+	// Stamp is written on every object rendered. Both fields are required.
+	Stamp Stamp
+}
+
+func (r Request) validate() error {
+	switch {
+	case r.Namespace == "":
+		return errors.New("no namespace")
+	case r.Name == "":
+		return errors.New("no release name")
+	case r.Chart == nil || r.Chart.Metadata == nil:
+		return errors.New("no chart")
+	case r.Stamp.Digest == "":
+		return errors.New("stamp has no chart digest")
+	}
+	if ns, name, ok := strings.Cut(r.Stamp.Release, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("stamp release %q is not namespace/name", r.Stamp.Release)
+	}
+	return nil
+}
+
+// Get returns the latest release record, or an error wrapping ErrNotFound.
+// The record is returned whatever its status: deployed, failed, pending or
+// uninstalled (when its history was kept).
+func (m *Manager) Get(ctx context.Context, namespace, name string) (*release.Release, error) {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("release: get %s/%s: %w", namespace, name, err)
+	}
+	rel, err := latest(cfg, name)
+	if err != nil {
+		return nil, fmt.Errorf("release: get %s/%s: %w", namespace, name, err)
+	}
+	return rel, nil
+}
+
+// Apply installs the chart when there is no release, upgrades otherwise;
+// returns the new release.
+//
+// A release whose latest record is "uninstalled" (helm uninstall
+// --keep-history) is installed again, as its next revision. A release whose
+// latest record is pending, or uninstalling, is left alone: Apply returns an
+// error wrapping ErrPending.
+//
+// When ctx ends before Helm is done, Apply returns ctx's error but Helm goes
+// on in the background (Helm v3's RunWithContext), and the release may stay
+// pending; the next Apply then returns ErrPending. Give ctx the time an
+// install takes: Options.Timeout bounds Helm's own waiting.
+func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, error) {
+	if err := req.validate(); err != nil {
+		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	cfg, err := m.configuration(ctx, req.Namespace, req.Name)
+	if err != nil {
+		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	last, err := latest(cfg, req.Name)
+	var rel *release.Release
+	switch {
+	case errors.Is(err, ErrNotFound):
+		rel, err = m.install(ctx, cfg, req, false)
+	case err != nil:
+		// Reading the history failed; returned below.
+	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
+		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)
+	case last.Info.Status == release.StatusUninstalled:
+		rel, err = m.install(ctx, cfg, req, true)
+	default:
+		rel, err = m.upgrade(ctx, cfg, req)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
+	}
+	return rel, nil
+}
+
+// install runs helm install. replace reuses the name of a release that was
+// uninstalled with its history kept.
+func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Request, replace bool) (*release.Release, error) {
+	install := action.NewInstall(cfg)
+	install.Namespace = req.Namespace
+	install.ReleaseName = req.Name
+	install.CreateNamespace = false
+	install.Wait = false
+	install.Atomic = false
+	install.Replace = replace
+	install.Timeout = m.timeout
+	install.PostRenderer = stamper{stamp: req.Stamp}
+	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
+	return rel, nil
+}
+
+// upgrade runs helm upgrade --reset-values: the release is rendered with
+// exactly req.Values, never with values of an earlier revision.
+func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Request) (*release.Release, error) {
+	upgrade := action.NewUpgrade(cfg)
+	upgrade.Namespace = req.Namespace
+	upgrade.MaxHistory = maxHistory
+	upgrade.Wait = false
+	upgrade.Atomic = false
+	upgrade.ResetValues = true
+	upgrade.Timeout = m.timeout
+	upgrade.PostRenderer = stamper{stamp: req.Stamp}
+	rel, err := upgrade.RunWithContext(ctx, req.Name, req.Chart, req.Values)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	return rel, nil
+}
+
+// Uninstall removes the release; a missing release is not an error.
+//
+// The objects the release rendered are deleted and every record of the
+// release is removed. Hook objects stay unless their helm.sh/hook-delete-policy
+// says otherwise, as with helm uninstall.
+func (m *Manager) Uninstall(ctx context.Context, namespace, name string) error {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	uninstall := action.NewUninstall(cfg)
+	uninstall.Timeout = m.timeout
+	// Not IgnoreNotFound: Helm then ignores every error of reading the
+	// history, "forbidden" included.
+	if _, err := uninstall.Run(name); err != nil {
+		if errors.Is(err, driver.ErrReleaseNotFound) {
+			return nil
+		}
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// latest returns the record of the release's highest revision, or an error
+// wrapping ErrNotFound.
+func latest(cfg *action.Configuration, name string) (*release.Release, error) {
+	rel, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return rel, nil
+}
+
+// configuration builds the Helm action.Configuration of one call in
+// namespace, as the helm CLI would build it with --namespace and the secret
+// storage driver, and with Helm's debug output going to the context's logger.
+func (m *Manager) configuration(ctx context.Context, namespace, name string) (*action.Configuration, error) {
+	if namespace == "" {
+		return nil, errors.New("no namespace")
+	}
+	c, err := m.sharedClients()
+	if err != nil {
+		return nil, err
+	}
+	log := logf.FromContext(ctx).WithValues("helmRelease", namespace+"/"+name)
+	debug := func(format string, v ...any) {
+		log.V(1).Info(fmt.Sprintf(format, v...))
+	}
+
+	getter := &restClientGetter{
+		config:    m.config,
+		namespace: namespace,
+		discovery: c.discovery,
+		mapper:    c.mapper,
+	}
+	kubeClient := kube.New(getter)
+	kubeClient.Namespace = namespace
+	kubeClient.Log = debug
+
+	secrets := driver.NewSecrets(c.clientset.CoreV1().Secrets(namespace))
+	secrets.Log = debug
+
+	return &action.Configuration{
+		RESTClientGetter: getter,
+		KubeClient:       kubeClient,
+		Releases:         storage.Init(secrets),
+		Log:              debug,
+		HookOutputFunc:   func(_, _, _ string) io.Writer { return io.Discard },
+	}, nil
+}
+
+// sharedClients returns the clients every call shares, building them on the
+// first call. A failure is not remembered: the next call tries again.
+func (m *Manager) sharedClients() (*clients, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.clients != nil {
+		return m.clients, nil
+	}
+	if m.config == nil {
+		return nil, errors.New("no rest.Config")
+	}
+	clientset, err := kubernetes.NewForConfig(rest.CopyConfig(m.config))
+	if err != nil {
+		return nil, fmt.Errorf("building clients: %w", err)
+	}
+	cached := memory.NewMemCacheClient(clientset.Discovery())
+	m.clients = &clients{
+		clientset: clientset,
+		discovery: cached,
+		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
+	}
+	return m.clients, nil
+}

@@ -1,0 +1,165 @@
+package verify
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/testsign"
+)
+
+const (
+	digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+func newKey(t *testing.T, kind string) *testsign.Key {
+	t.Helper()
+	k, err := testsign.NewKey(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func verifierFor(t *testing.T, keys map[string]*testsign.Key) *Verifier {
+	t.Helper()
+	var auths []policy.Authority
+	for name, k := range keys {
+		pub, id, err := policy.ParsePublicKey([]byte(k.PublicPEM()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		auths = append(auths, policy.Authority{Name: name, PublicKey: pub, KeyID: id})
+	}
+	v, err := New(auths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func legacySig(t *testing.T, k *testsign.Key, payload []byte) string {
+	t.Helper()
+	sig, err := k.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(sig)
+}
+
+func TestLegacyEveryKeyKind(t *testing.T) {
+	for _, kind := range []string{"p256", "p384", "ed25519", "rsa2048"} {
+		t.Run(kind, func(t *testing.T) {
+			k := newKey(t, kind)
+			v := verifierFor(t, map[string]*testsign.Key{"team": k})
+			payload := testsign.SimpleSigningPayload("r.example/app", digestA)
+			got := v.Legacy(payload, legacySig(t, k, payload))
+			if got.Authority != "team" || !cmp.Equal(got.Subjects, []string{digestA}) {
+				t.Fatalf("Legacy = %+v, want authority team naming %s", got, digestA)
+			}
+		})
+	}
+}
+
+func TestLegacyRefusals(t *testing.T) {
+	trusted, other := newKey(t, "p256"), newKey(t, "p256")
+	v := verifierFor(t, map[string]*testsign.Key{"team": trusted})
+	good := testsign.SimpleSigningPayload("r.example/app", digestA)
+	tests := []struct {
+		name          string
+		payload       []byte
+		signWith      *testsign.Key
+		sig           string // overrides the signature when set
+		tamper        func([]byte) []byte
+		wantAuthority string
+		wantMalformed bool
+	}{
+		{name: "control", payload: good, signWith: trusted, wantAuthority: "team"},
+		{name: "wrong key", payload: good, signWith: other},
+		{name: "payload changed after signing", payload: good, signWith: trusted, tamper: func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), digestA, digestB, 1))
+		}},
+		{name: "signature not base64", payload: good, signWith: trusted, sig: "%%%", wantMalformed: true},
+		{name: "duplicate key (BND-08)", signWith: trusted, wantMalformed: true,
+			payload: []byte(`{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"` + digestA + `","docker-manifest-digest":"` + digestB + `"},"type":"cosign container image signature"},"optional":null}`)},
+		{name: "case-variant key (BND-08)", signWith: trusted, wantMalformed: true,
+			payload: []byte(`{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"` + digestA + `","Docker-Manifest-Digest":"` + digestB + `"},"type":"cosign container image signature"},"optional":null}`)},
+		{name: "unknown critical field", signWith: trusted, wantMalformed: true,
+			payload: []byte(`{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"` + digestA + `"},"type":"cosign container image signature","extra":1},"optional":null}`)},
+		{name: "trailing data", signWith: trusted, wantMalformed: true, payload: append(append([]byte{}, good...), []byte(` {}`)...)},
+		{name: "uppercase digest (REG-07)", signWith: trusted, wantMalformed: true,
+			payload: testsign.SimpleSigningPayload("r.example/app", strings.ToUpper(digestA))},
+		{name: "wrong type", signWith: trusted, wantMalformed: true,
+			payload: []byte(strings.Replace(string(good), "cosign container image signature", "something else", 1))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sig := tc.sig
+			if sig == "" {
+				sig = legacySig(t, tc.signWith, tc.payload)
+			}
+			payload := tc.payload
+			if tc.tamper != nil {
+				payload = tc.tamper(payload)
+			}
+			got := v.Legacy(payload, sig)
+			if got.Authority != tc.wantAuthority || got.Malformed != tc.wantMalformed {
+				t.Fatalf("Legacy = %+v, want authority %q, malformed %v", got, tc.wantAuthority, tc.wantMalformed)
+			}
+			if got.Authority == "" && got.Problem == "" {
+				t.Fatal("a refused signature without a problem")
+			}
+		})
+	}
+}
+
+func TestBundle(t *testing.T) {
+	trusted, other := newKey(t, "p256"), newKey(t, "p256")
+	v := verifierFor(t, map[string]*testsign.Key{"team": trusted})
+	mustBundle := func(stmt []byte, k *testsign.Key) []byte {
+		b, err := testsign.Bundle(stmt, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	attestation := []byte(strings.Replace(string(testsign.Statement("app", digestA)), CosignSignPredicate, "https://slsa.dev/provenance/v1", 1))
+	tests := []struct {
+		name          string
+		bundle        []byte
+		wantOK        bool
+		wantAuthority string
+		wantSubjects  []string
+		wantMalformed bool
+	}{
+		{name: "control", bundle: mustBundle(testsign.Statement("app", digestA), trusted), wantOK: true, wantAuthority: "team", wantSubjects: []string{digestA}},
+		{name: "wrong key", bundle: mustBundle(testsign.Statement("app", digestA), other), wantOK: true},
+		{name: "statement for another digest names it", bundle: mustBundle(testsign.Statement("app", digestB), trusted), wantOK: true, wantAuthority: "team", wantSubjects: []string{digestB}},
+		{name: "attestation is not a signature", bundle: mustBundle(attestation, trusted)},
+		{name: "not JSON", bundle: []byte("{"), wantOK: true, wantMalformed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := v.Bundle(tc.bundle)
+			if ok != tc.wantOK || got.Authority != tc.wantAuthority || got.Malformed != tc.wantMalformed || !cmp.Equal(got.Subjects, tc.wantSubjects) {
+				t.Fatalf("Bundle = %+v, %v; want authority %q subjects %v malformed %v, ok %v", got, ok, tc.wantAuthority, tc.wantSubjects, tc.wantMalformed, tc.wantOK)
+			}
+		})
+	}
+}
+
+func FuzzParseSimpleSigning(f *testing.F) {
+	f.Add(testsign.SimpleSigningPayload("r.example/app", digestA))
+	f.Add([]byte(`{"critical":{"image":{"docker-manifest-digest":"x"}}}`))
+	f.Add([]byte(`[[[[[[`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := parseSimpleSigning(data)
+		if err == nil && !policy.CanonicalDigest(d) {
+			t.Fatalf("parseSimpleSigning accepted a non-canonical digest %q", d)
+		}
+	})
+}

@@ -1,0 +1,104 @@
+// Command chartproof is the chartproof controller manager, and with the
+// subcommand `verify`, the same verification from the command line.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/cli"
+	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/release"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "verify" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Verify(ctx, cli.Env{Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[2:])
+		stop()
+		os.Exit(code)
+	}
+	if err := runManager(); err != nil {
+		fmt.Fprintf(os.Stderr, "chartproof: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func runManager() error {
+	var (
+		metricsAddr, probeAddr string
+		leaderElect            bool
+		concurrent             int
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
+	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: chartproof [flags]          run the controller manager\n       chartproof verify --help   verify a chart from the command line\n\nFlags:\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := chartproofv1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress: probeAddr,
+		LeaderElection:         leaderElect,
+		LeaderElectionID:       "chartproof-leader.delivery.chartproof.dev",
+	})
+	if err != nil {
+		return err
+	}
+	verifications, err := metrics.NewVerifications(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	r := &controllers.VerifiedHelmReleaseReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("chartproof"),
+		Releases:   release.NewManager(cfg, release.Options{}),
+		Metrics:    verifications,
+		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+	}
+	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
