@@ -264,6 +264,7 @@ func TestSignedChartInstalls(t *testing.T) {
 				t.Errorf("evidence = %+v, want one entry for authority ci", vhr.Status.Evidence)
 			}
 			f.assertInstalled("app", digest)
+			f.checkGolden("app", "installed-"+strings.ReplaceAll(tc.name, " ", "-"))
 		})
 	}
 }
@@ -371,6 +372,8 @@ func TestRefusals(t *testing.T) {
 				if n := verificationCount(t, "denied", tc.wantCode); n < 1 {
 					t.Errorf("chartproof_verifications_total{result=denied,reason=%s} = %v, want >= 1", tc.wantCode, n)
 				}
+				f.waitEvent("app", tc.wantCode)
+				f.checkGolden("app", "refused-"+tc.wantCode)
 			})
 		}
 	}
@@ -408,6 +411,8 @@ func TestTagMovedAfterSigning(t *testing.T) {
 		t.Fatalf("installed = %+v, want %s to stay", vhr.Status.Installed, signed)
 	}
 	f.assertInstalled("app", signed)
+	f.waitEvent("app", chartproofv1.ReasonNoSignature)
+	f.checkGolden("app", "upgrade-blocked")
 }
 
 // TestAuditModeInstallsAndReports: an unsigned chart under an Audit policy

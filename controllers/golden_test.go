@@ -1,0 +1,96 @@
+package controllers_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	eventsv1 "k8s.io/api/events/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// checkGolden renders the release's status conditions, evidence and events,
+// with what changes from run to run replaced by placeholders, and compares
+// them with testdata/golden/<name>.yaml.
+func (f *fixture) checkGolden(releaseName, golden string) {
+	f.t.Helper()
+	vhr := f.get(releaseName)
+	type cond struct{ Type, Status, Reason, Message string }
+	type event struct{ Type, Reason, Note string }
+	out := struct {
+		Conditions     []cond
+		Evidence       []string
+		ResolvedDigest string
+		Installed      string
+		Events         []event
+	}{ResolvedDigest: vhr.Status.ResolvedDigest}
+	for _, c := range vhr.Status.Conditions {
+		out.Conditions = append(out.Conditions, cond{c.Type, string(c.Status), c.Reason, c.Message})
+	}
+	sort.Slice(out.Conditions, func(i, j int) bool { return out.Conditions[i].Type < out.Conditions[j].Type })
+	for _, e := range vhr.Status.Evidence {
+		out.Evidence = append(out.Evidence, fmt.Sprintf("%s %s %s", e.Authority, e.Layout, e.KeyID))
+	}
+	if i := vhr.Status.Installed; i != nil {
+		out.Installed = fmt.Sprintf("%s %s revision %d verified %v", i.Digest, i.ChartVersion, i.Revision, i.Verified)
+	}
+	var evs eventsv1.EventList
+	if err := k8s.List(context.Background(), &evs, client.InNamespace(f.ns)); err != nil {
+		f.t.Fatal(err)
+	}
+	seen := map[event]bool{}
+	for _, e := range evs.Items {
+		ev := event{e.Type, e.Reason, e.Note}
+		if e.Regarding.Name == releaseName && !seen[ev] {
+			seen[ev] = true
+			out.Events = append(out.Events, ev)
+		}
+	}
+	sort.Slice(out.Events, func(i, j int) bool { return out.Events[i].Reason+out.Events[i].Note < out.Events[j].Reason+out.Events[j].Note })
+	b, err := yaml.Marshal(out)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	got := f.normalize(string(b))
+	path := filepath.Join("testdata", "golden", golden+".yaml")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		f.t.Fatalf("%v (run `go test ./controllers -update` to create it)", err)
+	}
+	if got != string(want) {
+		f.t.Errorf("status and events differ from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+var hex64 = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+
+// normalize replaces the registry address, the namespace and key IDs (new
+// keys each run). Chart digests stay: test charts are byte-for-byte stable.
+func (f *fixture) normalize(s string) string {
+	s = strings.ReplaceAll(s, regHost, "REGISTRY")
+	s = strings.ReplaceAll(s, f.ns, "NAMESPACE")
+	s = hex64.ReplaceAllStringFunc(s, func(h string) string {
+		if strings.Contains(s, "sha256:"+h) {
+			return h // a digest
+		}
+		return "KEYID"
+	})
+	return s
+}
