@@ -249,10 +249,14 @@ func fitsUSTAR(name string) bool {
 	return i > 0 && suffix > 0 && suffix <= nameSize
 }
 
+// maxSegmentBytes is the longest file name most file systems allow.
+const maxSegmentBytes = 255
+
 // checkName checks an entry name and returns it without a directory's
 // trailing slash. A name is a relative, slash-separated path in valid UTF-8,
 // without control characters or backslashes, whose segments are neither
-// empty, ".", ".." nor a Windows drive ("C:").
+// empty, ".", "..", a Windows drive ("C:") nor longer than a file system
+// allows.
 func checkName(at, name string, dir bool) (string, error) {
 	if len(name) > limits.MaxChartPathBytes {
 		return "", limitf(at, "name is %d bytes, more than %d", len(name), limits.MaxChartPathBytes)
@@ -280,6 +284,8 @@ func checkName(at, name string, dir bool) (string, error) {
 			return "", invalidf(at, "%s path segment", quote(seg))
 		case len(seg) == 2 && seg[1] == ':' && (seg[0]|0x20 >= 'a' && seg[0]|0x20 <= 'z'):
 			return "", invalidf(at, "Windows drive %s in path", quote(seg))
+		case len(seg) > maxSegmentBytes:
+			return "", invalidf(at, "path segment of %d bytes, more than %d", len(seg), maxSegmentBytes)
 		}
 	}
 	return name, nil

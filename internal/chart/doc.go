@@ -10,8 +10,8 @@
 //     FIFOs, sparse files or PAX global headers, and no PAX records that make
 //     tar readers disagree about a name or a size;
 //   - names are relative, slash-separated, valid UTF-8 without control
-//     characters or backslashes, with no empty, "." or ".." segments, and all
-//     under one top-level directory;
+//     characters or backslashes, with no empty, "." or ".." segments and no
+//     segment over 255 bytes, and all under one top-level directory;
 //   - no two names are equal, equal under Unicode case folding and NFC
 //     normalization, or both a file and a directory;
 //   - entry count, file size, total decompressed size, path length and

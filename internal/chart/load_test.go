@@ -86,7 +86,7 @@ func TestLoadMatchesHelm(t *testing.T) {
 		},
 		{
 			name:    "long path held in a PAX record",
-			archive: tgz(plus(hello(), file("hello/files/"+strings.Repeat("a", 300), "long"))),
+			archive: tgz(plus(hello(), file(longName("hello/files/", 300), "long"))),
 		},
 		{
 			name:    "non-ASCII path held in a PAX record",
@@ -339,9 +339,15 @@ func refusals() []refusal {
 		},
 		{
 			name:    "path longer than the cap",
-			attack:  tgz(plus(hello(), file("hello/files/"+strings.Repeat("a", limits.MaxChartPathBytes-len("hello/files/")+1), "x"))),
-			control: tgz(plus(hello(), file("hello/files/"+strings.Repeat("a", limits.MaxChartPathBytes-len("hello/files/")), "x"))),
+			attack:  tgz(plus(hello(), file(longName("hello/files/", limits.MaxChartPathBytes+1), "x"))),
+			control: tgz(plus(hello(), file(longName("hello/files/", limits.MaxChartPathBytes), "x"))),
 			want:    chart.ErrLimitExceeded,
+		},
+		{
+			name:    "path segment longer than a file name",
+			attack:  tgz(plus(hello(), file("hello/files/"+strings.Repeat("a", 256), "x"))),
+			control: tgz(plus(hello(), file("hello/files/"+strings.Repeat("a", 255), "x"))),
+			want:    chart.ErrInvalidChart,
 		},
 
 		// Duplicates and collisions.
@@ -656,4 +662,19 @@ func emptyFiles(count int) []testchart.Entry {
 // withoutEntry returns entries without the one named name.
 func withoutEntry(entries []testchart.Entry, name string) []testchart.Entry {
 	return slices.DeleteFunc(entries, func(e testchart.Entry) bool { return e.Name == name })
+}
+
+// longName returns a name of n bytes: prefix, then segments of at most 200
+// bytes.
+func longName(prefix string, n int) string {
+	name := prefix
+	for len(name) < n {
+		seg := min(200, n-len(name))
+		if len(name) > len(prefix) {
+			name += "/"
+			seg = min(200, n-len(name))
+		}
+		name += strings.Repeat("a", seg)
+	}
+	return name
 }
