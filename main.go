@@ -41,13 +41,14 @@ func main() {
 
 func runManager() error {
 	var (
-		metricsAddr, probeAddr string
-		leaderElect            bool
-		concurrent             int
+		metricsAddr, probeAddr, leaderNamespace string
+		leaderElect                             bool
+		concurrent                              int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
+	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the pod's own (required outside a cluster)")
 	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -70,11 +71,12 @@ func runManager() error {
 		return err
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElect,
-		LeaderElectionID:       "chartproof-leader.delivery.chartproof.dev",
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
+		LeaderElectionID:        "chartproof-leader.delivery.chartproof.dev",
+		LeaderElectionNamespace: leaderNamespace,
 	})
 	if err != nil {
 		return err
@@ -93,6 +95,12 @@ func runManager() error {
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err
+	}
+	for _, cluster := range []bool{false, true} {
+		tp := &controllers.TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
+		if err := tp.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

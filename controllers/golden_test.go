@@ -54,7 +54,9 @@ func (f *fixture) checkGolden(releaseName, golden string) {
 			out.Events = append(out.Events, ev)
 		}
 	}
-	sort.Slice(out.Events, func(i, j int) bool { return out.Events[i].Reason+out.Events[i].Note < out.Events[j].Reason+out.Events[j].Note })
+	sort.Slice(out.Events, func(i, j int) bool {
+		return out.Events[i].Reason+out.Events[i].Note < out.Events[j].Reason+out.Events[j].Note
+	})
 	b, err := yaml.Marshal(out)
 	if err != nil {
 		f.t.Fatal(err)

@@ -116,6 +116,12 @@ func run(m *testing.M) int {
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)
 	}
+	for _, cluster := range []bool{false, true} {
+		tp := &controllers.TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
+		if err := tp.SetupWithManager(mgr); err != nil {
+			panic(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

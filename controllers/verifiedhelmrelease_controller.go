@@ -420,7 +420,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
 	p, err := policy.Compile(pref, spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
-		return r.secretKey(ctx, sr.Namespace, sr.Name, sr.Key)
+		return secretKey(ctx, r.APIReader, sr.Namespace, sr.Name, sr.Key)
 	})
 	if err != nil {
 		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
@@ -439,9 +439,10 @@ func notFoundCode(err error) string {
 	return chartproofv1.ReasonInvalidPolicy
 }
 
-func (r *VerifiedHelmReleaseReconciler) secretKey(ctx context.Context, namespace, name, key string) ([]byte, error) {
+// secretKey reads one key of a Secret.
+func secretKey(ctx context.Context, reader client.Reader, namespace, name, key string) ([]byte, error) {
 	var s corev1.Secret
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
 		return nil, err
 	}
 	b, ok := s.Data[key]

@@ -586,8 +586,9 @@ func TestInvalidPolicyStalls(t *testing.T) {
 	if err := k8s.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
+	patch := client.MergeFrom(tp.DeepCopy())
 	tp.Spec.Repositories = append(tp.Spec.Repositories, "registry.example.com/**") // a new generation
-	if err := k8s.Update(context.Background(), tp); err != nil {
+	if err := k8s.Patch(context.Background(), tp, patch); err != nil {
 		t.Fatal(err)
 	}
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)

@@ -37,6 +37,7 @@ const (
 	ReasonReleaseUpToDate  = "ReleaseUpToDate"
 	ReasonSuspended        = "Suspended"
 	ReasonAuditOnly        = "AuditOnly"
+	ReasonPolicyReady      = "PolicyReady"
 
 	// Policy and configuration.
 	ReasonPolicyNotFound = "PolicyNotFound"
@@ -52,12 +53,13 @@ const (
 	ReasonMalformedSignature = "MalformedSignature"
 
 	// Registry and content.
-	ReasonRegistryUnavailable = "RegistryUnavailable"
-	ReasonVersionNotFound     = "VersionNotFound"
-	ReasonDigestMismatch      = "DigestMismatch"
-	ReasonInvalidManifest     = "InvalidManifest"
-	ReasonInvalidChart        = "InvalidChart"
-	ReasonLimitExceeded       = "LimitExceeded"
+	ReasonRegistryUnavailable  = "RegistryUnavailable"
+	ReasonRegistryUnauthorized = "RegistryUnauthorized"
+	ReasonVersionNotFound      = "VersionNotFound"
+	ReasonDigestMismatch       = "DigestMismatch"
+	ReasonInvalidManifest      = "InvalidManifest"
+	ReasonInvalidChart         = "InvalidChart"
+	ReasonLimitExceeded        = "LimitExceeded"
 
 	// Release.
 	ReasonInstallFailed   = "InstallFailed"
@@ -92,6 +94,7 @@ var Reasons = []ReasonInfo{
 	{ReasonReleaseUpToDate, ReasonKindSuccess, "The installed release is the verified digest with the current values; nothing to do."},
 	{ReasonSuspended, ReasonKindSuccess, "spec.suspend is true: nothing is verified, installed or changed."},
 	{ReasonAuditOnly, ReasonKindSuccess, "The policy is in Audit mode: the chart failed verification and was installed anyway; the failure is in the Verified condition, events and metrics."},
+	{ReasonPolicyReady, ReasonKindSuccess, "A TrustPolicy or ClusterTrustPolicy compiled: its keys parse, are strong enough, and its Secrets exist (the policy's Ready condition)."},
 	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
 	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key does not parse or is too weak, a referenced Secret or key is missing, or a field is out of range."},
 	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
@@ -102,6 +105,7 @@ var Reasons = []ReasonInfo{
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
 	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
+	{ReasonRegistryUnauthorized, ReasonKindDenial, "The registry refused the credentials (HTTP 401 or 403): fix chart.secretRef or the Docker config; retrying will not help."},
 	{ReasonVersionNotFound, ReasonKindDenial, "No tag matches the version, or the tag or digest does not exist."},
 	{ReasonDigestMismatch, ReasonKindDenial, "Bytes read from the registry do not hash to the digest (or size) they were requested by."},
 	{ReasonInvalidManifest, ReasonKindDenial, "The manifest is not a Helm chart manifest: wrong media type, an index, or not exactly one chart layer and one Helm config."},

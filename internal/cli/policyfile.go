@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -47,12 +48,15 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
-		var meta struct {
+		var meta *struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
 		}
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return nil, fmt.Errorf("policy file: document %d: %w", i, err)
+		}
+		if meta == nil {
+			continue // comments only
 		}
 		switch {
 		case meta.APIVersion == chartproofv1.GroupVersion.String() && (meta.Kind == "TrustPolicy" || meta.Kind == "ClusterTrustPolicy"):
@@ -60,7 +64,7 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 				return nil, fmt.Errorf("policy file: document %d: a second policy; the file must hold exactly one", i)
 			}
 			var tp chartproofv1.TrustPolicy // the two kinds share metadata and spec
-			if err := yaml.UnmarshalStrict(doc, &tp); err != nil {
+			if err := unmarshalStrict(doc, &tp); err != nil {
 				return nil, fmt.Errorf("policy file: document %d (%s): %w", i, meta.Kind, err)
 			}
 			if tp.Name == "" {
@@ -76,7 +80,7 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 			spec = &tp.Spec
 		case meta.APIVersion == "v1" && meta.Kind == "Secret":
 			var s corev1.Secret
-			if err := yaml.UnmarshalStrict(doc, &s); err != nil {
+			if err := unmarshalStrict(doc, &s); err != nil {
 				return nil, fmt.Errorf("policy file: document %d (Secret): %w", i, err)
 			}
 			ns := s.Namespace
@@ -110,4 +114,20 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 		}
 		return v, nil
 	})
+}
+
+// unmarshalStrict decodes one YAML document as the API server does: field
+// names match case-sensitively, and unknown or duplicate fields are errors.
+// (sigs.k8s.io/yaml's UnmarshalStrict matches field names case-insensitively,
+// so "publickey" would pass for "publicKey".)
+func unmarshalStrict(doc []byte, into any) error {
+	data, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return err
+	}
+	strictErrs, err := kjson.UnmarshalStrict(data, into)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strictErrs...)
 }

@@ -66,6 +66,8 @@ func Verify(ctx context.Context, env Env, args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return ExitAllowed
 		}
+		// With ContinueOnError, pflag prints nothing itself.
+		fmt.Fprintf(env.Stderr, "chartproof verify: %v (see --help)\n", err)
 		return ExitUsage
 	}
 	usageErr := func(format string, a ...any) int {
@@ -123,20 +125,29 @@ func Verify(ctx context.Context, env Env, args []string) int {
 }
 
 // splitReference splits oci://host/path/name:tag or ...@sha256:hex into the
-// repository URL and the version.
+// repository URL and the version. A reference that is neither is a usage
+// error, not a verdict.
 func splitReference(ref string) (url, version string, err error) {
 	if !strings.HasPrefix(ref, "oci://") {
 		return "", "", fmt.Errorf("reference %q must start with oci://", ref)
 	}
 	if repo, digest, ok := strings.Cut(ref, "@"); ok {
-		return repo, digest, nil
+		if !policy.CanonicalDigest(digest) {
+			return "", "", fmt.Errorf("reference %q: %q is not a sha256 digest (sha256:<64 lowercase hex>)", ref, digest)
+		}
+		url, version = repo, digest
+	} else {
+		slash := strings.LastIndex(ref, "/")
+		colon := strings.LastIndex(ref, ":")
+		if colon <= slash || colon == len(ref)-1 {
+			return "", "", fmt.Errorf("reference %q has no :TAG or @sha256:DIGEST", ref)
+		}
+		url, version = ref[:colon], ref[colon+1:]
 	}
-	slash := strings.LastIndex(ref, "/")
-	colon := strings.LastIndex(ref, ":")
-	if colon <= slash || colon == len(ref)-1 {
-		return "", "", fmt.Errorf("reference %q has no :TAG or @sha256:DIGEST", ref)
+	if _, err := oci.ParseRepository(url); err != nil {
+		return "", "", fmt.Errorf("reference %q: %w", ref, err)
 	}
-	return ref[:colon], ref[colon+1:], nil
+	return url, version, nil
 }
 
 // Output is the JSON document `--output json` prints.
@@ -179,6 +190,9 @@ func writeText(w io.Writer, url, version string, res gate.Result) error {
 	var b bytes.Buffer
 	v := res.Verdict
 	target := url + ":" + version
+	if strings.HasPrefix(version, "sha256:") {
+		target = url + "@" + version
+	}
 	if res.Digest != "" {
 		target = "oci://" + res.Repository + "@" + res.Digest
 	}

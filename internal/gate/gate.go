@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -97,7 +98,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 
 	resolved, err := reg.Resolve(ctx, repo, req.Version)
 	if err != nil {
-		ev.Failure = failure(fmt.Errorf("resolve %s:%s: %w", repo, req.Version, err))
+		ev.Failure = failure(fmt.Errorf("resolve %s: %w", reference(repo, req.Version), err))
 		return decide()
 	}
 	res.Digest, res.Tag, ev.Digest = resolved.Digest, resolved.Tag, resolved.Digest
@@ -168,6 +169,8 @@ func failure(err error) *policy.Failure {
 		f.Code = chartproofv1.ReasonInvalidManifest
 	case errors.Is(err, chart.ErrInvalidChart):
 		f.Code = chartproofv1.ReasonInvalidChart
+	case errors.Is(err, oci.ErrUnauthorized):
+		f.Code = chartproofv1.ReasonRegistryUnauthorized
 	case errors.Is(err, oci.ErrNotFound):
 		f.Code = chartproofv1.ReasonVersionNotFound
 	case errors.Is(err, oci.ErrInvalidReference):
@@ -176,4 +179,12 @@ func failure(err error) *policy.Failure {
 		f.Code, f.Inconclusive = chartproofv1.ReasonRegistryUnavailable, true
 	}
 	return f
+}
+
+// reference is repo:tag, or repo@digest when the version is a digest.
+func reference(repo oci.Repository, version string) string {
+	if strings.HasPrefix(version, "sha256:") {
+		return repo.String() + "@" + version
+	}
+	return repo.String() + ":" + version
 }

@@ -1,0 +1,81 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+// TrustPolicyReconciler reports on each TrustPolicy and ClusterTrustPolicy
+// whether it can be used: its keys parse, are strong enough, and the Secrets
+// it names exist. It decides nothing about charts.
+type TrustPolicyReconciler struct {
+	client.Client
+	// APIReader reads the referenced Secrets uncached.
+	APIReader client.Reader
+	// Cluster selects ClusterTrustPolicy instead of TrustPolicy.
+	Cluster bool
+}
+
+// +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=trustpolicies/status;clustertrustpolicies/status,verbs=get;update;patch
+
+// SetupWithManager registers the reconciler.
+func (r *TrustPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	var obj client.Object = &chartproofv1.TrustPolicy{}
+	name := "trustpolicy"
+	if r.Cluster {
+		obj, name = &chartproofv1.ClusterTrustPolicy{}, "clustertrustpolicy"
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named(name).
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Complete(r)
+}
+
+// Reconcile compiles the policy and writes its Ready condition.
+func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var (
+		obj    client.Object
+		spec   *chartproofv1.TrustPolicySpec
+		status *chartproofv1.TrustPolicyStatus
+		ref    policy.Ref
+	)
+	if r.Cluster {
+		ctp := &chartproofv1.ClusterTrustPolicy{}
+		obj, spec, status, ref = ctp, &ctp.Spec, &ctp.Status, policy.Ref{Kind: "ClusterTrustPolicy", Name: req.Name}
+	} else {
+		tp := &chartproofv1.TrustPolicy{}
+		obj, spec, status, ref = tp, &tp.Spec, &tp.Status, policy.Ref{Kind: "TrustPolicy", Namespace: req.Namespace, Name: req.Name}
+	}
+	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	base := obj.DeepCopyObject().(client.Object)
+	ref.UID = string(obj.GetUID())
+	cond := metav1.Condition{Type: chartproofv1.ConditionReady, ObservedGeneration: obj.GetGeneration()}
+	p, err := policy.Compile(ref, *spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
+		return secretKey(ctx, r.APIReader, sr.Namespace, sr.Name, sr.Key)
+	})
+	if err == nil {
+		_, err = verify.New(p.Authorities)
+	}
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, chartproofv1.ReasonInvalidPolicy, err.Error()
+	} else {
+		cond.Status, cond.Reason = metav1.ConditionTrue, chartproofv1.ReasonPolicyReady
+		cond.Message = fmt.Sprintf("%d authorities, threshold %d, mode %s", len(p.Authorities), p.Threshold, p.Mode)
+	}
+	apimeta.SetStatusCondition(&status.Conditions, cond)
+	status.ObservedGeneration = obj.GetGeneration()
+	return ctrl.Result{}, r.Status().Patch(ctx, obj, client.MergeFrom(base))
+}
