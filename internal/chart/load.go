@@ -104,6 +104,9 @@ func assemble(at, dir string, files []*loader.BufferedFile, b *budget, depth int
 	if err := checkVendored(at, c); err != nil {
 		return nil, err
 	}
+	if err := checkSchema(join(at, "values.schema.json"), c.Schema); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
