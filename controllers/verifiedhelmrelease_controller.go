@@ -187,7 +187,6 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionStalled)
 
 	// Verify: the version is resolved exactly once, here.
 	res := gate.Check(ctx, reg, r.Metrics, gate.Request{
@@ -210,15 +209,33 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if err := r.install(ctx, obj, reg, res, values, configDigest); err != nil {
 			logger.Error(err, "helm release failed")
 			r.setReady(obj, res)
+			r.setProgress(obj, true)
 			return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 		}
 	}
 	r.setReady(obj, res)
-	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionReconciling)
+	r.setProgress(obj, res.Verdict.Inconclusive)
 	if res.Verdict.Inconclusive {
 		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// setProgress writes the kstatus conditions from Ready: nothing when Ready;
+// Reconciling when chartproof retries by itself soon (an outage, a failed
+// Helm action); Stalled when only a change will help (a refused chart, a
+// blocked upgrade) — so kstatus-based tools report InProgress or Failed.
+func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHelmRelease, retrying bool) {
+	ready := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionReady)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionReconciling)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionStalled)
+	switch {
+	case ready.Status == metav1.ConditionTrue:
+	case retrying:
+		r.setCondition(obj, chartproofv1.ConditionReconciling, metav1.ConditionTrue, ready.Reason, "retrying: "+ready.Message)
+	default:
+		r.setCondition(obj, chartproofv1.ConditionStalled, metav1.ConditionTrue, ready.Reason, ready.Message)
+	}
 }
 
 // install reads the verified bytes and hands them to Helm.

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -687,4 +688,34 @@ func TestUninstallFailureKeepsFinalizer(t *testing.T) {
 		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "app"}, &vhr)
 		return apierrors.IsNotFound(err), fmt.Sprintf("still there: %v", err)
 	})
+}
+
+// TestRegistryDownIsInconclusive: an unreachable registry is an outage, not
+// a refusal: Verified=Unknown, Reconciling (chartproof retries by itself),
+// nothing installed.
+func TestRegistryDownIsInconclusive(t *testing.T) {
+	f := newFixture(t)
+	down := httptest.NewServer(nil)
+	downHost := strings.TrimPrefix(down.URL, "http://")
+	down.Close() // nothing listens there any more
+	f.policy("trusted", f.key, "", downHost+"/**")
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Chart.URL = "oci://" + downHost + "/charts/hello"
+	})
+	vhr := f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionUnknown, chartproofv1.ReasonRegistryUnavailable)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReconciling); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("Reconciling = %+v, want True: an outage is retried", c)
+	}
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionStalled); c != nil {
+		t.Errorf("Stalled = %+v, want absent for an outage", c)
+	}
+	if n := verificationCount(t, "inconclusive", chartproofv1.ReasonRegistryUnavailable); n < 1 {
+		t.Errorf("inconclusive RegistryUnavailable count = %v, want >= 1", n)
+	}
+	// Control: the same release against the live registry installs.
+	f2 := newFixture(t)
+	f2.signLegacy(f2.push("1.0.0"), f2.key)
+	f2.policy("trusted", f2.key, "")
+	f2.release("app", "1.0.0", "trusted")
+	f2.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 }
