@@ -49,7 +49,7 @@ test: tools check-generated vet
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
 	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 FUZZTIME ?= 2m
 ## fuzz: run every fuzz target for FUZZTIME each (make test runs them briefly).

@@ -1,0 +1,416 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+const (
+	managerNamespace      = "chartproof-system"
+	managerServiceAccount = "chartproof-manager"
+	managerWait           = 60 * time.Second
+)
+
+// TestManager runs the chartproof manager binary as a subprocess with only
+// the rights config/rbac grants its ServiceAccount, and drives it through
+// the API: a chart signed by the real cosign v3 is installed, exactly as
+// verified and stamped; an unsigned chart is refused with NoSignature and
+// nothing of it is installed; the refusal is counted in the metrics;
+// deleting the releases uninstalls them; SIGTERM stops the manager cleanly.
+func TestManager(t *testing.T) {
+	ctx := context.Background()
+	reg := startRegistry(t)
+
+	// The manager's identity: config/rbac in its namespace, and a token of
+	// its ServiceAccount in a kubeconfig.
+	ensureNamespace(t, managerNamespace)
+	applyRBAC(t, filepath.Join("..", "config", "rbac"))
+	kubeconfig := serviceAccountKubeconfig(t, managerNamespace, managerServiceAccount)
+
+	// Charts: hello 1.0.0 signed with cosign v3 (a Sigstore bundle, in the
+	// referrers fallback tag of the distribution registry), and hello 2.0.0
+	// unsigned in another repository.
+	signedDigest := pushChart(t, reg.Host, "charts/hello", "1.0.0")
+	cosign := newCosign(t, tools.cosignV3, true)
+	key, pub := cosign.generateKeyPair("signer")
+	cosign.mustRun("sign", "--key", key, "--signing-config", cosign.signingConfig, "--trusted-root", cosign.trustedRoot,
+		"--allow-http-registry", "--yes", reg.Host+"/charts/hello@"+signedDigest)
+	unsignedDigest := pushChart(t, reg.Host, "charts/unsigned", "2.0.0")
+	pubPEM, keyID := readPublicKey(t, pub)
+
+	// The manager, with leader election as config/manager runs it; out of
+	// a cluster the Lease's namespace is given by flag.
+	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(chartproofBin,
+		"--kubeconfig="+kubeconfig,
+		"--metrics-bind-address="+metricsAddr,
+		"--health-probe-bind-address="+probeAddr,
+		"--leader-elect",
+		"--leader-election-namespace=chartproof-system",
+		"--zap-log-level=info",
+	)
+	cmd.Env = isolatedEnv(t)
+	manager := startProcess(t, "chartproof manager", cmd)
+	waitHTTP(t, managerWait, "http://"+probeAddr+"/readyz", manager)
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-apps-"}}
+	mustCreate(t, ns)
+	apps := ns.Name
+	tp := &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: "ci"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{reg.Host + "/charts/*"},
+			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: pubPEM}}},
+		},
+	}
+	mustCreate(t, tp)
+	hello := newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0")
+	mustCreate(t, hello)
+	unsigned := newRelease(apps, "unsigned", "oci://"+reg.Host+"/charts/unsigned", "2.0.0")
+	mustCreate(t, unsigned)
+
+	t.Run("signed chart installed as verified", func(t *testing.T) {
+		vhr := waitCondition(t, manager, apps, "hello", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
+		if inst := vhr.Status.Installed; inst == nil || inst.Digest != signedDigest || !inst.Verified || inst.ChartVersion != "1.0.0" {
+			t.Errorf("status.installed: got %+v, want digest %s, chart version 1.0.0, verified", inst, signedDigest)
+		}
+		if vhr.Status.ResolvedDigest != signedDigest {
+			t.Errorf("status.resolvedDigest: got %s, want %s", vhr.Status.ResolvedDigest, signedDigest)
+		}
+		type evidence struct{ Authority, KeyID, Layout string }
+		var got []evidence
+		for _, e := range vhr.Status.Evidence {
+			got = append(got, evidence{e.Authority, e.KeyID, e.Layout})
+		}
+		if diff := cmp.Diff([]evidence{{"ci", keyID, "sigstore-bundle"}}, got); diff != "" {
+			t.Errorf("status.evidence (-want +got):\n%s", diff)
+		}
+		want := map[string]string{
+			chartproofv1.AnnotationRelease:     apps + "/hello",
+			chartproofv1.AnnotationChartDigest: signedDigest,
+		}
+		for _, o := range chartObjects(apps, "hello") {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+				t.Errorf("%T %s: %v", o, o.GetName(), err)
+				continue
+			}
+			got := map[string]string{}
+			for k := range want {
+				got[k] = o.GetAnnotations()[k]
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%T %s stamp (-want +got):\n%s", o, o.GetName(), diff)
+			}
+		}
+		if n := len(helmRecords(t, apps, "hello")); n != 1 {
+			t.Errorf("Helm release records of hello: got %d, want 1", n)
+		}
+	})
+
+	t.Run("unsigned chart refused, nothing installed", func(t *testing.T) {
+		vhr := waitCondition(t, manager, apps, "unsigned", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonNoSignature)
+		ready := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
+		if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != chartproofv1.ReasonNoSignature {
+			t.Errorf("Ready: got %+v, want False NoSignature", ready)
+		}
+		if vhr.Status.Installed != nil || vhr.Status.ResolvedDigest != unsignedDigest {
+			t.Errorf("status: installed %+v, resolvedDigest %s; want nothing installed, resolvedDigest %s",
+				vhr.Status.Installed, vhr.Status.ResolvedDigest, unsignedDigest)
+		}
+		for _, o := range chartObjects(apps, "unsigned") {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
+				t.Errorf("%T %s of the unsigned chart: got %v, want NotFound", o, o.GetName(), err)
+			}
+		}
+		if recs := helmRecords(t, apps, "unsigned"); len(recs) != 0 {
+			t.Errorf("Helm release records of unsigned: got %v, want none", recs)
+		}
+		// The refusal is an event too: the manager may create events with
+		// the rights it has.
+		waitFor(t, managerWait, "a NoSignature event about unsigned", manager, func() (bool, string) {
+			var events eventsv1.EventList
+			if err := k8s.List(ctx, &events, client.InNamespace(apps)); err != nil {
+				return false, err.Error()
+			}
+			var seen []string
+			for _, e := range events.Items {
+				if e.Regarding.Name == "unsigned" && e.Reason == chartproofv1.ReasonNoSignature && e.Type == corev1.EventTypeWarning {
+					return true, ""
+				}
+				seen = append(seen, e.Regarding.Name+":"+e.Reason)
+			}
+			return false, fmt.Sprintf("events %v", seen)
+		})
+	})
+
+	t.Run("metrics count the verdicts", func(t *testing.T) {
+		for _, series := range []string{
+			`chartproof_verifications_total{reason="NoSignature",result="denied"}`,
+			`chartproof_verifications_total{reason="Verified",result="allowed"}`,
+		} {
+			waitFor(t, managerWait, series+" >= 1", manager, func() (bool, string) {
+				v, err := scrape(metricsAddr, series)
+				if err != nil {
+					return false, err.Error()
+				}
+				return v >= 1, fmt.Sprintf("value %v", v)
+			})
+		}
+	})
+
+	t.Run("deleting the releases uninstalls them", func(t *testing.T) {
+		for _, name := range []string{"hello", "unsigned"} {
+			vhr := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: name}}
+			if err := k8s.Delete(ctx, vhr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, name := range []string{"hello", "unsigned"} {
+			waitFor(t, managerWait, name+" to be gone (finalizer done)", manager, func() (bool, string) {
+				var vhr chartproofv1.VerifiedHelmRelease
+				err := k8s.Get(ctx, types.NamespacedName{Namespace: apps, Name: name}, &vhr)
+				if apierrors.IsNotFound(err) {
+					return true, ""
+				}
+				return false, fmt.Sprintf("err %v, finalizers %v", err, vhr.Finalizers)
+			})
+		}
+		for _, o := range chartObjects(apps, "hello") {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
+				t.Errorf("%T %s after deletion: got %v, want NotFound", o, o.GetName(), err)
+			}
+		}
+		if recs := helmRecords(t, apps, "hello"); len(recs) != 0 {
+			t.Errorf("Helm release records of hello after deletion: got %v, want none", recs)
+		}
+	})
+
+	// SIGTERM: the manager stops its controllers and exits 0.
+	if err := manager.signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := manager.wait(45 * time.Second); err != nil {
+		t.Errorf("manager after SIGTERM: %v, want exit 0\noutput:\n%s", err, manager.out.String())
+	}
+	// Everything it did, it did within its RBAC: no request was refused.
+	if lines := grepLines(manager.out.String(), "forbidden"); len(lines) > 0 {
+		t.Errorf("the manager was refused requests; config/rbac lacks rights:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// newRelease is a VerifiedHelmRelease of the chart at url and version,
+// under TrustPolicy "ci".
+func newRelease(ns, name, url, version string) *chartproofv1.VerifiedHelmRelease {
+	return &chartproofv1.VerifiedHelmRelease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: chartproofv1.VerifiedHelmReleaseSpec{
+			Chart:          chartproofv1.ChartSource{URL: url, Version: version, Insecure: true},
+			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: "ci"},
+		},
+	}
+}
+
+// chartObjects are the objects the hello chart makes for release in ns.
+func chartObjects(ns, release string) []client.Object {
+	meta := metav1.ObjectMeta{Namespace: ns, Name: release + "-hello"}
+	return []client.Object{
+		&corev1.ConfigMap{ObjectMeta: meta},
+		&corev1.Service{ObjectMeta: meta},
+		&corev1.ServiceAccount{ObjectMeta: meta},
+		&appsv1.Deployment{ObjectMeta: meta},
+	}
+}
+
+// helmRecords lists the names of the Secrets in which Helm keeps the
+// revisions of release in ns.
+func helmRecords(t *testing.T, ns, release string) []string {
+	t.Helper()
+	var secrets corev1.SecretList
+	if err := k8s.List(context.Background(), &secrets, client.InNamespace(ns),
+		client.MatchingLabels{"owner": "helm", "name": release}); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range secrets.Items {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// waitCondition waits until release ns/name has condition condType with
+// status (and reason, unless empty) for its current generation, and returns
+// the release.
+func waitCondition(t *testing.T, manager *process, ns, name, condType string, status metav1.ConditionStatus, reason string) *chartproofv1.VerifiedHelmRelease {
+	t.Helper()
+	var vhr chartproofv1.VerifiedHelmRelease
+	waitFor(t, managerWait, fmt.Sprintf("%s %s=%s %s", name, condType, status, reason), manager, func() (bool, string) {
+		if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, &vhr); err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(vhr.Status.Conditions, condType)
+		if c == nil {
+			return false, fmt.Sprintf("no %s condition; conditions %+v", condType, vhr.Status.Conditions)
+		}
+		ok := c.Status == status && (reason == "" || c.Reason == reason) && c.ObservedGeneration == vhr.Generation
+		return ok, fmt.Sprintf("%s=%s reason %s: %s", condType, c.Status, c.Reason, c.Message)
+	})
+	return &vhr
+}
+
+func mustCreate(t *testing.T, o client.Object) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), o); err != nil {
+		t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+	}
+}
+
+// ensureNamespace creates namespace name unless it exists (the API server
+// is shared by every test of the package, and test runs with -count > 1).
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+// applyRBAC creates every object of the YAML files in dir (kustomization.yaml
+// aside), as the API server's admin. Objects that exist already (a previous
+// run in the same API server) are kept: they came from the same files.
+func applyRBAC(t *testing.T, dir string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			var u unstructured.Unstructured
+			if err := dec.Decode(&u.Object); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			if err := k8s.Create(context.Background(), &u); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatalf("%s: creating %s %s: %v", f, u.GetKind(), u.GetName(), err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no objects in %s", dir)
+	}
+}
+
+// serviceAccountKubeconfig writes a kubeconfig that authenticates to the
+// test API server with a token of the ServiceAccount (TokenRequest API), and
+// checks that the API server sees that identity.
+func serviceAccountKubeconfig(t *testing.T, namespace, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	expiry := int64(3600)
+	tr, err := clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["envtest"] = &clientcmdapi.Cluster{Server: restConfig.Host, CertificateAuthorityData: restConfig.CAData}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tr.Status.Token}
+	cfg.Contexts["default"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: name}
+	cfg.CurrentContext = "default"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, err := cs.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := review.Status.UserInfo.Username, "system:serviceaccount:"+namespace+":"+name; got != want {
+		t.Fatalf("kubeconfig authenticates as %q, want %q", got, want)
+	}
+	return path
+}
+
+// scrape reads one series of the metrics endpoint at addr; it is an error
+// when the series is absent.
+func scrape(addr, series string) (float64, error) {
+	code, body, err := httpGet("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("GET /metrics: status %d", code)
+	}
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			return strconv.ParseFloat(m[1], 64)
+		}
+	}
+	return 0, fmt.Errorf("%s is not in /metrics", series)
+}
+
+func grepLines(text, substr string) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(strings.ToLower(l), substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
