@@ -153,6 +153,10 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 
 	before := obj.DeepCopy()
 	res, err := r.reconcile(ctx, &obj)
+	if errors.Is(err, errStale) {
+		// The cache was behind the API server: nothing was done; look again.
+		return ctrl.Result{RequeueAfter: staleRetry}, nil
+	}
 	obj.Status.ObservedGeneration = obj.Generation
 	if perr := r.Status().Patch(ctx, &obj, client.MergeFrom(before)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
@@ -206,6 +210,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
 			fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
 	default:
+		// Status says what is installed, and the cache may not have the
+		// last reconcile's status yet: check with the API server before
+		// acting, or a release could be upgraded twice.
+		if stale, err := r.stale(ctx, obj); err != nil || stale {
+			return ctrl.Result{}, errors.Join(errStale, err)
+		}
 		if err := r.install(ctx, obj, reg, res, values, configDigest); err != nil {
 			logger.Error(err, "helm release failed")
 			r.setReady(obj, res)
@@ -236,6 +246,22 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 	default:
 		r.setCondition(obj, chartproofv1.ConditionStalled, metav1.ConditionTrue, ready.Reason, ready.Message)
 	}
+}
+
+// errStale says the cached object is older than the API server's.
+var errStale = errors.New("cached object is stale")
+
+// staleRetry is how soon a reconcile that met a stale cache runs again.
+const staleRetry = 100 * time.Millisecond
+
+// stale reports whether the API server holds a newer version of obj than
+// the cache it was read from.
+func (r *VerifiedHelmReleaseReconciler) stale(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (bool, error) {
+	var live chartproofv1.VerifiedHelmRelease
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), &live); err != nil {
+		return false, err
+	}
+	return live.ResourceVersion != obj.ResourceVersion, nil
 }
 
 // install reads the verified bytes and hands them to Helm.

@@ -468,8 +468,9 @@ func TestValuesUpgradeAndDeletion(t *testing.T) {
 	}
 
 	vhr := f.get("app")
+	patch := client.MergeFrom(vhr.DeepCopy())
 	vhr.Spec.Values = jsonValues(t, `{"message":"from-spec"}`)
-	if err := k8s.Update(context.Background(), vhr); err != nil {
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
 		t.Fatal(err)
 	}
 	vhr = f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
@@ -500,8 +501,9 @@ func TestSuspend(t *testing.T) {
 	}
 	// Control: resuming installs.
 	vhr := f.get("app")
+	patch := client.MergeFrom(vhr.DeepCopy())
 	vhr.Spec.Suspend = false
-	if err := k8s.Update(context.Background(), vhr); err != nil {
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
 		t.Fatal(err)
 	}
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
@@ -632,8 +634,9 @@ func TestUpgradeFailureKeepsRelease(t *testing.T) {
 	f.release("app", "1.0.0", "trusted")
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	vhr := f.get("app")
+	patch := client.MergeFrom(vhr.DeepCopy())
 	vhr.Spec.Values = jsonValues(t, `{"replicaCount":"many"}`) // the API server refuses the Deployment
-	if err := k8s.Update(context.Background(), vhr); err != nil {
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
 		t.Fatal(err)
 	}
 	vhr = f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonUpgradeFailed)

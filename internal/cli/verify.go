@@ -107,7 +107,11 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	reg := oci.NewClient(oci.Options{PlainHTTP: *plainHTTP, Keychain: keychain})
+	// The same two steps as the controller's install: verify the digest,
+	// then read the chart by that digest and check the archive, so a signed
+	// chart that could not be installed safely is refused here too.
 	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, Policy: pol, Verifier: verifier})
+	res = gate.Load(ctx, reg, nil, res)
 
 	if *output == "json" {
 		err = writeJSON(env.Stdout, res)
@@ -159,6 +163,7 @@ type Output struct {
 	Repository   string              `json:"repository"`
 	Tag          string              `json:"tag,omitempty"`
 	Digest       string              `json:"digest"`
+	Chart        string              `json:"chart,omitempty"`
 	Policy       string              `json:"policy"`
 	Reasons      []policy.Reason     `json:"reasons"`
 	Accepted     []policy.Acceptance `json:"accepted"`
@@ -170,6 +175,9 @@ func output(res gate.Result) Output {
 		Allowed: v.Allowed(), Passed: v.Passed(), Inconclusive: v.Inconclusive, Mode: string(v.Mode),
 		Repository: res.Repository, Tag: res.Tag, Digest: res.Digest, Policy: v.Policy.String(),
 		Reasons: v.Reasons, Accepted: v.Accepted,
+	}
+	if res.Chart != nil {
+		out.Chart = res.Chart.Metadata.Name + " " + res.Chart.Metadata.Version
 	}
 	if out.Reasons == nil {
 		out.Reasons = []policy.Reason{}
@@ -199,6 +207,9 @@ func writeText(w io.Writer, url, version string, res gate.Result) error {
 	switch {
 	case v.Passed():
 		fmt.Fprintf(&b, "ALLOWED %s\n  policy: %s\n", target, v.Policy)
+		if res.Chart != nil {
+			fmt.Fprintf(&b, "  chart: %s %s (archive checked)\n", res.Chart.Metadata.Name, res.Chart.Metadata.Version)
+		}
 		for _, a := range v.Accepted {
 			fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", a.Authority, shortKey(a.KeyID), a.Layout)
 		}

@@ -2,9 +2,12 @@ package cli_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -13,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -938,5 +942,75 @@ func TestVerifyHelp(t *testing.T) {
 				t.Errorf("got exit code %d, stdout %q, stderr\n%s\nwant 0, nothing, the usage", r.code, r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// TestVerifyContent: the CLI reads the chart by the verified digest and
+// checks the archive, as the controller does before an install. Bytes
+// changed under the same digest (DigestMismatch) and a signed archive that
+// could not be installed safely (InvalidChart) are refused; each control
+// twin, the same setup untouched, is allowed.
+func TestVerifyContent(t *testing.T) {
+	tests := []struct {
+		name     string
+		wantCode string
+	}{
+		{"bytes changed under the same digest", chartproofv1.ReasonDigestMismatch},
+		{"signed archive with a symlink", chartproofv1.ReasonInvalidChart},
+	}
+	for _, tc := range tests {
+		for _, attack := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/attack=%v", tc.name, attack), func(t *testing.T) {
+				var (
+					mu     sync.Mutex
+					served = map[string][]byte{} // URL path -> bytes served instead
+				)
+				w := newWorld(t, worldOptions{wrap: func(h http.Handler) http.Handler {
+					return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+						mu.Lock()
+						body, ok := served[r.URL.Path]
+						mu.Unlock()
+						if ok && r.Method == http.MethodGet {
+							rw.Write(body)
+							return
+						}
+						h.ServeHTTP(rw, r)
+					})
+				}})
+				archive, err := testchart.Archive("hello", "1.0.0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if attack && tc.wantCode == chartproofv1.ReasonInvalidChart {
+					entries := testchart.Entries("hello", testchart.Files("hello", "1.0.0"))
+					entries = append(entries, testchart.Entry{Name: "hello/templates/link.yaml", Typeflag: '2', Linkname: "/etc/passwd"})
+					if archive, err = testchart.Build(entries); err != nil {
+						t.Fatal(err)
+					}
+				}
+				d := w.push(t, "charts/hello", "1.0.0", archive)
+				w.signLegacy(t, "charts/hello", d, d, w.signer)
+				if attack && tc.wantCode == chartproofv1.ReasonDigestMismatch {
+					layer := sha256.Sum256(archive)
+					evil := append([]byte{}, archive...)
+					evil[len(evil)/2] ^= 0xff
+					mu.Lock()
+					served["/v2/charts/hello/blobs/sha256:"+hex.EncodeToString(layer[:])] = evil
+					mu.Unlock()
+				}
+				pol := w.policyFile(t, clusterInline, w.signer)
+				ref := w.ref("charts/hello", "1.0.0")
+				text := verify(t, "--plain-http", "--policy", pol, ref)
+				jsonRun := verify(t, "--plain-http", "--policy", pol, "--output", "json", ref)
+				if !attack {
+					out := verdict{code: cli.ExitAllowed, allowed: true, passed: true, digest: d, policy: ciCharts}.check(t, text, jsonRun)
+					if out.Chart != "hello 1.0.0" {
+						t.Errorf("chart: got %q, want %q", out.Chart, "hello 1.0.0")
+					}
+					return
+				}
+				verdict{code: cli.ExitDenied, digest: d, policy: ciCharts, reasons: []string{tc.wantCode}}.check(t, text, jsonRun)
+			})
+		}
 	}
 }
