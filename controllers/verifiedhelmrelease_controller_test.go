@@ -722,3 +722,35 @@ func TestRegistryDownIsInconclusive(t *testing.T) {
 	f2.release("app", "1.0.0", "trusted")
 	f2.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 }
+
+// TestRangeNeverFallsBack: a semver range takes its highest match; when that
+// digest is refused, nothing older is installed in its place. The control
+// twin, with the highest match signed, installs it.
+func TestRangeNeverFallsBack(t *testing.T) {
+	for _, signHighest := range []bool{false, true} {
+		t.Run(fmt.Sprintf("highest signed=%v", signHighest), func(t *testing.T) {
+			f := newFixture(t)
+			f.signLegacy(f.push("1.0.0"), f.key)
+			highest := f.push("1.1.0")
+			if signHighest {
+				f.signLegacy(highest, f.key)
+			}
+			f.policy("trusted", f.key, "")
+			f.release("app", ">=1.0.0 <2.0.0", "trusted")
+			if signHighest {
+				vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+				if vhr.Status.Installed.Digest != highest || vhr.Status.ResolvedVersion != "1.1.0" {
+					t.Fatalf("installed %s (resolved %s), want 1.1.0 %s", vhr.Status.Installed.Digest, vhr.Status.ResolvedVersion, highest)
+				}
+				return
+			}
+			vhr := f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonNoSignature)
+			if vhr.Status.ResolvedDigest != highest || vhr.Status.Installed != nil {
+				t.Fatalf("resolved %s installed %+v; want %s refused and nothing installed", vhr.Status.ResolvedDigest, vhr.Status.Installed, highest)
+			}
+			if cm := f.configMap("app"); cm != nil {
+				t.Fatalf("ConfigMap %s exists: an older version was installed in place of the refused one", cm.Name)
+			}
+		})
+	}
+}

@@ -1014,3 +1014,56 @@ func TestVerifyContent(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyDockerConfigFile: with no keychain given, credentials come from
+// the Docker config file, as crane and cosign read it ($DOCKER_CONFIG).
+// The control is the right password; the twin a wrong one.
+func TestVerifyDockerConfigFile(t *testing.T) {
+	const user, password = "reader", "s3cret"
+	w := newWorld(t, worldOptions{
+		wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+				if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+					rw.Header().Set("WWW-Authenticate", `Basic realm="chartproof-test"`)
+					rw.WriteHeader(http.StatusUnauthorized)
+					return
+				}
+				next.ServeHTTP(rw, r)
+			})
+		},
+		push: []remote.Option{remote.WithAuth(&authn.Basic{Username: user, Password: password})},
+	})
+	digest := w.signedHello(t)
+	ref := w.ref("charts/hello", "1.0.0")
+	pol := w.policyFile(t, clusterInline, w.signer)
+	for _, tc := range []struct {
+		name, password string
+		allowed        bool
+	}{{"right password", password, true}, {"wrong password", "guess", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + tc.password))
+			cfg := fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, w.reg.Host, auth)
+			if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("DOCKER_CONFIG", dir)
+			var stdout, stderr bytes.Buffer
+			code := cli.Verify(t.Context(), cli.Env{Stdout: &stdout, Stderr: &stderr, Timeout: time.Minute},
+				[]string{"--plain-http", "--policy", pol, "--output", "json", ref})
+			var out cli.Output
+			if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+				t.Fatalf("output %q: %v (stderr %s)", stdout.String(), err, stderr.String())
+			}
+			if tc.allowed {
+				if code != cli.ExitAllowed || !out.Allowed || out.Digest != digest {
+					t.Fatalf("got exit %d allowed %v digest %s, want 0, true, %s (reasons %+v)", code, out.Allowed, out.Digest, digest, out.Reasons)
+				}
+				return
+			}
+			if code != cli.ExitDenied || len(out.Reasons) == 0 || out.Reasons[0].Code != chartproofv1.ReasonRegistryUnauthorized {
+				t.Fatalf("got exit %d reasons %+v, want 1 and %s", code, out.Reasons, chartproofv1.ReasonRegistryUnauthorized)
+			}
+		})
+	}
+}
