@@ -204,6 +204,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// Decide and act.
 	switch {
 	case !res.Verdict.Allowed():
+		if installed != nil {
+			installed.Verified = r.installedVerifies(ctx, reg, obj, pol, verifier, res)
+		}
 		r.refused(obj, res)
 	case upToDate:
 		installed.Verified = res.Verdict.Passed()
@@ -246,6 +249,25 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 	default:
 		r.setCondition(obj, chartproofv1.ConditionStalled, metav1.ConditionTrue, ready.Reason, ready.Message)
 	}
+}
+
+// installedVerifies reports whether the installed digest still passes the
+// policy, when the digest just resolved was refused: the same verdict when
+// they are the same digest, otherwise a verification of the installed
+// digest itself (the tag moved; what runs in the cluster is still checked).
+func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, reg gate.Registry, obj *chartproofv1.VerifiedHelmRelease,
+	pol *policy.Policy, verifier *verify.Verifier, res gate.Result) bool {
+	inst := obj.Status.Installed
+	if inst.Digest == res.Digest {
+		return res.Verdict.Passed()
+	}
+	again := gate.Check(ctx, reg, r.Metrics, gate.Request{
+		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier,
+	})
+	if !again.Verdict.Passed() {
+		r.event(obj, corev1.EventTypeWarning, again.Verdict.Code(), fmt.Sprintf("installed %s no longer verifies: %s", inst.Digest, again.Verdict.Message()))
+	}
+	return again.Verdict.Passed()
 }
 
 // errStale says the cached object is older than the API server's.

@@ -408,8 +408,8 @@ func TestTagMovedAfterSigning(t *testing.T) {
 	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified); c.Reason != chartproofv1.ReasonNoSignature {
 		t.Errorf("Verified reason = %s, want %s", c.Reason, chartproofv1.ReasonNoSignature)
 	}
-	if vhr.Status.Installed == nil || vhr.Status.Installed.Digest != signed {
-		t.Fatalf("installed = %+v, want %s to stay", vhr.Status.Installed, signed)
+	if vhr.Status.Installed == nil || vhr.Status.Installed.Digest != signed || !vhr.Status.Installed.Verified {
+		t.Fatalf("installed = %+v, want %s to stay, and to still verify", vhr.Status.Installed, signed)
 	}
 	f.assertInstalled("app", signed)
 	f.waitEvent("app", chartproofv1.ReasonNoSignature)
@@ -753,4 +753,39 @@ func TestRangeNeverFallsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTrustChangeReverifiesInstalled: replacing the policy's key is a trust
+// change; the installed release is verified again at once (no interval
+// passes here: it is 10m), turns Verified=False, and stays installed. The
+// control is the state before the change: Ready.
+func TestTrustChangeReverifiesInstalled(t *testing.T) {
+	f := newFixture(t)
+	digest := f.push("1.0.0")
+	f.signLegacy(digest, f.key)
+	f.policy("trusted", f.key, "")
+	f.release("app", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	other, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tp chartproofv1.TrustPolicy
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "trusted"}, &tp); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(tp.DeepCopy())
+	tp.Spec.Authorities[0].Key.PublicKey = other.PublicPEM()
+	if err := k8s.Patch(context.Background(), &tp, patch); err != nil {
+		t.Fatal(err)
+	}
+	vhr := f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonUntrustedSigner)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady); c.Status != metav1.ConditionFalse {
+		t.Errorf("Ready = %s, want False once the installed digest no longer verifies", c.Status)
+	}
+	if vhr.Status.Installed == nil || vhr.Status.Installed.Digest != digest || vhr.Status.Installed.Verified {
+		t.Errorf("installed = %+v, want %s kept and marked not verified", vhr.Status.Installed, digest)
+	}
+	f.assertInstalled("app", digest)
 }
