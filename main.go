@@ -77,6 +77,9 @@ func runManager() error {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "chartproof-leader.delivery.chartproof.dev",
 		LeaderElectionNamespace: leaderNamespace,
+		// The process exits as soon as the manager stops, so handing the
+		// Lease back at once is safe and lets a standby take over quickly.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return err

@@ -129,6 +129,17 @@ func readPublicKey(t *testing.T, path string) (pemText, keyID string) {
 	return string(data), hex.EncodeToString(sum[:])
 }
 
+// keyPolicySpec is the spec of a policy in Enforce mode trusting
+// publicKeyPEM, as authority "ci", for the repositories matching glob.
+func keyPolicySpec(glob, publicKeyPEM string) chartproofv1.TrustPolicySpec {
+	return chartproofv1.TrustPolicySpec{
+		Repositories: []string{glob},
+		Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: publicKeyPEM}}},
+		Threshold:    1,
+		Mode:         chartproofv1.ModeEnforce,
+	}
+}
+
 // writePolicyFile writes a ClusterTrustPolicy trusting publicKeyPEM (as
 // authority "ci") for repository, as `chartproof verify --policy` reads it.
 func writePolicyFile(t *testing.T, repository, publicKeyPEM string) string {
@@ -136,12 +147,7 @@ func writePolicyFile(t *testing.T, repository, publicKeyPEM string) string {
 	ctp := chartproofv1.ClusterTrustPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: chartproofv1.GroupVersion.String(), Kind: "ClusterTrustPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: "cosign-interop"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{repository},
-			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: publicKeyPEM}}},
-			Threshold:    1,
-			Mode:         chartproofv1.ModeEnforce,
-		},
+		Spec:       keyPolicySpec(repository, publicKeyPEM),
 	}
 	data, err := yaml.Marshal(ctp)
 	if err != nil {
@@ -166,12 +172,16 @@ type verifyOutput struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"reasons"`
-	Accepted []struct {
-		Authority string `json:"authority"`
-		KeyID     string `json:"keyID"`
-		Layout    string `json:"layout"`
-		Signature string `json:"signature"`
-	} `json:"accepted"`
+	Accepted []acceptance `json:"accepted"`
+}
+
+// acceptance is one accepted signature, as `chartproof verify` prints it and
+// as a VerifiedHelmRelease's status.evidence records it (see evidence).
+type acceptance struct {
+	Authority string `json:"authority"`
+	KeyID     string `json:"keyID"`
+	Layout    string `json:"layout"`
+	Signature string `json:"signature"`
 }
 
 func (o verifyOutput) codes() []string {

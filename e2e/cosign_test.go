@@ -12,7 +12,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
@@ -38,10 +41,19 @@ const (
 // TestCosignInterop signs a Helm chart with the real cosign v2 and v3 CLIs,
 // in every layout they write, on a registry without the referrers API (the
 // distribution binary) and one with it (go-containerregistry's), and checks
-// that the real `chartproof verify` accepts each signature under a policy
-// trusting the signing key and refuses it under a policy trusting another
-// key, and that cosign itself agrees the signature is genuine.
+// that cosign itself agrees the signature is genuine, and that both the
+// real `chartproof verify` and the real manager accept each signature under
+// a policy trusting the signing key — the manager installing the chart —
+// and refuse it under a policy trusting another key, installing nothing.
 func TestCosignInterop(t *testing.T) {
+	// One manager for every case, under config/rbac's ServiceAccount,
+	// without leader election: a stopped manager does not give its Lease
+	// up, and TestManager's would wait for it to expire.
+	manager, _ := startManager(t, "--leader-elect=false")
+	// Runs once every case has ended: parallel subtests end before their
+	// parent's cleanups run.
+	t.Cleanup(func() { stopManager(t, manager) })
+
 	cases := []struct {
 		name string
 		// v3 signs with cosign v3, else v2.
@@ -137,6 +149,8 @@ func TestCosignInterop(t *testing.T) {
 
 			// chartproof accepts it under the signing key...
 			pubPEM, keyID := readPublicKey(t, pub)
+			otherPEM, _ := readPublicKey(t, otherPub)
+			accepted := []acceptance{{Authority: "ci", KeyID: keyID, Layout: tc.layout, Signature: sigManifest}}
 			repository := host + "/" + chartRepo
 			chartRef := "oci://" + ref
 			res, out := chartproofVerify(t, chartRef, writePolicyFile(t, repository, pubPEM))
@@ -145,25 +159,63 @@ func TestCosignInterop(t *testing.T) {
 					res.code, out.Allowed, out.Passed, out.Digest, digest, res)
 			}
 			// The accepted signature is cosign's artifact, made with this key.
-			type acceptance struct{ Authority, KeyID, Layout, Signature string }
-			var gotAccepted []acceptance
-			for _, a := range out.Accepted {
-				gotAccepted = append(gotAccepted, acceptance{a.Authority, a.KeyID, a.Layout, a.Signature})
-			}
-			if diff := cmp.Diff([]acceptance{{"ci", keyID, tc.layout, sigManifest}}, gotAccepted); diff != "" {
+			if diff := cmp.Diff(accepted, out.Accepted); diff != "" {
 				t.Errorf("chartproof verify accepted (-want +got):\n%s", diff)
 			}
 
 			// ...and refuses it under another key: the same bytes, the same
 			// signature, an untrusted signer.
-			otherPEM, _ := readPublicKey(t, otherPub)
 			res, out = chartproofVerify(t, chartRef, writePolicyFile(t, repository, otherPEM))
 			if res.code != 1 || out.Allowed || out.Inconclusive || !slices.Equal(out.codes(), []string{"UntrustedSigner"}) {
 				t.Errorf("chartproof verify under another key: got exit %d allowed=%t inconclusive=%t reasons %v, want exit 1, denied, reasons [UntrustedSigner]\n%s",
 					res.code, out.Allowed, out.Inconclusive, out.codes(), res)
 			}
+
+			// The manager does the same.
+			checkManagerInstalls(t, manager, repository, digest, pubPEM, otherPEM, accepted)
 		})
 	}
+}
+
+// checkManagerInstalls has manager install chartVersion of repository
+// (host/path, plain HTTP), which resolves to digest, in a new namespace:
+// under a TrustPolicy trusting signingPEM it must install exactly digest,
+// having accepted the signatures accepted; under one trusting otherPEM it
+// must refuse it with UntrustedSigner and install nothing. The releases are
+// deleted (uninstalled) when the test ends, so that no later manager acts on
+// them.
+func checkManagerInstalls(t *testing.T, manager *process, repository, digest, signingPEM, otherPEM string, accepted []acceptance) {
+	t.Helper()
+	ns := newNamespace(t, "e2e-interop-")
+	mustCreate(t, newTrustPolicy(ns, "signer", repository, signingPEM))
+	mustCreate(t, newTrustPolicy(ns, "other", repository, otherPEM))
+	t.Cleanup(func() { deleteReleases(t, manager, ns, "trusted", "untrusted") })
+	mustCreate(t, newRelease(ns, "trusted", "oci://"+repository, chartVersion, "signer"))
+	mustCreate(t, newRelease(ns, "untrusted", "oci://"+repository, chartVersion, "other"))
+
+	vhr := waitCondition(t, manager, ns, "trusted", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
+	if inst := vhr.Status.Installed; inst == nil || inst.Digest != digest || !inst.Verified || inst.ChartVersion != chartVersion {
+		t.Errorf("trusted: status.installed: got %+v, want digest %s, chart version %s, verified", inst, digest, chartVersion)
+	}
+	if vhr.Status.ResolvedDigest != digest {
+		t.Errorf("trusted: status.resolvedDigest: got %s, want %s", vhr.Status.ResolvedDigest, digest)
+	}
+	if diff := cmp.Diff(accepted, evidence(vhr)); diff != "" {
+		t.Errorf("trusted: status.evidence (-want +got):\n%s", diff)
+	}
+	checkInstalled(t, ns, "trusted", digest)
+
+	// The same digest and signature, under a policy trusting another key.
+	vhr = waitCondition(t, manager, ns, "untrusted", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonUntrustedSigner)
+	ready := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionFalse || ready.Reason != chartproofv1.ReasonUntrustedSigner {
+		t.Errorf("untrusted: Ready: got %+v, want False UntrustedSigner", ready)
+	}
+	if vhr.Status.Installed != nil || vhr.Status.ResolvedDigest != digest || len(vhr.Status.Evidence) != 0 {
+		t.Errorf("untrusted: status: installed %+v, resolvedDigest %s, evidence %+v; want nothing installed, resolvedDigest %s, no evidence",
+			vhr.Status.Installed, vhr.Status.ResolvedDigest, vhr.Status.Evidence, digest)
+	}
+	checkNothingInstalled(t, ns, "untrusted")
 }
 
 // v2VerifyFlags are the extra flags cosign v2 needs to verify a signature

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -51,12 +52,6 @@ func TestManager(t *testing.T) {
 	ctx := context.Background()
 	reg := startRegistry(t)
 
-	// The manager's identity: config/rbac in its namespace, and a token of
-	// its ServiceAccount in a kubeconfig.
-	ensureNamespace(t, managerNamespace)
-	applyRBAC(t, filepath.Join("..", "config", "rbac"))
-	kubeconfig := serviceAccountKubeconfig(t, managerNamespace, managerServiceAccount)
-
 	// Charts: hello 1.0.0 signed with cosign v3 (a Sigstore bundle, in the
 	// referrers fallback tag of the distribution registry), and hello 2.0.0
 	// unsigned in another repository.
@@ -70,34 +65,12 @@ func TestManager(t *testing.T) {
 
 	// The manager, with leader election as config/manager runs it; out of
 	// a cluster the Lease's namespace is given by flag.
-	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(chartproofBin,
-		"--kubeconfig="+kubeconfig,
-		"--metrics-bind-address="+metricsAddr,
-		"--health-probe-bind-address="+probeAddr,
-		"--leader-elect",
-		"--leader-election-namespace=chartproof-system",
-		"--zap-log-level=info",
-	)
-	cmd.Env = isolatedEnv(t)
-	manager := startProcess(t, "chartproof manager", cmd)
-	waitHTTP(t, managerWait, "http://"+probeAddr+"/readyz", manager)
+	manager, metricsAddr := startManager(t, "--leader-elect", "--leader-election-namespace="+managerNamespace)
 
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-apps-"}}
-	mustCreate(t, ns)
-	apps := ns.Name
-	tp := &chartproofv1.TrustPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: "ci"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{reg.Host + "/charts/*"},
-			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: pubPEM}}},
-		},
-	}
-	mustCreate(t, tp)
-	hello := newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0")
-	mustCreate(t, hello)
-	unsigned := newRelease(apps, "unsigned", "oci://"+reg.Host+"/charts/unsigned", "2.0.0")
-	mustCreate(t, unsigned)
+	apps := newNamespace(t, "e2e-apps-")
+	mustCreate(t, newTrustPolicy(apps, "ci", reg.Host+"/charts/*", pubPEM))
+	mustCreate(t, newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0", "ci"))
+	mustCreate(t, newRelease(apps, "unsigned", "oci://"+reg.Host+"/charts/unsigned", "2.0.0", "ci"))
 
 	t.Run("signed chart installed as verified", func(t *testing.T) {
 		vhr := waitCondition(t, manager, apps, "hello", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
@@ -107,34 +80,13 @@ func TestManager(t *testing.T) {
 		if vhr.Status.ResolvedDigest != signedDigest {
 			t.Errorf("status.resolvedDigest: got %s, want %s", vhr.Status.ResolvedDigest, signedDigest)
 		}
-		type evidence struct{ Authority, KeyID, Layout string }
-		var got []evidence
-		for _, e := range vhr.Status.Evidence {
-			got = append(got, evidence{e.Authority, e.KeyID, e.Layout})
-		}
-		if diff := cmp.Diff([]evidence{{"ci", keyID, "sigstore-bundle"}}, got); diff != "" {
+		// The signature's manifest digest is not known here; TestCosignInterop
+		// checks it.
+		want := []acceptance{{Authority: "ci", KeyID: keyID, Layout: layoutBundle}}
+		if diff := cmp.Diff(want, evidence(vhr), cmpopts.IgnoreFields(acceptance{}, "Signature")); diff != "" {
 			t.Errorf("status.evidence (-want +got):\n%s", diff)
 		}
-		want := map[string]string{
-			chartproofv1.AnnotationRelease:     apps + "/hello",
-			chartproofv1.AnnotationChartDigest: signedDigest,
-		}
-		for _, o := range chartObjects(apps, "hello") {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
-				t.Errorf("%T %s: %v", o, o.GetName(), err)
-				continue
-			}
-			got := map[string]string{}
-			for k := range want {
-				got[k] = o.GetAnnotations()[k]
-			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%T %s stamp (-want +got):\n%s", o, o.GetName(), diff)
-			}
-		}
-		if n := len(helmRecords(t, apps, "hello")); n != 1 {
-			t.Errorf("Helm release records of hello: got %d, want 1", n)
-		}
+		checkInstalled(t, apps, "hello", signedDigest)
 	})
 
 	t.Run("unsigned chart refused, nothing installed", func(t *testing.T) {
@@ -147,14 +99,7 @@ func TestManager(t *testing.T) {
 			t.Errorf("status: installed %+v, resolvedDigest %s; want nothing installed, resolvedDigest %s",
 				vhr.Status.Installed, vhr.Status.ResolvedDigest, unsignedDigest)
 		}
-		for _, o := range chartObjects(apps, "unsigned") {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
-				t.Errorf("%T %s of the unsigned chart: got %v, want NotFound", o, o.GetName(), err)
-			}
-		}
-		if recs := helmRecords(t, apps, "unsigned"); len(recs) != 0 {
-			t.Errorf("Helm release records of unsigned: got %v, want none", recs)
-		}
+		checkNothingInstalled(t, apps, "unsigned")
 		// The refusal is an event too: the manager may create events with
 		// the rights it has.
 		waitFor(t, managerWait, "a NoSignature event about unsigned", manager, func() (bool, string) {
@@ -189,55 +134,93 @@ func TestManager(t *testing.T) {
 	})
 
 	t.Run("deleting the releases uninstalls them", func(t *testing.T) {
-		for _, name := range []string{"hello", "unsigned"} {
-			vhr := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: name}}
-			if err := k8s.Delete(ctx, vhr); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, name := range []string{"hello", "unsigned"} {
-			waitFor(t, managerWait, name+" to be gone (finalizer done)", manager, func() (bool, string) {
-				var vhr chartproofv1.VerifiedHelmRelease
-				err := k8s.Get(ctx, types.NamespacedName{Namespace: apps, Name: name}, &vhr)
-				if apierrors.IsNotFound(err) {
-					return true, ""
-				}
-				return false, fmt.Sprintf("err %v, finalizers %v", err, vhr.Finalizers)
-			})
-		}
-		for _, o := range chartObjects(apps, "hello") {
-			if err := k8s.Get(ctx, client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
-				t.Errorf("%T %s after deletion: got %v, want NotFound", o, o.GetName(), err)
-			}
-		}
-		if recs := helmRecords(t, apps, "hello"); len(recs) != 0 {
-			t.Errorf("Helm release records of hello after deletion: got %v, want none", recs)
-		}
+		deleteReleases(t, manager, apps, "hello", "unsigned")
+		checkNothingInstalled(t, apps, "hello")
 	})
 
-	// SIGTERM: the manager stops its controllers and exits 0.
+	stopManager(t, manager)
+}
+
+// stopManager sends the manager SIGTERM and checks that it stops its
+// controllers and exits 0, and that everything it did, it did within its
+// RBAC: no request was refused.
+func stopManager(t *testing.T, manager *process) {
+	t.Helper()
 	if err := manager.signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := manager.wait(45 * time.Second); err != nil {
 		t.Errorf("manager after SIGTERM: %v, want exit 0\noutput:\n%s", err, manager.out.String())
 	}
-	// Everything it did, it did within its RBAC: no request was refused.
 	if lines := grepLines(manager.out.String(), "forbidden"); len(lines) > 0 {
 		t.Errorf("the manager was refused requests; config/rbac lacks rights:\n%s", strings.Join(lines, "\n"))
 	}
 }
 
-// newRelease is a VerifiedHelmRelease of the chart at url and version,
-// under TrustPolicy "ci".
-func newRelease(ns, name, url, version string) *chartproofv1.VerifiedHelmRelease {
+// startManager runs the chartproof manager binary as a subprocess with only
+// the rights config/rbac grants its ServiceAccount, with flags besides the
+// kubeconfig and the addresses, and waits until it is ready. It returns the
+// process, stopped when the test ends (its output logged if the test
+// failed), and the address of its metrics endpoint.
+func startManager(t *testing.T, flags ...string) (*process, string) {
+	t.Helper()
+	// The manager's identity: config/rbac in its namespace, and a token of
+	// its ServiceAccount in a kubeconfig.
+	ensureNamespace(t, managerNamespace)
+	applyRBAC(t, filepath.Join("..", "config", "rbac"))
+	kubeconfig := serviceAccountKubeconfig(t, managerNamespace, managerServiceAccount)
+
+	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--metrics-bind-address=" + metricsAddr,
+		"--health-probe-bind-address=" + probeAddr,
+		"--zap-log-level=info",
+	}, flags...)
+	cmd := exec.Command(chartproofBin, args...)
+	cmd.Env = isolatedEnv(t)
+	manager := startProcess(t, "chartproof manager", cmd)
+	waitHTTP(t, managerWait, "http://"+probeAddr+"/readyz", manager)
+	return manager, metricsAddr
+}
+
+// newNamespace creates a namespace named generateName plus a random suffix
+// and returns its name.
+func newNamespace(t *testing.T, generateName string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: generateName}}
+	mustCreate(t, ns)
+	return ns.Name
+}
+
+// newTrustPolicy is a TrustPolicy in ns trusting publicKeyPEM (as authority
+// "ci") for the repositories matching glob.
+func newTrustPolicy(ns, name, glob, publicKeyPEM string) *chartproofv1.TrustPolicy {
+	return &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec:       keyPolicySpec(glob, publicKeyPEM),
+	}
+}
+
+// newRelease is a VerifiedHelmRelease of the chart at url and version, over
+// plain HTTP, under TrustPolicy policy.
+func newRelease(ns, name, url, version, policy string) *chartproofv1.VerifiedHelmRelease {
 	return &chartproofv1.VerifiedHelmRelease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: chartproofv1.VerifiedHelmReleaseSpec{
 			Chart:          chartproofv1.ChartSource{URL: url, Version: version, Insecure: true},
-			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: "ci"},
+			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: policy},
 		},
 	}
+}
+
+// evidence is the status.evidence of vhr, without the verification times.
+func evidence(vhr *chartproofv1.VerifiedHelmRelease) []acceptance {
+	var got []acceptance
+	for _, e := range vhr.Status.Evidence {
+		got = append(got, acceptance{Authority: e.Authority, KeyID: e.KeyID, Layout: e.Layout, Signature: e.Signature})
+	}
+	return got
 }
 
 // chartObjects are the objects the hello chart makes for release in ns.
@@ -248,6 +231,70 @@ func chartObjects(ns, release string) []client.Object {
 		&corev1.Service{ObjectMeta: meta},
 		&corev1.ServiceAccount{ObjectMeta: meta},
 		&appsv1.Deployment{ObjectMeta: meta},
+	}
+}
+
+// checkInstalled checks that release in ns is installed once: every object
+// of the chart exists, stamped with the release and digest, and Helm keeps
+// one revision of it.
+func checkInstalled(t *testing.T, ns, release, digest string) {
+	t.Helper()
+	want := map[string]string{
+		chartproofv1.AnnotationRelease:     ns + "/" + release,
+		chartproofv1.AnnotationChartDigest: digest,
+	}
+	for _, o := range chartObjects(ns, release) {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(o), o); err != nil {
+			t.Errorf("%T %s: %v", o, o.GetName(), err)
+			continue
+		}
+		got := map[string]string{}
+		for k := range want {
+			got[k] = o.GetAnnotations()[k]
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%T %s stamp (-want +got):\n%s", o, o.GetName(), diff)
+		}
+	}
+	if n := len(helmRecords(t, ns, release)); n != 1 {
+		t.Errorf("Helm release records of %s: got %d, want 1", release, n)
+	}
+}
+
+// checkNothingInstalled checks that no object of release's chart exists in
+// ns, and no Helm revision of it.
+func checkNothingInstalled(t *testing.T, ns, release string) {
+	t.Helper()
+	for _, o := range chartObjects(ns, release) {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(o), o); !apierrors.IsNotFound(err) {
+			t.Errorf("%T %s of release %s: got %v, want NotFound", o, o.GetName(), release, err)
+		}
+	}
+	if recs := helmRecords(t, ns, release); len(recs) != 0 {
+		t.Errorf("Helm release records of %s: got %v, want none", release, recs)
+	}
+}
+
+// deleteReleases deletes the releases names in ns, if they exist, and waits
+// until the manager has finalized them (uninstalled) and they are gone.
+func deleteReleases(t *testing.T, manager *process, ns string, names ...string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range names {
+		vhr := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		if err := k8s.Delete(ctx, vhr); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range names {
+		waitFor(t, managerWait, name+" to be gone (finalizer done)", manager, func() (bool, string) {
+			var vhr chartproofv1.VerifiedHelmRelease
+			err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &vhr)
+			if apierrors.IsNotFound(err) {
+				return true, ""
+			}
+			return false, fmt.Sprintf("err %v, finalizers %v", err, vhr.Finalizers)
+		})
 	}
 }
 
