@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -28,7 +29,15 @@ type Options struct {
 	Keychain authn.Keychain
 	// UserAgent is sent with every request. Zero: "chartproof".
 	UserAgent string
+	// RequestTimeout bounds one request, its body read included, so a
+	// registry that stalls or drips cannot hold a caller whose context has
+	// no deadline. Zero: DefaultRequestTimeout.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the RequestTimeout of a zero Options: enough for
+// a capped chart layer on a slow link.
+const DefaultRequestTimeout = time.Minute
 
 // Client reads manifests, blobs, tags and referrers from OCI registries. It
 // holds no per-registry state and is safe for concurrent use.
@@ -36,6 +45,7 @@ type Client struct {
 	plainHTTP bool
 	transport http.RoundTripper
 	keychain  authn.Keychain
+	timeout   time.Duration
 }
 
 // NewClient returns a Client configured by opts.
@@ -54,6 +64,7 @@ func NewClient(opts Options) *Client {
 		plainHTTP: opts.PlainHTTP,
 		transport: transport.NewUserAgent(t, cmp.Or(opts.UserAgent, "chartproof")),
 		keychain:  opts.Keychain,
+		timeout:   cmp.Or(opts.RequestTimeout, DefaultRequestTimeout),
 	}
 }
 
@@ -118,7 +129,7 @@ func (c *Client) session(ctx context.Context, repo Repository) (*session, error)
 		}
 		return nil, fmt.Errorf("%w: authenticating to %s: %w", sentinel, repo.Registry, err)
 	}
-	return &session{client: &http.Client{Transport: rt}, scheme: scheme, repo: repo}, nil
+	return &session{client: &http.Client{Transport: rt, Timeout: c.timeout}, scheme: scheme, repo: repo}, nil
 }
 
 // url returns the URL of an API endpoint of the session's repository, for

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -327,3 +329,37 @@ func TestKeychain(t *testing.T) {
 type staticKeychain struct{ auth authn.Authenticator }
 
 func (k staticKeychain) Resolve(authn.Resource) (authn.Authenticator, error) { return k.auth, nil }
+
+// TestRequestTimeout: a registry that stalls a response cannot hold a
+// caller whose context has no deadline: the request times out and the
+// error is ErrUnavailable. The control, the same registry answering, works
+// with the same timeout.
+func TestRequestTimeout(t *testing.T) {
+	for _, stall := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			reg := newTestRegistry(t, false, func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if stall && strings.Contains(r.URL.Path, "/manifests/") && r.Method == http.MethodGet {
+						select {
+						case <-release:
+						case <-r.Context().Done():
+						}
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			reg.pushChart(t, buildChart(t, "1.0.0"))
+			client := NewClient(Options{PlainHTTP: true, RequestTimeout: 300 * time.Millisecond})
+			_, err := client.Resolve(context.Background(), reg.repo, "1.0.0")
+			switch {
+			case !stall && err != nil:
+				t.Fatalf("control: Resolve: %v", err)
+			case stall && !errors.Is(err, ErrUnavailable):
+				t.Fatalf("Resolve against a stalled registry: got %v, want %v", err, ErrUnavailable)
+			}
+		})
+	}
+}
