@@ -44,7 +44,9 @@ func TestRegistryTLSAndCredentials(t *testing.T) {
 				ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 				secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry-ca"}, Data: map[string][]byte{"ca.crt": ca}}
 				return strings.TrimPrefix(srv.URL, "https://"), []remote.Option{remote.WithTransport(srv.Client().Transport)}, secret,
-					func(c *chartproofv1.ChartSource) { c.CertSecretRef = &chartproofv1.LocalObjectReference{Name: "registry-ca"} }
+					func(c *chartproofv1.ChartSource) {
+						c.CertSecretRef = &chartproofv1.LocalObjectReference{Name: "registry-ca"}
+					}
 			},
 			wantCode: chartproofv1.ReasonRegistryUnavailable, inconc: true, // the certificate cannot be checked
 		},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	helmrelease "helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -132,9 +133,10 @@ func (r *VerifiedHelmReleaseReconciler) now() time.Time {
 }
 
 // Reconcile observes one VerifiedHelmRelease and does one thing: uninstall
-// (deleted), nothing (suspended), refuse (not verified), install or upgrade
-// (verified and different from what is installed), or only record that the
-// installed release still verifies.
+// (deleted), nothing (suspended), repair a release an interrupted Helm
+// action left pending, refuse (not verified), install or upgrade (verified
+// and different from what is installed), or only record that the installed
+// release still verifies.
 func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var obj chartproofv1.VerifiedHelmRelease
 	if err := r.Get(ctx, req.NamespacedName, &obj); err != nil {
@@ -173,6 +175,14 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	if obj.Spec.Suspend {
 		r.setCondition(obj, chartproofv1.ConditionReconciling, metav1.ConditionFalse, chartproofv1.ReasonSuspended, "reconciliation is suspended")
 		return ctrl.Result{}, nil
+	}
+
+	// Observe the Helm release first: one that an interrupted action left
+	// pending is repaired before anything else, and that is this
+	// reconcile's one action. A release that cannot be read is left to
+	// Apply, which reports the error.
+	if rel, err := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj)); err == nil && release.Pending(rel) {
+		return r.recoverPending(ctx, obj, rel, interval)
 	}
 
 	// Observe: the policy, the values, the registry, the installed release.
@@ -216,8 +226,8 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		// Status says what is installed, and the cache may not have the
 		// last reconcile's status yet: check with the API server before
 		// acting, or a release could be upgraded twice.
-		if stale, err := r.stale(ctx, obj); err != nil || stale {
-			return ctrl.Result{}, errors.Join(errStale, err)
+		if err := r.checkCurrent(ctx, obj); err != nil {
+			return ctrl.Result{}, err
 		}
 		if err := r.install(ctx, obj, reg, res, values, configDigest); err != nil {
 			logger.Error(err, "helm release failed")
@@ -255,15 +265,23 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 // policy, when the digest just resolved was refused: the same verdict when
 // they are the same digest, otherwise a verification of the installed
 // digest itself (the tag moved; what runs in the cluster is still checked).
+// An inconclusive verification (an outage) says nothing about the installed
+// digest: what was known of it stays.
 func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, reg gate.Registry, obj *chartproofv1.VerifiedHelmRelease,
 	pol *policy.Policy, verifier *verify.Verifier, res gate.Result) bool {
 	inst := obj.Status.Installed
 	if inst.Digest == res.Digest {
+		if res.Verdict.Inconclusive {
+			return inst.Verified
+		}
 		return res.Verdict.Passed()
 	}
 	again := gate.Check(ctx, reg, r.Metrics, gate.Request{
 		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier,
 	})
+	if again.Verdict.Inconclusive {
+		return inst.Verified
+	}
 	if !again.Verdict.Passed() {
 		r.event(obj, corev1.EventTypeWarning, again.Verdict.Code(), fmt.Sprintf("installed %s no longer verifies: %s", inst.Digest, again.Verdict.Message()))
 	}
@@ -276,14 +294,71 @@ var errStale = errors.New("cached object is stale")
 // staleRetry is how soon a reconcile that met a stale cache runs again.
 const staleRetry = 100 * time.Millisecond
 
-// stale reports whether the API server holds a newer version of obj than
-// the cache it was read from.
-func (r *VerifiedHelmReleaseReconciler) stale(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (bool, error) {
+// checkCurrent returns errStale when the API server holds a newer version
+// of obj than the cache it was read from. When the API server cannot be
+// asked, it returns that error, not errStale: an outage is retried with
+// the controller's backoff, not every staleRetry.
+func (r *VerifiedHelmReleaseReconciler) checkCurrent(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) error {
 	var live chartproofv1.VerifiedHelmRelease
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), &live); err != nil {
-		return false, err
+		return fmt.Errorf("reading %s/%s from the API server: %w", obj.Namespace, obj.Name, err)
 	}
-	return live.ResourceVersion != obj.ResourceVersion, nil
+	if live.ResourceVersion != obj.ResourceVersion {
+		return errStale
+	}
+	return nil
+}
+
+// afterRecovery is how soon the reconcile that follows a recovery runs: it
+// verifies and applies the chart.
+const afterRecovery = 100 * time.Millisecond
+
+// recoverPending repairs a release an interrupted Helm action left pending
+// (a crash, a lost API server): it is rolled back to its latest deployed
+// revision, or uninstalled when it has none. Nothing is verified or applied
+// in this reconcile; the next one, soon after, does that.
+func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
+	pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
+	if err := r.checkCurrent(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	name := r.releaseName(obj)
+	found := fmt.Sprintf("release %s revision %d was left %s by an interrupted action", name, pending.Version, pending.Info.Status)
+	rec, err := r.Releases.Recover(ctx, r.targetNamespace(obj), name)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
+		msg := fmt.Sprintf("%s; recovering it failed: %v", found, err)
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonPendingRecoveryFailed, msg)
+		r.setProgress(obj, true)
+		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+	}
+
+	var msg string
+	released := metav1.ConditionFalse
+	inst := obj.Status.Installed
+	switch {
+	case rec.Uninstalled():
+		msg = found + " and no revision was deployed: uninstalled"
+		obj.Status.Installed = nil
+	case inst != nil && inst.Revision == rec.RolledBackTo:
+		// The revision status recorded: its digest and values are back.
+		msg = fmt.Sprintf("%s: rolled back to revision %d (%s) as revision %d", found, rec.RolledBackTo, inst.Digest, rec.Release.Version)
+		inst.Revision = rec.Release.Version
+		released = metav1.ConditionTrue
+	default:
+		// Status does not say what that revision holds: the next
+		// reconcile applies the verified chart over it.
+		msg = fmt.Sprintf("%s: rolled back to revision %d as revision %d", found, rec.RolledBackTo, rec.Release.Version)
+		obj.Status.Installed = nil
+		released = metav1.ConditionTrue
+	}
+	r.setCondition(obj, chartproofv1.ConditionReleased, released, chartproofv1.ReasonPendingReleaseRecovered, msg)
+	r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingReleaseRecovered, msg+"; verifying and applying the chart next")
+	r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonPendingReleaseRecovered, msg)
+	r.setProgress(obj, true)
+	return ctrl.Result{RequeueAfter: afterRecovery}, nil
 }
 
 // install reads the verified bytes and hands them to Helm.
@@ -484,9 +559,9 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	default:
 		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
-	p, err := policy.Compile(pref, spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
+	p, err := policy.Compile(pref, spec, policy.SecretReader(func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
 		return secretKey(ctx, r.APIReader, sr.Namespace, sr.Name, sr.Key)
-	})
+	}))
 	if err != nil {
 		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
 	}

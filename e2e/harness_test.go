@@ -43,6 +43,7 @@ var (
 	chartproofBin string // the chartproof binary, built once
 	tools         toolPaths
 	restConfig    *rest.Config // envtest's API server, as its admin
+	testEnv       *envtest.Environment
 	k8s           client.Client
 	clientset     kubernetes.Interface
 	scheme        = runtime.NewScheme()
@@ -99,9 +100,20 @@ func run(m *testing.M) int {
 		built <- err
 	}()
 
-	testEnv := &envtest.Environment{
+	// The API server keeps its certificates and service-account keys in a
+	// directory of ours, not one envtest deletes when it stops, so that
+	// stopAPIServer and startAPIServer bring back the same server: same port,
+	// certificates, tokens and etcd.
+	certDir := filepath.Join(dir, "kube-apiserver")
+	if err := os.Mkdir(certDir, 0o700); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		<-built
+		return 1
+	}
+	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		ControlPlane:          envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}},
 	}
 	cfg, err := testEnv.Start()
 	if err != nil {
@@ -378,10 +390,47 @@ func httpGet(url string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
+// stopAPIServer stops the test API server; etcd keeps running. Unless the
+// test starts it again with startAPIServer, it is started again when the
+// test ends, for the tests that follow.
+func stopAPIServer(t *testing.T) {
+	t.Helper()
+	if err := testEnv.ControlPlane.APIServer.Stop(); err != nil {
+		t.Fatalf("stopping kube-apiserver: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := healthz(); err != nil {
+			startAPIServer(t)
+		}
+	})
+}
+
+// startAPIServer starts the API server stopAPIServer stopped, on the same
+// port, with the same certificates and service-account keys and the same
+// etcd, and waits until it answers.
+func startAPIServer(t *testing.T) {
+	t.Helper()
+	if err := testEnv.ControlPlane.APIServer.Start(); err != nil {
+		t.Fatalf("starting kube-apiserver again: %v", err)
+	}
+	if err := healthz(); err != nil {
+		t.Fatalf("kube-apiserver started again: %v", err)
+	}
+}
+
+// healthz asks the API server, as its admin, whether it is healthy.
+func healthz() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := clientset.Discovery().RESTClient().Get().AbsPath("/healthz").DoRaw(ctx)
+	return err
+}
+
 // distribution is a CNCF distribution registry process on loopback.
 type distribution struct {
-	Host string // 127.0.0.1:port
-	proc *process
+	Host   string // 127.0.0.1:port
+	proc   *process
+	config string // its configuration file: address and storage directory
 }
 
 // startRegistry starts the distribution registry binary on a free loopback
@@ -408,9 +457,23 @@ http:
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(tools.registry, "serve", configPath)
+	d := &distribution{Host: host, config: configPath}
+	d.start(t)
+	return d
+}
+
+// start runs the registry process with d's configuration and waits until
+// GET /v2/ answers 200.
+func (d *distribution) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(tools.registry, "serve", d.config)
 	cmd.Env = isolatedEnv(t)
-	p := startProcess(t, "registry "+host, cmd)
-	waitHTTP(t, 30*time.Second, "http://"+host+"/v2/", p)
-	return &distribution{Host: host, proc: p}
+	d.proc = startProcess(t, "registry "+d.Host, cmd)
+	waitHTTP(t, 30*time.Second, "http://"+d.Host+"/v2/", d.proc)
+}
+
+// stop stops the registry process; start starts it again on the same
+// address with the same storage.
+func (d *distribution) stop() {
+	_ = d.proc.stop(10 * time.Second) // a registry stopped by a signal exits non-zero
 }

@@ -51,6 +51,7 @@ const (
 	ReasonSubjectMismatch    = "SubjectMismatch"
 	ReasonThresholdNotMet    = "ThresholdNotMet"
 	ReasonMalformedSignature = "MalformedSignature"
+	ReasonIdentityMismatch   = "IdentityMismatch"
 
 	// Registry and content.
 	ReasonRegistryUnavailable  = "RegistryUnavailable"
@@ -66,6 +67,10 @@ const (
 	ReasonUpgradeFailed   = "UpgradeFailed"
 	ReasonUpgradeBlocked  = "UpgradeBlocked"
 	ReasonUninstallFailed = "UninstallFailed"
+
+	// Recovery of a release an interrupted Helm action left pending.
+	ReasonPendingReleaseRecovered = "PendingReleaseRecovered"
+	ReasonPendingRecoveryFailed   = "PendingRecoveryFailed"
 )
 
 // ReasonKind groups reason codes for SREs: a denial is an attack or a
@@ -94,15 +99,16 @@ var Reasons = []ReasonInfo{
 	{ReasonReleaseUpToDate, ReasonKindSuccess, "The installed release is the verified digest with the current values; nothing to do."},
 	{ReasonSuspended, ReasonKindSuccess, "spec.suspend is true: nothing is verified, installed or changed."},
 	{ReasonAuditOnly, ReasonKindSuccess, "The policy is in Audit mode: the chart failed verification and was installed anyway; the failure is in the Verified condition, events and metrics."},
-	{ReasonPolicyReady, ReasonKindSuccess, "A TrustPolicy or ClusterTrustPolicy compiled: its keys parse, are strong enough, and its Secrets exist (the policy's Ready condition)."},
+	{ReasonPolicyReady, ReasonKindSuccess, "A TrustPolicy or ClusterTrustPolicy compiled: its keys and trusted roots parse, its keys are strong enough, its identity patterns compile, and its Secrets and ConfigMaps exist (the policy's Ready condition)."},
 	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
-	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key does not parse or is too weak, a referenced Secret or key is missing, or a field is out of range."},
+	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key or trusted root does not parse, a key is too weak, an identity pattern does not compile or constrains nothing, a referenced Secret, ConfigMap or key is missing, or a field is out of range."},
 	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
 	{ReasonInvalidSpec, ReasonKindDenial, "The VerifiedHelmRelease cannot be acted on: a bad URL or version, or missing values or credentials."},
 	{ReasonNoSignature, ReasonKindDenial, "No signature was found for the digest, in either cosign layout."},
 	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
+	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
 	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
 	{ReasonRegistryUnauthorized, ReasonKindDenial, "The registry refused the credentials (HTTP 401 or 403): fix chart.secretRef or the Docker config; retrying will not help."},
@@ -115,4 +121,6 @@ var Reasons = []ReasonInfo{
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion failed."},
+	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: it was rolled back to its latest deployed revision, or uninstalled when it had none; the verified chart is applied at the next reconcile."},
+	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be rolled back or uninstalled; the pending revision is marked failed and the next reconcile upgrades from there."},
 }

@@ -53,10 +53,11 @@ type TrustPolicySpec struct {
 	Mode Mode `json:"mode,omitempty"`
 }
 
-// Authority is one trusted signer. Exactly one kind of authority is set;
-// `key` is the only kind for now (keyless identities, X.509 chains and
-// attestation requirements are added as further optional fields).
-// +kubebuilder:validation:XValidation:rule="has(self.key)",message="an authority needs exactly one of: key"
+// Authority is one trusted signer. Exactly one kind of authority is set:
+// `key` (one public key) or `keyless` (Sigstore certificates naming an
+// identity). X.509 chains and attestation requirements are added as further
+// optional fields.
+// +kubebuilder:validation:XValidation:rule="has(self.key) != has(self.keyless)",message="an authority needs exactly one of: key, keyless"
 type Authority struct {
 	// Name identifies the authority in status, events and metrics.
 	// +kubebuilder:validation:MinLength=1
@@ -67,6 +68,13 @@ type Authority struct {
 	// Key trusts signatures made with one public key.
 	// +optional
 	Key *KeyAuthority `json:"key,omitempty"`
+
+	// Keyless trusts Sigstore keyless signatures: a short-lived certificate
+	// from a certificate authority of the trusted root, naming one of the
+	// identities, used while it was valid at a time a transparency log (or
+	// timestamp authority) of the trusted root vouches for.
+	// +optional
+	Keyless *KeylessAuthority `json:"keyless,omitempty"`
 }
 
 // KeyAuthority is a public key: ECDSA P-256 or P-384, Ed25519, or RSA of at
@@ -82,6 +90,138 @@ type KeyAuthority struct {
 	// SecretRef names a Secret key holding the PEM-encoded public key.
 	// +optional
 	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+}
+
+// KeylessAuthority trusts certificates issued by a Sigstore certificate
+// authority (Fulcio) to the identities listed. A signature counts for the
+// authority only when its certificate chains to a certificate authority of
+// the trusted root at the signing time, the signature is recorded in a
+// transparency log of the trusted root (with an inclusion proof or promise
+// tied to this signature), a log or timestamp authority of the trusted root
+// vouches for the signing time, the certificate carries an SCT from a CT log
+// of the trusted root when the trusted root lists any, and the certificate
+// names one of the identities. There is no "any signer".
+type KeylessAuthority struct {
+	// TrustedRoot is the Sigstore trusted root (trusted_root.json: certificate
+	// authorities, transparency logs, CT logs, timestamp authorities). Absent
+	// means the Sigstore public-good root shipped with chartproof (see
+	// docs/policy-keyless.md); nothing is fetched over the network.
+	// +optional
+	TrustedRoot *TrustedRootReference `json:"trustedRoot,omitempty"`
+
+	// Identities are the certificate identities this authority trusts; a
+	// certificate that names any one of them counts. Each constrains both the
+	// OIDC issuer and the subject.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	Identities []Identity `json:"identities"`
+}
+
+// TrustedRootReference names the ConfigMap or Secret key that holds a
+// Sigstore trusted root in JSON (trusted_root.json). Exactly one of
+// configMapRef and secretRef is set.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="set exactly one of configMapRef and secretRef"
+type TrustedRootReference struct {
+	// ConfigMapRef names a ConfigMap key holding the trusted root.
+	// +optional
+	ConfigMapRef *TrustedRootKeyReference `json:"configMapRef,omitempty"`
+
+	// SecretRef names a Secret key holding the trusted root.
+	// +optional
+	SecretRef *TrustedRootKeyReference `json:"secretRef,omitempty"`
+}
+
+// TrustedRootKeyReference names one key of a ConfigMap or Secret. From a
+// TrustPolicy the object is in the policy's namespace and namespace must be
+// left out; from a ClusterTrustPolicy namespace is required.
+type TrustedRootKeyReference struct {
+	// Name of the ConfigMap or Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap or Secret; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key in the object's data. Defaults to "trusted_root.json".
+	// +kubebuilder:default="trusted_root.json"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// Identity is one certificate identity: the OIDC issuer that vouched for the
+// signer (certificate extension 1.3.6.1.4.1.57264.1.8, or the deprecated
+// .1.1) and the subject the certificate was issued to (its Subject
+// Alternative Name: a URI such as a CI workflow, or an email address), plus
+// optional checks of the other Fulcio certificate extensions. Each of issuer
+// and subject is given exactly, or as a regular expression. Regular
+// expressions are RE2 (Go's regexp syntax) and are anchored by chartproof:
+// `https://github.com/org/` matches that string only, never a longer one;
+// write `https://github.com/org/.*` to match a prefix.
+// +kubebuilder:validation:XValidation:rule="has(self.issuer) != has(self.issuerRegExp)",message="set exactly one of issuer and issuerRegExp"
+// +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="set exactly one of subject and subjectRegExp"
+type Identity struct {
+	// Issuer is the exact OIDC issuer URL, such as
+	// https://token.actions.githubusercontent.com.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// IssuerRegExp is an RE2 regular expression the whole issuer must match.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	IssuerRegExp string `json:"issuerRegExp,omitempty"`
+
+	// Subject is the exact Subject Alternative Name, such as
+	// https://github.com/org/repo/.github/workflows/release.yaml@refs/heads/main.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Subject string `json:"subject,omitempty"`
+
+	// SubjectRegExp is an RE2 regular expression the whole Subject
+	// Alternative Name must match.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+
+	// Extensions are further Fulcio certificate extensions that must match,
+	// all of them. An extension the certificate lacks does not match.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Extensions []ExtensionMatch `json:"extensions,omitempty"`
+}
+
+// ExtensionMatch checks one Fulcio certificate extension, named as in
+// sigstore-go's certificate.Extensions (see
+// https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md), exactly or
+// against an anchored RE2 regular expression. Exactly one of value and
+// regExp is set.
+// +kubebuilder:validation:XValidation:rule="has(self.value) != has(self.regExp)",message="set exactly one of value and regExp"
+type ExtensionMatch struct {
+	// Name of the extension.
+	// +kubebuilder:validation:Enum=githubWorkflowTrigger;githubWorkflowSHA;githubWorkflowName;githubWorkflowRepository;githubWorkflowRef;buildSignerURI;buildSignerDigest;runnerEnvironment;sourceRepositoryURI;sourceRepositoryDigest;sourceRepositoryRef;sourceRepositoryIdentifier;sourceRepositoryOwnerURI;sourceRepositoryOwnerIdentifier;buildConfigURI;buildConfigDigest;buildTrigger;runInvocationURI;sourceRepositoryVisibilityAtSigning
+	Name string `json:"name"`
+
+	// Value is the exact value the extension must have.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Value string `json:"value,omitempty"`
+
+	// RegExp is an RE2 regular expression the whole value must match.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	RegExp string `json:"regExp,omitempty"`
 }
 
 // SecretKeyReference names one key of a Secret. From a TrustPolicy the
@@ -127,6 +267,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Threshold",type=integer,JSONPath=`.spec.threshold`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || !has(a.key.secretRef.__namespace__) || size(a.key.secretRef.__namespace__) == 0)",message="a TrustPolicy's Secret references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -152,6 +293,7 @@ type TrustPolicyList struct {
 // +kubebuilder:printcolumn:name="Threshold",type=integer,JSONPath=`.spec.threshold`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || (has(a.key.secretRef.__namespace__) && size(a.key.secretRef.__namespace__) > 0))",message="a ClusterTrustPolicy's Secret references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

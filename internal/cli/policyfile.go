@@ -103,7 +103,7 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 	if spec == nil {
 		return nil, errors.New("policy file: no TrustPolicy or ClusterTrustPolicy")
 	}
-	return policy.Compile(ref, *spec, func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
+	return policy.Compile(ref, *spec, policy.SecretReader(func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
 		s, ok := secrets[sr.Namespace+"/"+sr.Name]
 		if !ok {
 			return nil, fmt.Errorf("secret %s/%s is not in the policy file", sr.Namespace, sr.Name)
@@ -113,7 +113,7 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 			return nil, fmt.Errorf("secret %s/%s has no key %q", sr.Namespace, sr.Name, sr.Key)
 		}
 		return v, nil
-	})
+	}))
 }
 
 // unmarshalStrict decodes one YAML document as the API server does: field

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ const (
 	ExitUsage   = 2 // bad flags, unreadable or invalid policy file
 )
 
-const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--output text|json] [--plain-http]
+const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--output text|json] [--plain-http] [--timeout DURATION]
 
 Verifies a chart in an OCI registry against a TrustPolicy or ClusterTrustPolicy,
 with the same code the controller runs. FILE holds the policy and, as further
@@ -46,7 +47,8 @@ type Env struct {
 	// Keychain supplies registry credentials; zero means the Docker config
 	// file, as crane and cosign read it.
 	Keychain authn.Keychain
-	// Timeout bounds the whole verification; zero means 2 minutes.
+	// Timeout bounds the whole verification when --timeout is not given;
+	// zero means 2 minutes.
 	Timeout time.Duration
 }
 
@@ -58,6 +60,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	policyFile := fs.String("policy", "", "YAML file with a TrustPolicy or ClusterTrustPolicy, and the Secrets it references")
 	output := fs.String("output", "text", "output format: text or json")
 	plainHTTP := fs.Bool("plain-http", false, "talk to the registry over plain HTTP (an explicit opt-in; never a fallback)")
+	timeoutFlag := fs.Duration("timeout", 0, "bound the whole verification, every registry request included; when it runs out the verdict is RegistryUnavailable (inconclusive) (default 2m)")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, verifyUsage)
 		fs.PrintDefaults()
@@ -83,6 +86,9 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	if *policyFile == "" {
 		return usageErr("--policy is required")
 	}
+	if *timeoutFlag < 0 {
+		return usageErr("--timeout must not be negative, got %s", *timeoutFlag)
+	}
 	url, version, err := splitReference(fs.Arg(0))
 	if err != nil {
 		return usageErr("%v", err)
@@ -100,10 +106,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	if keychain == nil {
 		keychain = authn.DefaultKeychain
 	}
-	timeout := env.Timeout
-	if timeout == 0 {
-		timeout = 2 * time.Minute
-	}
+	timeout := cmp.Or(*timeoutFlag, env.Timeout, 2*time.Minute)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	reg := oci.NewClient(oci.Options{PlainHTTP: *plainHTTP, Keychain: keychain})

@@ -129,7 +129,14 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	}
 	start := time.Now()
 	c, f := loadChart(ctx, reg, res.repo, res.layer)
-	res.evidence.Content = f
+	if f != nil && f.Inconclusive {
+		// The archive could not be read at all (outage, timeout): that is
+		// evidence that could not be gathered, inconclusive like any other,
+		// not a fact about the content.
+		res.evidence.Failure = f
+	} else {
+		res.evidence.Content = f
+	}
 	res.Verdict = policy.Evaluate(res.policy, res.evidence)
 	if f != nil {
 		if obs != nil {

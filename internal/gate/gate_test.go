@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -128,6 +130,53 @@ func TestCheckRegistryDownIsInconclusive(t *testing.T) {
 	})
 	if res.Verdict.Allowed() || !res.Verdict.Inconclusive || res.Verdict.Code() != chartproofv1.ReasonRegistryUnavailable {
 		t.Fatalf("Check: allowed %v inconclusive %v code %s; want denied, inconclusive, %s", res.Verdict.Allowed(), res.Verdict.Inconclusive, res.Verdict.Code(), chartproofv1.ReasonRegistryUnavailable)
+	}
+}
+
+// TestLoadRegistryDownIsInconclusive: a verified chart whose archive cannot
+// be read (the registry answers 503 for it) is refused as inconclusive,
+// like a registry outage during Check, not as a failed check; its twin,
+// read from the same registry answering honestly, is loaded.
+func TestLoadRegistryDownIsInconclusive(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(map[bool]string{false: "control", true: "blob 503"}[down], func(t *testing.T) {
+			handler := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+			var failBlobs atomic.Bool
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if failBlobs.Load() && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+					http.Error(w, "down", http.StatusServiceUnavailable)
+					return
+				}
+				handler.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			reg := testsign.Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+			k, _ := testsign.NewKey("p256")
+			p, v := compile(t, reg.Host, k)
+			d := pushChart(t, reg, "charts/hello", "1.0.0")
+			if err := reg.SignLegacy("charts/hello", d, d, k); err != nil {
+				t.Fatal(err)
+			}
+			client := oci.NewClient(oci.Options{PlainHTTP: true})
+			res := gate.Check(context.Background(), client, nil, gate.Request{
+				URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v,
+			})
+			if !res.Verdict.Passed() {
+				t.Fatalf("Check: %s, want passed", res.Verdict.Message())
+			}
+			failBlobs.Store(down)
+			res = gate.Load(context.Background(), client, nil, res)
+			if !down {
+				if !res.Verdict.Passed() || res.Chart == nil {
+					t.Fatalf("Load: passed %v, chart loaded %v (%s); want passed, loaded", res.Verdict.Passed(), res.Chart != nil, res.Verdict.Message())
+				}
+				return
+			}
+			if res.Verdict.Allowed() || res.Chart != nil || !res.Verdict.Inconclusive || res.Verdict.Code() != chartproofv1.ReasonRegistryUnavailable {
+				t.Fatalf("Load: allowed %v, chart loaded %v, inconclusive %v, code %s; want denied, no chart, inconclusive, %s",
+					res.Verdict.Allowed(), res.Chart != nil, res.Verdict.Inconclusive, res.Verdict.Code(), chartproofv1.ReasonRegistryUnavailable)
+			}
+		})
 	}
 }
 

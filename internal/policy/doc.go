@@ -8,6 +8,11 @@
 // whose zero value is a denial. Only Evaluate can make an allow.
 //
 // A policy is compiled once from a TrustPolicySpec (Compile), which parses
-// and checks every key and refuses contradictory settings, so a Verdict is
-// never computed from a policy that could not be fully understood.
+// and checks every key and trusted root, compiles every identity (anchored
+// RE2), refuses an identity that leaves issuer or subject open and refuses
+// contradictory settings, so a Verdict is never computed from a policy that
+// could not be fully understood. Keyless identities are judged here, not in
+// internal/verify: a signature counts for a keyless authority only when its
+// trusted root verified it and its certificate names one of its identities,
+// and each signer (key or certificate identity) counts for one authority.
 package policy

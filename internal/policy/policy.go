@@ -45,28 +45,28 @@ type Policy struct {
 	Mode         chartproofv1.Mode
 }
 
-// Authority is a trusted signer with its parsed public key.
+// Authority is a trusted signer with its parsed trust material: a public
+// key, or (Keyless set) a trusted root and identities.
 type Authority struct {
 	Name string
 	// PublicKey is an *ecdsa.PublicKey (P-256, P-384), ed25519.PublicKey or
-	// *rsa.PublicKey (>= MinRSABits).
+	// *rsa.PublicKey (>= MinRSABits). Nil for a keyless authority.
 	PublicKey any
 	// KeyID is the lowercase hex sha256 of the key's PKIX DER encoding.
 	KeyID string
+	// Keyless is set for a keyless authority.
+	Keyless *Keyless
 }
-
-// SecretReader returns the bytes of one key of a Secret. Compile calls it for
-// every secretRef; the controller reads the API server, the CLI reads the
-// documents of its policy file.
-type SecretReader func(ref chartproofv1.SecretKeyReference) ([]byte, error)
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
 var ErrInvalid = errors.New("invalid policy")
 
-// Compile checks a TrustPolicySpec and parses its keys. Every problem is
-// reported, wrapped in ErrInvalid; nothing is defaulted silently except what
-// the CRD defaults too (threshold 1, mode Enforce).
-func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, readSecret SecretReader) (*Policy, error) {
+// Compile checks a TrustPolicySpec and parses its keys, trusted roots and
+// identities; read resolves its Secret and ConfigMap references (nil reads
+// nothing; a SecretReader reads Secrets only). Every problem is reported,
+// wrapped in ErrInvalid; nothing is defaulted silently except what the CRD
+// defaults too (threshold 1, mode Enforce, the trusted root's key).
+func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, error) {
 	p := &Policy{Ref: ref, Threshold: spec.Threshold, Mode: spec.Mode}
 	var errs []error
 	if p.Threshold == 0 {
@@ -98,7 +98,7 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, readSecret SecretReader
 			continue
 		}
 		seen[a.Name] = true
-		auth, err := compileAuthority(ref, a, readSecret)
+		auth, err := compileAuthority(ref, a, read)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("authority %q: %w", a.Name, err))
 			continue
@@ -116,9 +116,18 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, readSecret SecretReader
 	return p, nil
 }
 
-func compileAuthority(ref Ref, a chartproofv1.Authority, readSecret SecretReader) (Authority, error) {
-	if a.Key == nil {
-		return Authority{}, errors.New("no key: an authority needs exactly one kind of trust material")
+func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority, error) {
+	switch {
+	case a.Key != nil && a.Keyless != nil:
+		return Authority{}, errors.New("sets both key and keyless: an authority needs exactly one kind of trust material")
+	case a.Keyless != nil:
+		k, err := compileKeyless(ref, *a.Keyless, read)
+		if err != nil {
+			return Authority{}, err
+		}
+		return Authority{Name: a.Name, Keyless: k}, nil
+	case a.Key == nil:
+		return Authority{}, errors.New("no key and no keyless: an authority needs exactly one kind of trust material")
 	}
 	var pemBytes []byte
 	switch {
@@ -131,18 +140,15 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, readSecret SecretReader
 		if sr.Key == "" {
 			sr.Key = "cosign.pub"
 		}
-		switch {
-		case ref.Kind == "ClusterTrustPolicy" && sr.Namespace == "":
-			return Authority{}, fmt.Errorf("secretRef %q must name its namespace in a ClusterTrustPolicy", sr.Name)
-		case ref.Kind == "TrustPolicy" && sr.Namespace != "" && sr.Namespace != ref.Namespace:
-			return Authority{}, fmt.Errorf("secretRef %s/%s is outside the policy's namespace", sr.Namespace, sr.Name)
-		case ref.Kind == "TrustPolicy":
-			sr.Namespace = ref.Namespace
+		ns, err := resolveNamespace(ref, "secretRef", sr.Namespace, sr.Name)
+		if err != nil {
+			return Authority{}, err
 		}
-		if readSecret == nil {
+		sr.Namespace = ns
+		if read == nil {
 			return Authority{}, fmt.Errorf("secretRef %s/%s: no secrets available", sr.Namespace, sr.Name)
 		}
-		b, err := readSecret(sr)
+		b, err := read.Secret(sr)
 		if err != nil {
 			return Authority{}, fmt.Errorf("secretRef %s/%s key %q: %w", sr.Namespace, sr.Name, sr.Key, err)
 		}

@@ -237,9 +237,9 @@ func TestCompileRefuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := policy.Compile(policy.Ref{Kind: tc.kind, Namespace: "ns", Name: "p"}, tc.spec, func(chartproofv1.SecretKeyReference) ([]byte, error) {
+			_, err := policy.Compile(policy.Ref{Kind: tc.kind, Namespace: "ns", Name: "p"}, tc.spec, policy.SecretReader(func(chartproofv1.SecretKeyReference) ([]byte, error) {
 				return []byte(good), nil
-			})
+			}))
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("Compile: %v, want no error", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
@@ -64,8 +65,60 @@ type Signature struct {
 	// Malformed is true when the signature artifact could not be parsed at
 	// all (as opposed to parsed and not verified).
 	Malformed bool
-	// Problem says why no authority verified it, when Authority is empty.
+	// Problem says why no authority verified it, when Authority is empty
+	// and RootVerified is empty.
 	Problem string
+
+	// Keyless facts. RootVerified names the keyless authorities whose
+	// trusted root verified the signature: the certificate chains to one of
+	// its certificate authorities at every verified signing time, the
+	// signature is in one of its transparency logs (entry tied to this
+	// signature, certificate and payload; inclusion proof against a signed
+	// checkpoint, or a signed entry timestamp), a log or timestamp authority
+	// of the root vouches for the time, and SCTs verify when the root lists
+	// CT logs. Whether the certificate names an identity the authority
+	// trusts is not established here: Evaluate judges Identity.
+	RootVerified []string
+	// Identity is what the verified certificate says about its subject;
+	// set with RootVerified.
+	Identity *CertIdentity
+	// Log lists the verified entries of transparency logs of the trusted
+	// root that record the signature.
+	Log []LogEntry
+	// SignedAt is the earliest verified signing time (a log's integrated
+	// time or an RFC 3161 timestamp); zero when none was verified.
+	SignedAt time.Time
+}
+
+// CertIdentity is the identity a verified Fulcio certificate names.
+type CertIdentity struct {
+	// Issuer is the OIDC issuer (extension 1.3.6.1.4.1.57264.1.8, or the
+	// deprecated .1.1).
+	Issuer string `json:"issuer"`
+	// Subject is the Subject Alternative Name: a URI, an email address or
+	// a Fulcio otherName username.
+	Subject string `json:"subject"`
+	// SubjectType is "uri", "email" or "otherName".
+	SubjectType string `json:"subjectType,omitempty"`
+	// Extensions are the other Fulcio extensions present, by the JSON name
+	// of sigstore-go's certificate.Extensions (ExtensionNames).
+	Extensions map[string]string `json:"extensions,omitempty"`
+}
+
+// String is "subject (issuer)".
+func (c *CertIdentity) String() string {
+	if c == nil {
+		return ""
+	}
+	return c.Subject + " (" + c.Issuer + ")"
+}
+
+// LogEntry locates one transparency log entry.
+type LogEntry struct {
+	// LogID is the lowercase hex log ID (sha256 of the log's public key).
+	LogID string `json:"logID"`
+	// Index is the entry's index in the log.
+	Index int64 `json:"index"`
 }
 
 // Reason is one failed check of a verdict.
@@ -82,6 +135,12 @@ type Acceptance struct {
 	KeyID     string `json:"keyID,omitempty"`
 	Layout    Layout `json:"layout"`
 	Signature string `json:"signature"`
+	// Identity, Log and SignedAt are set for a keyless authority: the
+	// signer the certificate names, the first verified transparency log
+	// entry of the signature, and the verified signing time.
+	Identity *CertIdentity `json:"identity,omitempty"`
+	Log      *LogEntry     `json:"log,omitempty"`
+	SignedAt *time.Time    `json:"signedAt,omitempty"`
 }
 
 // Verdict is the decision on one digest under one policy. The zero value is
@@ -214,7 +273,19 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 }
 
 // judgeSignatures counts the distinct authorities whose signature binds the
-// digest. When there are too few, it says why, most specific reason first.
+// digest, each backed by a distinct signer. When there are too few, it says
+// why, most specific reason first.
+//
+// A signature is a candidate for an authority when the authority's trust
+// material verified it (its key; for a keyless authority, its trusted root)
+// and, for a keyless authority, the certificate names one of its
+// identities. A candidate counts only when the payload names the digest.
+// The signer is the key (KeyID) or the certificate identity (issuer and
+// subject): one signer counts for at most one authority however many
+// signatures it made and however many authorities would accept it, so two
+// authorities whose identities overlap cannot be satisfied by one CI job.
+// The count is the largest such one-to-one assignment of authorities to
+// signers.
 func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	if len(ev.Signatures) == 0 {
 		v.Reasons = append(v.Reasons, Reason{
@@ -225,22 +296,46 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		})
 		return v
 	}
-	trusted := map[string]bool{}
+	byName := map[string]Authority{}
 	for _, a := range p.Authorities {
-		trusted[a.Name] = true
+		byName[a.Name] = a
 	}
 	var (
-		counted      = map[string]bool{}
+		cands        []candidate
 		otherSubject []string
+		mismatched   []string // identities of root-verified certificates no authority accepts
 		verified     int
 		malformed    int
+		examined     int
 	)
-	for _, s := range ev.Signatures {
-		switch {
-		case s.Malformed:
+	for i, s := range ev.Signatures {
+		if examined == maxSignatures {
+			break // the collector caps too; this keeps Evaluate bounded on its own
+		}
+		examined++
+		if s.Malformed {
 			malformed++
 			continue
-		case s.Authority == "" || !trusted[s.Authority]:
+		}
+		var names []string // authorities that accept this signature's signer
+		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil {
+			names = append(names, a.Name)
+		}
+		rootOK := false
+		for _, n := range s.RootVerified {
+			a, ok := byName[n]
+			if !ok || a.Keyless == nil {
+				continue
+			}
+			rootOK = true
+			if a.Matches(s.Identity) {
+				names = append(names, a.Name)
+			}
+		}
+		if len(names) == 0 {
+			if rootOK {
+				mismatched = append(mismatched, s.Identity.String())
+			}
 			continue
 		}
 		verified++
@@ -248,36 +343,62 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			otherSubject = append(otherSubject, strings.Join(s.Subjects, ","))
 			continue
 		}
-		if counted[s.Authority] {
-			continue // one authority counts once, however many signatures
+		signer := "key:" + s.KeyID
+		if s.Identity != nil && s.Authority == "" {
+			signer = "cert:" + s.Identity.Issuer + "\x00" + s.Identity.Subject
 		}
-		counted[s.Authority] = true
-		v.Accepted = append(v.Accepted, Acceptance{
-			Authority: s.Authority, KeyID: s.KeyID, Layout: s.Layout, Signature: s.Ref,
-		})
+		for _, n := range names {
+			cands = append(cands, candidate{authority: n, signer: signer, sig: i})
+		}
+	}
+	for _, c := range assign(cands) {
+		s := ev.Signatures[c.sig]
+		acc := Acceptance{Authority: c.authority, Layout: s.Layout, Signature: s.Ref}
+		if byName[c.authority].Keyless == nil {
+			acc.KeyID = s.KeyID
+		} else {
+			acc.Identity = s.Identity
+			if len(s.Log) > 0 {
+				l := s.Log[0]
+				acc.Log = &l
+			}
+			if !s.SignedAt.IsZero() {
+				t := s.SignedAt
+				acc.SignedAt = &t
+			}
+		}
+		v.Accepted = append(v.Accepted, acc)
 	}
 	sort.Slice(v.Accepted, func(i, j int) bool { return v.Accepted[i].Authority < v.Accepted[j].Authority })
-	if len(counted) >= p.Threshold {
+	counted := len(v.Accepted)
+	if counted >= p.Threshold {
 		return v
 	}
 	expected := fmt.Sprintf("%d distinct authorities of [%s] signing %s", p.Threshold, p.authorityNames(), ev.Digest)
-	found := fmt.Sprintf("%d", len(counted))
+	found := fmt.Sprintf("%d", counted)
 	switch {
-	case len(otherSubject) > 0 && len(counted) == 0:
+	case len(otherSubject) > 0 && counted == 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonSubjectMismatch,
 			Message:  fmt.Sprintf("a trusted signature names another artifact, not %s", ev.Digest),
 			Expected: ev.Digest,
 			Found:    strings.Join(otherSubject, " "),
 		})
-	case len(counted) > 0:
+	case counted > 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonThresholdNotMet,
-			Message:  fmt.Sprintf("%d of the required %d authorities signed %s", len(counted), p.Threshold, ev.Digest),
+			Message:  fmt.Sprintf("%d of the required %d authorities signed %s (each signer counts once)", counted, p.Threshold, ev.Digest),
 			Expected: expected,
 			Found:    found,
 		})
-	case verified == 0 && malformed == len(ev.Signatures):
+	case len(mismatched) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonIdentityMismatch,
+			Message:  fmt.Sprintf("%d keyless signature(s) for %s verify under a trusted root, but no certificate names an identity of %s", len(mismatched), ev.Digest, p.Ref),
+			Expected: p.identities(),
+			Found:    strings.Join(mismatched, "; "),
+		})
+	case verified == 0 && malformed == examined:
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonMalformedSignature,
 			Message:  fmt.Sprintf("all %d signature(s) found for %s are malformed", malformed, ev.Digest),
@@ -294,6 +415,62 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	}
 	v.Accepted = nil // a denial accepts nobody
 	return v
+}
+
+// maxSignatures bounds the signatures Evaluate examines; it equals
+// limits.MaxSignatures, which the collector applies (this package imports
+// nothing of ours but the API types).
+const maxSignatures = 32
+
+// candidate says a signature of signer may count for authority.
+type candidate struct {
+	authority, signer string
+	sig               int // index in Evidence.Signatures
+}
+
+// assign picks the largest set of candidates in which every authority and
+// every signer appears at most once (a maximum bipartite matching, by
+// augmenting paths; there are at most 32 authorities). Authorities are
+// tried in order of first appearance, so the result is deterministic.
+func assign(cands []candidate) []candidate {
+	var authorities []string
+	edges := map[string][]candidate{}
+	for _, c := range cands {
+		if _, ok := edges[c.authority]; !ok {
+			authorities = append(authorities, c.authority)
+		}
+		dup := false
+		for _, e := range edges[c.authority] {
+			dup = dup || e.signer == c.signer
+		}
+		if !dup {
+			edges[c.authority] = append(edges[c.authority], c)
+		}
+	}
+	owner := map[string]candidate{} // signer -> the candidate it is assigned through
+	var try func(a string, seen map[string]bool) bool
+	try = func(a string, seen map[string]bool) bool {
+		for _, e := range edges[a] {
+			if seen[e.signer] {
+				continue
+			}
+			seen[e.signer] = true
+			prev, taken := owner[e.signer]
+			if !taken || try(prev.authority, seen) {
+				owner[e.signer] = e
+				return true
+			}
+		}
+		return false
+	}
+	for _, a := range authorities {
+		try(a, map[string]bool{})
+	}
+	out := make([]candidate, 0, len(owner))
+	for _, c := range owner {
+		out = append(out, c)
+	}
+	return out
 }
 
 // Covers reports whether the policy's scope includes repo.
@@ -314,10 +491,24 @@ func (p *Policy) authorityNames() string {
 	return strings.Join(names, ", ")
 }
 
+// identities lists every keyless authority's identities, for reasons.
+func (p *Policy) identities() string {
+	var out []string
+	for _, a := range p.Authorities {
+		if a.Keyless == nil {
+			continue
+		}
+		for _, id := range a.Keyless.Identities {
+			out = append(out, a.Name+": "+id.String())
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
 func problems(sigs []Signature) string {
 	var out []string
 	for _, s := range sigs {
-		if s.Authority == "" && s.Problem != "" {
+		if s.Authority == "" && len(s.RootVerified) == 0 && s.Problem != "" {
 			out = append(out, fmt.Sprintf("%s %s: %s", s.Layout, s.Ref, s.Problem))
 		}
 	}

@@ -24,6 +24,11 @@
 // an uninstall was left half done, Apply refuses with ErrPending and changes
 // nothing.
 //
+// Recover repairs such a release, left so by a process that died or lost
+// the API server in the middle of a Helm action: it rolls the release back
+// to its latest deployed revision, or uninstalls it when there is none (see
+// Recover). It assumes that no other process is operating the release.
+//
 // # Stamping
 //
 // A post-renderer writes two annotations on every object Apply renders:

@@ -29,7 +29,8 @@ var (
 	ErrNotFound = errors.New("release not found")
 	// ErrPending means the latest record of the release is pending-install,
 	// pending-upgrade, pending-rollback or uninstalling: another operation is
-	// under way, or was interrupted and left the release half done.
+	// under way, or was interrupted and left the release half done
+	// (Recover repairs it).
 	ErrPending = errors.New("release has an operation in progress")
 )
 
@@ -221,15 +222,20 @@ func (m *Manager) Uninstall(ctx context.Context, namespace, name string) error {
 	if err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
+	if err := m.uninstall(cfg, name); err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// uninstall runs helm uninstall; a missing release is not an error.
+func (m *Manager) uninstall(cfg *action.Configuration, name string) error {
 	uninstall := action.NewUninstall(cfg)
 	uninstall.Timeout = m.timeout
 	// Not IgnoreNotFound: Helm then ignores every error of reading the
 	// history, "forbidden" included.
-	if _, err := uninstall.Run(name); err != nil {
-		if errors.Is(err, driver.ErrReleaseNotFound) {
-			return nil
-		}
-		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	if _, err := uninstall.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return err
 	}
 	return nil
 }

@@ -25,10 +25,11 @@ import (
 // are attestations, not signatures.
 const CosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
 
-// Verifier checks signatures against the keys of a policy's authorities.
-// It is safe for concurrent use.
+// Verifier checks signatures against the keys and trusted roots of a
+// policy's authorities. It is safe for concurrent use.
 type Verifier struct {
 	authorities []authorityVerifier
+	roots       []rootVerifier
 }
 
 type authorityVerifier struct {
@@ -37,11 +38,19 @@ type authorityVerifier struct {
 	v     *sgverify.Verifier
 }
 
-// New builds one sigstore-go verifier per authority, each trusting only that
-// authority's key, so a verified signature names exactly one authority.
+// New builds the sigstore-go verifiers once: one per key authority, each
+// trusting only that authority's key, so a verified signature names exactly
+// one key authority; and one per distinct trusted root of the keyless
+// authorities, shared by the authorities that name the same root.
 func New(authorities []policy.Authority) (*Verifier, error) {
 	out := &Verifier{}
 	for _, a := range authorities {
+		if a.Keyless != nil {
+			if err := out.addKeyless(a); err != nil {
+				return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
+			}
+			continue
+		}
 		sv, err := loadVerifier(a.PublicKey)
 		if err != nil {
 			return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
@@ -132,30 +141,51 @@ func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
 	default:
 		return malformed("bundle: no content"), true
 	}
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return malformed(fmt.Sprintf("bundle: %v", err)), true
+	}
+	if vc.Certificate() != nil {
+		return v.keyless(&b, artifact, subject)
+	}
 	for _, a := range v.authorities {
 		res, err := a.v.Verify(&b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
 		if err != nil {
 			continue
 		}
-		if subject != "" {
-			return policy.Signature{Authority: a.name, KeyID: a.keyID, Subjects: []string{subject}}, true
-		}
-		st := res.Statement
-		if st == nil {
-			return malformed("bundle: DSSE envelope without an in-toto statement"), true
-		}
-		if st.GetPredicateType() != CosignSignPredicate {
+		subjects, isSig, problem := subjectsOf(res, subject)
+		switch {
+		case !isSig:
 			return policy.Signature{}, false
-		}
-		var subjects []string
-		for _, s := range st.GetSubject() {
-			if d, ok := s.GetDigest()["sha256"]; ok {
-				subjects = append(subjects, "sha256:"+d)
-			}
+		case problem != "":
+			return malformed(problem), true
 		}
 		return policy.Signature{Authority: a.name, KeyID: a.keyID, Subjects: subjects}, true
 	}
 	return policy.Signature{Problem: "bundle does not verify under any authority's key"}, true
+}
+
+// subjectsOf returns the digests a verified bundle names: the message
+// signature's digest (subject), or the sha256 subjects of the in-toto
+// statement of cosign's signing predicate. isSig is false for an
+// attestation (another predicate type), which is not a signature at all.
+func subjectsOf(res *sgverify.VerificationResult, subject string) (subjects []string, isSig bool, problem string) {
+	if subject != "" {
+		return []string{subject}, true, ""
+	}
+	st := res.Statement
+	if st == nil {
+		return nil, true, "bundle: DSSE envelope without an in-toto statement"
+	}
+	if st.GetPredicateType() != CosignSignPredicate {
+		return nil, false, ""
+	}
+	for _, s := range st.GetSubject() {
+		if d, ok := s.GetDigest()["sha256"]; ok {
+			subjects = append(subjects, "sha256:"+d)
+		}
+	}
+	return subjects, true, ""
 }
 
 func malformed(problem string) policy.Signature {

@@ -1,0 +1,319 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// MaxRegExpLength caps a regular expression of an identity, as the CRD does
+// (MaxLength on issuerRegExp, subjectRegExp and extensions[].regExp).
+const MaxRegExpLength = 1024
+
+// DefaultTrustedRootKey is the ConfigMap or Secret key a trustedRoot
+// reference reads when it names none (the CRD defaults it too).
+const DefaultTrustedRootKey = "trusted_root.json"
+
+// Extension names an identity may constrain: the JSON names of sigstore-go's
+// certificate.Extensions, less the issuer (constrained by issuer itself).
+// The CRD's enum lists the same names.
+var ExtensionNames = []string{
+	"githubWorkflowTrigger", "githubWorkflowSHA", "githubWorkflowName", "githubWorkflowRepository", "githubWorkflowRef",
+	"buildSignerURI", "buildSignerDigest", "runnerEnvironment",
+	"sourceRepositoryURI", "sourceRepositoryDigest", "sourceRepositoryRef", "sourceRepositoryIdentifier",
+	"sourceRepositoryOwnerURI", "sourceRepositoryOwnerIdentifier",
+	"buildConfigURI", "buildConfigDigest", "buildTrigger", "runInvocationURI", "sourceRepositoryVisibilityAtSigning",
+}
+
+// Keyless is a keyless authority's trust material and identities.
+type Keyless struct {
+	// TrustedRoot is the parsed trusted root. Nil means the Sigstore
+	// public-good root embedded in chartproof, which internal/verify
+	// loads (this package reads no files and embeds nothing).
+	TrustedRoot *root.TrustedRoot
+	// RootDigest is "sha256:<hex>" of the trusted root's JSON; empty for the
+	// embedded root. Authorities with the same digest share a verifier.
+	RootDigest string
+	// RootSource says where the trusted root came from, for messages.
+	RootSource string
+	// Identities are the compiled identities; a certificate matching any
+	// one of them counts for the authority.
+	Identities []Identity
+}
+
+// Identity is a compiled certificate identity: every part must match.
+type Identity struct {
+	Issuer     Matcher
+	Subject    Matcher
+	Extensions []ExtensionMatcher
+}
+
+// ExtensionMatcher checks one certificate extension by name.
+type ExtensionMatcher struct {
+	Name string
+	Matcher
+}
+
+// Matcher matches a whole string exactly, or against an anchored RE2
+// regular expression. The zero Matcher matches nothing.
+type Matcher struct {
+	exact string
+	re    *regexp.Regexp
+	src   string
+}
+
+// Match reports whether s matches: equal to the exact value, or matched in
+// full by the regular expression.
+func (m Matcher) Match(s string) bool {
+	switch {
+	case m.re != nil:
+		return m.re.MatchString(s)
+	case m.exact != "":
+		return s == m.exact
+	default:
+		return false
+	}
+}
+
+// String is the exact value, or the regular expression as written in the
+// policy between slashes.
+func (m Matcher) String() string {
+	if m.re != nil {
+		return "/" + m.src + "/"
+	}
+	return m.exact
+}
+
+// newMatcher compiles exactly one of exact and re. The expression is
+// anchored: it must match the whole value.
+func newMatcher(field, exact, re string) (Matcher, error) {
+	switch {
+	case exact != "" && re != "":
+		return Matcher{}, fmt.Errorf("%s: set exactly one of the exact value and the regular expression, not both", field)
+	case exact != "":
+		return Matcher{exact: exact}, nil
+	case re == "":
+		return Matcher{}, fmt.Errorf("%s: no constraint: an identity must constrain both issuer and subject", field)
+	case len(re) > MaxRegExpLength:
+		return Matcher{}, fmt.Errorf("%s: regular expression of %d bytes exceeds %d", field, len(re), MaxRegExpLength)
+	}
+	compiled, err := regexp.Compile(`^(?:` + re + `)$`)
+	if err != nil {
+		return Matcher{}, fmt.Errorf("%s: %w", field, err)
+	}
+	if compiled.MatchString("") {
+		// ".*" and the like: a pattern that accepts an empty value
+		// constrains nothing worth naming.
+		return Matcher{}, fmt.Errorf("%s: regular expression %q matches the empty string: it must constrain the value", field, re)
+	}
+	return Matcher{re: compiled, src: re}, nil
+}
+
+// Match reports whether a certificate identity satisfies this identity.
+func (id Identity) Match(c *CertIdentity) bool {
+	if c == nil || !id.Issuer.Match(c.Issuer) || !id.Subject.Match(c.Subject) {
+		return false
+	}
+	for _, e := range id.Extensions {
+		v, ok := c.Extensions[e.Name]
+		if !ok || !e.Match(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// String describes the identity for reasons: "issuer X subject Y".
+func (id Identity) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "issuer %s subject %s", id.Issuer, id.Subject)
+	for _, e := range id.Extensions {
+		fmt.Fprintf(&b, " %s %s", e.Name, e.Matcher)
+	}
+	return b.String()
+}
+
+// Matches reports whether c satisfies any of the authority's identities. A
+// key authority has none and matches no certificate.
+func (a Authority) Matches(c *CertIdentity) bool {
+	if a.Keyless == nil {
+		return false
+	}
+	for _, id := range a.Keyless.Identities {
+		if id.Match(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Reader reads the key material a policy refers to. The controller reads
+// the API server, the CLI the documents of its policy file.
+type Reader interface {
+	// Secret returns one key of a Secret.
+	Secret(ref chartproofv1.SecretKeyReference) ([]byte, error)
+	// ConfigMap returns one key of a ConfigMap (data or binaryData).
+	ConfigMap(namespace, name, key string) ([]byte, error)
+}
+
+// SecretReader returns the bytes of one key of a Secret. As a Reader it
+// reads Secrets only and refuses every ConfigMap reference.
+type SecretReader func(ref chartproofv1.SecretKeyReference) ([]byte, error)
+
+// Secret calls f.
+func (f SecretReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
+	if f == nil {
+		return nil, errors.New("no Secrets can be read here")
+	}
+	return f(ref)
+}
+
+// ConfigMap refuses: a SecretReader reads no ConfigMaps.
+func (f SecretReader) ConfigMap(namespace, name, key string) ([]byte, error) {
+	return nil, fmt.Errorf("configMap %s/%s: no ConfigMaps can be read here", namespace, name)
+}
+
+// compileKeyless checks a keyless authority: its trusted root parses, each
+// identity constrains both issuer and subject, and every expression
+// compiles.
+func compileKeyless(ref Ref, k chartproofv1.KeylessAuthority, read Reader) (*Keyless, error) {
+	out := &Keyless{}
+	var errs []error
+	if tr := k.TrustedRoot; tr == nil {
+		out.RootSource = "sigstore-public-good (embedded)"
+	} else if data, source, err := readTrustedRoot(ref, *tr, read); err != nil {
+		errs = append(errs, err)
+	} else {
+		parsed, err := root.NewTrustedRootFromJSON(data)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("trusted root %s: %w", source, err))
+		case len(parsed.FulcioCertificateAuthorities()) == 0:
+			errs = append(errs, fmt.Errorf("trusted root %s lists no certificate authority", source))
+		case len(parsed.RekorLogs()) == 0:
+			errs = append(errs, fmt.Errorf("trusted root %s lists no transparency log: keyless signatures must be logged", source))
+		default:
+			sum := sha256.Sum256(data)
+			out.TrustedRoot, out.RootDigest = parsed, "sha256:"+hex.EncodeToString(sum[:])
+			out.RootSource = source + " (" + out.RootDigest + ")"
+		}
+	}
+	if len(k.Identities) == 0 {
+		errs = append(errs, errors.New("keyless: no identities: an authority must name who may sign, never any signer"))
+	}
+	for i, in := range k.Identities {
+		id, err := compileIdentity(in)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("identities[%d]: %w", i, err))
+			continue
+		}
+		out.Identities = append(out.Identities, id)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+func compileIdentity(in chartproofv1.Identity) (Identity, error) {
+	var errs []error
+	issuer, err := newMatcher("issuer", in.Issuer, in.IssuerRegExp)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	subject, err := newMatcher("subject", in.Subject, in.SubjectRegExp)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	id := Identity{Issuer: issuer, Subject: subject}
+	seen := map[string]bool{}
+	for _, e := range in.Extensions {
+		switch {
+		case !knownExtension(e.Name):
+			errs = append(errs, fmt.Errorf("extension %q is not one of %s", e.Name, strings.Join(ExtensionNames, ", ")))
+			continue
+		case seen[e.Name]:
+			errs = append(errs, fmt.Errorf("extension %q listed twice", e.Name))
+			continue
+		}
+		seen[e.Name] = true
+		m, err := newMatcher("extension "+e.Name, e.Value, e.RegExp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		id.Extensions = append(id.Extensions, ExtensionMatcher{Name: e.Name, Matcher: m})
+	}
+	return id, errors.Join(errs...)
+}
+
+func knownExtension(name string) bool {
+	for _, n := range ExtensionNames {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// readTrustedRoot reads the referenced ConfigMap or Secret key, applying the
+// same namespace rules as a key's secretRef.
+func readTrustedRoot(ref Ref, tr chartproofv1.TrustedRootReference, read Reader) ([]byte, string, error) {
+	var (
+		obj  *chartproofv1.TrustedRootKeyReference
+		kind string
+	)
+	switch {
+	case tr.ConfigMapRef != nil && tr.SecretRef != nil:
+		return nil, "", errors.New("trustedRoot sets both configMapRef and secretRef")
+	case tr.ConfigMapRef != nil:
+		obj, kind = tr.ConfigMapRef, "configMap"
+	case tr.SecretRef != nil:
+		obj, kind = tr.SecretRef, "secret"
+	default:
+		return nil, "", errors.New("trustedRoot sets neither configMapRef nor secretRef")
+	}
+	o := *obj
+	if o.Key == "" {
+		o.Key = DefaultTrustedRootKey
+	}
+	ns, err := resolveNamespace(ref, kind+"Ref", o.Namespace, o.Name)
+	if err != nil {
+		return nil, "", err
+	}
+	source := fmt.Sprintf("%s %s/%s key %q", kind, ns, o.Name, o.Key)
+	if read == nil {
+		return nil, "", fmt.Errorf("trusted root %s: nothing can be read here", source)
+	}
+	var data []byte
+	if kind == "configMap" {
+		data, err = read.ConfigMap(ns, o.Name, o.Key)
+	} else {
+		data, err = read.Secret(chartproofv1.SecretKeyReference{Namespace: ns, Name: o.Name, Key: o.Key})
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("trusted root %s: %w", source, err)
+	}
+	return data, source, nil
+}
+
+// resolveNamespace applies the namespace rule of references: a
+// ClusterTrustPolicy names the namespace, a TrustPolicy uses its own.
+func resolveNamespace(ref Ref, field, namespace, name string) (string, error) {
+	switch {
+	case ref.Kind == "ClusterTrustPolicy" && namespace == "":
+		return "", fmt.Errorf("%s %q must name its namespace in a ClusterTrustPolicy", field, name)
+	case ref.Kind == "TrustPolicy" && namespace != "" && namespace != ref.Namespace:
+		return "", fmt.Errorf("%s %s/%s is outside the policy's namespace", field, namespace, name)
+	case ref.Kind == "TrustPolicy":
+		return ref.Namespace, nil
+	}
+	return namespace, nil
+}

@@ -1,0 +1,129 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+)
+
+// Pending reports whether rel, the latest record of a release, is one an
+// operation left unfinished: pending-install, pending-upgrade,
+// pending-rollback or uninstalling. Apply refuses such a release with
+// ErrPending; Recover repairs it.
+func Pending(rel *release.Release) bool {
+	return rel != nil && rel.Info != nil && (rel.Info.Status.IsPending() || rel.Info.Status == release.StatusUninstalling)
+}
+
+// Recovery is what Recover did.
+type Recovery struct {
+	// Interrupted is the revision that was found unfinished, and Status
+	// the state it was left in.
+	Interrupted int
+	Status      release.Status
+	// RolledBackTo is the deployed revision the release was rolled back
+	// to; zero when the release was uninstalled.
+	RolledBackTo int
+	// Release is the release after the rollback: deployed, at a new
+	// revision with the chart, values and manifest of RolledBackTo. It is
+	// nil when the release was uninstalled.
+	Release *release.Release
+}
+
+// Uninstalled reports whether the release was uninstalled rather than
+// rolled back.
+func (r *Recovery) Uninstalled() bool { return r.Release == nil }
+
+// Recover repairs a release whose latest record an interrupted operation
+// left unfinished (see Pending), with one Helm action:
+//
+//   - pending-install, pending-upgrade or pending-rollback, with a deployed
+//     revision: the unfinished record is marked failed, and the release is
+//     rolled back to the latest deployed revision (helm rollback), which
+//     puts back that revision's objects, stamp included, and deletes what the
+//     interrupted operation added;
+//   - the same with no deployed revision, or uninstalling: the release is
+//     uninstalled (helm uninstall), deleting what the interrupted operation
+//     may have created.
+//
+// Recover returns an error when the latest record is not unfinished, and
+// changes nothing then. Helm's records are the only lock: Recover must only
+// be called when no other process operates the release, which is what
+// leader election guarantees among chartproof managers. The rolled back
+// objects are those Helm recorded for the deployed revision; nothing is
+// rendered again.
+//
+// The record is marked failed before the rollback, and so is the rollback's
+// own record when the rollback fails: a failed recovery leaves a failed
+// release, which Apply upgrades as the helm CLI would, never one that stays
+// pending.
+func (m *Manager) Recover(ctx context.Context, namespace, name string) (*Recovery, error) {
+	rec, err := m.recover(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("release: recover %s/%s: %w", namespace, name, err)
+	}
+	return rec, nil
+}
+
+func (m *Manager) recover(ctx context.Context, namespace, name string) (*Recovery, error) {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	last, err := latest(cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	if !Pending(last) {
+		return nil, fmt.Errorf("revision %d is %s: nothing to recover", last.Version, last.Info.Status)
+	}
+	rec := &Recovery{Interrupted: last.Version, Status: last.Info.Status}
+
+	var deployed *release.Release
+	if last.Info.Status != release.StatusUninstalling {
+		deployed, err = cfg.Releases.Deployed(name)
+		if err != nil && !errors.Is(err, driver.ErrNoDeployedReleases) {
+			return nil, fmt.Errorf("reading the deployed revision: %w", err)
+		}
+	}
+	if deployed == nil {
+		// Uninstall deletes what the latest record's manifest names,
+		// which is what the interrupted operation may have created.
+		if err := m.uninstall(cfg, name); err != nil {
+			return nil, fmt.Errorf("uninstall: %w", err)
+		}
+		return rec, nil
+	}
+
+	last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted; chartproof rolls back to revision %d", last.Info.Status, deployed.Version))
+	if err := cfg.Releases.Update(last); err != nil {
+		return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)
+	}
+	rollback := action.NewRollback(cfg)
+	rollback.Version = deployed.Version
+	rollback.Timeout = m.timeout
+	rollback.MaxHistory = maxHistory
+	rollback.Wait = false
+	if err := rollback.Run(name); err != nil {
+		err = fmt.Errorf("rollback to revision %d: %w", deployed.Version, err)
+		// Helm records the rollback as pending before it applies anything,
+		// and leaves it so when it fails early (the manifest does not build,
+		// a hook fails): that record is marked failed too.
+		if l, lerr := latest(cfg, name); lerr == nil && l.Version > last.Version && Pending(l) {
+			l.SetStatus(release.StatusFailed, "Rollback failed: "+err.Error())
+			if uerr := cfg.Releases.Update(l); uerr != nil {
+				err = errors.Join(err, fmt.Errorf("marking revision %d failed: %w", l.Version, uerr))
+			}
+		}
+		return nil, err
+	}
+	rel, err := latest(cfg, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the release after the rollback: %w", err)
+	}
+	rec.RolledBackTo, rec.Release = deployed.Version, rel
+	return rec, nil
+}
