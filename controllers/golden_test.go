@@ -37,7 +37,17 @@ func (f *fixture) checkGolden(releaseName, golden string) {
 	}
 	sort.Slice(out.Conditions, func(i, j int) bool { return out.Conditions[i].Type < out.Conditions[j].Type })
 	for _, e := range vhr.Status.Evidence {
-		out.Evidence = append(out.Evidence, fmt.Sprintf("%s %s %s", e.Authority, e.Layout, e.KeyID))
+		line := fmt.Sprintf("%s %s %s", e.Authority, e.Layout, e.KeyID)
+		if e.Subject != "" {
+			line += fmt.Sprintf(" signer %s issuer %s", e.Subject, e.Issuer)
+		}
+		if e.LogIndex != nil {
+			line += fmt.Sprintf(" log index %d", *e.LogIndex)
+		}
+		if e.SignedAt != nil {
+			line += " signedAt SIGNEDAT"
+		}
+		out.Evidence = append(out.Evidence, strings.TrimSpace(line))
 	}
 	if i := vhr.Status.Installed; i != nil {
 		out.Installed = fmt.Sprintf("%s %s revision %d verified %v", i.Digest, i.ChartVersion, i.Revision, i.Verified)
@@ -81,13 +91,17 @@ func (f *fixture) checkGolden(releaseName, golden string) {
 	}
 }
 
-var hex64 = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+var (
+	hex64     = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	timestamp = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\b`)
+)
 
 // normalize replaces the registry address, the namespace and key IDs (new
 // keys each run). Chart digests stay: test charts are byte-for-byte stable.
 func (f *fixture) normalize(s string) string {
 	s = strings.ReplaceAll(s, regHost, "REGISTRY")
 	s = strings.ReplaceAll(s, f.ns, "NAMESPACE")
+	s = timestamp.ReplaceAllString(s, "TIME")
 	s = hex64.ReplaceAllStringFunc(s, func(h string) string {
 		if strings.Contains(s, "sha256:"+h) {
 			return h // a digest

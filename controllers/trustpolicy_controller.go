@@ -63,9 +63,7 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	base := obj.DeepCopyObject().(client.Object)
 	ref.UID = string(obj.GetUID())
 	cond := metav1.Condition{Type: chartproofv1.ConditionReady, ObservedGeneration: obj.GetGeneration()}
-	p, err := policy.Compile(ref, *spec, policy.SecretReader(func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
-		return secretKey(ctx, r.APIReader, sr.Namespace, sr.Name, sr.Key)
-	}))
+	p, err := policy.Compile(ref, *spec, apiReader{ctx: ctx, reader: r.APIReader})
 	if err == nil {
 		_, err = verify.New(p.Authorities)
 	}

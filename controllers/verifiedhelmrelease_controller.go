@@ -399,6 +399,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		msg += fmt.Sprintf(" (Audit mode: installed although %s: %s)", loaded.Verdict.Code(), loaded.Verdict.Message())
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonAuditOnly, msg)
 	} else {
+		msg += ": " + loaded.Verdict.Message()
 		r.event(obj, corev1.EventTypeNormal, reason, msg)
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
@@ -430,9 +431,21 @@ func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.Ver
 	obj.Status.ShortDigest = shortDigest(res.Digest)
 	obj.Status.Evidence = nil
 	for _, a := range v.Accepted {
-		obj.Status.Evidence = append(obj.Status.Evidence, chartproofv1.SignatureEvidence{
+		e := chartproofv1.SignatureEvidence{
 			Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
-		})
+		}
+		if a.Identity != nil {
+			e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject
+		}
+		if a.Log != nil {
+			index := a.Log.Index
+			e.LogIndex, e.LogID = &index, a.Log.LogID
+		}
+		if a.SignedAt != nil {
+			t := metav1.NewTime(*a.SignedAt)
+			e.SignedAt = &t
+		}
+		obj.Status.Evidence = append(obj.Status.Evidence, e)
 	}
 	switch {
 	case v.Passed():
@@ -559,9 +572,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	default:
 		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
-	p, err := policy.Compile(pref, spec, policy.SecretReader(func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
-		return secretKey(ctx, r.APIReader, sr.Namespace, sr.Name, sr.Key)
-	}))
+	p, err := policy.Compile(pref, spec, apiReader{ctx: ctx, reader: r.APIReader})
 	if err != nil {
 		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
 	}
@@ -579,17 +590,41 @@ func notFoundCode(err error) string {
 	return chartproofv1.ReasonInvalidPolicy
 }
 
-// secretKey reads one key of a Secret.
-func secretKey(ctx context.Context, reader client.Reader, namespace, name, key string) ([]byte, error) {
+// apiReader reads the Secrets and ConfigMaps a policy references from the
+// API server, uncached: chartproof does not watch every Secret.
+type apiReader struct {
+	ctx    context.Context
+	reader client.Reader
+}
+
+var _ policy.Reader = apiReader{}
+
+// Secret returns one key of a Secret.
+func (a apiReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
 	var s corev1.Secret
-	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := a.reader.Get(a.ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &s); err != nil {
 		return nil, err
 	}
-	b, ok := s.Data[key]
+	b, ok := s.Data[ref.Key]
 	if !ok {
-		return nil, fmt.Errorf("secret %s/%s has no key %q", namespace, name, key)
+		return nil, fmt.Errorf("secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
 	}
 	return b, nil
+}
+
+// ConfigMap returns one key of a ConfigMap, from data or binaryData.
+func (a apiReader) ConfigMap(namespace, name, key string) ([]byte, error) {
+	var cm corev1.ConfigMap
+	if err := a.reader.Get(a.ctx, types.NamespacedName{Namespace: namespace, Name: name}, &cm); err != nil {
+		return nil, err
+	}
+	if v, ok := cm.Data[key]; ok {
+		return []byte(v), nil
+	}
+	if v, ok := cm.BinaryData[key]; ok {
+		return v, nil
+	}
+	return nil, fmt.Errorf("configmap %s/%s has no key %q", namespace, name, key)
 }
 
 // shortDigest is the first 12 hex characters of a sha256 digest.

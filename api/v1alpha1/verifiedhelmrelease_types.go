@@ -200,6 +200,23 @@ type SignatureEvidence struct {
 	Signature string `json:"signature,omitempty"`
 	// VerifiedAt is when chartproof verified it.
 	VerifiedAt metav1.Time `json:"verifiedAt"`
+	// Issuer is the OIDC issuer a keyless signer's certificate names.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+	// Subject is the identity (Subject Alternative Name) a keyless signer's
+	// certificate names: a workflow URI, an email address.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// LogIndex is the signature's entry in the transparency log.
+	// +optional
+	LogIndex *int64 `json:"logIndex,omitempty"`
+	// LogID is the transparency log's ID (hex sha256 of its key).
+	// +optional
+	LogID string `json:"logID,omitempty"`
+	// SignedAt is the signing time the log or a timestamp authority vouches
+	// for.
+	// +optional
+	SignedAt *metav1.Time `json:"signedAt,omitempty"`
 }
 
 // VerifiedHelmRelease installs an OCI Helm chart only when its provenance

@@ -34,7 +34,7 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 	var (
 		ref     policy.Ref
 		spec    *chartproofv1.TrustPolicySpec
-		secrets = map[string]map[string][]byte{} // "ns/name" -> data
+		objects = fileObjects{secrets: map[string]map[string][]byte{}, configMaps: map[string]map[string][]byte{}}
 	)
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for i := 1; ; i++ {
@@ -94,26 +94,63 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 			for k, v := range s.StringData {
 				merged[k] = []byte(v)
 			}
-			secrets[ns+"/"+s.Name] = merged
+			objects.secrets[ns+"/"+s.Name] = merged
+		case meta.APIVersion == "v1" && meta.Kind == "ConfigMap":
+			var cm corev1.ConfigMap
+			if err := unmarshalStrict(doc, &cm); err != nil {
+				return nil, fmt.Errorf("policy file: document %d (ConfigMap): %w", i, err)
+			}
+			ns := cm.Namespace
+			if ns == "" {
+				ns = "default"
+			}
+			merged := map[string][]byte{}
+			for k, v := range cm.BinaryData {
+				merged[k] = v
+			}
+			for k, v := range cm.Data {
+				merged[k] = []byte(v)
+			}
+			objects.configMaps[ns+"/"+cm.Name] = merged
 		default:
-			return nil, fmt.Errorf("policy file: document %d: %s %s is neither a %s TrustPolicy or ClusterTrustPolicy nor a v1 Secret",
+			return nil, fmt.Errorf("policy file: document %d: %s %s is neither a %s TrustPolicy or ClusterTrustPolicy nor a v1 Secret or ConfigMap",
 				i, meta.APIVersion, meta.Kind, chartproofv1.GroupVersion)
 		}
 	}
 	if spec == nil {
 		return nil, errors.New("policy file: no TrustPolicy or ClusterTrustPolicy")
 	}
-	return policy.Compile(ref, *spec, policy.SecretReader(func(sr chartproofv1.SecretKeyReference) ([]byte, error) {
-		s, ok := secrets[sr.Namespace+"/"+sr.Name]
-		if !ok {
-			return nil, fmt.Errorf("secret %s/%s is not in the policy file", sr.Namespace, sr.Name)
-		}
-		v, ok := s[sr.Key]
-		if !ok {
-			return nil, fmt.Errorf("secret %s/%s has no key %q", sr.Namespace, sr.Name, sr.Key)
-		}
-		return v, nil
-	}))
+	return policy.Compile(ref, *spec, objects)
+}
+
+// fileObjects are the Secrets and ConfigMaps of a policy file, by
+// "namespace/name": the only ones a policy read from a file may reference.
+type fileObjects struct {
+	secrets, configMaps map[string]map[string][]byte
+}
+
+var _ policy.Reader = fileObjects{}
+
+// Secret returns one key of a Secret document of the file.
+func (f fileObjects) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
+	return lookup(f.secrets, "secret", ref.Namespace, ref.Name, ref.Key)
+}
+
+// ConfigMap returns one key of a ConfigMap document of the file.
+func (f fileObjects) ConfigMap(namespace, name, key string) ([]byte, error) {
+	return lookup(f.configMaps, "configmap", namespace, name, key)
+}
+
+func lookup(objects map[string]map[string][]byte, kind, namespace, name, key string) ([]byte, error) {
+	o, ok := objects[namespace+"/"+name]
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s is not in the policy file", kind, namespace, name)
+	}
+	v, ok := o[key]
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s has no key %q", kind, namespace, name, key)
+	}
+	return v, nil
 }
 
 // unmarshalStrict decodes one YAML document as the API server does: field

@@ -799,8 +799,8 @@ func TestVerifyUsageErrors(t *testing.T) {
 			`unknown field "spec.authorities[0].key.publickey"`},
 		{"a second policy document", good, withPolicy(good.policy + "---\n" + strings.Replace(good.policy, "name: ci-charts", "name: more-charts", 1)),
 			"document 2: a second policy; the file must hold exactly one"},
-		{"a document of another kind", good, withPolicy(good.policy + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"),
-			"document 2: v1 ConfigMap is neither"},
+		{"a document of another kind", good, withPolicy(good.policy + "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: settings\n"),
+			"document 2: v1 Service is neither"},
 		{"a policy of another API version", good, withPolicy(strings.Replace(good.policy, "/v1alpha1", "/v1beta1", 1)),
 			"document 1: delivery.chartproof.dev/v1beta1 ClusterTrustPolicy is neither"},
 		{"a policy without a name", good, withPolicy(strings.Replace(good.policy, "  name: ci-charts\n", "  labels: {}\n", 1)),
@@ -1067,6 +1067,92 @@ func TestVerifyDockerConfigFile(t *testing.T) {
 			}
 			if code != cli.ExitDenied || len(out.Reasons) == 0 || out.Reasons[0].Code != chartproofv1.ReasonRegistryUnauthorized {
 				t.Fatalf("got exit %d reasons %+v, want 1 and %s", code, out.Reasons, chartproofv1.ReasonRegistryUnauthorized)
+			}
+		})
+	}
+}
+
+// TestVerifyKeylessConfigMapRoot: a keyless policy whose trusted root is a
+// ConfigMap document of the policy file (a private Sigstore). The policy
+// naming the release workflow allows the chart and reports the signer; its
+// twin, naming another workflow, refuses it with IdentityMismatch.
+func TestVerifyKeylessConfigMapRoot(t *testing.T) {
+	const (
+		issuer   = "https://token.actions.githubusercontent.com"
+		workflow = "https://github.com/org/charts/.github/workflows/release.yaml@refs/tags/v1.0.0"
+	)
+	w := newWorld(t, worldOptions{})
+	digest := w.pushHello(t, "charts/hello", "1.0.0")
+	s, err := testsign.NewSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.SignKeyless(testsign.Statement(w.reg.Host+"/charts/hello", digest), testsign.KeylessOptions{
+		Cert: testsign.Cert{URI: workflow, Issuer: issuer},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.reg.AttachBundle("charts/hello", digest, b, false); err != nil {
+		t.Fatal(err)
+	}
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, subject, wantCode string
+	}{
+		{"release workflow", workflow, ""},
+		{"another workflow", strings.Replace(workflow, "release.yaml", "nightly.yaml", 1), chartproofv1.ReasonIdentityMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			policyYAML := fmt.Sprintf(`apiVersion: delivery.chartproof.dev/v1alpha1
+kind: ClusterTrustPolicy
+metadata:
+  name: ci-keyless
+spec:
+  repositories:
+  - %s/charts/hello
+  authorities:
+  - name: release
+    keyless:
+      trustedRoot:
+        configMapRef:
+          namespace: chartproof-system
+          name: private-sigstore
+      identities:
+      - issuer: %s
+        subject: %s
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: private-sigstore
+  namespace: chartproof-system
+binaryData:
+  trusted_root.json: %s
+`, w.reg.Host, issuer, tc.subject, base64.StdEncoding.EncodeToString(rootJSON))
+			pol := filepath.Join(t.TempDir(), "policy.yaml")
+			if err := os.WriteFile(pol, []byte(policyYAML), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			res := verify(t, "--plain-http", "--policy", pol, "--output", "json", w.ref("charts/hello", "1.0.0"))
+			var out cli.Output
+			if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
+				t.Fatalf("output %q: %v (stderr %s)", res.stdout, err, res.stderr)
+			}
+			if tc.wantCode == "" {
+				if res.code != cli.ExitAllowed || len(out.Accepted) != 1 || out.Accepted[0].Identity == nil || out.Accepted[0].Identity.Subject != workflow {
+					t.Fatalf("got exit %d accepted %+v reasons %+v, want 0 and the release workflow as signer", res.code, out.Accepted, out.Reasons)
+				}
+				if out.Accepted[0].Log == nil || out.Accepted[0].SignedAt == nil {
+					t.Errorf("accepted %+v: want the log entry and the signing time", out.Accepted[0])
+				}
+				return
+			}
+			if res.code != cli.ExitDenied || len(out.Reasons) == 0 || out.Reasons[0].Code != tc.wantCode {
+				t.Fatalf("got exit %d reasons %+v, want 1 and %s", res.code, out.Reasons, tc.wantCode)
 			}
 		})
 	}

@@ -143,6 +143,22 @@ type Acceptance struct {
 	SignedAt *time.Time    `json:"signedAt,omitempty"`
 }
 
+// describe names the authority and, for a keyless one, the signer the
+// certificate names, its transparency log entry and the signing time.
+func (a Acceptance) describe() string {
+	if a.Identity == nil {
+		return a.Authority
+	}
+	d := fmt.Sprintf("%s (signer %s", a.Authority, a.Identity)
+	if a.Log != nil {
+		d += fmt.Sprintf(", log index %d", a.Log.Index)
+	}
+	if a.SignedAt != nil {
+		d += ", signed " + a.SignedAt.UTC().Format(time.RFC3339)
+	}
+	return d + ")"
+}
+
 // Verdict is the decision on one digest under one policy. The zero value is
 // a denial; only Evaluate makes an allow.
 type Verdict struct {
@@ -193,7 +209,7 @@ func (v Verdict) Message() string {
 	if v.passed {
 		names := make([]string, 0, len(v.Accepted))
 		for _, a := range v.Accepted {
-			names = append(names, a.Authority)
+			names = append(names, a.describe())
 		}
 		return fmt.Sprintf("%s verified under %s by %s", v.Digest, v.Policy, strings.Join(names, ", "))
 	}
