@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -44,12 +45,14 @@ func runManager() error {
 		metricsAddr, probeAddr, leaderNamespace string
 		leaderElect                             bool
 		concurrent                              int
+		verifyTimeout                           time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the pod's own (required outside a cluster)")
 	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
+	flag.DurationVar(&verifyTimeout, "verify-timeout", controllers.DefaultVerifyTimeout, "the longest one verification or chart read may take, registry round trips included; it then ends inconclusive")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -89,12 +92,13 @@ func runManager() error {
 		return err
 	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("chartproof"),
-		Releases:   release.NewManager(cfg, release.Options{}),
-		Metrics:    verifications,
-		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+		Client:        mgr.GetClient(),
+		APIReader:     mgr.GetAPIReader(),
+		Recorder:      mgr.GetEventRecorder("chartproof"),
+		Releases:      release.NewManager(cfg, release.Options{}),
+		Metrics:       verifications,
+		Registries:    &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+		VerifyTimeout: verifyTimeout,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err

@@ -9,12 +9,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
 // TestCRDValidation applies impossible policy combinations to the real API
 // server: each must be refused with its message, and the control (a valid
-// policy of the same shape) accepted.
+// policy of the same shape) accepted. policy.Compile must agree on each.
 func TestCRDValidation(t *testing.T) {
 	ns := newNamespace(t)
 	k, err := testsign.NewKey("p256")
@@ -22,6 +23,15 @@ func TestCRDValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	pem := k.PublicPEM()
+	sigstore, err := testsign.NewSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootJSON, err := sigstore.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := objectReader{pem: []byte(pem), root: rootJSON}
 	good := func() chartproofv1.TrustPolicySpec {
 		return chartproofv1.TrustPolicySpec{
 			Repositories: []string{"registry.example.com/team/*"},
@@ -55,6 +65,78 @@ func TestCRDValidation(t *testing.T) {
 		{"cluster secretRef without namespace", true, func(s *chartproofv1.TrustPolicySpec) {
 			s.Authorities[0].Key = &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "k"}}
 		}, "must name their namespace"},
+
+		// Keyless authorities. Each refusal has a control of the same shape.
+		{"control: keyless, public-good root", false, keyless(func(*chartproofv1.KeylessAuthority) {}), ""},
+		{"control: keyless, regexps and extensions", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0] = chartproofv1.Identity{
+				IssuerRegExp: `https://token\.actions\.githubusercontent\.com`, SubjectRegExp: `https://github\.com/org/.*`,
+				Extensions: []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryRef", RegExp: `refs/tags/v.*`}, {Name: "runnerEnvironment", Value: "github-hosted"}},
+			}
+		}), ""},
+		{"identity without issuer", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].Issuer = "" }),
+			"set exactly one of issuer and issuerRegExp"},
+		{"identity without subject", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].Subject = "" }),
+			"set exactly one of subject and subjectRegExp"},
+		{"identity with issuer and issuerRegExp", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].IssuerRegExp = `https://.*` }),
+			"set exactly one of issuer and issuerRegExp"},
+		{"identity with subject and subjectRegExp", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].SubjectRegExp = `https://.*` }),
+			"set exactly one of subject and subjectRegExp"},
+		{"keyless without identities", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities = nil }),
+			"spec.authorities[0].keyless.identities: Required value"},
+		{"control: extension with value", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryURI", Value: "https://github.com/org/repo"}}
+		}), ""},
+		{"extension with value and regExp", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryURI", Value: "https://github.com/org/repo", RegExp: `https://github\.com/org/.*`}}
+		}), "set exactly one of value and regExp"},
+		{"extension with neither value nor regExp", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryURI"}}
+		}), "set exactly one of value and regExp"},
+		{"unknown extension", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "favouriteColour", Value: "blue"}}
+		}), "Unsupported value: \"favouriteColour\""},
+		{"key and keyless", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Keyless = goodKeyless()
+		}, "an authority needs exactly one of: key, keyless"},
+		{"neither key nor keyless", false, func(s *chartproofv1.TrustPolicySpec) { s.Authorities[0].Key = nil },
+			"an authority needs exactly one of: key, keyless"},
+		{"control: TrustPolicy trustedRoot in its namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), ""},
+		{"trustedRoot with configMapRef and secretRef", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{
+				ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"},
+				SecretRef:    &chartproofv1.TrustedRootKeyReference{Name: "root"},
+			}
+		}), "set exactly one of configMapRef and secretRef"},
+		{"trustedRoot with neither configMapRef nor secretRef", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{}
+		}), "set exactly one of configMapRef and secretRef"},
+		{"TrustPolicy trustedRoot naming a namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "other"}}
+		}), "a TrustPolicy's trusted root references are in its own namespace and must not name one"},
+		{"TrustPolicy trustedRoot secretRef naming a namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "other"}}
+		}), "a TrustPolicy's trusted root references are in its own namespace and must not name one"},
+		{"control: ClusterTrustPolicy trustedRoot with namespace", true, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "sigstore"}}
+		}), ""},
+		{"ClusterTrustPolicy trustedRoot without namespace", true, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), "a ClusterTrustPolicy's trusted root references must name their namespace"},
+		{"ClusterTrustPolicy trustedRoot configMapRef without namespace", true, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), "a ClusterTrustPolicy's trusted root references must name their namespace"},
+		{"control: regexp at MaxLength", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Subject, k.Identities[0].SubjectRegExp = "", longRegExp(policy.MaxRegExpLength)
+		}), ""},
+		{"subjectRegExp over MaxLength", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Subject, k.Identities[0].SubjectRegExp = "", longRegExp(policy.MaxRegExpLength+1)
+		}), "spec.authorities[0].keyless.identities[0].subjectRegExp: Too long: may not be"},
+		{"extension regExp over MaxLength", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryRef", RegExp: longRegExp(policy.MaxRegExpLength + 1)}}
+		}), "spec.authorities[0].keyless.identities[0].extensions[0].regExp: Too long: may not be"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,6 +156,58 @@ func TestCRDValidation(t *testing.T) {
 			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
 				t.Fatalf("refused with %v, want a message containing %q", err, tc.want)
 			}
+			// policy.Compile, which `chartproof verify` runs on files the API
+			// server never saw, must agree with the CRD.
+			ref := policy.Ref{Kind: "TrustPolicy", Namespace: ns, Name: name}
+			if tc.cluster {
+				ref = policy.Ref{Kind: "ClusterTrustPolicy", Name: ns + "-" + name}
+			}
+			_, cerr := policy.Compile(ref, spec, read)
+			switch {
+			case tc.want == "" && cerr != nil:
+				t.Errorf("the API server accepts the control, policy.Compile refuses it: %v", cerr)
+			case tc.want != "" && cerr == nil:
+				t.Errorf("the API server refuses it, policy.Compile accepts it")
+			}
 		})
 	}
+}
+
+// goodKeyless is a valid keyless authority: the public-good root and one
+// exact identity.
+func goodKeyless() *chartproofv1.KeylessAuthority {
+	return &chartproofv1.KeylessAuthority{Identities: []chartproofv1.Identity{{
+		Issuer:  "https://token.actions.githubusercontent.com",
+		Subject: "https://github.com/org/repo/.github/workflows/release.yaml@refs/heads/main",
+	}}}
+}
+
+// keyless replaces the spec's authority with goodKeyless changed by mut.
+func keyless(mut func(*chartproofv1.KeylessAuthority)) func(*chartproofv1.TrustPolicySpec) {
+	return func(s *chartproofv1.TrustPolicySpec) {
+		k := goodKeyless()
+		mut(k)
+		s.Authorities[0].Key, s.Authorities[0].Keyless = nil, k
+	}
+}
+
+// longRegExp is a valid regular expression of exactly n bytes that does not
+// match the empty string.
+func longRegExp(n int) string {
+	return "https://github\\.com/" + strings.Repeat("a", n-len("https://github\\.com/"))
+}
+
+// objectReader stands in for the API server's Secrets and ConfigMaps when
+// compiling: a trusted_root.json key holds root, any other key pem.
+type objectReader struct{ pem, root []byte }
+
+func (r objectReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
+	return r.ConfigMap(ref.Namespace, ref.Name, ref.Key)
+}
+
+func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
+	if key == policy.DefaultTrustedRootKey {
+		return r.root, nil
+	}
+	return r.pem, nil
 }

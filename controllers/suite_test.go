@@ -112,6 +112,9 @@ func run(m *testing.M) int {
 		Releases:   release.NewManager(cfg, release.Options{}),
 		Metrics:    verifications,
 		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+		// Short, so the stalling-registry test ends quickly; loopback
+		// verifications take milliseconds.
+		VerifyTimeout: 3 * time.Second,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)

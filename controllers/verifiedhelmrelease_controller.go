@@ -4,6 +4,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,6 +42,14 @@ const Finalizer = "delivery.chartproof.dev/finalizer"
 // policyRefIndex indexes VerifiedHelmReleases by "Kind/name" of their policy.
 const policyRefIndex = ".spec.trustPolicyRef"
 
+// DefaultVerifyTimeout is the VerifyTimeout of a zero reconciler.
+const DefaultVerifyTimeout = 2 * time.Minute
+
+// verifyContext bounds one verification or chart read.
+func (r *VerifiedHelmReleaseReconciler) verifyContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, cmp.Or(r.VerifyTimeout, DefaultVerifyTimeout))
+}
+
 // retryInconclusive is how soon an inconclusive verification is retried
 // when the interval is longer.
 const retryInconclusive = 30 * time.Second
@@ -59,6 +68,10 @@ type VerifiedHelmReleaseReconciler struct {
 	Registries *RegistryFactory
 	// Now is the clock; zero means time.Now.
 	Now func() time.Time
+	// VerifyTimeout bounds one verification (or one chart read), registry
+	// round trips included, so a slow registry cannot hold a worker; it
+	// then ends inconclusive. Zero means DefaultVerifyTimeout.
+	VerifyTimeout time.Duration
 }
 
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases,verbs=get;list;watch;update;patch
@@ -203,7 +216,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	}
 
 	// Verify: the version is resolved exactly once, here.
-	res := gate.Check(ctx, reg, r.Metrics, gate.Request{
+	vctx, cancel := r.verifyContext(ctx)
+	defer cancel()
+	res := gate.Check(vctx, reg, r.Metrics, gate.Request{
 		URL: obj.Spec.Chart.URL, Version: obj.Spec.Chart.Version, Policy: pol, Verifier: verifier,
 	})
 	r.recordVerification(obj, res)
@@ -276,7 +291,9 @@ func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, r
 		}
 		return res.Verdict.Passed()
 	}
-	again := gate.Check(ctx, reg, r.Metrics, gate.Request{
+	vctx, cancel := r.verifyContext(ctx)
+	defer cancel()
+	again := gate.Check(vctx, reg, r.Metrics, gate.Request{
 		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier,
 	})
 	if again.Verdict.Inconclusive {
@@ -364,7 +381,9 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 // install reads the verified bytes and hands them to Helm.
 func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, reg gate.Registry,
 	res gate.Result, values map[string]any, configDigest string) error {
-	loaded := gate.Load(ctx, reg, r.Metrics, res)
+	vctx, cancel := r.verifyContext(ctx)
+	defer cancel()
+	loaded := gate.Load(vctx, reg, r.Metrics, res)
 	if loaded.Chart == nil {
 		r.recordVerification(obj, loaded)
 		r.refused(obj, loaded)

@@ -3,12 +3,16 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/registry"
 	dto "github.com/prometheus/client_model/go"
 	"helm.sh/helm/v3/pkg/action"
 	appsv1 "k8s.io/api/apps/v1"
@@ -788,4 +792,52 @@ func TestTrustChangeReverifiesInstalled(t *testing.T) {
 		t.Errorf("installed = %+v, want %s kept and marked not verified", vhr.Status.Installed, digest)
 	}
 	f.assertInstalled("app", digest)
+}
+
+// TestStallingRegistryTimesOut: a registry that accepts the connection and
+// never answers cannot hold a worker: the verification ends at the
+// reconciler's deadline, inconclusive (DOS-03). The control, the same
+// registry answering, installs.
+func TestStallingRegistryTimesOut(t *testing.T) {
+	for _, stall := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stall=%v", stall), func(t *testing.T) {
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if stall && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/manifests/1.0.0") {
+					select {
+					case <-release:
+					case <-r.Context().Done():
+					}
+					return
+				}
+				inner.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			f := newFixture(t)
+			host := strings.TrimPrefix(srv.URL, "http://")
+			f.reg = testsign.Registry{Host: host}
+			archive, err := testchart.Archive("hello", "1.0.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest, err := f.reg.PushChart("charts/hello", "1.0.0", archive, "hello", "1.0.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.reg.SignLegacy("charts/hello", digest, digest, f.key); err != nil {
+				t.Fatal(err)
+			}
+			f.policy("trusted", f.key, "", host+"/**")
+			f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+				v.Spec.Chart.URL = "oci://" + host + "/charts/hello"
+			})
+			if !stall {
+				f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+				return
+			}
+			f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionUnknown, chartproofv1.ReasonRegistryUnavailable)
+		})
+	}
 }
