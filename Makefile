@@ -8,7 +8,7 @@ TOOLS := hack/tools.sh
 BIN := bin/chartproof
 GO_TEST_FLAGS ?=
 
-.PHONY: all build generate check-generated vet test test-unit fuzz demo tools clean
+.PHONY: all build generate check-generated vet test fuzz bench demo tools clean
 
 all: build
 
@@ -61,6 +61,17 @@ fuzz:
 			go test $$pkg -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) > /tmp/chartproof-fuzz.log 2>&1 || { cat /tmp/chartproof-fuzz.log; exit 1; }; \
 		done; \
 	done
+
+## bench: every benchmark, and docs/benchmarks.md from the raw results (docs/bench/).
+bench: build
+	@echo "==> building what the benchmarks need (cached after the first time)"
+	$(TOOLS) path registry >/dev/null
+	$(TOOLS) path cosign-v2 >/dev/null
+	$(TOOLS) path cosign-v3 >/dev/null
+	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
+	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
+	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \
+	go run ./hack/bench --chartproof $(BIN)
 
 ## demo: the main job on an embedded default: a local API server and registry, no cluster needed.
 demo: build

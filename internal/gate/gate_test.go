@@ -24,7 +24,7 @@ import (
 
 // newRegistry starts go-containerregistry's registry on loopback, with or
 // without the OCI referrers API.
-func newRegistry(t *testing.T, referrersAPI bool) testsign.Registry {
+func newRegistry(t testing.TB, referrersAPI bool) testsign.Registry {
 	t.Helper()
 	opts := []registry.Option{registry.Logger(log.New(io.Discard, "", 0))}
 	if referrersAPI {
@@ -35,7 +35,7 @@ func newRegistry(t *testing.T, referrersAPI bool) testsign.Registry {
 	return testsign.Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
 }
 
-func pushChart(t *testing.T, reg testsign.Registry, repo, version string) string {
+func pushChart(t testing.TB, reg testsign.Registry, repo, version string) string {
 	t.Helper()
 	archive, err := testchart.Archive("hello", version)
 	if err != nil {
@@ -48,7 +48,7 @@ func pushChart(t *testing.T, reg testsign.Registry, repo, version string) string
 	return d
 }
 
-func compile(t *testing.T, host string, k *testsign.Key) (*policy.Policy, *verify.Verifier) {
+func compile(t testing.TB, host string, k *testsign.Key) (*policy.Policy, *verify.Verifier) {
 	t.Helper()
 	p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
 		Repositories: []string{host + "/charts/**"},

@@ -25,7 +25,7 @@ func newKey(t *testing.T, kind string) *testsign.Key {
 	return k
 }
 
-func verifierFor(t *testing.T, keys map[string]*testsign.Key) *Verifier {
+func verifierFor(t testing.TB, keys map[string]*testsign.Key) *Verifier {
 	t.Helper()
 	var auths []policy.Authority
 	for name, k := range keys {
@@ -42,7 +42,7 @@ func verifierFor(t *testing.T, keys map[string]*testsign.Key) *Verifier {
 	return v
 }
 
-func legacySig(t *testing.T, k *testsign.Key, payload []byte) string {
+func legacySig(t testing.TB, k *testsign.Key, payload []byte) string {
 	t.Helper()
 	sig, err := k.Sign(payload)
 	if err != nil {
