@@ -1,5 +1,6 @@
 // Command chartproof is the chartproof controller manager, and with the
-// subcommand `verify`, the same verification from the command line.
+// subcommands `verify` and `verify-blob`, the same verification from the
+// command line.
 package main
 
 import (
@@ -34,6 +35,9 @@ func main() {
 		stop()
 		os.Exit(code)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "verify-blob" {
+		os.Exit(cli.VerifyBlob(cli.Env{Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[2:]))
+	}
 	if err := runManager(); err != nil {
 		fmt.Fprintf(os.Stderr, "chartproof: %v\n", err)
 		os.Exit(1)
@@ -56,7 +60,7 @@ func runManager() error {
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: chartproof [flags]          run the controller manager\n       chartproof verify --help   verify a chart from the command line\n\nFlags:\n")
+		fmt.Fprintf(os.Stderr, "Usage: chartproof [flags]          run the controller manager\n       chartproof verify --help   verify a chart from the command line\n       chartproof verify-blob --help   verify a Sigstore bundle over any artifact\n\nFlags:\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -159,17 +159,20 @@ func splitReference(ref string) (url, version string, err error) {
 
 // Output is the JSON document `--output json` prints.
 type Output struct {
-	Allowed      bool                `json:"allowed"`
-	Passed       bool                `json:"passed"`
-	Inconclusive bool                `json:"inconclusive"`
-	Mode         string              `json:"mode,omitempty"`
-	Repository   string              `json:"repository"`
-	Tag          string              `json:"tag,omitempty"`
-	Digest       string              `json:"digest"`
-	Chart        string              `json:"chart,omitempty"`
-	Policy       string              `json:"policy"`
-	Reasons      []policy.Reason     `json:"reasons"`
-	Accepted     []policy.Acceptance `json:"accepted"`
+	Allowed      bool   `json:"allowed"`
+	Passed       bool   `json:"passed"`
+	Inconclusive bool   `json:"inconclusive"`
+	Mode         string `json:"mode,omitempty"`
+	Repository   string `json:"repository"`
+	Tag          string `json:"tag,omitempty"`
+	Digest       string `json:"digest"`
+	Chart        string `json:"chart,omitempty"`
+	Policy       string `json:"policy"`
+	// Artifact is what `chartproof verify-blob` was asked about: the file
+	// path or the sha256:HEX digest given. Empty for a chart.
+	Artifact string              `json:"artifact,omitempty"`
+	Reasons  []policy.Reason     `json:"reasons"`
+	Accepted []policy.Acceptance `json:"accepted"`
 }
 
 func output(res gate.Result) Output {
@@ -192,14 +195,16 @@ func output(res gate.Result) Output {
 }
 
 func writeJSON(w io.Writer, res gate.Result) error {
+	return encodeJSON(w, output(res))
+}
+
+func encodeJSON(w io.Writer, out Output) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(output(res))
+	return enc.Encode(out)
 }
 
 func writeText(w io.Writer, url, version string, res gate.Result) error {
-	var b bytes.Buffer
-	v := res.Verdict
 	target := url + ":" + version
 	if strings.HasPrefix(version, "sha256:") {
 		target = url + "@" + version
@@ -207,6 +212,14 @@ func writeText(w io.Writer, url, version string, res gate.Result) error {
 	if res.Digest != "" {
 		target = "oci://" + res.Repository + "@" + res.Digest
 	}
+	return writeVerdictText(w, target, res)
+}
+
+// writeVerdictText prints the verdict on target (a chart reference, or
+// verify-blob's artifact) as text.
+func writeVerdictText(w io.Writer, target string, res gate.Result) error {
+	var b bytes.Buffer
+	v := res.Verdict
 	switch {
 	case v.Passed():
 		fmt.Fprintf(&b, "ALLOWED %s\n  policy: %s\n", target, v.Policy)
@@ -214,7 +227,18 @@ func writeText(w io.Writer, url, version string, res gate.Result) error {
 			fmt.Fprintf(&b, "  chart: %s %s (archive checked)\n", res.Chart.Metadata.Name, res.Chart.Metadata.Version)
 		}
 		for _, a := range v.Accepted {
-			fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", a.Authority, shortKey(a.KeyID), a.Layout)
+			if a.Identity == nil {
+				fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", a.Authority, shortKey(a.KeyID), a.Layout)
+				continue
+			}
+			fmt.Fprintf(&b, "  signed by %s (signer %s", a.Authority, a.Identity)
+			if a.Log != nil {
+				fmt.Fprintf(&b, ", log index %d", a.Log.Index)
+			}
+			if a.SignedAt != nil {
+				fmt.Fprintf(&b, ", signed %s", a.SignedAt.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(&b, ", %s layout)\n", a.Layout)
 		}
 	case v.Audited():
 		fmt.Fprintf(&b, "ALLOWED (Audit mode, not verified) %s\n  policy: %s\n", target, v.Policy)
