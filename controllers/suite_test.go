@@ -114,7 +114,7 @@ func run(m *testing.M) int {
 		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
-		VerifyTimeout: 3 * time.Second,
+		VerifyTimeout: 10 * time.Second,
 	}
 	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)

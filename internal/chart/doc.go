@@ -19,7 +19,8 @@
 //     decompressed rather than what headers claim;
 //   - the YAML files Helm parses itself (Chart.yaml, Chart.lock, values.yaml,
 //     requirements.yaml/.lock, crds/) have few aliases that expand to few
-//     nodes, so a "billion laughs" document is refused;
+//     nodes, so a "billion laughs" document is refused, and no mapping with
+//     a key twice (stricter than Helm, which keeps the last);
 //   - every chart's name follows Helm's naming rule and is the name of its
 //     directory, its metadata validates, no two of its subcharts share a
 //     name, and every dependency it declares is vendored in its charts/

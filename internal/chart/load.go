@@ -72,7 +72,7 @@ func assemble(at, dir string, files []*loader.BufferedFile, b *budget, depth int
 	}
 	for _, f := range own {
 		if parsedAsYAML(f.Name) {
-			if err := checkAliases(join(at, f.Name), f.Data); err != nil {
+			if err := checkYAML(join(at, f.Name), f.Data); err != nil {
 				return nil, err
 			}
 		}

@@ -611,6 +611,50 @@ func refusals() []refusal {
 		},
 
 		// YAML alias bombs.
+		// Duplicate keys (ARC-11): refused, stricter than Helm.
+		{
+			name:    "duplicate key in Chart.yaml",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"Chart.yaml": "apiVersion: v2\nname: hello\nversion: 0.1.0\nversion: 6.6.6\n"})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"Chart.yaml": "apiVersion: v2\nname: hello\nversion: 0.1.0\n"})),
+			want:    chart.ErrInvalidChart, at: "hello/Chart.yaml",
+		},
+		{
+			name:    "duplicate key in values.yaml",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nimage: registry.example/app\nimage: evil.example/app\n"})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nimage: registry.example/app\n"})),
+			want:    chart.ErrInvalidChart, at: "hello/values.yaml",
+		},
+		{
+			name:    "duplicate nested key in values.yaml",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nsecurity:\n  privileged: false\n  privileged: true\n"})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nsecurity:\n  privileged: false\nother:\n  privileged: true\n"})),
+			want:    chart.ErrInvalidChart, at: "hello/values.yaml",
+		},
+		{
+			name:    "duplicate key differing only in quoting",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nports:\n  80: web\n  \"80\": admin\n"})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\nports:\n  80: web\n  \"81\": admin\n"})),
+			want:    chart.ErrInvalidChart, at: "hello/values.yaml",
+		},
+		// Deep nesting (ARC-09): the parsers' own depth limits, kept by a test.
+		{
+			name:    "values.yaml nested deeper than the YAML parser allows",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\ndeep: " + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + "\n"})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\ndeep: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n"})),
+			want:    chart.ErrInvalidChart, at: "hello/values.yaml",
+		},
+		{
+			name:    "values.schema.json nested deeper than the JSON parser allows",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.schema.json": strings.Repeat("[", 100001) + strings.Repeat("]", 100001)})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.schema.json": nestedSchema(10)})),
+			want:    chart.ErrInvalidChart, at: "hello/values.schema.json",
+		},
+		{
+			name:    "values.schema.json nested more than 64 levels",
+			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.schema.json": nestedSchema(40)})),
+			control: tgz(chartIn("hello", "hello", map[string]string{"values.schema.json": nestedSchema(30)})),
+			want:    chart.ErrInvalidChart, at: "hello/values.schema.json",
+		},
 		{
 			name:    "alias bomb in values.yaml",
 			attack:  tgz(chartIn("hello", "hello", map[string]string{"values.yaml": "message: hi\n" + laughs(9, 9)})),
@@ -677,4 +721,10 @@ func longName(prefix string, n int) string {
 		name += strings.Repeat("a", seg)
 	}
 	return name
+}
+
+// nestedSchema is a valid JSON schema of an object whose property "x" is an
+// object whose property "x" is ..., levels deep: two JSON levels each.
+func nestedSchema(levels int) string {
+	return strings.Repeat(`{"type":"object","properties":{"x":`, levels) + `{"type":"string"}` + strings.Repeat("}}", levels)
 }

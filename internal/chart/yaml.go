@@ -28,12 +28,20 @@ func parsedAsYAML(name string) bool {
 	return strings.EqualFold(ext, ".yaml") || strings.EqualFold(ext, ".yml") || strings.EqualFold(ext, ".json")
 }
 
-// checkAliases refuses a YAML file whose aliases would blow it up: a "billion
-// laughs" document is a few hundred bytes that stand for billions of nodes
-// once converted to JSON, as Helm converts it. It parses the file into nodes,
-// which keeps aliases as references, and counts the aliases and the nodes they
-// add when expanded.
-func checkAliases(at string, data []byte) error {
+// checkYAML refuses a YAML file whose aliases would blow it up, or that has
+// a duplicate key.
+//
+// A "billion laughs" document is a few hundred bytes that stand for billions
+// of nodes once converted to JSON, as Helm converts it. checkYAML parses the
+// file into nodes, which keeps aliases as references, and counts the aliases
+// and the nodes they add when expanded.
+//
+// A mapping with a key twice means what the last one says to Helm's decoder,
+// and what the first one says to others; refusing it is stricter than Helm,
+// so that a reviewer reading the first value is not shown a different chart
+// from the one installed. Keys are compared as the strings they become in
+// JSON, so 1 and "1" are the same key.
+func checkYAML(at string, data []byte) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	c := aliasCounter{anchors: make(map[*yaml.Node]int64)}
 	var expanded int64
@@ -47,6 +55,9 @@ func checkAliases(at string, data []byte) error {
 			return invalidf(at, "not valid YAML: %w", err)
 		}
 		expanded = min(expanded+c.expand(&doc), unbounded)
+		if c.duplicate != nil {
+			return invalidf(at, "line %d: duplicate key %s", c.duplicate.Line, quote(c.duplicate.Value))
+		}
 	}
 	if c.aliases > limits.MaxYAMLAliases {
 		return limitf(at, "YAML has %d aliases, more than %d", c.aliases, limits.MaxYAMLAliases)
@@ -69,6 +80,8 @@ type aliasCounter struct {
 	// anchors holds the expanded size of each anchored node, the only nodes
 	// an alias can refer to; unbounded while the node is being counted.
 	anchors map[*yaml.Node]int64
+	// duplicate is the first key found twice in one mapping.
+	duplicate *yaml.Node
 }
 
 // expand counts n and returns the number of nodes it stands for once its
@@ -87,6 +100,9 @@ func (c *aliasCounter) expand(n *yaml.Node) int64 {
 		c.aliases++
 		size = c.expand(n.Alias)
 	}
+	if n.Kind == yaml.MappingNode && c.duplicate == nil {
+		c.duplicate = duplicateKey(n)
+	}
 	for _, child := range n.Content {
 		size = min(size+c.expand(child), unbounded)
 	}
@@ -94,4 +110,21 @@ func (c *aliasCounter) expand(n *yaml.Node) int64 {
 		c.anchors[n] = size
 	}
 	return size
+}
+
+// duplicateKey returns the second occurrence of a scalar key that appears
+// twice in the mapping n, or nil.
+func duplicateKey(n *yaml.Node) *yaml.Node {
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i]
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		if seen[k.Value] {
+			return k
+		}
+		seen[k.Value] = true
+	}
+	return nil
 }

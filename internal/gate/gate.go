@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -129,6 +130,9 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	}
 	start := time.Now()
 	c, f := loadChart(ctx, reg, res.repo, res.layer)
+	if f == nil {
+		f = checkIdentity(c, res.repo, res.Tag)
+	}
 	if f != nil && f.Inconclusive {
 		// The archive could not be read at all (outage, timeout): that is
 		// evidence that could not be gathered, inconclusive like any other,
@@ -160,6 +164,25 @@ func loadChart(ctx context.Context, reg Registry, repo oci.Repository, layer v1.
 		return nil, failure(err)
 	}
 	return c, nil
+}
+
+// checkIdentity refuses a chart that is not the one its reference names
+// (THREATS BND-12): Chart.yaml's name must be the repository's last path
+// segment, and, when the version was resolved through a tag, Chart.yaml's
+// version must be that tag, written as Helm pushes it ('+' as '_'). Helm
+// checks both when it pushes, not when it pulls; a signed archive moved to
+// another repository or tag is refused here.
+func checkIdentity(c *helmchart.Chart, repo oci.Repository, tag string) *policy.Failure {
+	name := path.Base(repo.Path)
+	if c.Metadata.Name != name {
+		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf(
+			"chart identity: Chart.yaml name %q differs from the repository %s, whose chart name is %q", c.Metadata.Name, repo, name)}
+	}
+	if tag != "" && strings.ReplaceAll(c.Metadata.Version, "+", "_") != tag {
+		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf(
+			"chart identity: Chart.yaml version %q differs from the tag %q it was pulled by", c.Metadata.Version, tag)}
+	}
+	return nil
 }
 
 // failure turns an error from gathering evidence into a fact with a reason

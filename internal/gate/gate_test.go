@@ -277,7 +277,7 @@ func TestCheckRefusals(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			url, version := tc.setup("charts/case" + itoa(i))
+			url, version := tc.setup("charts/case" + itoa(i) + "/hello")
 			res := gate.Check(context.Background(), client, nil, gate.Request{URL: url, Version: version, Policy: p, Verifier: v})
 			if tc.load {
 				res = gate.Load(context.Background(), client, nil, res)

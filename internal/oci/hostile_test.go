@@ -274,7 +274,7 @@ func TestNoPlainHTTPFallback(t *testing.T) {
 // TestHTTPS resolves a chart from a registry behind TLS with the default
 // options but the transport, which trusts the test certificate.
 func TestHTTPS(t *testing.T) {
-	reg := newTLSRegistry(t)
+	reg := newTLSRegistry(t, nil)
 	c := buildChart(t, "1.0.0")
 	reg.pushChart(t, c)
 

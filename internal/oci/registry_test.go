@@ -51,10 +51,11 @@ func newTestRegistry(t *testing.T, referrers bool, wrap func(http.Handler) http.
 }
 
 // newTLSRegistry is newTestRegistry behind TLS, reached by a Client with
-// the default options but a transport trusting the test certificate.
-func newTLSRegistry(t *testing.T) *testRegistry {
+// the default options but a transport trusting the test certificate. wrap,
+// when not nil, sits in front of the registry.
+func newTLSRegistry(t *testing.T, wrap func(http.Handler) http.Handler) *testRegistry {
 	t.Helper()
-	srv := httptest.NewTLSServer(registryHandler(false, nil))
+	srv := httptest.NewTLSServer(registryHandler(false, wrap))
 	t.Cleanup(srv.Close)
 	return &testRegistry{
 		srv:    srv,
@@ -194,7 +195,7 @@ func descriptorOf(data []byte, mediaType types.MediaType) v1.Descriptor {
 	return v1.Descriptor{MediaType: mediaType, Size: int64(len(data)), Digest: h}
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -144,6 +144,16 @@ func (s *session) highestTag(ctx context.Context, constraint *semver.Constraints
 	if err != nil {
 		return "", err
 	}
+	tag, ok := highest(tags, constraint)
+	if !ok {
+		return "", fmt.Errorf("%w: no tag of %s matches %q", ErrNotFound, s.repo, version)
+	}
+	return tag, nil
+}
+
+// highest returns the tag among tags holding the highest strict semver
+// version that satisfies constraint. ok is false when none does.
+func highest(tags []string, constraint *semver.Constraints) (string, bool) {
 	var best *semver.Version
 	var bestTag string
 	for _, tag := range tags {
@@ -158,10 +168,7 @@ func (s *session) highestTag(ctx context.Context, constraint *semver.Constraints
 			best, bestTag = v, tag
 		}
 	}
-	if best == nil {
-		return "", fmt.Errorf("%w: no tag of %s matches %q", ErrNotFound, s.repo, version)
-	}
-	return bestTag, nil
+	return bestTag, best != nil
 }
 
 // tags lists the repository's tags, following Link pages up to
@@ -182,13 +189,11 @@ func (s *session) tags(ctx context.Context) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		var list struct {
-			Tags []string `json:"tags"`
+		list, err := parseTagList(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: tags of %s: %w", ErrUnavailable, s.repo, err)
 		}
-		if err := json.Unmarshal(body, &list); err != nil {
-			return nil, fmt.Errorf("%w: tags of %s: malformed listing: %w", ErrUnavailable, s.repo, err)
-		}
-		tags = append(tags, list.Tags...)
+		tags = append(tags, list...)
 		if len(tags) > limits.MaxTags {
 			return nil, fmt.Errorf("%w: tags of %s: more than %d", ErrLimitExceeded, s.repo, limits.MaxTags)
 		}
@@ -201,4 +206,15 @@ func (s *session) tags(ctx context.Context) ([]string, error) {
 		}
 		u = next
 	}
+}
+
+// parseTagList decodes one page of a tag listing, {"name": ..., "tags": [...]}.
+func parseTagList(body []byte) ([]string, error) {
+	var list struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("malformed listing: %w", err)
+	}
+	return list.Tags, nil
 }

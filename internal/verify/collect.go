@@ -198,6 +198,16 @@ func parseManifest(raw []byte) (ociManifest, error) {
 	if err := json.NewDecoder(bytes.NewReader(raw)).Decode(&m); err != nil {
 		return m, fmt.Errorf("signature manifest: %w", err)
 	}
+	// A descriptor without a digest decodes to an empty one; refuse it here,
+	// so that every digest read on is canonical.
+	for i, l := range m.Layers {
+		if !policy.CanonicalDigest(l.Digest.String()) {
+			return ociManifest{}, fmt.Errorf("signature manifest: layer %d: digest %q is not a canonical sha256 digest", i, l.Digest)
+		}
+	}
+	if m.Subject != nil && !policy.CanonicalDigest(m.Subject.Digest.String()) {
+		return ociManifest{}, fmt.Errorf("signature manifest: subject digest %q is not a canonical sha256 digest", m.Subject.Digest)
+	}
 	return m, nil
 }
 
