@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -40,12 +41,19 @@ type Options struct {
 const DefaultRequestTimeout = time.Minute
 
 // Client reads manifests, blobs, tags and referrers from OCI registries. It
-// holds no per-registry state and is safe for concurrent use.
+// is safe for concurrent use. It keeps one authenticated session per
+// repository it has read, so the requests of one verification share the
+// registry ping and the token exchange; make a Client per verification (or
+// per reconcile), not one for the life of the process, so credentials
+// changed in a Secret are picked up.
 type Client struct {
 	plainHTTP bool
 	transport http.RoundTripper
 	keychain  authn.Keychain
 	timeout   time.Duration
+
+	mu       sync.Mutex
+	sessions map[string]*session // by Repository.String()
 }
 
 // NewClient returns a Client configured by opts.
@@ -100,8 +108,34 @@ type session struct {
 	repo   Repository
 }
 
-// session authenticates to repo with pull scope.
+// session returns the client's session for repo, authenticating to it with
+// pull scope on first use. A failed authentication is not kept.
 func (c *Client) session(ctx context.Context, repo Repository) (*session, error) {
+	key := repo.String()
+	c.mu.Lock()
+	s, ok := c.sessions[key]
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := c.newSession(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.sessions[key]; ok {
+		return prev, nil // another call authenticated first
+	}
+	if c.sessions == nil {
+		c.sessions = map[string]*session{}
+	}
+	c.sessions[key] = s
+	return s, nil
+}
+
+// newSession authenticates to repo with pull scope.
+func (c *Client) newSession(ctx context.Context, repo Repository) (*session, error) {
 	ref, err := nameRepository(repo.String(), c.plainHTTP)
 	if err != nil {
 		return nil, err

@@ -363,3 +363,35 @@ func TestRequestTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestClientReusesSession: the calls of one Client share one session — the
+// registry is pinged once, not before every request — while a new Client
+// starts a session of its own (credentials are read afresh).
+func TestClientReusesSession(t *testing.T) {
+	var pings atomic.Int32
+	reg := newTestRegistry(t, false, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/v2/" {
+				pings.Add(1)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	reg.pushChart(t, buildChart(t, "1.0.0"))
+	pings.Store(0)
+	client := NewClient(Options{PlainHTTP: true})
+	for i := 0; i < 3; i++ {
+		if _, err := client.Resolve(context.Background(), reg.repo, "1.0.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pings.Load(); got != 1 {
+		t.Errorf("pings for three calls of one client: got %d, want 1", got)
+	}
+	if _, err := NewClient(Options{PlainHTTP: true}).Resolve(context.Background(), reg.repo, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := pings.Load(); got != 2 {
+		t.Errorf("pings after a second client: got %d, want 2", got)
+	}
+}
