@@ -152,6 +152,14 @@ func zapLevel() zapcore.Level {
 type tamperer struct {
 	mu    sync.Mutex
 	blobs map[string][]byte // "/v2/<repo>/blobs/<digest>" -> bytes to serve instead
+	gets  map[string]int    // GET requests by URL path, for tests that count reads
+}
+
+// getCount is how many GET requests path has had.
+func (t *tamperer) getCount(path string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.gets[path]
 }
 
 func (t *tamperer) set(repo, digest string, body []byte) {
@@ -167,6 +175,10 @@ func (t *tamperer) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			t.mu.Lock()
+			if t.gets == nil {
+				t.gets = map[string]int{}
+			}
+			t.gets[r.URL.Path]++
 			body, ok := t.blobs[r.URL.Path]
 			t.mu.Unlock()
 			if ok {

@@ -611,7 +611,18 @@ func TestReverifiesOnInterval(t *testing.T) {
 		v.Spec.Interval = metav1.Duration{Duration: time.Second}
 	})
 	first := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	layer := "/v2/" + f.repo + "/blobs/" + chartLayerDigest(f, first.Status.Installed.Digest)
+	installReads := tamper.getCount(layer)
 	vhr := f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate)
+	// Re-verifying an installed, unchanged release reads signatures, not
+	// the chart: the chart layer was read once, for the install.
+	waitFor(t, waitTimeout, "a second re-verification", func() (bool, string) {
+		again := f.get("app")
+		return again.Status.LastVerifiedTime.After(vhr.Status.LastVerifiedTime.Time), "lastVerifiedTime has not moved"
+	})
+	if installReads != 1 || tamper.getCount(layer) != installReads {
+		t.Errorf("chart layer reads: %d at install, %d after re-verifications; want 1 and no more", installReads, tamper.getCount(layer))
+	}
 	if !vhr.Status.LastVerifiedTime.After(first.Status.LastVerifiedTime.Time) {
 		t.Errorf("lastVerifiedTime %v did not move past %v", vhr.Status.LastVerifiedTime, first.Status.LastVerifiedTime)
 	}

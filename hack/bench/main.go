@@ -477,7 +477,7 @@ func verdict(ok bool) string {
 
 const notMeasured = `## Not measured yet
 
-- Verification cost inside the controller with caches (keyed by digest, policy identity and content, trust material), and a test that re-verifying an unchanged installed release downloads no chart blob.
+- Verification cost inside the controller, cold and with caches (keyed by digest, policy identity and content, trust material; no cache exists yet). Re-verifying an unchanged installed release already reads no chart blob: ` + "`controllers.TestReverifiesOnInterval`" + ` counts the chart-layer reads.
 - Scale: 1,000 VerifiedHelmReleases over 20 charts (time to all Ready, steady-state CPU per interval, peak memory, registry requests per interval).
 - Time-to-revoke, drift detection and admission latency (their capabilities do not exist yet).
 `
