@@ -235,8 +235,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		r.refused(obj, res)
 	case upToDate:
 		installed.Verified = res.Verdict.Passed()
-		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
-			fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
+		// Released keeps saying how the release got there (the last Helm
+		// action) while it stays true; it is only restated when it was not.
+		if !apimeta.IsStatusConditionTrue(obj.Status.Conditions, chartproofv1.ConditionReleased) {
+			r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
+				fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
+		}
 	default:
 		// Status says what is installed, and the cache may not have the
 		// last reconcile's status yet: check with the API server before
