@@ -83,35 +83,13 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 			if err := unmarshalStrict(doc, &s); err != nil {
 				return nil, fmt.Errorf("policy file: document %d (Secret): %w", i, err)
 			}
-			ns := s.Namespace
-			if ns == "" {
-				ns = "default"
-			}
-			merged := map[string][]byte{}
-			for k, v := range s.Data {
-				merged[k] = v
-			}
-			for k, v := range s.StringData {
-				merged[k] = []byte(v)
-			}
-			objects.secrets[ns+"/"+s.Name] = merged
+			objects.secrets[objectKey(s.Namespace, s.Name)] = merge(s.Data, s.StringData)
 		case meta.APIVersion == "v1" && meta.Kind == "ConfigMap":
 			var cm corev1.ConfigMap
 			if err := unmarshalStrict(doc, &cm); err != nil {
 				return nil, fmt.Errorf("policy file: document %d (ConfigMap): %w", i, err)
 			}
-			ns := cm.Namespace
-			if ns == "" {
-				ns = "default"
-			}
-			merged := map[string][]byte{}
-			for k, v := range cm.BinaryData {
-				merged[k] = v
-			}
-			for k, v := range cm.Data {
-				merged[k] = []byte(v)
-			}
-			objects.configMaps[ns+"/"+cm.Name] = merged
+			objects.configMaps[objectKey(cm.Namespace, cm.Name)] = merge(cm.BinaryData, cm.Data)
 		default:
 			return nil, fmt.Errorf("policy file: document %d: %s %s is neither a %s TrustPolicy or ClusterTrustPolicy nor a v1 Secret or ConfigMap",
 				i, meta.APIVersion, meta.Kind, chartproofv1.GroupVersion)
@@ -121,6 +99,28 @@ func ParsePolicy(data []byte) (*policy.Policy, error) {
 		return nil, errors.New("policy file: no TrustPolicy or ClusterTrustPolicy")
 	}
 	return policy.Compile(ref, *spec, objects)
+}
+
+// objectKey is "namespace/name", the namespace defaulting as kubectl's does.
+func objectKey(namespace, name string) string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return namespace + "/" + name
+}
+
+// merge is a Secret's data and stringData (or a ConfigMap's binaryData and
+// data) as one map of bytes; a string key wins, as the API server does for
+// stringData.
+func merge(binary map[string][]byte, text map[string]string) map[string][]byte {
+	out := make(map[string][]byte, len(binary)+len(text))
+	for k, v := range binary {
+		out[k] = v
+	}
+	for k, v := range text {
+		out[k] = []byte(v)
+	}
+	return out
 }
 
 // fileObjects are the Secrets and ConfigMaps of a policy file, by
