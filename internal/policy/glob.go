@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// MaxGlobBytes caps one repository glob, as the CRD does.
+const MaxGlobBytes = 512
+
 // checkGlob refuses patterns Match cannot give a clear meaning to.
 func checkGlob(pattern string) error {
 	if pattern == "" || strings.HasPrefix(pattern, "oci://") {
@@ -12,6 +15,9 @@ func checkGlob(pattern string) error {
 	}
 	if strings.ContainsAny(pattern, "?[]\\@ ") {
 		return fmt.Errorf("repository glob %q: only * and ** are wildcards; ?, [, ], \\, @ and spaces are not allowed", pattern)
+	}
+	if len(pattern) > MaxGlobBytes {
+		return fmt.Errorf("repository glob of %d bytes is longer than %d", len(pattern), MaxGlobBytes)
 	}
 	for _, seg := range strings.Split(pattern, "/") {
 		if seg == "" {
@@ -28,27 +34,30 @@ func checkGlob(pattern string) error {
 // pattern. `*` matches any run of characters inside one path segment
 // (including none); `**` as a whole segment matches zero or more segments.
 // The host is the first segment, so "*.example.com/**" is a valid pattern.
+// Matching takes time proportional to the product of the segment counts,
+// whatever the pattern (no backtracking blow-up, DOS-05).
 func MatchRepository(pattern, repo string) bool {
-	return matchSegments(strings.Split(pattern, "/"), strings.Split(repo, "/"))
-}
-
-func matchSegments(pat, segs []string) bool {
-	for len(pat) > 0 {
-		if pat[0] == "**" {
-			// Try every split: ** takes 0..len(segs) segments.
-			for i := 0; i <= len(segs); i++ {
-				if matchSegments(pat[1:], segs[i:]) {
-					return true
-				}
+	pat, segs := strings.Split(pattern, "/"), strings.Split(repo, "/")
+	// ok[j] says whether pat[i:] matches segs[j:], for the current i,
+	// filled from the end of the pattern backwards.
+	ok := make([]bool, len(segs)+1)
+	ok[len(segs)] = true // an empty pattern matches only the empty rest
+	for i := len(pat) - 1; i >= 0; i-- {
+		next := make([]bool, len(segs)+1)
+		if pat[i] == "**" {
+			// ** takes zero segments (ok[j]) or one more (next[j+1]).
+			next[len(segs)] = ok[len(segs)]
+			for j := len(segs) - 1; j >= 0; j-- {
+				next[j] = ok[j] || next[j+1]
 			}
-			return false
+		} else {
+			for j := len(segs) - 1; j >= 0; j-- {
+				next[j] = ok[j+1] && matchSegment(pat[i], segs[j])
+			}
 		}
-		if len(segs) == 0 || !matchSegment(pat[0], segs[0]) {
-			return false
-		}
-		pat, segs = pat[1:], segs[1:]
+		ok = next
 	}
-	return len(segs) == 0
+	return ok[0]
 }
 
 // matchSegment matches one segment against a pattern whose only wildcard is *.

@@ -222,6 +222,9 @@ func TestCompileRefuses(t *testing.T) {
 		{"no repositories", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Repositories = nil }), "no repositories"},
 		{"oci:// in a glob", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Repositories = []string{"oci://r.example/x"} }), "without oci://"},
 		{"** inside a segment", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Repositories = []string{"r.example/a**"} }), "whole path segment"},
+		{"glob longer than the cap (DOS-05)", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) {
+			s.Repositories = []string{"r.example/" + strings.Repeat("a", policy.MaxGlobBytes)}
+		}), "longer than"},
 		{"authority without key", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Authorities[0].Key = nil }), "no key"},
 		{"duplicate authority", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Authorities = append(s.Authorities, s.Authorities[0]) }), "listed twice"},
 		{"key and secretRef", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) {
@@ -280,6 +283,14 @@ func TestMatchRepository(t *testing.T) {
 		{"r.example/te*am/app", "r.example/team/app", true},
 		{"r.example/team", "r.example/team/app", false},
 		{"127.0.0.1:5000/**", "127.0.0.1:5000/charts/hello", true},
+		{"**/**", "r.example/a", true},
+		{"r.example/**/**/app", "r.example/app", true},
+		{"**", "r.example", true},
+		// Many ** against a long path that does not match: a backtracking
+		// matcher would try every split (DOS-05); this one is linear in
+		// the product of the segment counts.
+		{strings.Repeat("**/", 40) + "never", "r.example/" + strings.Repeat("a/", 60) + "b", false},
+		{strings.Repeat("**/", 40) + "b", "r.example/" + strings.Repeat("a/", 60) + "b", true},
 	}
 	for _, tc := range tests {
 		if got := policy.MatchRepository(tc.pattern, tc.repo); got != tc.want {
