@@ -99,14 +99,16 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		}); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.TrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("TrustPolicy")),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("ClusterTrustPolicy")),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		WithOptions(opts).
-		Complete(r)
+			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if err := r.watchTrustSources(ctx, mgr, b); err != nil {
+		return err
+	}
+	return b.WithOptions(opts).Complete(r)
 }
 
 func policyKey(ref chartproofv1.TrustPolicyReference) string {

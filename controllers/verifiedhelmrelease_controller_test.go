@@ -861,3 +861,46 @@ func TestStallingRegistryTimesOut(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretRotationReverifies: the policy's key lives in a Secret; putting
+// another key in that Secret is a trust change, and the installed release
+// is verified again at once (the interval is 10m), turning Verified=False.
+// The control is the state before the rotation: Ready.
+func TestSecretRotationReverifies(t *testing.T) {
+	f := newFixture(t)
+	digest := f.push("1.0.0")
+	f.signLegacy(digest, f.key)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "ci-key"}, Data: map[string][]byte{"cosign.pub": []byte(f.key.PublicPEM())}}
+	if err := k8s.Create(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+	tp := &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "trusted"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities: []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{
+				SecretRef: &chartproofv1.SecretKeyReference{Name: "ci-key"},
+			}}},
+		},
+	}
+	if err := k8s.Create(context.Background(), tp); err != nil {
+		t.Fatal(err)
+	}
+	f.release("app", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	other, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(secret.DeepCopy())
+	secret.Data["cosign.pub"] = []byte(other.PublicPEM())
+	if err := k8s.Patch(context.Background(), secret, patch); err != nil {
+		t.Fatal(err)
+	}
+	vhr := f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonUntrustedSigner)
+	if vhr.Status.Installed == nil || vhr.Status.Installed.Digest != digest {
+		t.Fatalf("installed = %+v, want %s kept", vhr.Status.Installed, digest)
+	}
+	f.assertInstalled("app", digest)
+}

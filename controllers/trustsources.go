@@ -1,0 +1,94 @@
+package controllers
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// trustSourceIndex indexes policies by the Secrets and ConfigMaps their
+// authorities read ("Secret/namespace/name", "ConfigMap/namespace/name").
+const trustSourceIndex = ".spec.authorities.sources"
+
+// trustSources lists the objects a policy's trust material comes from. A
+// TrustPolicy's references are in its own namespace; a ClusterTrustPolicy's
+// name theirs.
+func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []string {
+	var out []string
+	add := func(kind, namespace, name string) {
+		if namespace == "" {
+			namespace = policyNamespace
+		}
+		out = append(out, kind+"/"+namespace+"/"+name)
+	}
+	for _, a := range spec.Authorities {
+		if a.Key != nil && a.Key.SecretRef != nil {
+			add("Secret", a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
+		}
+		if a.Keyless != nil && a.Keyless.TrustedRoot != nil {
+			if r := a.Keyless.TrustedRoot.SecretRef; r != nil {
+				add("Secret", r.Namespace, r.Name)
+			}
+			if r := a.Keyless.TrustedRoot.ConfigMapRef; r != nil {
+				add("ConfigMap", r.Namespace, r.Name)
+			}
+		}
+	}
+	return out
+}
+
+// watchTrustSources makes a change to a Secret or ConfigMap a policy reads
+// a trust change: the releases under that policy are verified again at once.
+// Only the objects' metadata is watched and cached, never their data.
+func (r *VerifiedHelmReleaseReconciler) watchTrustSources(ctx context.Context, mgr ctrl.Manager, b *builder.Builder) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
+		return trustSources(o.GetNamespace(), o.(*chartproofv1.TrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
+		return trustSources("", o.(*chartproofv1.ClusterTrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	for _, kind := range []string{"Secret", "ConfigMap"} {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+		b.WatchesMetadata(meta, handler.EnqueueRequestsFromMapFunc(r.releasesOfSource(kind)))
+	}
+	return nil
+}
+
+// releasesOfSource maps a Secret or ConfigMap to the releases whose policy
+// reads it.
+func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		key := client.MatchingFields{trustSourceIndex: kind + "/" + o.GetNamespace() + "/" + o.GetName()}
+		var reqs []ctrl.Request
+		var tps chartproofv1.TrustPolicyList
+		if err := r.List(ctx, &tps, key); err != nil {
+			log.FromContext(ctx).Error(err, "listing policies of a trust source", "kind", kind, "name", o.GetName())
+			return nil
+		}
+		for i := range tps.Items {
+			reqs = append(reqs, r.releasesOfPolicy("TrustPolicy")(ctx, &tps.Items[i])...)
+		}
+		var ctps chartproofv1.ClusterTrustPolicyList
+		if err := r.List(ctx, &ctps, key); err != nil {
+			log.FromContext(ctx).Error(err, "listing cluster policies of a trust source", "kind", kind, "name", o.GetName())
+			return nil
+		}
+		for i := range ctps.Items {
+			reqs = append(reqs, r.releasesOfPolicy("ClusterTrustPolicy")(ctx, &ctps.Items[i])...)
+		}
+		return reqs
+	}
+}
