@@ -104,14 +104,8 @@ func runManager() error {
 		Registries:    &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
 		VerifyTimeout: verifyTimeout,
 	}
-	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
+	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err
-	}
-	for _, cluster := range []bool{false, true} {
-		tp := &controllers.TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
-		if err := tp.SetupWithManager(mgr); err != nil {
-			return err
-		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

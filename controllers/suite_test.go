@@ -116,14 +116,8 @@ func run(m *testing.M) int {
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,
 	}
-	if err := r.SetupWithManager(mgr, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
+	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)
-	}
-	for _, cluster := range []bool{false, true} {
-		tp := &controllers.TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
-		if err := tp.SetupWithManager(mgr); err != nil {
-			panic(err)
-		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

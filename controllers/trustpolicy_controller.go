@@ -9,6 +9,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -36,10 +38,40 @@ func (r *TrustPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Cluster {
 		obj, name = &chartproofv1.ClusterTrustPolicy{}, "clustertrustpolicy"
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Complete(r)
+		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	// A Secret or ConfigMap the policy reads may appear, change or go.
+	watchTrustSources(b, r.policiesOfSource)
+	return b.Complete(r)
+}
+
+// policiesOfSource maps a Secret or ConfigMap to the policies of this
+// reconciler's kind that read it.
+func (r *TrustPolicyReconciler) policiesOfSource(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		var reqs []ctrl.Request
+		if r.Cluster {
+			var list chartproofv1.ClusterTrustPolicyList
+			if err := r.List(ctx, &list, sourceKey(kind, o)); err != nil {
+				log.FromContext(ctx).Error(err, "listing cluster policies of a trust source", "kind", kind, "name", o.GetName())
+				return nil
+			}
+			for _, p := range list.Items {
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+			}
+			return reqs
+		}
+		var list chartproofv1.TrustPolicyList
+		if err := r.List(ctx, &list, sourceKey(kind, o)); err != nil {
+			log.FromContext(ctx).Error(err, "listing policies of a trust source", "kind", kind, "name", o.GetName())
+			return nil
+		}
+		for _, p := range list.Items {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+		}
+		return reqs
+	}
 }
 
 // Reconcile compiles the policy and writes its Ready condition.

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -45,33 +46,40 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 	return out
 }
 
-// watchTrustSources makes a change to a Secret or ConfigMap a policy reads
-// a trust change: the releases under that policy are verified again at once.
-// Only the objects' metadata is watched and cached, never their data.
-func (r *VerifiedHelmReleaseReconciler) watchTrustSources(ctx context.Context, mgr ctrl.Manager, b *builder.Builder) error {
+// indexTrustSources indexes both policy kinds by the Secrets and ConfigMaps
+// they read (trustSourceIndex).
+func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
 		return trustSources(o.GetNamespace(), o.(*chartproofv1.TrustPolicy).Spec)
 	}); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
+	return mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
 		return trustSources("", o.(*chartproofv1.ClusterTrustPolicy).Spec)
-	}); err != nil {
-		return err
-	}
+	})
+}
+
+// watchTrustSources adds to b a watch of Secrets and ConfigMaps whose
+// changes map through toRequests. Only the objects' metadata is watched and
+// cached, never their data.
+func watchTrustSources(b *builder.Builder, toRequests func(kind string) handler.MapFunc) {
 	for _, kind := range []string{"Secret", "ConfigMap"} {
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-		b.WatchesMetadata(meta, handler.EnqueueRequestsFromMapFunc(r.releasesOfSource(kind)))
+		b.WatchesMetadata(meta, handler.EnqueueRequestsFromMapFunc(toRequests(kind)))
 	}
-	return nil
+}
+
+// sourceKey is the trustSourceIndex value of a Secret or ConfigMap.
+func sourceKey(kind string, o client.Object) client.MatchingFields {
+	return client.MatchingFields{trustSourceIndex: kind + "/" + o.GetNamespace() + "/" + o.GetName()}
 }
 
 // releasesOfSource maps a Secret or ConfigMap to the releases whose policy
 // reads it.
 func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []ctrl.Request {
-		key := client.MatchingFields{trustSourceIndex: kind + "/" + o.GetNamespace() + "/" + o.GetName()}
+		key := sourceKey(kind, o)
 		var reqs []ctrl.Request
 		var tps chartproofv1.TrustPolicyList
 		if err := r.List(ctx, &tps, key); err != nil {
@@ -91,4 +99,23 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.Ma
 		}
 		return reqs
 	}
+}
+
+// Setup registers chartproof's reconcilers on mgr: the VerifiedHelmRelease
+// reconciler r, and the status reconcilers of both policy kinds, with the
+// indexes they share.
+func Setup(mgr ctrl.Manager, r *VerifiedHelmReleaseReconciler, opts controller.Options) error {
+	if err := indexTrustSources(context.Background(), mgr); err != nil {
+		return err
+	}
+	if err := r.SetupWithManager(mgr, opts); err != nil {
+		return err
+	}
+	for _, cluster := range []bool{false, true} {
+		tp := &TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
+		if err := tp.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
 }

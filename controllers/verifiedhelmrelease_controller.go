@@ -105,9 +105,8 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("ClusterTrustPolicy")),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
-	if err := r.watchTrustSources(ctx, mgr, b); err != nil {
-		return err
-	}
+	// A change to a Secret or ConfigMap a policy reads is a trust change.
+	watchTrustSources(b, r.releasesOfSource)
 	return b.WithOptions(opts).Complete(r)
 }
 

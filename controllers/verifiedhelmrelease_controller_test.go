@@ -591,17 +591,24 @@ func TestInvalidPolicyStalls(t *testing.T) {
 	if cm := f.configMap("app"); cm != nil {
 		t.Fatalf("ConfigMap %s exists, want nothing installed", cm.Name)
 	}
-	// Control: the Secret appears; a policy change re-verifies and installs.
+	// Control: the Secret appears. That alone is a trust change: the
+	// release is verified and installed, and the policy reports Ready,
+	// without the policy being touched.
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "ci-key"}, Data: map[string][]byte{"cosign.pub": []byte(f.key.PublicPEM())}}
 	if err := k8s.Create(context.Background(), s); err != nil {
 		t.Fatal(err)
 	}
-	patch := client.MergeFrom(tp.DeepCopy())
-	tp.Spec.Repositories = append(tp.Spec.Repositories, "registry.example.com/**") // a new generation
-	if err := k8s.Patch(context.Background(), tp, patch); err != nil {
-		t.Fatal(err)
-	}
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	waitFor(t, waitTimeout, "the policy's Ready condition", func() (bool, string) {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(tp), tp); err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(tp.Status.Conditions, chartproofv1.ConditionReady)
+		if c == nil {
+			return false, "no Ready condition"
+		}
+		return c.Status == metav1.ConditionTrue, fmt.Sprintf("Ready=%s %s: %s", c.Status, c.Reason, c.Message)
+	})
 }
 
 // TestReverifiesOnInterval: an installed, unchanged release is verified
