@@ -133,14 +133,7 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	if f == nil {
 		f = checkIdentity(c, res.repo, res.Tag)
 	}
-	if f != nil && f.Inconclusive {
-		// The archive could not be read at all (outage, timeout): that is
-		// evidence that could not be gathered, inconclusive like any other,
-		// not a fact about the content.
-		res.evidence.Failure = f
-	} else {
-		res.evidence.Content = f
-	}
+	res.evidence.Content = f
 	res.Verdict = policy.Evaluate(res.policy, res.evidence)
 	if f != nil {
 		if obs != nil {

@@ -156,6 +156,12 @@ func TestEvaluate(t *testing.T) {
 			wantCode: chartproofv1.ReasonNoSignature,
 		},
 		{
+			name: "signed digest whose content cannot be read is inconclusive", spec: keySpec(1, "", "alice"),
+			ev:         policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{signed("alice", digestA)}, Content: &policy.Failure{Code: chartproofv1.ReasonRegistryUnavailable, Message: "timeout", Inconclusive: true}},
+			wantCode:   chartproofv1.ReasonRegistryUnavailable,
+			wantInconc: true,
+		},
+		{
 			name: "signed digest whose content fails is refused", spec: keySpec(1, "", "alice"),
 			ev:       policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{signed("alice", digestA)}, Content: &policy.Failure{Code: chartproofv1.ReasonDigestMismatch, Message: "blob"}},
 			wantCode: chartproofv1.ReasonDigestMismatch,

@@ -275,8 +275,10 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 	signed := len(v.Reasons) == 0
 
 	// 7. Content: the bytes to install were read by this digest and passed.
-	// An integrity failure is never waived, not even in Audit mode.
+	// An integrity failure is never waived, not even in Audit mode; a read
+	// that could not be made (outage, timeout) is inconclusive.
 	if ev.Content != nil {
+		v.Inconclusive = ev.Content.Inconclusive
 		return deny(Reason{Code: ev.Content.Code, Message: ev.Content.Message})
 	}
 	if !signed {
