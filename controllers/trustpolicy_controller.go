@@ -6,6 +6,7 @@ import (
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,26 +51,19 @@ func (r *TrustPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // reconciler's kind that read it.
 func (r *TrustPolicyReconciler) policiesOfSource(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []ctrl.Request {
-		var reqs []ctrl.Request
+		var list client.ObjectList = &chartproofv1.TrustPolicyList{}
 		if r.Cluster {
-			var list chartproofv1.ClusterTrustPolicyList
-			if err := r.List(ctx, &list, sourceKey(kind, o)); err != nil {
-				log.FromContext(ctx).Error(err, "listing cluster policies of a trust source", "kind", kind, "name", o.GetName())
-				return nil
-			}
-			for _, p := range list.Items {
-				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
-			}
-			return reqs
+			list = &chartproofv1.ClusterTrustPolicyList{}
 		}
-		var list chartproofv1.TrustPolicyList
-		if err := r.List(ctx, &list, sourceKey(kind, o)); err != nil {
+		if err := r.List(ctx, list, sourceKey(kind, o)); err != nil {
 			log.FromContext(ctx).Error(err, "listing policies of a trust source", "kind", kind, "name", o.GetName())
 			return nil
 		}
-		for _, p := range list.Items {
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
-		}
+		var reqs []ctrl.Request
+		_ = apimeta.EachListItem(list, func(item runtime.Object) error {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(item.(client.Object))})
+			return nil
+		})
 		return reqs
 	}
 }
