@@ -20,7 +20,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
-	"github.com/chartproof/chartproof/internal/testchart"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
@@ -77,25 +76,16 @@ func TestRegistryTLSAndCredentials(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/reference=%v", tc.name, withRef), func(t *testing.T) {
 				f := newFixture(t)
 				host, push, secret, set := tc.start(t)
-				f.reg = testsign.Registry{Host: host, Options: push}
-				archive, err := testchart.Archive("hello", "1.0.0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				digest, err := f.reg.PushChart("charts/hello", "1.0.0", archive, "hello", "1.0.0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := f.reg.SignLegacy("charts/hello", digest, digest, f.key); err != nil {
-					t.Fatal(err)
-				}
+				f.useRegistry(testsign.Registry{Host: host, Options: push})
+				digest := f.push("1.0.0")
+				f.signLegacy(digest, f.key)
 				secret.Namespace = f.ns
 				if err := k8s.Create(context.Background(), secret); err != nil {
 					t.Fatal(err)
 				}
 				f.policy("trusted", f.key, "", host+"/**")
 				f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
-					v.Spec.Chart = chartproofv1.ChartSource{URL: "oci://" + host + "/charts/hello", Version: "1.0.0"}
+					v.Spec.Chart = chartproofv1.ChartSource{URL: f.url(), Version: "1.0.0"}
 					set(&v.Spec.Chart)
 					if !withRef {
 						v.Spec.Chart.CertSecretRef, v.Spec.Chart.SecretRef = nil, nil

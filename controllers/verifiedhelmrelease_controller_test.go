@@ -52,7 +52,13 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{t: t, ns: ns, repo: "charts/" + ns + "/hello", key: key, reg: testsign.Registry{Host: regHost}}
 }
 
-func (f *fixture) url() string { return "oci://" + regHost + "/" + f.repo }
+func (f *fixture) url() string { return "oci://" + f.reg.Host + "/" + f.repo }
+
+// useRegistry moves the fixture to another registry (TLS, authentication, a
+// hostile handler), with its chart at charts/hello there.
+func (f *fixture) useRegistry(reg testsign.Registry) {
+	f.reg, f.repo = reg, "charts/hello"
+}
 
 // push pushes chart hello at version and returns its digest.
 func (f *fixture) push(version string) string {
@@ -844,22 +850,10 @@ func TestStallingRegistryTimesOut(t *testing.T) {
 			t.Cleanup(srv.Close)
 			f := newFixture(t)
 			host := strings.TrimPrefix(srv.URL, "http://")
-			f.reg = testsign.Registry{Host: host}
-			archive, err := testchart.Archive("hello", "1.0.0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			digest, err := f.reg.PushChart("charts/hello", "1.0.0", archive, "hello", "1.0.0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f.reg.SignLegacy("charts/hello", digest, digest, f.key); err != nil {
-				t.Fatal(err)
-			}
+			f.useRegistry(testsign.Registry{Host: host})
+			f.signLegacy(f.push("1.0.0"), f.key)
 			f.policy("trusted", f.key, "", host+"/**")
-			f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
-				v.Spec.Chart.URL = "oci://" + host + "/charts/hello"
-			})
+			f.release("app", "1.0.0", "trusted")
 			if !stall {
 				f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 				return
