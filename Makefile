@@ -43,11 +43,14 @@ tools:
 
 ## test: every test: unit, the controller against a real API server, e2e with real processes.
 test: tools check-generated vet
-	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3)"
+	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3, a local keyless Sigstore)"
 	KUBEBUILDER_ASSETS=$$($(TOOLS) envtest-assets) \
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
 	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \
+	CHARTPROOF_FULCIO=$$($(TOOLS) path fulcio) \
+	CHARTPROOF_REKOR=$$($(TOOLS) path rekor-server) \
+	CHARTPROOF_TSA=$$($(TOOLS) path timestamp-server) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 

@@ -24,6 +24,7 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
 	"github.com/chartproof/chartproof/internal/cli"
+	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/release"
 )
@@ -49,7 +50,7 @@ func runManager() error {
 		metricsAddr, probeAddr, leaderNamespace string
 		leaderElect                             bool
 		concurrent                              int
-		verifyTimeout                           time.Duration
+		verifyTimeout, cacheTTL                 time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -57,6 +58,7 @@ func runManager() error {
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the pod's own (required outside a cluster)")
 	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
 	flag.DurationVar(&verifyTimeout, "verify-timeout", controllers.DefaultVerifyTimeout, "the longest one verification or chart read may take, registry round trips included; it then ends inconclusive")
+	flag.DurationVar(&cacheTTL, "verification-cache-ttl", controllers.DefaultCacheTTL, "how long signatures that passed (per digest, policy and trust material) and chart layers (per digest) are kept; any change of a policy or of what it reads misses at once; 0 disables the cache")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -103,6 +105,7 @@ func runManager() error {
 		Metrics:       verifications,
 		Registries:    &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
 		VerifyTimeout: verifyTimeout,
+		Cache:         gate.NewCache(cacheTTL),
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err

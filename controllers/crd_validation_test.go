@@ -66,6 +66,30 @@ func TestCRDValidation(t *testing.T) {
 			s.Authorities[0].Key = &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "k"}}
 		}, "must name their namespace"},
 
+		// A key authority that requires the transparency log.
+		{"control: key requiring the log of the public-good root", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+		}, ""},
+		{"control: key requiring the log of a trusted root", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}, ""},
+		{"key trustedRoot without requireTransparencyLog", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}, "trustedRoot is read only with requireTransparencyLog: true"},
+		{"TrustPolicy key trustedRoot naming a namespace", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "other"}}
+		}, "a TrustPolicy's trusted root references are in its own namespace and must not name one"},
+		{"control: ClusterTrustPolicy key trustedRoot with namespace", true, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "sigstore"}}
+		}, ""},
+		{"ClusterTrustPolicy key trustedRoot without namespace", true, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}, "a ClusterTrustPolicy's trusted root references must name their namespace"},
+
 		// Keyless authorities. Each refusal has a control of the same shape.
 		{"control: keyless, public-good root", false, keyless(func(*chartproofv1.KeylessAuthority) {}), ""},
 		{"control: keyless, regexps and extensions", false, keyless(func(k *chartproofv1.KeylessAuthority) {
@@ -93,6 +117,11 @@ func TestCRDValidation(t *testing.T) {
 		{"extension with neither value nor regExp", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryURI"}}
 		}), "set exactly one of value and regExp"},
+		{"control: subjectType email", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].SubjectType = chartproofv1.SubjectTypeEmail
+		}), ""},
+		{"unknown subjectType", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].SubjectType = "dns" }),
+			"Unsupported value: \"dns\""},
 		{"unknown extension", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.Identities[0].Extensions = []chartproofv1.ExtensionMatch{{Name: "favouriteColour", Value: "blue"}}
 		}), "Unsupported value: \"favouriteColour\""},

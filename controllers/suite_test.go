@@ -31,6 +31,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/release"
 )
@@ -115,6 +116,9 @@ func run(m *testing.M) int {
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,
+		// As the manager runs by default: every test passes through the
+		// cache, so none can pass only because nothing was cached.
+		Cache: gate.NewCache(controllers.DefaultCacheTTL),
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)

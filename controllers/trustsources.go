@@ -30,17 +30,26 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		}
 		out = append(out, kind+"/"+namespace+"/"+name)
 	}
-	for _, a := range spec.Authorities {
-		if a.Key != nil && a.Key.SecretRef != nil {
-			add("Secret", a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
+	addRoot := func(tr *chartproofv1.TrustedRootReference) {
+		if tr == nil {
+			return
 		}
-		if a.Keyless != nil && a.Keyless.TrustedRoot != nil {
-			if r := a.Keyless.TrustedRoot.SecretRef; r != nil {
-				add("Secret", r.Namespace, r.Name)
+		if r := tr.SecretRef; r != nil {
+			add("Secret", r.Namespace, r.Name)
+		}
+		if r := tr.ConfigMapRef; r != nil {
+			add("ConfigMap", r.Namespace, r.Name)
+		}
+	}
+	for _, a := range spec.Authorities {
+		if a.Key != nil {
+			if a.Key.SecretRef != nil {
+				add("Secret", a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
 			}
-			if r := a.Keyless.TrustedRoot.ConfigMapRef; r != nil {
-				add("ConfigMap", r.Namespace, r.Name)
-			}
+			addRoot(a.Key.TrustedRoot)
+		}
+		if a.Keyless != nil {
+			addRoot(a.Keyless.TrustedRoot)
 		}
 	}
 	return out

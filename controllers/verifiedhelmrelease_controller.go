@@ -72,7 +72,15 @@ type VerifiedHelmReleaseReconciler struct {
 	// round trips included, so a slow registry cannot hold a worker; it
 	// then ends inconclusive. Zero means DefaultVerifyTimeout.
 	VerifyTimeout time.Duration
+	// Cache keeps signatures that passed and chart layers for a bounded
+	// time, so releases sharing a chart and a policy share one
+	// verification (gate.Cache). Nil caches nothing.
+	Cache *gate.Cache
 }
+
+// DefaultCacheTTL is how long the manager keeps what a verification
+// established, unless --verification-cache-ttl says otherwise.
+const DefaultCacheTTL = 5 * time.Minute
 
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=verifiedhelmreleases/status,verbs=get;update;patch
@@ -220,7 +228,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	res := gate.Check(vctx, reg, r.Metrics, gate.Request{
-		URL: obj.Spec.Chart.URL, Version: obj.Spec.Chart.Version, Policy: pol, Verifier: verifier,
+		URL: obj.Spec.Chart.URL, Version: obj.Spec.Chart.Version, Policy: pol, Verifier: verifier, Cache: r.Cache,
 	})
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
@@ -299,7 +307,7 @@ func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, r
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	again := gate.Check(vctx, reg, r.Metrics, gate.Request{
-		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier,
+		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier, Cache: r.Cache,
 	})
 	if again.Verdict.Inconclusive {
 		return inst.Verified

@@ -905,3 +905,34 @@ func TestSecretRotationReverifies(t *testing.T) {
 	}
 	f.assertInstalled("app", digest)
 }
+
+// TestReleasesShareOneVerification: releases of the same chart under the
+// same policy share what one verification established (gate.Cache): the
+// signatures are read once and the chart layer once, for three installs.
+// Its twin: a release under another policy naming the same key (another
+// fingerprint) reads the signatures again.
+func TestReleasesShareOneVerification(t *testing.T) {
+	f := newFixture(t)
+	d := f.push("1.0.0")
+	f.signLegacy(d, f.key)
+	f.policy("trusted", f.key, "")
+	sigPath := "/v2/" + f.repo + "/manifests/sha256-" + strings.TrimPrefix(d, "sha256:") + ".sig"
+	layer := "/v2/" + f.repo + "/blobs/" + chartLayerDigest(f, d)
+	sigs0, blobs0 := tamper.getCount(sigPath), tamper.getCount(layer) // signing reads the .sig manifest too
+	for _, name := range []string{"a", "b", "c"} {
+		f.release(name, "1.0.0", "trusted")
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+	}
+	if sigs, blobs := tamper.getCount(sigPath)-sigs0, tamper.getCount(layer)-blobs0; sigs != 1 || blobs != 1 {
+		t.Errorf("three installs read the signature manifest %d times and the chart layer %d times; want once each", sigs, blobs)
+	}
+
+	f.policy("same-key", f.key, "")
+	f.release("d", "1.0.0", "same-key")
+	f.waitReady("d", 1, chartproofv1.ReasonInstallSucceeded)
+	if sigs := tamper.getCount(sigPath) - sigs0; sigs != 2 {
+		t.Errorf("another policy read the signature manifest %d times in all; want 2: a cache entry is one policy's", sigs)
+	}
+}

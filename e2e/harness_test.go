@@ -1,14 +1,17 @@
 // Package e2e tests chartproof over real processes: the chartproof binary
 // (manager and CLI), a real kube-apiserver and etcd (envtest), the CNCF
 // distribution registry binary, go-containerregistry's registry on loopback,
-// and the real cosign v2 and v3 CLIs.
+// the real cosign v2 and v3 CLIs, and a throwaway keyless Sigstore (Fulcio,
+// Rekor v2, a timestamp authority and an OIDC issuer of our own).
 //
 // The tools are built and cached by hack/tools.sh; `make test` passes their
-// paths in KUBEBUILDER_ASSETS, CHARTPROOF_REGISTRY, CHARTPROOF_COSIGN_V2 and
-// CHARTPROOF_COSIGN_V3. Every process a test starts runs in its own process
-// group and is stopped when the test ends. Nothing leaves loopback: each
-// subprocess gets an HTTP(S) proxy that refuses connections, and Go never
-// proxies loopback addresses.
+// paths in KUBEBUILDER_ASSETS, CHARTPROOF_REGISTRY, CHARTPROOF_COSIGN_V2,
+// CHARTPROOF_COSIGN_V3, CHARTPROOF_FULCIO, CHARTPROOF_REKOR and
+// CHARTPROOF_TSA (the last three: Fulcio, Rekor v2 and the timestamp
+// authority of the local keyless Sigstore, see sigstore_test.go). Every
+// process a test starts runs in its own process group and is stopped when
+// the test ends. Nothing leaves loopback: each subprocess gets an HTTP(S)
+// proxy that refuses connections, and Go never proxies loopback addresses.
 package e2e
 
 import (
@@ -52,6 +55,7 @@ var (
 // toolPaths are the binaries `make test` builds and passes in.
 type toolPaths struct {
 	registry, cosignV2, cosignV3 string
+	fulcio, rekor, tsa           string // the local keyless Sigstore's servers
 }
 
 func TestMain(m *testing.M) {
@@ -61,7 +65,8 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	env := map[string]string{}
 	var missing []string
-	for _, name := range []string{"KUBEBUILDER_ASSETS", "CHARTPROOF_REGISTRY", "CHARTPROOF_COSIGN_V2", "CHARTPROOF_COSIGN_V3"} {
+	for _, name := range []string{"KUBEBUILDER_ASSETS", "CHARTPROOF_REGISTRY", "CHARTPROOF_COSIGN_V2", "CHARTPROOF_COSIGN_V3",
+		"CHARTPROOF_FULCIO", "CHARTPROOF_REKOR", "CHARTPROOF_TSA"} {
 		v := os.Getenv(name)
 		if v == "" {
 			missing = append(missing, name)
@@ -74,11 +79,12 @@ func run(m *testing.M) int {
 		env[name] = v
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3) and sets the variables\n",
+		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3, Fulcio, Rekor v2, timestamp authority) and sets the variables\n",
 			strings.Join(missing, ", "))
 		return 1
 	}
-	tools = toolPaths{registry: env["CHARTPROOF_REGISTRY"], cosignV2: env["CHARTPROOF_COSIGN_V2"], cosignV3: env["CHARTPROOF_COSIGN_V3"]}
+	tools = toolPaths{registry: env["CHARTPROOF_REGISTRY"], cosignV2: env["CHARTPROOF_COSIGN_V2"], cosignV3: env["CHARTPROOF_COSIGN_V3"],
+		fulcio: env["CHARTPROOF_FULCIO"], rekor: env["CHARTPROOF_REKOR"], tsa: env["CHARTPROOF_TSA"]}
 
 	dir, err := os.MkdirTemp("", "chartproof-e2e-")
 	if err != nil {

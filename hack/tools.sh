@@ -22,10 +22,13 @@ CRANE_VERSION=v0.22.1         # github.com/google/go-containerregistry
 ORAS_VERSION=v1.3.6           # oras.land/oras
 COSIGN_V3_VERSION=v3.1.3      # github.com/sigstore/cosign/v3
 COSIGN_V2_VERSION=v2.6.5      # github.com/sigstore/cosign/v2
+FULCIO_VERSION=v1.8.8         # github.com/sigstore/fulcio (local keyless Sigstore, e2e)
+REKOR_TILES_VERSION=v2.3.0    # github.com/sigstore/rekor-tiles/v2 (Rekor v2, POSIX storage)
+TSA_VERSION=v1.2.9            # github.com/sigstore/timestamp-authority
 # -----------------------------------------------------------------------------------------------------------------
 
 # Build order for `all` (cheap, often-needed tools first).
-ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2)
+ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2 fulcio rekor-server timestamp-server)
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CHARTPROOF_TOOLS_CACHE:-$HOME/.cache/chartproof-tools}
@@ -100,6 +103,18 @@ tool_info() {
 	cosign-v2)
 		T_VERSION=$COSIGN_V2_VERSION T_DIR=cosign-$COSIGN_V2_VERSION T_BIN=cosign T_EST="~4 min"
 		T_PKG=github.com/sigstore/cosign/v2/cmd/cosign
+		;;
+	fulcio)
+		T_VERSION=$FULCIO_VERSION T_DIR=fulcio-$FULCIO_VERSION T_BIN=fulcio T_EST="~1.5 min"
+		T_PKG=github.com/sigstore/fulcio
+		;;
+	rekor-server)
+		T_VERSION=$REKOR_TILES_VERSION T_DIR=rekor-tiles-$REKOR_TILES_VERSION T_BIN=posix T_EST="~1 min"
+		T_PKG=github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix
+		;;
+	timestamp-server)
+		T_VERSION=$TSA_VERSION T_DIR=timestamp-authority-$TSA_VERSION T_BIN=timestamp-server T_EST="~1.7 min"
+		T_PKG=github.com/sigstore/timestamp-authority/cmd/timestamp-server
 		;;
 	*)
 		log "unknown tool: $1"

@@ -52,6 +52,7 @@ const (
 	ReasonThresholdNotMet    = "ThresholdNotMet"
 	ReasonMalformedSignature = "MalformedSignature"
 	ReasonIdentityMismatch   = "IdentityMismatch"
+	ReasonNotLogged          = "NotLogged"
 
 	// Registry and content.
 	ReasonRegistryUnavailable  = "RegistryUnavailable"
@@ -109,6 +110,7 @@ var Reasons = []ReasonInfo{
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
 	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
+	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
 	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
 	{ReasonRegistryUnauthorized, ReasonKindDenial, "The registry refused the credentials (HTTP 401 or 403): fix chart.secretRef or the Docker config; retrying will not help."},

@@ -81,6 +81,7 @@ type Authority struct {
 // least 2048 bits, PEM-encoded (PKIX "PUBLIC KEY"), given inline or in a
 // Secret. Exactly one of publicKey and secretRef is set.
 // +kubebuilder:validation:XValidation:rule="has(self.publicKey) != has(self.secretRef)",message="set exactly one of publicKey and secretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.trustedRoot) || (has(self.requireTransparencyLog) && self.requireTransparencyLog)",message="trustedRoot is read only with requireTransparencyLog: true"
 type KeyAuthority struct {
 	// PublicKey is the PEM-encoded public key.
 	// +kubebuilder:validation:MaxLength=16384
@@ -90,6 +91,24 @@ type KeyAuthority struct {
 	// SecretRef names a Secret key holding the PEM-encoded public key.
 	// +optional
 	SecretRef *SecretKeyReference `json:"secretRef,omitempty"`
+
+	// RequireTransparencyLog counts a signature by this key only when it is
+	// recorded in a transparency log of trustedRoot: a Rekor v1 entry with a
+	// signed entry timestamp or an inclusion proof, or a Rekor v2 entry with
+	// an inclusion proof, tied to this signature and artifact, and a log or
+	// timestamp authority of the root vouching for the signing time. The
+	// log entry and the signing time are recorded in the release's evidence.
+	// A signature the key verifies but no log records is refused with
+	// NotLogged. Default false: a keyed signature needs no log.
+	// +optional
+	RequireTransparencyLog bool `json:"requireTransparencyLog,omitempty"`
+
+	// TrustedRoot holds the transparency logs (and timestamp authorities)
+	// that requireTransparencyLog trusts, in trusted_root.json format.
+	// Absent means the Sigstore public-good root shipped with chartproof.
+	// Only read with requireTransparencyLog: true.
+	// +optional
+	TrustedRoot *TrustedRootReference `json:"trustedRoot,omitempty"`
 }
 
 // KeylessAuthority trusts certificates issued by a Sigstore certificate
@@ -191,6 +210,16 @@ type Identity struct {
 	// +optional
 	SubjectRegExp string `json:"subjectRegExp,omitempty"`
 
+	// SubjectType, when set, is the kind of Subject Alternative Name the
+	// certificate must carry: `email` (an rfc822Name, as Fulcio issues for
+	// email-verified issuers), `uri` (a URI, as for CI workflows and SPIFFE
+	// IDs) or `otherName` (Fulcio's username SAN). A subject written for one
+	// kind then never matches a SAN of another kind that happens to spell
+	// the same string.
+	// +kubebuilder:validation:Enum=email;uri;otherName
+	// +optional
+	SubjectType SubjectType `json:"subjectType,omitempty"`
+
 	// Extensions are further Fulcio certificate extensions that must match,
 	// all of them. An extension the certificate lacks does not match.
 	// +kubebuilder:validation:MaxItems=16
@@ -199,6 +228,16 @@ type Identity struct {
 	// +optional
 	Extensions []ExtensionMatch `json:"extensions,omitempty"`
 }
+
+// SubjectType is the kind of a certificate's Subject Alternative Name.
+type SubjectType string
+
+// The kinds of Subject Alternative Name Fulcio issues.
+const (
+	SubjectTypeEmail     SubjectType = "email"
+	SubjectTypeURI       SubjectType = "uri"
+	SubjectTypeOtherName SubjectType = "otherName"
+)
 
 // ExtensionMatch checks one Fulcio certificate extension, named as in
 // sigstore-go's certificate.Extensions (see
@@ -268,6 +307,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || !has(a.key.secretRef.__namespace__) || size(a.key.secretRef.__namespace__) == 0)",message="a TrustPolicy's Secret references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -294,6 +334,7 @@ type TrustPolicyList struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || (has(a.key.secretRef.__namespace__) && size(a.key.secretRef.__namespace__) > 0))",message="a ClusterTrustPolicy's Secret references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || (has(a.key.trustedRoot.configMapRef.__namespace__) && size(a.key.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.key.trustedRoot.secretRef) || (has(a.key.trustedRoot.secretRef.__namespace__) && size(a.key.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -30,7 +30,7 @@ const BlobRepository = "verify-blob.chartproof.invalid/artifact"
 // flags, as verdicts and output name it.
 var blobPolicy = policy.Ref{Kind: "CommandLine", Name: "verify-blob"}
 
-const verifyBlobUsage = `Usage: chartproof verify-blob --bundle FILE (--key FILE | IDENTITY [--trusted-root FILE]) [--output text|json] (ARTIFACT | sha256:HEX)
+const verifyBlobUsage = `Usage: chartproof verify-blob --bundle FILE (--key FILE | IDENTITY) [--trusted-root FILE] [--output text|json] (ARTIFACT | sha256:HEX)
 
 Verifies a Sigstore bundle (v0.1 to v0.3, JSON: a DSSE envelope of cosign's
 signing statement naming the artifact's sha256, or a message signature over
@@ -47,6 +47,9 @@ There is no "any signer". Regular expressions are RE2 and anchored: the whole
 value must match (cosign matches them unanchored; write .* for a prefix).
 Keyless bundles verify against --trusted-root (trusted_root.json) or, without
 it, the Sigstore public-good root embedded in chartproof; nothing is fetched.
+With --key, --trusted-root makes the transparency log required: the key's
+signature counts only when a log of that root records it (a policy's
+requireTransparencyLog); without it, the key alone decides.
 
 The flags build a policy of one authority with threshold 1, whose repository
 scope is the reserved name ` + BlobRepository + `.
@@ -68,7 +71,7 @@ func VerifyBlob(env Env, args []string) int {
 	identityRe := fs.String("certificate-identity-regexp", "", "keyless: an anchored RE2 expression the whole subject must match")
 	issuer := fs.String("certificate-oidc-issuer", "", "keyless: the exact OIDC issuer of the certificate")
 	issuerRe := fs.String("certificate-oidc-issuer-regexp", "", "keyless: an anchored RE2 expression the whole OIDC issuer must match")
-	rootFile := fs.String("trusted-root", "", "keyless: Sigstore trusted_root.json (default: the embedded public-good root)")
+	rootFile := fs.String("trusted-root", "", "Sigstore trusted_root.json: keyless, the root to verify against (default: the embedded public-good root); with --key, the log the signature must be in")
 	outputFlag := fs.String("output", "text", "output format: text or json")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, verifyBlobUsage)
@@ -85,7 +88,7 @@ func VerifyBlob(env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, cmd+": "+format+"\n", a...)
 		return ExitUsage
 	}
-	keyless := *identity != "" || *identityRe != "" || *issuer != "" || *issuerRe != "" || *rootFile != ""
+	keyless := *identity != "" || *identityRe != "" || *issuer != "" || *issuerRe != ""
 	switch {
 	case fs.NArg() != 1:
 		return usageErr("want exactly one artifact path or sha256:HEX digest, got %d (see --help)", fs.NArg())
@@ -94,7 +97,7 @@ func VerifyBlob(env Env, args []string) int {
 	case *bundleFile == "":
 		return usageErr("--bundle is required")
 	case *keyFile != "" && keyless:
-		return usageErr("--key cannot be combined with --certificate-* or --trusted-root: the authority is a key or a certificate identity, not both")
+		return usageErr("--key cannot be combined with --certificate-*: the authority is a key or a certificate identity, not both")
 	case *keyFile == "" && !keyless:
 		return usageErr("want --key, or a certificate identity (--certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp])")
 	case *keyFile == "" && *identity == "" && *identityRe == "":
@@ -119,33 +122,45 @@ func VerifyBlob(env Env, args []string) int {
 	// One authority, threshold 1, compiled by policy.Compile like a policy
 	// file: the same checks of keys, trusted roots and identities.
 	spec := chartproofv1.TrustPolicySpec{Repositories: []string{BlobRepository}, Threshold: 1, Mode: chartproofv1.ModeEnforce}
-	var read blobFiles
+	var (
+		read     blobFiles
+		rootFrom *chartproofv1.TrustedRootReference
+	)
+	if *rootFile != "" {
+		if read.root, err = readFileCapped(*rootFile, limits.MaxPolicyFileBytes); err != nil {
+			return usageErr("--trusted-root: %v", err)
+		}
+		rootFrom = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{
+			Namespace: "file", Name: "trusted-root", Key: policy.DefaultTrustedRootKey,
+		}}
+	}
 	if *keyFile != "" {
 		pemBytes, err := readFileCapped(*keyFile, limits.MaxPolicyFileBytes)
 		if err != nil {
 			return usageErr("--key: %v", err)
 		}
-		spec.Authorities = []chartproofv1.Authority{{Name: "key", Key: &chartproofv1.KeyAuthority{PublicKey: string(pemBytes)}}}
-	} else {
-		k := &chartproofv1.KeylessAuthority{Identities: []chartproofv1.Identity{{
-			Issuer: *issuer, IssuerRegExp: *issuerRe, Subject: *identity, SubjectRegExp: *identityRe,
+		// With --trusted-root, the key's signature must be in its log.
+		spec.Authorities = []chartproofv1.Authority{{Name: "key", Key: &chartproofv1.KeyAuthority{
+			PublicKey: string(pemBytes), RequireTransparencyLog: rootFrom != nil, TrustedRoot: rootFrom,
 		}}}
-		if *rootFile != "" {
-			if read.root, err = readFileCapped(*rootFile, limits.MaxPolicyFileBytes); err != nil {
-				return usageErr("--trusted-root: %v", err)
-			}
-			k.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{
-				Namespace: "file", Name: "trusted-root", Key: policy.DefaultTrustedRootKey,
-			}}
-		}
-		spec.Authorities = []chartproofv1.Authority{{Name: "keyless", Keyless: k}}
+	} else {
+		spec.Authorities = []chartproofv1.Authority{{Name: "keyless", Keyless: &chartproofv1.KeylessAuthority{
+			TrustedRoot: rootFrom,
+			Identities: []chartproofv1.Identity{{
+				Issuer: *issuer, IssuerRegExp: *issuerRe, Subject: *identity, SubjectRegExp: *identityRe,
+			}},
+		}}}
 	}
 	pol, err := policy.Compile(blobPolicy, spec, read)
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if k := pol.Authorities[0].Keyless; k != nil && k.RootDigest != "" {
-		k.RootSource = fmt.Sprintf("--trusted-root %s (%s)", *rootFile, k.RootDigest)
+	tr := pol.Authorities[0].Log // the trusted root, for messages: a key's log, or the keyless one
+	if k := pol.Authorities[0].Keyless; k != nil {
+		tr = &k.TrustRoot
+	}
+	if tr != nil && tr.RootDigest != "" {
+		tr.RootSource = fmt.Sprintf("--trusted-root %s (%s)", *rootFile, tr.RootDigest)
 	}
 	verifier, err := verify.New(pol.Authorities)
 	if err != nil {

@@ -86,6 +86,11 @@ func newBlobWorld(t *testing.T) *blobWorld {
 		t.Fatal(err)
 	}
 	w.bundles["keyless"] = w.write(t, "keyless.sigstore.json", keyless)
+	logged, err := w.sigstore.SignKeyedLogged(statement, w.key, testsign.KeyedLogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.bundles["logged"] = w.write(t, "logged.sigstore.json", logged)
 	w.bundles["garbage"] = w.write(t, "garbage.sigstore.json", []byte(`{"mediaType": 7}`))
 	attestation := bytes.Replace(statement, []byte("https://sigstore.dev/cosign/sign/v1"), []byte("https://slsa.dev/provenance/v1"), 1)
 	att, err := testsign.Bundle(attestation, w.key)
@@ -187,6 +192,9 @@ func TestVerifyBlob(t *testing.T) {
 		{"key, message signature, artifact changed", []string{"--bundle", w.bundles["message"], "--key", w.keyPEM, w.changed}, "", 1, []string{chartproofv1.ReasonSubjectMismatch}, ""},
 		{"key, another digest", []string{"--bundle", w.bundles["message"], "--key", w.keyPEM, "sha256:" + strings.Repeat("0", 64)}, "", 1, []string{chartproofv1.ReasonSubjectMismatch}, ""},
 		{"key, malformed bundle", []string{"--bundle", w.bundles["garbage"], "--key", w.keyPEM, w.artifact}, "", 1, []string{chartproofv1.ReasonMalformedSignature}, ""},
+		{"key and its log", []string{"--bundle", w.bundles["logged"], "--key", w.keyPEM, "--trusted-root", w.root, w.artifact}, "", 0, nil, ""},
+		{"key and its log, unlogged bundle", []string{"--bundle", w.bundles["dsse"], "--key", w.keyPEM, "--trusted-root", w.root, w.artifact}, "", 1, []string{chartproofv1.ReasonNotLogged}, ""},
+		{"control: key without a log, logged bundle", []string{"--bundle", w.bundles["logged"], "--key", w.keyPEM, w.artifact}, "", 0, nil, ""},
 		{"key, keyless bundle", []string{"--bundle", w.bundles["keyless"], "--key", w.keyPEM, w.artifact}, "", 1, []string{chartproofv1.ReasonUntrustedSigner}, ""},
 
 		{"keyless, exact identity", keyless("--certificate-identity", blobWorkflow, "--certificate-oidc-issuer", blobIssuer, w.artifact), "", 0, nil, blobWorkflow},
@@ -279,10 +287,10 @@ func TestVerifyBlobUsage(t *testing.T) {
 		{"no authority", []string{"--bundle", w.bundles["dsse"], w.artifact}, "want --key, or a certificate identity"},
 		{"key and identity", append([]string{"--bundle", w.bundles["dsse"], "--key", w.keyPEM, w.artifact}, id...), "--key cannot be combined"},
 		{"key and identity regexp", []string{"--bundle", w.bundles["dsse"], "--key", w.keyPEM, "--certificate-identity-regexp", "x.+", w.artifact}, "--key cannot be combined"},
-		{"key and trusted root", []string{"--bundle", w.bundles["dsse"], "--key", w.keyPEM, "--trusted-root", w.root, w.artifact}, "--key cannot be combined"},
+		{"key and identity", []string{"--bundle", w.bundles["dsse"], "--key", w.keyPEM, "--certificate-identity", blobWorkflow, w.artifact}, "--key cannot be combined"},
 		{"keyless without subject", []string{"--bundle", w.bundles["keyless"], "--certificate-oidc-issuer", blobIssuer, w.artifact}, `there is no "any signer"`},
 		{"keyless without issuer", []string{"--bundle", w.bundles["keyless"], "--certificate-identity", blobWorkflow, w.artifact}, `there is no "any signer"`},
-		{"trusted root only", []string{"--bundle", w.bundles["keyless"], "--trusted-root", w.root, w.artifact}, `there is no "any signer"`},
+		{"trusted root only", []string{"--bundle", w.bundles["keyless"], "--trusted-root", w.root, w.artifact}, `want --key, or a certificate identity`},
 		{"identity and identity regexp", append([]string{"--bundle", w.bundles["keyless"], "--certificate-identity-regexp", "https://.+", w.artifact}, id...),
 			"set one of --certificate-identity and --certificate-identity-regexp"},
 		{"issuer and issuer regexp", append([]string{"--bundle", w.bundles["keyless"], "--certificate-oidc-issuer-regexp", "https://.+", w.artifact}, id...),

@@ -45,6 +45,9 @@ type Request struct {
 	// Policy is the compiled trust policy; Verifier was built from it.
 	Policy   *policy.Policy
 	Verifier *verify.Verifier
+	// Cache, when set, keeps signatures that passed and chart layers for a
+	// while (see Cache).
+	Cache *Cache
 }
 
 // Result is what Check established and decided.
@@ -59,7 +62,11 @@ type Result struct {
 	// Chart is the loaded chart, read by Digest; set only by Load, and only
 	// when the verdict with the content checked still allows an install.
 	Chart *helmchart.Chart
+	// Cached says the signatures came from the Cache: checked earlier by
+	// the same policy's verifier, for this digest.
+	Cached bool
 
+	cache    *Cache
 	policy   *policy.Policy
 	repo     oci.Repository
 	layer    v1.Descriptor
@@ -80,7 +87,7 @@ func Check(ctx context.Context, reg Registry, obs Observer, req Request) Result 
 }
 
 func check(ctx context.Context, reg Registry, req Request) Result {
-	res := Result{policy: req.Policy}
+	res := Result{policy: req.Policy, cache: req.Cache}
 	ev := &res.evidence
 	decide := func() Result {
 		res.Verdict = policy.Evaluate(req.Policy, *ev)
@@ -111,7 +118,15 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 	}
 	res.layer = manifest.Chart
 
-	ev.Signatures, err = verify.Collect(ctx, reg, req.Verifier, repo, resolved.Digest)
+	fetch := func() ([]policy.Signature, error) {
+		return verify.Collect(ctx, reg, req.Verifier, repo, resolved.Digest)
+	}
+	passes := func(sigs []policy.Signature) bool { // only what passes is kept
+		e := *ev
+		e.Signatures = sigs
+		return policy.Evaluate(req.Policy, e).Passed()
+	}
+	ev.Signatures, res.Cached, err = req.Cache.collect(signatureKey(repo, resolved.Digest, req.Policy), fetch, passes)
 	if err != nil {
 		ev.Failure = failure(err)
 	}
@@ -129,7 +144,7 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 		return res
 	}
 	start := time.Now()
-	c, f := loadChart(ctx, reg, res.repo, res.layer)
+	c, f := loadChart(ctx, reg, res.cache, res.repo, res.layer)
 	if f == nil {
 		f = checkIdentity(c, res.repo, res.Tag)
 	}
@@ -146,9 +161,12 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 }
 
 // loadChart reads the chart layer by its descriptor (digest and size checked
-// as it is read) and loads it without touching the disk.
-func loadChart(ctx context.Context, reg Registry, repo oci.Repository, layer v1.Descriptor) (*helmchart.Chart, *policy.Failure) {
-	data, err := reg.Blob(ctx, repo, layer, limits.MaxChartLayerBytes)
+// as it is read, or earlier when it comes from the cache) and loads it
+// without touching the disk.
+func loadChart(ctx context.Context, reg Registry, cache *Cache, repo oci.Repository, layer v1.Descriptor) (*helmchart.Chart, *policy.Failure) {
+	data, err := cache.chart(repo, layer, func() ([]byte, error) {
+		return reg.Blob(ctx, repo, layer, limits.MaxChartLayerBytes)
+	})
 	if err != nil {
 		return nil, failure(fmt.Errorf("chart layer %s: %w", layer.Digest, err))
 	}

@@ -14,6 +14,11 @@ const (
 	// MaxSignatureLayerBytes caps one signature blob: a simple-signing
 	// payload or a Sigstore bundle.
 	MaxSignatureLayerBytes = 1 << 20
+	// MaxSignatureAnnotationBytes caps one annotation of a legacy signature
+	// layer that chartproof reads: the signature, the certificate, the
+	// chain, the Rekor bundle, the RFC 3161 timestamp. Each is a few KiB
+	// from cosign; the manifest holding them is capped by MaxManifestBytes.
+	MaxSignatureAnnotationBytes = 64 << 10
 	// MaxSignatures caps how many signatures are examined for one digest,
 	// over both layouts; the rest are ignored.
 	MaxSignatures = 32

@@ -32,8 +32,11 @@ var ExtensionNames = []string{
 	"buildConfigURI", "buildConfigDigest", "buildTrigger", "runInvocationURI", "sourceRepositoryVisibilityAtSigning",
 }
 
-// Keyless is a keyless authority's trust material and identities.
-type Keyless struct {
+// TrustRoot is a Sigstore trusted root an authority relies on: for a
+// keyless authority its certificate authorities, logs and timestamp
+// authorities; for a key authority that requires the transparency log, its
+// logs and timestamp authorities.
+type TrustRoot struct {
 	// TrustedRoot is the parsed trusted root. Nil means the Sigstore
 	// public-good root embedded in chartproof, which internal/verify
 	// loads (this package reads no files and embeds nothing).
@@ -43,6 +46,11 @@ type Keyless struct {
 	RootDigest string
 	// RootSource says where the trusted root came from, for messages.
 	RootSource string
+}
+
+// Keyless is a keyless authority's trust material and identities.
+type Keyless struct {
+	TrustRoot
 	// Identities are the compiled identities; a certificate matching any
 	// one of them counts for the authority.
 	Identities []Identity
@@ -50,9 +58,12 @@ type Keyless struct {
 
 // Identity is a compiled certificate identity: every part must match.
 type Identity struct {
-	Issuer     Matcher
-	Subject    Matcher
-	Extensions []ExtensionMatcher
+	Issuer  Matcher
+	Subject Matcher
+	// SubjectType, when set, is the kind of SAN the certificate must
+	// carry ("email", "uri" or "otherName").
+	SubjectType string
+	Extensions  []ExtensionMatcher
 }
 
 // ExtensionMatcher checks one certificate extension by name.
@@ -121,6 +132,9 @@ func (id Identity) Match(c *CertIdentity) bool {
 	if c == nil || !id.Issuer.Match(c.Issuer) || !id.Subject.Match(c.Subject) {
 		return false
 	}
+	if id.SubjectType != "" && id.SubjectType != c.SubjectType {
+		return false
+	}
 	for _, e := range id.Extensions {
 		v, ok := c.Extensions[e.Name]
 		if !ok || !e.Match(v) {
@@ -134,6 +148,9 @@ func (id Identity) Match(c *CertIdentity) bool {
 func (id Identity) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "issuer %s subject %s", id.Issuer, id.Subject)
+	if id.SubjectType != "" {
+		fmt.Fprintf(&b, " (%s)", id.SubjectType)
+	}
 	for _, e := range id.Extensions {
 		fmt.Fprintf(&b, " %s %s", e.Name, e.Matcher)
 	}
@@ -186,24 +203,10 @@ func (f SecretReader) ConfigMap(namespace, name, key string) ([]byte, error) {
 func compileKeyless(ref Ref, k chartproofv1.KeylessAuthority, read Reader) (*Keyless, error) {
 	out := &Keyless{}
 	var errs []error
-	if tr := k.TrustedRoot; tr == nil {
-		out.RootSource = "sigstore-public-good (embedded)"
-	} else if data, source, err := readTrustedRoot(ref, *tr, read); err != nil {
+	if tr, err := compileTrustRoot(ref, k.TrustedRoot, read, true); err != nil {
 		errs = append(errs, err)
 	} else {
-		parsed, err := root.NewTrustedRootFromJSON(data)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("trusted root %s: %w", source, err))
-		case len(parsed.FulcioCertificateAuthorities()) == 0:
-			errs = append(errs, fmt.Errorf("trusted root %s lists no certificate authority", source))
-		case len(parsed.RekorLogs()) == 0:
-			errs = append(errs, fmt.Errorf("trusted root %s lists no transparency log: keyless signatures must be logged", source))
-		default:
-			sum := sha256.Sum256(data)
-			out.TrustedRoot, out.RootDigest = parsed, "sha256:"+hex.EncodeToString(sum[:])
-			out.RootSource = source + " (" + out.RootDigest + ")"
-		}
+		out.TrustRoot = tr
 	}
 	if len(k.Identities) == 0 {
 		errs = append(errs, errors.New("keyless: no identities: an authority must name who may sign, never any signer"))
@@ -232,7 +235,12 @@ func compileIdentity(in chartproofv1.Identity) (Identity, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	id := Identity{Issuer: issuer, Subject: subject}
+	id := Identity{Issuer: issuer, Subject: subject, SubjectType: string(in.SubjectType)}
+	switch in.SubjectType {
+	case "", chartproofv1.SubjectTypeEmail, chartproofv1.SubjectTypeURI, chartproofv1.SubjectTypeOtherName:
+	default:
+		errs = append(errs, fmt.Errorf("subjectType %q is not one of email, uri, otherName", in.SubjectType))
+	}
 	seen := map[string]bool{}
 	for _, e := range in.Extensions {
 		switch {
@@ -261,6 +269,32 @@ func knownExtension(name string) bool {
 		}
 	}
 	return false
+}
+
+// compileTrustRoot reads and parses a trusted root (nil: the embedded
+// public-good one). It must list a transparency log, and a certificate
+// authority when needCA is set (keyless).
+func compileTrustRoot(ref Ref, tr *chartproofv1.TrustedRootReference, read Reader, needCA bool) (TrustRoot, error) {
+	if tr == nil {
+		return TrustRoot{RootSource: "sigstore-public-good (embedded)"}, nil
+	}
+	data, source, err := readTrustedRoot(ref, *tr, read)
+	if err != nil {
+		return TrustRoot{}, err
+	}
+	parsed, err := root.NewTrustedRootFromJSON(data)
+	switch {
+	case err != nil:
+		return TrustRoot{}, fmt.Errorf("trusted root %s: %w", source, err)
+	case needCA && len(parsed.FulcioCertificateAuthorities()) == 0:
+		return TrustRoot{}, fmt.Errorf("trusted root %s lists no certificate authority", source)
+	case len(parsed.RekorLogs()) == 0:
+		return TrustRoot{}, fmt.Errorf("trusted root %s lists no transparency log: the signatures it vouches for must be logged", source)
+	}
+	sum := sha256.Sum256(data)
+	out := TrustRoot{TrustedRoot: parsed, RootDigest: "sha256:" + hex.EncodeToString(sum[:])}
+	out.RootSource = source + " (" + out.RootDigest + ")"
+	return out, nil
 }
 
 // readTrustedRoot reads the referenced ConfigMap or Secret key, applying the

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
@@ -106,6 +109,8 @@ func TestCompileKeyless(t *testing.T) {
 		{name: "trusted root does not parse", spec: spec(withRoot(keylessAuthority("gh", good), cm("", "broken", ""))), want: "trusted root configMap ns/broken"},
 		{name: "trusted root from a reader of Secrets only", spec: spec(keylessAuthority("gh", good)), reader: policy.SecretReader(func(chartproofv1.SecretKeyReference) ([]byte, error) { return rootJSON, nil }), want: "no ConfigMaps can be read here"},
 		{name: "cluster policy reference without namespace", kind: "ClusterTrustPolicy", spec: spec(keylessAuthority("gh", good)), want: "must name its namespace"},
+		{name: "control: subjectType uri", spec: spec(keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: ghWorkflow, SubjectType: chartproofv1.SubjectTypeURI}))},
+		{name: "unknown subjectType", spec: spec(keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: ghWorkflow, SubjectType: "dns"})), want: `subjectType "dns" is not one of`},
 		{name: "namespaced policy reference elsewhere", spec: spec(withRoot(keylessAuthority("gh", good), cm("infra", "sigstore", ""))), want: "outside the policy's namespace"},
 	}
 	for _, tc := range tests {
@@ -140,6 +145,106 @@ func keylessSig(subject, issuer string, roots []string, exts map[string]string, 
 		Layout: policy.LayoutSigstoreBundle, Ref: "sha256:ref", Subjects: subjects, RootVerified: roots,
 		Identity: &policy.CertIdentity{Issuer: issuer, Subject: subject, SubjectType: "uri", Extensions: exts},
 	}
+}
+
+func withSANType(s policy.Signature, sanType string) policy.Signature {
+	s.Identity.SubjectType = sanType
+	return s
+}
+
+// TestKeyRequiresTransparencyLog: with requireTransparencyLog, a signature
+// the key verifies counts only with a verified log entry, which the
+// acceptance then names; without it, the same signature is NotLogged.
+func TestKeyRequiresTransparencyLog(t *testing.T) {
+	rootJSON := trustedRootJSON(t)
+	objs := objects{"configmap:ns/sigstore/trusted_root.json": rootJSON, "configmap:ns/nolog/trusted_root.json": trustedRootWithoutLogs(t)}
+	keyAuth := func(require bool, tr *chartproofv1.TrustedRootReference) chartproofv1.TrustPolicySpec {
+		return chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{
+			Name: "alice", Key: &chartproofv1.KeyAuthority{PublicKey: pemFor["alice"], RequireTransparencyLog: require, TrustedRoot: tr}}}}
+	}
+	cm := func(name string) *chartproofv1.TrustedRootReference {
+		return &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: name}}
+	}
+	ref := policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}
+
+	for _, tc := range []struct {
+		name string
+		spec chartproofv1.TrustPolicySpec
+		want string
+	}{
+		{name: "trustedRoot without requireTransparencyLog", spec: keyAuth(false, cm("sigstore")), want: "trustedRoot without requireTransparencyLog"},
+		{name: "trusted root without a log", spec: keyAuth(true, cm("nolog")), want: "lists no transparency log"},
+		{name: "trusted root missing", spec: keyAuth(true, cm("absent")), want: "not found"},
+	} {
+		t.Run("compile: "+tc.name, func(t *testing.T) {
+			_, err := policy.Compile(ref, tc.spec, objs)
+			if !errors.Is(err, policy.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Compile error = %v, want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+
+	logged, err := policy.Compile(ref, keyAuth(true, cm("sigstore")), objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logged.Authorities[0].Log == nil || logged.Authorities[0].Log.TrustedRoot == nil {
+		t.Fatalf("compiled authority %+v, want its log's trusted root", logged.Authorities[0])
+	}
+	publicGood, err := policy.Compile(ref, keyAuth(true, nil), objs)
+	if err != nil || publicGood.Authorities[0].Log == nil || publicGood.Authorities[0].Log.TrustedRoot != nil {
+		t.Fatalf("requireTransparencyLog without trustedRoot: %v, %+v; want the embedded root (nil)", err, publicGood)
+	}
+	plain := compile(t, keyAuth(false, nil))
+
+	entry := policy.LogEntry{LogID: "abcd", Index: 7}
+	signedAt := time.Date(2026, 11, 27, 1, 2, 3, 0, time.UTC)
+	withLog := signed("alice", digestA)
+	withLog.Log, withLog.SignedAt = []policy.LogEntry{entry}, signedAt
+	noLog := signed("alice", digestA)
+	noLog.LogProblem = "no verified entry in a transparency log of configMap ns/sigstore"
+
+	for _, tc := range []struct {
+		name string
+		p    *policy.Policy
+		sig  policy.Signature
+		want string
+	}{
+		{name: "control: logged signature", p: logged, sig: withLog, want: chartproofv1.ReasonVerified},
+		{name: "signature the log does not record", p: logged, sig: noLog, want: chartproofv1.ReasonNotLogged},
+		{name: "control: the same signature when the log is not required", p: plain, sig: noLog, want: chartproofv1.ReasonVerified},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := policy.Evaluate(tc.p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{tc.sig}})
+			if got := v.Code(); got != tc.want {
+				t.Fatalf("Code() = %s (%s), want %s", got, v.Message(), tc.want)
+			}
+			switch {
+			case tc.want == chartproofv1.ReasonNotLogged:
+				if !strings.Contains(v.Reasons[0].Found, noLog.LogProblem) {
+					t.Errorf("reason %+v: want the log problem in Found", v.Reasons[0])
+				}
+			case tc.p == logged:
+				a := v.Accepted[0]
+				if a.Log == nil || *a.Log != entry || a.SignedAt == nil || !a.SignedAt.Equal(signedAt) {
+					t.Errorf("acceptance %+v: want log entry %+v signed at %s", a, entry, signedAt)
+				}
+			}
+		})
+	}
+}
+
+func trustedRootWithoutLogs(t *testing.T) []byte {
+	t.Helper()
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestEvaluateKeyless(t *testing.T) {
@@ -205,6 +310,10 @@ func TestEvaluateKeyless(t *testing.T) {
 			}, want: chartproofv1.ReasonVerified, wantAuth: []string{"gh", "org"}},
 		{name: "control: keyed and keyless authorities together", p: compileSpec(2, keylessAuthority("gh", release), chartproofv1.Authority{Name: "alice", Key: &chartproofv1.KeyAuthority{PublicKey: pemFor["alice"]}}),
 			sigs: []policy.Signature{keylessSig(ghWorkflow, ghIssuer, gh, exts, digestA), signed("alice", digestA)}, want: chartproofv1.ReasonVerified, wantAuth: []string{"alice", "gh"}},
+		{name: "subject of another SAN type (subjectType uri, email SAN)", p: compileSpec(1, keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: "ci@org.example", SubjectType: chartproofv1.SubjectTypeURI})),
+			sigs: []policy.Signature{withSANType(keylessSig("ci@org.example", ghIssuer, gh, nil, digestA), "email")}, want: chartproofv1.ReasonIdentityMismatch},
+		{name: "control: subject of the SAN type named (subjectType uri, URI SAN)", p: compileSpec(1, keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: "ci@org.example", SubjectType: chartproofv1.SubjectTypeURI})),
+			sigs: []policy.Signature{keylessSig("ci@org.example", ghIssuer, gh, nil, digestA)}, want: chartproofv1.ReasonVerified, wantAuth: []string{"gh"}},
 		{name: "a key signature is not a keyless identity", p: one,
 			sigs: []policy.Signature{signed("gh", digestA)}, want: chartproofv1.ReasonUntrustedSigner},
 	}
@@ -225,6 +334,9 @@ func TestEvaluateKeyless(t *testing.T) {
 				r := v.Reasons[0]
 				if !strings.Contains(r.Expected, "issuer "+ghIssuer) || r.Found == "" {
 					t.Errorf("reason %+v: want the expected identities and the identity found", r)
+				}
+				if strings.Contains(tc.name, "SAN type") && !strings.Contains(r.Expected, "(uri)") || !strings.Contains(r.Found, "(uri, ") && !strings.Contains(r.Found, "(email, ") {
+					t.Errorf("reason %+v: want the SAN types named", r)
 				}
 			}
 		})
@@ -252,5 +364,48 @@ func TestEvaluateCapsSignatures(t *testing.T) {
 				t.Fatalf("Code() = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestFingerprint: the fingerprint changes with anything the policy trusts
+// — its identity (UID), its spec, and the bytes of a Secret or ConfigMap it
+// reads — and with nothing else.
+func TestFingerprint(t *testing.T) {
+	rootJSON := trustedRootJSON(t)
+	otherRoot := trustedRootJSON(t)
+	spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{
+		keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: ghWorkflow}),
+		{Name: "alice", Key: &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "alice"}}},
+	}}
+	objs := objects{"configmap:ns/sigstore/trusted_root.json": rootJSON, "secret:ns/alice/cosign.pub": []byte(pemFor["alice"])}
+	ref := policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p", UID: "uid-1"}
+	fp := func(ref policy.Ref, spec chartproofv1.TrustPolicySpec, objs objects) string {
+		t.Helper()
+		p, err := policy.Compile(ref, spec, objs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Fingerprint) != 64 {
+			t.Fatalf("fingerprint %q is not a sha256", p.Fingerprint)
+		}
+		return p.Fingerprint
+	}
+	base := fp(ref, spec, objs)
+	if again := fp(ref, spec, objects{"configmap:ns/sigstore/trusted_root.json": rootJSON, "secret:ns/alice/cosign.pub": []byte(pemFor["alice"])}); again != base {
+		t.Errorf("the same policy compiled twice: %s and %s", base, again)
+	}
+	recreated := ref
+	recreated.UID = "uid-2"
+	threshold := spec
+	threshold.Threshold = 2
+	for name, got := range map[string]string{
+		"another UID (deleted and recreated)": fp(recreated, spec, objs),
+		"another spec":                        fp(ref, threshold, objs),
+		"another key in the Secret":           fp(ref, spec, objects{"configmap:ns/sigstore/trusted_root.json": rootJSON, "secret:ns/alice/cosign.pub": []byte(pemFor["bob"])}),
+		"another trusted root":                fp(ref, spec, objects{"configmap:ns/sigstore/trusted_root.json": otherRoot, "secret:ns/alice/cosign.pub": []byte(pemFor["alice"])}),
+	} {
+		if got == base {
+			t.Errorf("%s: same fingerprint %s", name, got)
+		}
 	}
 }

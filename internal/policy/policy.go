@@ -7,10 +7,13 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -43,6 +46,12 @@ type Policy struct {
 	Authorities  []Authority
 	Threshold    int
 	Mode         chartproofv1.Mode
+	// Fingerprint is the lowercase hex sha256 of everything the policy was
+	// compiled from: its Ref (with the UID), its spec, and every Secret and
+	// ConfigMap key it read. Two policies with the same fingerprint trust
+	// exactly the same signers; a cache of what a policy's verifier
+	// established is keyed by it, so any change of trust misses at once.
+	Fingerprint string
 }
 
 // Authority is a trusted signer with its parsed trust material: a public
@@ -56,6 +65,9 @@ type Authority struct {
 	KeyID string
 	// Keyless is set for a keyless authority.
 	Keyless *Keyless
+	// Log is set for a key authority that requires the transparency log
+	// (requireTransparencyLog): the trusted root whose logs count.
+	Log *TrustRoot
 }
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
@@ -68,6 +80,18 @@ var ErrInvalid = errors.New("invalid policy")
 // defaults too (threshold 1, mode Enforce, the trusted root's key).
 func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, error) {
 	p := &Policy{Ref: ref, Threshold: spec.Threshold, Mode: spec.Mode}
+	fp := sha256.New()
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, ref, err)
+	}
+	for _, part := range [][]byte{[]byte(ref.Kind), []byte(ref.Namespace), []byte(ref.Name), []byte(ref.UID), specJSON} {
+		writeField(fp, part)
+	}
+	if read != nil {
+		read = hashingReader{read: read, h: fp}
+	}
+	defer func() { p.Fingerprint = hex.EncodeToString(fp.Sum(nil)) }()
 	var errs []error
 	if p.Threshold == 0 {
 		p.Threshold = 1
@@ -116,6 +140,44 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 	return p, nil
 }
 
+// writeField writes b to h with its length first, so that fields cannot run
+// into each other.
+func writeField(h hash.Hash, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	h.Write(n[:])
+	h.Write(b)
+}
+
+// hashingReader passes reads through, and hashes what each one named and
+// returned (or that it failed) into the policy's fingerprint.
+type hashingReader struct {
+	read Reader
+	h    hash.Hash
+}
+
+func (r hashingReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
+	b, err := r.read.Secret(ref)
+	r.record("secret", ref.Namespace, ref.Name, ref.Key, b, err)
+	return b, err
+}
+
+func (r hashingReader) ConfigMap(namespace, name, key string) ([]byte, error) {
+	b, err := r.read.ConfigMap(namespace, name, key)
+	r.record("configmap", namespace, name, key, b, err)
+	return b, err
+}
+
+func (r hashingReader) record(kind, namespace, name, key string, b []byte, err error) {
+	for _, f := range []string{kind, namespace, name, key} {
+		writeField(r.h, []byte(f))
+	}
+	if err != nil {
+		b = []byte("error")
+	}
+	writeField(r.h, b)
+}
+
 func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority, error) {
 	switch {
 	case a.Key != nil && a.Keyless != nil:
@@ -160,7 +222,18 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 	if err != nil {
 		return Authority{}, err
 	}
-	return Authority{Name: a.Name, PublicKey: pub, KeyID: keyID}, nil
+	out := Authority{Name: a.Name, PublicKey: pub, KeyID: keyID}
+	switch {
+	case a.Key.TrustedRoot != nil && !a.Key.RequireTransparencyLog:
+		return Authority{}, errors.New("key sets trustedRoot without requireTransparencyLog: true")
+	case a.Key.RequireTransparencyLog:
+		tr, err := compileTrustRoot(ref, a.Key.TrustedRoot, read, false)
+		if err != nil {
+			return Authority{}, err
+		}
+		out.Log = &tr
+	}
+	return out, nil
 }
 
 // ParsePublicKey parses one PEM "PUBLIC KEY" block and checks that the key is

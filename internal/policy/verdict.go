@@ -68,6 +68,9 @@ type Signature struct {
 	// Problem says why no authority verified it, when Authority is empty
 	// and RootVerified is empty.
 	Problem string
+	// LogProblem says why no transparency log entry verified for a key
+	// authority that requires the log (Authority set, Log empty).
+	LogProblem string
 
 	// Keyless facts. RootVerified names the keyless authorities whose
 	// trusted root verified the signature: the certificate chains to one of
@@ -83,7 +86,8 @@ type Signature struct {
 	// set with RootVerified.
 	Identity *CertIdentity
 	// Log lists the verified entries of transparency logs of the trusted
-	// root that record the signature.
+	// root that record the signature: the keyless authority's root, or the
+	// root of a key authority that requires the log.
 	Log []LogEntry
 	// SignedAt is the earliest verified signing time (a log's integrated
 	// time or an RFC 3161 timestamp); zero when none was verified.
@@ -113,6 +117,15 @@ func (c *CertIdentity) String() string {
 	return c.Subject + " (" + c.Issuer + ")"
 }
 
+// typed is String with the kind of SAN: "subject (uri, issuer)", for
+// refusals, where a subjectType may be what did not match.
+func (c *CertIdentity) typed() string {
+	if c == nil || c.SubjectType == "" {
+		return c.String()
+	}
+	return c.Subject + " (" + c.SubjectType + ", " + c.Issuer + ")"
+}
+
 // LogEntry locates one transparency log entry.
 type LogEntry struct {
 	// LogID is the lowercase hex log ID (sha256 of the log's public key).
@@ -135,8 +148,9 @@ type Acceptance struct {
 	KeyID     string `json:"keyID,omitempty"`
 	Layout    Layout `json:"layout"`
 	Signature string `json:"signature"`
-	// Identity, Log and SignedAt are set for a keyless authority: the
-	// signer the certificate names, the first verified transparency log
+	// Identity is set for a keyless authority: the signer the certificate
+	// names. Log and SignedAt are set for a keyless authority and for a key
+	// authority that requires the log: the first verified transparency log
 	// entry of the signature, and the verified signing time.
 	Identity *CertIdentity `json:"identity,omitempty"`
 	Log      *LogEntry     `json:"log,omitempty"`
@@ -322,6 +336,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		cands        []candidate
 		otherSubject []string
 		mismatched   []string // identities of root-verified certificates no authority accepts
+		unlogged     []string // why key-verified signatures lack the log entry their authority requires
 		verified     int
 		malformed    int
 		examined     int
@@ -337,6 +352,11 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		}
 		var names []string // authorities that accept this signature's signer
 		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil {
+			if a.Log != nil && len(s.Log) == 0 {
+				// requireTransparencyLog: the key signed it, no log records it.
+				unlogged = append(unlogged, s.LogProblem)
+				continue
+			}
 			names = append(names, a.Name)
 		}
 		rootOK := false
@@ -352,7 +372,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		}
 		if len(names) == 0 {
 			if rootOK {
-				mismatched = append(mismatched, s.Identity.String())
+				mismatched = append(mismatched, s.Identity.typed())
 			}
 			continue
 		}
@@ -372,10 +392,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	for _, c := range assign(cands) {
 		s := ev.Signatures[c.sig]
 		acc := Acceptance{Authority: c.authority, Layout: s.Layout, Signature: s.Ref}
-		if byName[c.authority].Keyless == nil {
+		a := byName[c.authority]
+		if a.Keyless == nil {
 			acc.KeyID = s.KeyID
 		} else {
 			acc.Identity = s.Identity
+		}
+		if a.Keyless != nil || a.Log != nil {
 			if len(s.Log) > 0 {
 				l := s.Log[0]
 				acc.Log = &l
@@ -408,6 +431,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			Message:  fmt.Sprintf("%d of the required %d authorities signed %s (each signer counts once)", counted, p.Threshold, ev.Digest),
 			Expected: expected,
 			Found:    found,
+		})
+	case len(unlogged) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonNotLogged,
+			Message:  fmt.Sprintf("%d signature(s) for %s verify under a key whose authority requires the transparency log, but no log of its trusted root records them", len(unlogged), ev.Digest),
+			Expected: "an entry in a transparency log of the authority's trusted root",
+			Found:    strings.Join(unlogged, "; "),
 		})
 	case len(mismatched) > 0:
 		v.Reasons = append(v.Reasons, Reason{

@@ -183,6 +183,10 @@ var fulcioOIDs = map[string]struct {
 	oid  asn1.ObjectIdentifier
 	utf8 bool // DER UTF8String (the 1.8+ extensions) rather than raw bytes
 }{
+	// oidcIssuerV1 is the deprecated issuer extension (raw bytes), which
+	// Fulcio still sets beside "issuer" and cosign's legacy-layout verify
+	// reads alone; sigstore-go reads it as the issuer too.
+	"oidcIssuerV1":                        {asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, false},
 	"githubWorkflowTrigger":               {asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 2}, false},
 	"githubWorkflowSHA":                   {asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 3}, false},
 	"githubWorkflowName":                  {asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 4}, false},

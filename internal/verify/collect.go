@@ -89,7 +89,7 @@ func collectLegacy(ctx context.Context, reg Registry, v *Verifier, repo oci.Repo
 			sigs = append(sigs, legacyMalformed(ref, err.Error()))
 			continue
 		}
-		s := v.Legacy(payload, layer.Annotations[SignatureAnnotation])
+		s := v.Legacy(payload, layer.Annotations)
 		s.Layout, s.Ref = policy.LayoutCosignLegacy, ref
 		sigs = append(sigs, s)
 	}

@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,4 +117,92 @@ func FuzzParseManifest(f *testing.F) {
 			t.Errorf("round trip changed the manifest (-first +second):\n%s", diff)
 		}
 	})
+}
+
+// FuzzLegacy feeds Verifier.Legacy the annotations of a legacy layer
+// (signature, certificate, chain, Rekor bundle, RFC 3161 timestamp), which
+// a registry serves (THREATS DOS-04, SIG-01, SIG-07). The seeds are a
+// keyless layer from a throwaway Sigstore whose root the verifier trusts
+// and a keyed, logged layer by the trusted key, both over a payload naming
+// digestA. Whatever the annotations, nothing panics, a malformed layer is
+// never trusted, and a trusted one is exactly what was signed: the key's
+// authority, or the one certificate the trusted CA issued, naming digestA.
+func FuzzLegacy(f *testing.F) {
+	s, err := testsign.NewSigstore()
+	if err != nil {
+		f.Fatal(err)
+	}
+	k, err := testsign.NewKey("p256")
+	if err != nil {
+		f.Fatal(err)
+	}
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, keylessSpec(1, releaseTags), objects{"ns/sigstore/trusted_root.json": rootJSON})
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, id, err := policy.ParsePublicKey([]byte(k.PublicPEM()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := New(append(p.Authorities, policy.Authority{Name: "team", PublicKey: pub, KeyID: id}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	payload := testsign.SimpleSigningPayload(repo, digestA)
+	keyless, err := s.SignLegacy(payload, testsign.LegacyOptions{Cert: ghCert(), Timestamp: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	keyed, err := s.SignLegacy(payload, testsign.LegacyOptions{Key: k})
+	if err != nil {
+		f.Fatal(err)
+	}
+	trustedLeaf := keyless.Annotations[testsign.CertificateAnnotation]
+	add := func(a map[string]string) {
+		f.Add(a[testsign.SignatureAnnotation], a[testsign.CertificateAnnotation], a[testsign.ChainAnnotation], a[testsign.BundleAnnotation], a[testsign.TimestampAnnotation])
+	}
+	add(keyless.Annotations)
+	add(keyed.Annotations)
+	f.Add("AAAA", "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "", `{"SignedEntryTimestamp":"","Payload":{"body":"e30=","integratedTime":1,"logIndex":-1,"logID":""}}`, `{"SignedRFC3161Timestamp":"AA=="}`)
+	f.Add("", "", "x", "[]", "null")
+	f.Fuzz(func(t *testing.T, sig, cert, chain, bundle, ts string) {
+		ann := map[string]string{}
+		for k, v := range map[string]string{SignatureAnnotation: sig, CertificateAnnotation: cert, ChainAnnotation: chain, RekorBundleAnnotation: bundle, TimestampAnnotation: ts} {
+			if v != "" {
+				ann[k] = v
+			}
+		}
+		got := v.Legacy(payload, ann)
+		trusted := got.Authority != "" || len(got.RootVerified) != 0
+		switch {
+		case got.Malformed && trusted:
+			t.Fatalf("malformed yet trusted: %+v", got)
+		case !trusted:
+			if len(got.Subjects) != 0 || got.Identity != nil || len(got.Log) != 0 || got.Problem == "" {
+				t.Errorf("untrusted signature with facts or without a problem: %+v", got)
+			}
+			return
+		case got.Authority != "" && len(got.RootVerified) != 0:
+			t.Fatalf("trusted both by a key and by a trusted root: %+v", got)
+		case got.Authority != "" && (got.Authority != "team" || got.KeyID != id):
+			t.Errorf("trusted by %q key %q, want team key %q", got.Authority, got.KeyID, id)
+		case len(got.RootVerified) != 0 && (!samePEM(cert, trustedLeaf) || got.Identity == nil || got.Identity.Subject != ghWorkflow):
+			t.Errorf("trusted by a root with a certificate the trusted CA did not issue, or another identity: %+v", got)
+		}
+		if !cmp.Equal(got.Subjects, []string{digestA}) || got.Problem != "" {
+			t.Errorf("trusted signature names %v (problem %q), want exactly [%s]", got.Subjects, got.Problem, digestA)
+		}
+	})
+}
+
+// samePEM reports whether the first PEM blocks of a and b hold the same
+// bytes.
+func samePEM(a, b string) bool {
+	pa, _ := pem.Decode([]byte(a))
+	pb, _ := pem.Decode([]byte(b))
+	return pa != nil && pb != nil && bytes.Equal(pa.Bytes, pb.Bytes)
 }

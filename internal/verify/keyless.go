@@ -62,11 +62,12 @@ func (v *Verifier) addKeyless(a policy.Authority) error {
 	return nil
 }
 
-// keyless checks a certificate-signed bundle against every trusted root.
-// The identity is not checked here (WithoutIdentitiesUnsafe): it is
-// reported, with the signing time and the log entries, for internal/policy
-// to judge against each authority's identities.
-func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string) (policy.Signature, bool) {
+// keyless checks a certificate-signed bundle against every trusted root:
+// a Sigstore bundle, or a legacy layer made into one. The identity is not
+// checked here (WithoutIdentitiesUnsafe): it is reported, with the signing
+// time and the log entries, for internal/policy to judge against each
+// authority's identities. what names the signature in a Problem.
+func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string) (policy.Signature, bool) {
 	var (
 		sig      policy.Signature
 		problems []string
@@ -90,20 +91,16 @@ func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOpt
 				return malformed(err.Error()), true
 			}
 			sig.Subjects, sig.Identity = subjects, id
-			for _, ts := range res.VerifiedTimestamps {
-				if sig.SignedAt.IsZero() || ts.Timestamp.Before(sig.SignedAt) {
-					sig.SignedAt = ts.Timestamp.UTC()
-				}
-			}
+			sig.SignedAt = earliest(res.VerifiedTimestamps)
 		}
 		sig.RootVerified = append(sig.RootVerified, r.names...)
 		sig.Log = appendLogEntries(sig.Log, b, r.logs)
 	}
 	if len(sig.RootVerified) == 0 {
 		if len(v.roots) == 0 {
-			return policy.Signature{Problem: "keyless bundle, but the policy has no keyless authority"}, true
+			return policy.Signature{Problem: what + ", but the policy has no keyless authority"}, true
 		}
-		return policy.Signature{Problem: "keyless bundle does not verify under any trusted root: " + strings.Join(problems, "; ")}, true
+		return policy.Signature{Problem: what + " does not verify under any trusted root: " + strings.Join(problems, "; ")}, true
 	}
 	return sig, true
 }

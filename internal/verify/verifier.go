@@ -1,16 +1,13 @@
 package verify
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"time"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -18,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/verify/trustedroot"
 )
 
 // CosignSignPredicate is the in-toto predicate type of the statement cosign
@@ -35,7 +33,13 @@ type Verifier struct {
 type authorityVerifier struct {
 	name  string
 	keyID string
-	v     *sgverify.Verifier
+	v     *sgverify.Verifier // the key alone
+	// logged verifies the key's signature together with its entry in a
+	// transparency log of the trusted root logRoot; nil unless the
+	// authority requires the log.
+	logged  *sgverify.Verifier
+	logRoot string
+	logs    map[string]*root.TransparencyLog
 }
 
 // New builds the sigstore-go verifiers once: one per key authority, each
@@ -59,15 +63,83 @@ func New(authorities []policy.Authority) (*Verifier, error) {
 		material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 			return key, nil
 		})
-		// Keyed signatures carry no observer timestamp of their own unless
-		// logged; requiring the log for keys is a later policy option.
+		// A key does not expire, so a keyed signature needs no observer
+		// timestamp unless its authority requires the log.
 		v, err := sgverify.NewVerifier(material, sgverify.WithNoObserverTimestamps())
 		if err != nil {
 			return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
 		}
-		out.authorities = append(out.authorities, authorityVerifier{name: a.Name, keyID: a.KeyID, v: v})
+		av := authorityVerifier{name: a.Name, keyID: a.KeyID, v: v}
+		if a.Log != nil {
+			if err := av.requireLog(material, *a.Log); err != nil {
+				return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
+			}
+		}
+		out.authorities = append(out.authorities, av)
 	}
 	return out, nil
+}
+
+// requireLog adds the verifier of a key authority that requires the
+// transparency log: the key, plus the logs and timestamp authorities of the
+// trusted root (its certificate authorities play no part: the bundle names
+// a key, not a certificate). It requires one log entry tied to the
+// signature, and one observer timestamp (the log's integrated time, or an
+// RFC 3161 timestamp, as Rekor v2 needs).
+func (a *authorityVerifier) requireLog(key root.TrustedMaterial, tr policy.TrustRoot) error {
+	material, source := tr.TrustedRoot, tr.RootSource
+	if material == nil {
+		var err error
+		if material, err = trustedroot.PublicGood(); err != nil {
+			return err
+		}
+		source = trustedroot.PublicGoodSource
+	}
+	v, err := sgverify.NewVerifier(root.TrustedMaterialCollection{key, material},
+		sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1))
+	if err != nil {
+		return fmt.Errorf("trusted root %s: %w", source, err)
+	}
+	a.logged, a.logRoot, a.logs = v, source, material.RekorLogs()
+	return nil
+}
+
+// verifyKeyed checks b under the authority's key. When the authority
+// requires the log, it also checks the log entry and records the verified
+// entries and signing time, or why there are none (LogProblem); Evaluate
+// decides what a missing entry means. artifact makes the artifact option
+// anew for each verification (a reader is read once).
+func (a authorityVerifier) verifyKeyed(b *bundle.Bundle, artifact func() sgverify.ArtifactPolicyOption) (*sgverify.VerificationResult, policy.Signature, error) {
+	res, err := a.v.Verify(b, sgverify.NewPolicy(artifact(), sgverify.WithKey()))
+	if err != nil {
+		return nil, policy.Signature{}, err
+	}
+	sig := policy.Signature{Authority: a.name, KeyID: a.keyID}
+	if a.logged == nil {
+		return res, sig, nil
+	}
+	logged, err := a.logged.Verify(b, sgverify.NewPolicy(artifact(), sgverify.WithKey()))
+	if err != nil {
+		sig.LogProblem = fmt.Sprintf("no verified entry in a transparency log of %s: %v", a.logRoot, err)
+		return res, sig, nil
+	}
+	sig.Log = appendLogEntries(nil, b, a.logs)
+	sig.SignedAt = earliest(logged.VerifiedTimestamps)
+	if len(sig.Log) == 0 { // verified, yet no entry of the root's logs: do not count it as logged
+		sig.LogProblem = "no entry of a transparency log of " + a.logRoot
+	}
+	return res, sig, nil
+}
+
+// earliest returns the earliest verified timestamp, or zero.
+func earliest(ts []sgverify.TimestampVerificationResult) time.Time {
+	var t time.Time
+	for _, x := range ts {
+		if t.IsZero() || x.Timestamp.Before(t) {
+			t = x.Timestamp.UTC()
+		}
+	}
+	return t
 }
 
 func loadVerifier(pub any) (signature.Verifier, error) {
@@ -75,43 +147,6 @@ func loadVerifier(pub any) (signature.Verifier, error) {
 		return signature.LoadED25519Verifier(k)
 	}
 	return signature.LoadVerifier(pub, crypto.SHA256)
-}
-
-// Legacy checks one cosign simple-signing signature: payload is the layer
-// blob, sigB64 the base64 signature from the layer's
-// "dev.cosignproject.cosign/signature" annotation. Layout and Ref are left
-// for the caller to fill in.
-func (v *Verifier) Legacy(payload []byte, sigB64 string) policy.Signature {
-	sig, err := base64.StdEncoding.DecodeString(sigB64)
-	if err != nil || len(sig) == 0 {
-		return malformed("signature annotation is not base64")
-	}
-	subject, err := parseSimpleSigning(payload)
-	if err != nil {
-		return malformed(err.Error())
-	}
-	sum := sha256.Sum256(payload)
-	pb := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}},
-		},
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: sum[:]},
-			Signature:     sig,
-		}},
-	}
-	b, err := bundle.NewBundle(pb)
-	if err != nil {
-		return malformed(fmt.Sprintf("signature: %v", err))
-	}
-	for _, a := range v.authorities {
-		_, err := a.v.Verify(b, sgverify.NewPolicy(sgverify.WithArtifact(bytes.NewReader(payload)), sgverify.WithKey()))
-		if err == nil {
-			return policy.Signature{Authority: a.name, KeyID: a.keyID, Subjects: []string{subject}}
-		}
-	}
-	return policy.Signature{Problem: "signature does not verify under any authority's key"}
 }
 
 // Bundle checks one Sigstore bundle (v0.1 to v0.3, JSON). A DSSE envelope
@@ -146,10 +181,10 @@ func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
 		return malformed(fmt.Sprintf("bundle: %v", err)), true
 	}
 	if vc.Certificate() != nil {
-		return v.keyless(&b, artifact, subject)
+		return v.keyless(&b, artifact, subject, "keyless bundle")
 	}
 	for _, a := range v.authorities {
-		res, err := a.v.Verify(&b, sgverify.NewPolicy(artifact, sgverify.WithKey()))
+		res, sig, err := a.verifyKeyed(&b, func() sgverify.ArtifactPolicyOption { return artifact })
 		if err != nil {
 			continue
 		}
@@ -160,7 +195,8 @@ func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
 		case problem != "":
 			return malformed(problem), true
 		}
-		return policy.Signature{Authority: a.name, KeyID: a.keyID, Subjects: subjects}, true
+		sig.Subjects = subjects
+		return sig, true
 	}
 	return policy.Signature{Problem: "bundle does not verify under any authority's key"}, true
 }

@@ -57,7 +57,7 @@ func TestLegacyEveryKeyKind(t *testing.T) {
 			k := newKey(t, kind)
 			v := verifierFor(t, map[string]*testsign.Key{"team": k})
 			payload := testsign.SimpleSigningPayload("r.example/app", digestA)
-			got := v.Legacy(payload, legacySig(t, k, payload))
+			got := v.Legacy(payload, map[string]string{SignatureAnnotation: legacySig(t, k, payload)})
 			if got.Authority != "team" || !cmp.Equal(got.Subjects, []string{digestA}) {
 				t.Fatalf("Legacy = %+v, want authority team naming %s", got, digestA)
 			}
@@ -106,7 +106,7 @@ func TestLegacyRefusals(t *testing.T) {
 			if tc.tamper != nil {
 				payload = tc.tamper(payload)
 			}
-			got := v.Legacy(payload, sig)
+			got := v.Legacy(payload, map[string]string{SignatureAnnotation: sig})
 			if got.Authority != tc.wantAuthority || got.Malformed != tc.wantMalformed {
 				t.Fatalf("Legacy = %+v, want authority %q, malformed %v", got, tc.wantAuthority, tc.wantMalformed)
 			}

@@ -1,0 +1,119 @@
+package gate
+
+import (
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/singleflight"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/policy"
+)
+
+// Cache sizes. A cached chart layer is at most MaxCachedChartBytes, so the
+// chart cache holds at most MaxCachedCharts*MaxCachedChartBytes (64 MiB).
+const (
+	MaxCachedVerifications = 4096
+	MaxCachedCharts        = 64
+	MaxCachedChartBytes    = 1 << 20
+)
+
+// Cache remembers, for a bounded time, what a verification established that
+// no later request can change:
+//
+//   - the signatures of a digest, as one policy's verifier checked them,
+//     keyed by the repository, the digest and the policy's Fingerprint (its
+//     kind, namespace, name, UID, spec and every Secret and ConfigMap it
+//     read) — never by tag, so a moved tag is always resolved again, and any
+//     change of trust misses at once. Only signatures that led to a passing
+//     verdict are kept: a refusal is checked afresh each time, so a
+//     signature pushed later is seen without waiting.
+//   - chart layers, keyed by repository and digest: the bytes were checked
+//     against the digest when read, and a digest names those bytes forever.
+//     The repository is part of the key all the same, so what one
+//     repository served never stands in for a read from another.
+//
+// Entries expire after the TTL whatever happens. internal/policy still
+// evaluates every verification: the cache holds evidence, never verdicts.
+// Concurrent verifications of the same digest under the same policy share
+// one registry read. A nil *Cache caches nothing. It is safe for concurrent
+// use.
+type Cache struct {
+	ttl        time.Duration
+	signatures *cache.LRUExpireCache
+	charts     *cache.LRUExpireCache
+	flight     singleflight.Group
+}
+
+// NewCache returns a cache whose entries live for ttl; ttl <= 0 returns nil,
+// which caches nothing.
+func NewCache(ttl time.Duration) *Cache {
+	return NewCacheWithClock(ttl, clock.RealClock{})
+}
+
+// NewCacheWithClock is NewCache with the clock entries expire by (tests).
+func NewCacheWithClock(ttl time.Duration, clk clock.PassiveClock) *Cache {
+	if ttl <= 0 {
+		return nil
+	}
+	return &Cache{
+		ttl:        ttl,
+		signatures: cache.NewLRUExpireCacheWithClock(MaxCachedVerifications, clk),
+		charts:     cache.NewLRUExpireCacheWithClock(MaxCachedCharts, clk),
+	}
+}
+
+// signatureKey names the signatures of digest in repo as p's verifier
+// checked them.
+func signatureKey(repo oci.Repository, digest string, p *policy.Policy) string {
+	return repo.String() + "@" + digest + " " + p.Fingerprint
+}
+
+// collect returns the cached signatures for key, or runs fetch, sharing one
+// run among concurrent callers with the same key, and keeps what it fetched
+// when keep says so (before the run ends, so no caller in between misses).
+// cached says whether the signatures came from the cache. The slice is
+// shared: read it only.
+func (c *Cache) collect(key string, fetch func() ([]policy.Signature, error), keep func([]policy.Signature) bool) (sigs []policy.Signature, cached bool, err error) {
+	if c == nil {
+		sigs, err = fetch()
+		return sigs, false, err
+	}
+	if v, ok := c.signatures.Get(key); ok {
+		return v.([]policy.Signature), true, nil
+	}
+	v, err, _ := c.flight.Do(key, func() (any, error) {
+		sigs, err := fetch()
+		if err == nil && keep(sigs) {
+			c.signatures.Add(key, sigs, c.ttl)
+		}
+		return sigs, err
+	})
+	sigs, _ = v.([]policy.Signature)
+	return sigs, false, err
+}
+
+// chart returns the chart layer of repo from the cache, or reads it with
+// read (which checks it against the descriptor), sharing one read among
+// concurrent callers, and keeps it when it is small enough. The slice is
+// shared: read it only.
+func (c *Cache) chart(repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
+	if c == nil {
+		return read()
+	}
+	key := repo.String() + "@" + layer.Digest.String()
+	if v, ok := c.charts.Get(key); ok {
+		return v.([]byte), nil
+	}
+	v, err, _ := c.flight.Do("chart "+key, func() (any, error) {
+		data, err := read()
+		if err == nil && len(data) <= MaxCachedChartBytes {
+			c.charts.Add(key, data, c.ttl)
+		}
+		return data, err
+	})
+	data, _ := v.([]byte)
+	return data, err
+}

@@ -1,0 +1,185 @@
+package gate_test
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/testchart"
+	"github.com/chartproof/chartproof/internal/testsign"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+// countingRegistry is go-containerregistry's registry on loopback, counting
+// the requests for signatures (anything but the chart's own manifest tag)
+// and for blobs.
+type countingRegistry struct {
+	testsign.Registry
+	mu                   sync.Mutex
+	signatureReqs, blobs int
+}
+
+func newCountingRegistry(t *testing.T) *countingRegistry {
+	t.Helper()
+	c := &countingRegistry{}
+	handler := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		switch {
+		case strings.Contains(r.URL.Path, "/blobs/"):
+			c.blobs++
+		case strings.Contains(r.URL.Path, "/referrers/"), strings.Contains(r.URL.Path, "/manifests/sha256-"):
+			c.signatureReqs++
+		}
+		c.mu.Unlock()
+		handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c.Registry = testsign.Registry{Host: strings.TrimPrefix(srv.URL, "http://")}
+	return c
+}
+
+func (c *countingRegistry) take() (signatureReqs, blobs int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, b := c.signatureReqs, c.blobs
+	c.signatureReqs, c.blobs = 0, 0
+	return s, b
+}
+
+// TestCacheSkipsSignatureReads checks what a Cache saves and when it must
+// not: a second verification of the same digest under the same policy
+// reads no signature (and a second chart load no blob), while a policy
+// with any other trust material, a refusal, and an expired entry are all
+// read again. The tag is resolved every time.
+func TestCacheSkipsSignatureReads(t *testing.T) {
+	reg := newCountingRegistry(t)
+	k, _ := testsign.NewKey("p256")
+	other, _ := testsign.NewKey("p256")
+	d := pushChart(t, reg.Registry, "charts/hello", "1.0.0")
+	if err := reg.SignLegacy("charts/hello", d, d, k); err != nil {
+		t.Fatal(err)
+	}
+	p, v := compile(t, reg.Host, k)
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	cache := gate.NewCacheWithClock(5*time.Minute, clk)
+	client := oci.NewClient(oci.Options{PlainHTTP: true})
+	check := func(p *policy.Policy, v *verify.Verifier) gate.Result {
+		t.Helper()
+		res := gate.Check(context.Background(), client, nil, gate.Request{
+			URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v, Cache: cache,
+		})
+		return res
+	}
+	reg.take()
+
+	first := check(p, v)
+	if !first.Verdict.Passed() || first.Cached {
+		t.Fatalf("first check: passed %v cached %v (%s); want passed, read from the registry", first.Verdict.Passed(), first.Cached, first.Verdict.Message())
+	}
+	if sigs, _ := reg.take(); sigs == 0 {
+		t.Fatal("first check read no signature: the counter is broken")
+	}
+	if loaded := gate.Load(context.Background(), client, nil, first); loaded.Chart == nil {
+		t.Fatalf("Load: %s", loaded.Verdict.Message())
+	}
+	if _, blobs := reg.take(); blobs == 0 {
+		t.Fatal("first load read no blob: the counter is broken")
+	}
+
+	second := check(p, v)
+	if !second.Verdict.Passed() || !second.Cached || second.Digest != d {
+		t.Fatalf("second check: passed %v cached %v digest %s; want passed from the cache, %s", second.Verdict.Passed(), second.Cached, second.Digest, d)
+	}
+	if loaded := gate.Load(context.Background(), client, nil, second); loaded.Chart == nil {
+		t.Fatalf("Load from the cache: %s", loaded.Verdict.Message())
+	}
+	if sigs, blobs := reg.take(); sigs != 0 || blobs != 0 {
+		t.Errorf("second check and load: %d signature and %d blob requests, want none", sigs, blobs)
+	}
+
+	// The same name with another key: another fingerprint, read again, and
+	// refused — a refusal is never kept.
+	otherP, otherV := compile(t, reg.Host, other)
+	if otherP.Fingerprint == p.Fingerprint {
+		t.Fatal("two policies with different keys share a fingerprint")
+	}
+	for i := range 2 {
+		res := check(otherP, otherV)
+		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached {
+			t.Fatalf("other key, check %d: %s cached %v; want %s, not cached", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner)
+		}
+		if sigs, _ := reg.take(); sigs == 0 {
+			t.Fatalf("other key, check %d read no signature", i)
+		}
+	}
+
+	// Past the TTL, read again.
+	clk.SetTime(clk.Now().Add(5*time.Minute + time.Second))
+	if res := check(p, v); !res.Verdict.Passed() || res.Cached {
+		t.Fatalf("after the TTL: passed %v cached %v; want passed, read again", res.Verdict.Passed(), res.Cached)
+	}
+	if sigs, _ := reg.take(); sigs == 0 {
+		t.Error("after the TTL: no signature read")
+	}
+}
+
+// TestCacheTagMoved: a cache never answers for a tag. After the tag moves
+// to an unsigned digest, the next check resolves it and refuses, although
+// the old digest's signatures are cached.
+func TestCacheTagMoved(t *testing.T) {
+	reg := newCountingRegistry(t)
+	k, _ := testsign.NewKey("p256")
+	d := pushChart(t, reg.Registry, "charts/hello", "1.0.0")
+	if err := reg.SignLegacy("charts/hello", d, d, k); err != nil {
+		t.Fatal(err)
+	}
+	p, v := compile(t, reg.Host, k)
+	cache := gate.NewCache(time.Hour)
+	client := oci.NewClient(oci.Options{PlainHTTP: true})
+	req := gate.Request{URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v, Cache: cache}
+	if res := gate.Check(context.Background(), client, nil, req); !res.Verdict.Passed() {
+		t.Fatalf("control: %s", res.Verdict.Message())
+	}
+	if res := gate.Check(context.Background(), client, nil, req); !res.Verdict.Passed() || !res.Cached {
+		t.Fatalf("control, again: passed %v cached %v; want passed from the cache", res.Verdict.Passed(), res.Cached)
+	}
+	moved := pushChartWithDescription(t, reg.Registry, "charts/hello", "1.0.0", "unsigned rebuild")
+	if moved == d {
+		t.Fatal("the rebuild has the same digest")
+	}
+	res := gate.Check(context.Background(), client, nil, req)
+	if res.Digest != moved || res.Verdict.Code() != chartproofv1.ReasonNoSignature || res.Cached {
+		t.Fatalf("after the tag moved: digest %s code %s cached %v; want %s, %s, not cached", res.Digest, res.Verdict.Code(), res.Cached, moved, chartproofv1.ReasonNoSignature)
+	}
+}
+
+// pushChartWithDescription pushes the hello chart with an extra file, so
+// its digest differs from pushChart's at the same name and version.
+func pushChartWithDescription(t *testing.T, reg testsign.Registry, repo, version, note string) string {
+	t.Helper()
+	files := testchart.Files("hello", version)
+	files["NOTES.md"] = note
+	archive, err := testchart.Build(testchart.Entries("hello", files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := reg.PushChart(repo, version, archive, "hello", version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
