@@ -21,7 +21,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/testsign"
@@ -560,28 +559,7 @@ func newKeylessTrustPolicy(ns, name, glob string, id chartproofv1.Identity) *cha
 // `chartproof verify --policy` reads them.
 func writeKeylessPolicyFile(t *testing.T, repository string, trustedRoot []byte, id chartproofv1.Identity) string {
 	t.Helper()
-	const ns = "chartproof-system"
-	ctp := chartproofv1.ClusterTrustPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: chartproofv1.GroupVersion.String(), Kind: "ClusterTrustPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: "keyless"},
-		Spec:       keylessPolicySpec(repository, ns, id),
-	}
-	cm := corev1.ConfigMap{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: trustedRootConfigMap},
-		Data:       map[string]string{trustedRootKey: string(trustedRoot)},
-	}
-	var docs []string
-	for _, o := range []any{ctp, cm} {
-		data, err := yaml.Marshal(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(data))
-	}
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	writeFile(t, path, []byte(strings.Join(docs, "---\n")))
-	return path
+	return writePolicyWithRoot(t, keylessPolicySpec(repository, policyFileNamespace, id), trustedRoot)
 }
 
 // fetchManifest returns the manifest ref (host/repo@digest) names, as

@@ -134,6 +134,8 @@ func TestKeyless(t *testing.T) {
 
 		{name: "certificate expired at the log's time (SIG-03)", opts: testsign.KeylessOptions{Cert: expired, LoggedAt: now.Add(-10 * time.Minute)}, want: chartproofv1.ReasonUntrustedSigner, wantProblem: "integrated time outside certificate validity"},
 		{name: "control: expired now, valid at the log's time", opts: testsign.KeylessOptions{Cert: expired, LoggedAt: now.Add(-25 * time.Minute)}, want: chartproofv1.ReasonVerified},
+		{name: "valid at the log's time, expired at the timestamp authority's (SIG-03)", opts: testsign.KeylessOptions{Cert: expired, LoggedAt: now.Add(-25 * time.Minute), Timestamp: true},
+			want: chartproofv1.ReasonUntrustedSigner, wantProblem: "certificate"},
 
 		{name: "no log entry, timestamp only", opts: testsign.KeylessOptions{Cert: ghCert(), NoLog: true}, want: chartproofv1.ReasonUntrustedSigner, wantProblem: "not enough verified log entries"},
 		{name: "tampered inclusion proof (SIG-02)", opts: testsign.KeylessOptions{Cert: ghCert(), TamperInclusionProof: true}, want: chartproofv1.ReasonUntrustedSigner, wantProblem: "does not match expected root"},
@@ -277,5 +279,71 @@ func TestKeylessPublicGood(t *testing.T) {
 	sig, _ := v.Bundle(b)
 	if len(sig.RootVerified) != 0 || !strings.Contains(sig.Problem, "sigstore-public-good") {
 		t.Fatalf("signature %+v; want refused by the public-good root", sig)
+	}
+}
+
+// TestKeylessFromAnotherSigstore (SIG-04): the trusted root comes from the
+// policy, never from the bundle. A bundle made end to end by another
+// Sigstore instance (its CA, its log, its timestamp authority) is refused;
+// the same identity from the policy's Sigstore is the control.
+func TestKeylessFromAnotherSigstore(t *testing.T) {
+	ours, theirs := newSigstore(t), newSigstore(t)
+	p, v := compileKeyless(t, ours, keylessSpec(1, releaseTags), false)
+	for _, tc := range []struct {
+		name string
+		s    *testsign.Sigstore
+		want string
+	}{
+		{"control: the policy's Sigstore", ours, chartproofv1.ReasonVerified},
+		{"another Sigstore instance (SIG-04)", theirs, chartproofv1.ReasonUntrustedSigner},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.s.SignKeyless(testsign.Statement(repo, digestA), testsign.KeylessOptions{Cert: ghCert(), Timestamp: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := v.Bundle(b)
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s), want %s", got, verdict.Message(), tc.want)
+			}
+		})
+	}
+}
+
+// TestSubjectType (BND-09): a URI SAN that spells an email address matches
+// an identity naming that address unless the identity says which kind of
+// SAN it means. With subjectType email, only the email SAN counts.
+func TestSubjectType(t *testing.T) {
+	s := newSigstore(t)
+	const who = "alice@example.com"
+	spec := func(subjectType chartproofv1.SubjectType) chartproofv1.TrustPolicySpec {
+		sp := keylessSpec(1, releaseTags)
+		sp.Authorities = sp.Authorities[1:] // "people": alice@example.com
+		sp.Authorities[0].Keyless.Identities[0].SubjectType = subjectType
+		return sp
+	}
+	for _, tc := range []struct {
+		name        string
+		subjectType chartproofv1.SubjectType
+		cert        testsign.Cert
+		want        string
+	}{
+		{"control: email SAN, subjectType email", chartproofv1.SubjectTypeEmail, testsign.Cert{Email: who, Issuer: mailIssuer}, chartproofv1.ReasonVerified},
+		{"URI SAN spelling the address, subjectType email (BND-09)", chartproofv1.SubjectTypeEmail, testsign.Cert{URI: who, Issuer: mailIssuer}, chartproofv1.ReasonIdentityMismatch},
+		{"URI SAN spelling the address, no subjectType: matches the string", "", testsign.Cert{URI: who, Issuer: mailIssuer}, chartproofv1.ReasonVerified},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, v := compileKeyless(t, s, spec(tc.subjectType), false)
+			b, err := s.SignKeyless(testsign.Statement(repo, digestA), testsign.KeylessOptions{Cert: tc.cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := v.Bundle(b)
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s), want %s; certificate identity %+v", got, verdict.Message(), tc.want, sig.Identity)
+			}
+		})
 	}
 }

@@ -1,7 +1,10 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -141,6 +144,10 @@ func TestBundle(t *testing.T) {
 		{name: "statement for another digest names it", bundle: mustBundle(testsign.Statement("app", digestB), trusted), wantOK: true, wantAuthority: "team", wantSubjects: []string{digestB}},
 		{name: "attestation is not a signature", bundle: mustBundle(attestation, trusted)},
 		{name: "not JSON", bundle: []byte("{"), wantOK: true, wantMalformed: true},
+		// BND-10: hints, key IDs and certificates in the bundle decide nothing.
+		{name: "hint names the trusted key, another key signed (BND-10)", bundle: withHintOf(t, mustBundle(testsign.Statement("app", digestA), other), trusted), wantOK: true},
+		{name: "control: hint of the trusted key, the trusted key signed", bundle: withHintOf(t, mustBundle(testsign.Statement("app", digestA), trusted), trusted), wantOK: true, wantAuthority: "team", wantSubjects: []string{digestA}},
+		{name: "bundle with a certificate under a keyed policy (BND-10)", bundle: keylessBundle(t, testsign.Statement("app", digestA)), wantOK: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,4 +169,35 @@ func FuzzParseSimpleSigning(f *testing.F) {
 			t.Fatalf("parseSimpleSigning accepted a non-canonical digest %q", d)
 		}
 	})
+}
+
+// withHintOf rewrites a keyed bundle's public-key hint to name k.
+func withHintOf(t *testing.T, b []byte, k *testsign.Key) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(k.Signer.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["verificationMaterial"].(map[string]any)["publicKey"] = map[string]any{"hint": base64.StdEncoding.EncodeToString(sum[:])}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// keylessBundle is a keyless bundle over statement from a throwaway
+// Sigstore.
+func keylessBundle(t *testing.T, statement []byte) []byte {
+	t.Helper()
+	b, err := newSigstore(t).SignKeyless(statement, testsign.KeylessOptions{Cert: ghCert()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
