@@ -30,7 +30,7 @@ const (
 //     change of trust misses at once. Only signatures that led to a passing
 //     verdict are kept: a refusal is checked afresh each time, so a
 //     signature pushed later is seen without waiting.
-//   - chart layers, keyed by repository and digest: the bytes were checked
+//   - chart layers and Helm configs, keyed by repository and digest: the bytes were checked
 //     against the digest when read, and a digest names those bytes forever.
 //     The repository is part of the key all the same, so what one
 //     repository served never stands in for a read from another.
@@ -95,11 +95,11 @@ func (c *Cache) collect(key string, fetch func() ([]policy.Signature, error), ke
 	return sigs, false, err
 }
 
-// chart returns the chart layer of repo from the cache, or reads it with
-// read (which checks it against the descriptor), sharing one read among
-// concurrent callers, and keeps it when it is small enough. The slice is
-// shared: read it only.
-func (c *Cache) chart(repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
+// blob returns a blob of a chart manifest of repo (the chart layer or the
+// Helm config) from the cache, or reads it with read (which checks it
+// against the descriptor), sharing one read among concurrent callers, and
+// keeps it when it is small enough. The slice is shared: read it only.
+func (c *Cache) blob(repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
 	if c == nil {
 		return read()
 	}

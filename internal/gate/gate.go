@@ -8,6 +8,7 @@ package gate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -22,6 +23,7 @@ import (
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/strictjson"
 	"github.com/chartproof/chartproof/internal/verify"
 )
 
@@ -70,6 +72,7 @@ type Result struct {
 	policy   *policy.Policy
 	repo     oci.Repository
 	layer    v1.Descriptor
+	config   v1.Descriptor
 	evidence policy.Evidence
 }
 
@@ -116,7 +119,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		ev.Failure = failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err))
 		return decide()
 	}
-	res.layer = manifest.Chart
+	res.layer, res.config = manifest.Chart, manifest.Config
 
 	fetch := func() ([]policy.Signature, error) {
 		return verify.Collect(ctx, reg, req.Verifier, repo, resolved.Digest)
@@ -148,6 +151,9 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	if f == nil {
 		f = checkIdentity(c, res.repo, res.Tag)
 	}
+	if f == nil {
+		f = checkConfig(ctx, reg, res.cache, res.repo, res.config, c)
+	}
 	res.evidence.Content = f
 	res.Verdict = policy.Evaluate(res.policy, res.evidence)
 	if f != nil {
@@ -164,7 +170,7 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 // as it is read, or earlier when it comes from the cache) and loads it
 // without touching the disk.
 func loadChart(ctx context.Context, reg Registry, cache *Cache, repo oci.Repository, layer v1.Descriptor) (*helmchart.Chart, *policy.Failure) {
-	data, err := cache.chart(repo, layer, func() ([]byte, error) {
+	data, err := cache.blob(repo, layer, func() ([]byte, error) {
 		return reg.Blob(ctx, repo, layer, limits.MaxChartLayerBytes)
 	})
 	if err != nil {
@@ -192,6 +198,35 @@ func checkIdentity(c *helmchart.Chart, repo oci.Repository, tag string) *policy.
 	if tag != "" && strings.ReplaceAll(c.Metadata.Version, "+", "_") != tag {
 		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf(
 			"chart identity: Chart.yaml version %q differs from the tag %q it was pulled by", c.Metadata.Version, tag)}
+	}
+	return nil
+}
+
+// checkConfig refuses a chart whose Helm config blob disagrees with its
+// Chart.yaml (THREATS BND-12). Helm writes the chart's metadata there, as
+// JSON, and tools that list charts read it without the archive; so its name
+// and version must be the archive's. The blob is read by the descriptor of
+// the verified manifest, digest and size checked.
+func checkConfig(ctx context.Context, reg Registry, cache *Cache, repo oci.Repository, config v1.Descriptor, c *helmchart.Chart) *policy.Failure {
+	data, err := cache.blob(repo, config, func() ([]byte, error) {
+		return reg.Blob(ctx, repo, config, limits.MaxConfigBytes)
+	})
+	if err != nil {
+		return failure(fmt.Errorf("helm config %s: %w", config.Digest, err))
+	}
+	var meta struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	}
+	if err := strictjson.Check(data); err != nil {
+		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf("helm config %s: %v", config.Digest, err)}
+	}
+	if err := json.Unmarshal(data, &meta); err != nil {
+		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf("helm config %s: %v", config.Digest, err)}
+	}
+	if meta.Name != c.Metadata.Name || meta.Version != c.Metadata.Version {
+		return &policy.Failure{Code: chartproofv1.ReasonInvalidChart, Message: fmt.Sprintf(
+			"chart identity: the Helm config says %s %s, Chart.yaml says %s %s", meta.Name, meta.Version, c.Metadata.Name, c.Metadata.Version)}
 	}
 	return nil
 }
