@@ -19,6 +19,12 @@ const (
 	// chain, the Rekor bundle, the RFC 3161 timestamp. Each is a few KiB
 	// from cosign; the manifest holding them is capped by MaxManifestBytes.
 	MaxSignatureAnnotationBytes = 64 << 10
+	// MaxStatementSubjects caps the subjects of a signed in-toto statement,
+	// and MaxSubjectDigests the digests of one subject, as sigstore-go caps
+	// them where it reads statements (THREATS DOS-02). sigstore-go itself
+	// caps a bundle's log entries and RFC 3161 timestamps at 32 each.
+	MaxStatementSubjects = 1024
+	MaxSubjectDigests    = 32
 	// MaxSignatures caps how many signatures are examined for one digest,
 	// over both layouts; the rest are ignored.
 	MaxSignatures = 32

@@ -48,6 +48,18 @@ type Sigstore struct {
 
 // NewSigstore makes a Sigstore with fresh keys.
 func NewSigstore() (*Sigstore, error) {
+	return NewSigstoreWith(SigstoreOptions{})
+}
+
+// SigstoreOptions change how NewSigstoreWith makes a Sigstore.
+type SigstoreOptions struct {
+	// IntermediateNotBefore and IntermediateNotAfter, when set, bound the
+	// intermediate CA certificate (default: the Sigstore's ±10h window).
+	IntermediateNotBefore, IntermediateNotAfter time.Time
+}
+
+// NewSigstoreWith makes a Sigstore with fresh keys and the options o.
+func NewSigstoreWith(o SigstoreOptions) (*Sigstore, error) {
 	vs, err := ca.NewVirtualSigstore()
 	if err != nil {
 		return nil, err
@@ -70,7 +82,7 @@ func NewSigstore() (*Sigstore, error) {
 	}
 	interTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "testsign-intermediate", Organization: []string{"chartproof.test"}},
-		NotBefore: s.created.Add(-10 * time.Hour), NotAfter: s.created.Add(10 * time.Hour),
+		NotBefore: orDefault(o.IntermediateNotBefore, s.created.Add(-10*time.Hour)), NotAfter: orDefault(o.IntermediateNotAfter, s.created.Add(10*time.Hour)),
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		BasicConstraintsValid: true, IsCA: true,
 	}
@@ -78,6 +90,13 @@ func NewSigstore() (*Sigstore, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+func orDefault(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
 }
 
 func createCert(tmpl, parent *x509.Certificate, pub any, priv crypto.Signer) (*x509.Certificate, error) {

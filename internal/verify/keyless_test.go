@@ -347,3 +347,41 @@ func TestSubjectType(t *testing.T) {
 		})
 	}
 }
+
+// TestIssuerExpiresBeforeLeaf (SIG-10): the intermediate CA expires two
+// hours ago; the leaf it issued is valid for longer. A signature logged
+// after the intermediate expired is refused, although the leaf was still
+// valid; its twin, logged while both were valid, is accepted.
+func TestIssuerExpiresBeforeLeaf(t *testing.T) {
+	now := time.Now()
+	s, err := testsign.NewSigstoreWith(testsign.SigstoreOptions{IntermediateNotAfter: now.Add(-2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, v := compileKeyless(t, s, keylessSpec(1, releaseTags), false)
+	leaf := ghCert()
+	leaf.NotBefore, leaf.NotAfter = now.Add(-3*time.Hour), now.Add(time.Hour)
+	for _, tc := range []struct {
+		name     string
+		loggedAt time.Time
+		want     string
+	}{
+		{"control: logged while the intermediate was valid", now.Add(-150 * time.Minute), chartproofv1.ReasonVerified},
+		{"logged after the intermediate expired (SIG-10)", now.Add(-time.Hour), chartproofv1.ReasonUntrustedSigner},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := s.SignKeyless(testsign.Statement(repo, digestA), testsign.KeylessOptions{Cert: leaf, LoggedAt: tc.loggedAt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := v.Bundle(b)
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s), want %s", got, verdict.Message(), tc.want)
+			}
+			if tc.want != chartproofv1.ReasonVerified && !strings.Contains(sig.Problem, "certificate") {
+				t.Errorf("refused for another reason than the chain's validity: %s", sig.Problem)
+			}
+		})
+	}
+}

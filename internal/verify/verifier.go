@@ -14,6 +14,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/verify/trustedroot"
 )
@@ -215,6 +216,14 @@ func subjectsOf(res *sgverify.VerificationResult, subject string) (subjects []st
 	}
 	if st.GetPredicateType() != CosignSignPredicate {
 		return nil, false, ""
+	}
+	if n := len(st.GetSubject()); n > limits.MaxStatementSubjects {
+		return nil, true, fmt.Sprintf("bundle: statement names %d subjects, more than %d", n, limits.MaxStatementSubjects)
+	}
+	for _, s := range st.GetSubject() {
+		if n := len(s.GetDigest()); n > limits.MaxSubjectDigests {
+			return nil, true, fmt.Sprintf("bundle: a subject of the statement has %d digests, more than %d", n, limits.MaxSubjectDigests)
+		}
 	}
 	for _, s := range st.GetSubject() {
 		if d, ok := s.GetDigest()["sha256"]; ok {
