@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,6 +78,17 @@ func TestCRDValidation(t *testing.T) {
 		{"key trustedRoot without requireTransparencyLog", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
 		}, "trustedRoot is read only with requireTransparencyLog: true"},
+		{"control: key with a validity window", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.ValidFor = &chartproofv1.ValidityWindow{Start: metav1.NewTime(time.Unix(1e9, 0)), End: ptrTime(time.Unix(2e9, 0))}
+		}, ""},
+		{"key validity window without the log", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.ValidFor = &chartproofv1.ValidityWindow{Start: metav1.NewTime(time.Unix(1e9, 0))}
+		}, "validFor needs a trusted signing time"},
+		{"key validity window ending before it starts", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.ValidFor = &chartproofv1.ValidityWindow{Start: metav1.NewTime(time.Unix(2e9, 0)), End: ptrTime(time.Unix(1e9, 0))}
+		}, "end must not be before start"},
 		{"TrustPolicy key trustedRoot naming a namespace", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Authorities[0].Key.RequireTransparencyLog = true
 			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "other"}}
@@ -239,4 +251,9 @@ func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
 		return r.root, nil
 	}
 	return r.pem, nil
+}
+
+func ptrTime(t time.Time) *metav1.Time {
+	m := metav1.NewTime(t)
+	return &m
 }

@@ -46,13 +46,14 @@ const (
 	ReasonInvalidSpec    = "InvalidSpec"
 
 	// Signatures and binding.
-	ReasonNoSignature        = "NoSignature"
-	ReasonUntrustedSigner    = "UntrustedSigner"
-	ReasonSubjectMismatch    = "SubjectMismatch"
-	ReasonThresholdNotMet    = "ThresholdNotMet"
-	ReasonMalformedSignature = "MalformedSignature"
-	ReasonIdentityMismatch   = "IdentityMismatch"
-	ReasonNotLogged          = "NotLogged"
+	ReasonNoSignature              = "NoSignature"
+	ReasonUntrustedSigner          = "UntrustedSigner"
+	ReasonSubjectMismatch          = "SubjectMismatch"
+	ReasonThresholdNotMet          = "ThresholdNotMet"
+	ReasonMalformedSignature       = "MalformedSignature"
+	ReasonIdentityMismatch         = "IdentityMismatch"
+	ReasonNotLogged                = "NotLogged"
+	ReasonKeyNotValidAtSigningTime = "KeyNotValidAtSigningTime"
 
 	// Registry and content.
 	ReasonRegistryUnavailable  = "RegistryUnavailable"
@@ -111,6 +112,7 @@ var Reasons = []ReasonInfo{
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
 	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
 	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},
+	{ReasonKeyNotValidAtSigningTime, ReasonKindDenial, "A key authority with validFor verifies the signature, but the signing time its log or timestamp authority vouches for lies outside the key's validity window (a retired or not yet valid key)."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
 	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
 	{ReasonRegistryUnauthorized, ReasonKindDenial, "The registry refused the credentials (HTTP 401 or 403): fix chart.secretRef or the Docker config; retrying will not help."},

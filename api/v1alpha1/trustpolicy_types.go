@@ -82,6 +82,7 @@ type Authority struct {
 // Secret. Exactly one of publicKey and secretRef is set.
 // +kubebuilder:validation:XValidation:rule="has(self.publicKey) != has(self.secretRef)",message="set exactly one of publicKey and secretRef"
 // +kubebuilder:validation:XValidation:rule="!has(self.trustedRoot) || (has(self.requireTransparencyLog) && self.requireTransparencyLog)",message="trustedRoot is read only with requireTransparencyLog: true"
+// +kubebuilder:validation:XValidation:rule="!has(self.validFor) || (has(self.requireTransparencyLog) && self.requireTransparencyLog)",message="validFor needs a trusted signing time: set requireTransparencyLog: true"
 type KeyAuthority struct {
 	// PublicKey is the PEM-encoded public key.
 	// +kubebuilder:validation:MaxLength=16384
@@ -109,6 +110,25 @@ type KeyAuthority struct {
 	// Only read with requireTransparencyLog: true.
 	// +optional
 	TrustedRoot *TrustedRootReference `json:"trustedRoot,omitempty"`
+
+	// ValidFor is when the key may sign: a signature counts only when its
+	// signing time, as the transparency log or a timestamp authority of
+	// trustedRoot vouches for it, lies in the window (both ends included).
+	// A signature outside it is refused with KeyNotValidAtSigningTime. Use
+	// it to retire a key without invalidating what it signed before.
+	// Needs requireTransparencyLog: true, the source of a trusted time.
+	// +optional
+	ValidFor *ValidityWindow `json:"validFor,omitempty"`
+}
+
+// ValidityWindow is a closed time interval; end may be left open.
+// +kubebuilder:validation:XValidation:rule="!has(self.end) || self.start <= self.end",message="end must not be before start"
+type ValidityWindow struct {
+	// Start is the first instant of the window.
+	Start metav1.Time `json:"start"`
+	// End is the last instant of the window; absent means no end.
+	// +optional
+	End *metav1.Time `json:"end,omitempty"`
 }
 
 // KeylessAuthority trusts certificates issued by a Sigstore certificate

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash"
 	"strings"
+	"time"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
@@ -68,6 +69,10 @@ type Authority struct {
 	// Log is set for a key authority that requires the transparency log
 	// (requireTransparencyLog): the trusted root whose logs count.
 	Log *TrustRoot
+	// ValidFrom and ValidUntil bound when a key authority's key may sign
+	// (validFor); zero means unbounded. Only with Log, the source of a
+	// trusted signing time.
+	ValidFrom, ValidUntil time.Time
 }
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
@@ -138,6 +143,12 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, ref, errors.Join(errs...))
 	}
 	return p, nil
+}
+
+// validAt reports whether a key authority's key may sign at t: inside
+// [ValidFrom, ValidUntil], both ends included, a zero bound open.
+func (a Authority) validAt(t time.Time) bool {
+	return (a.ValidFrom.IsZero() || !t.Before(a.ValidFrom)) && (a.ValidUntil.IsZero() || !t.After(a.ValidUntil))
 }
 
 // writeField writes b to h with its length first, so that fields cannot run
@@ -232,6 +243,20 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 			return Authority{}, err
 		}
 		out.Log = &tr
+	}
+	if w := a.Key.ValidFor; w != nil {
+		switch {
+		case out.Log == nil:
+			return Authority{}, errors.New("key sets validFor without requireTransparencyLog: true: a validity window needs a trusted signing time")
+		case w.Start.IsZero():
+			return Authority{}, errors.New("key validFor has no start")
+		case w.End != nil && w.End.Before(&w.Start):
+			return Authority{}, errors.New("key validFor ends before it starts")
+		}
+		out.ValidFrom = w.Start.UTC()
+		if w.End != nil {
+			out.ValidUntil = w.End.UTC()
+		}
 	}
 	return out, nil
 }

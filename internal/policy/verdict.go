@@ -337,6 +337,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		otherSubject []string
 		mismatched   []string // identities of root-verified certificates no authority accepts
 		unlogged     []string // why key-verified signatures lack the log entry their authority requires
+		outside      []string // signing times outside a key's validity window
 		verified     int
 		malformed    int
 		examined     int
@@ -355,6 +356,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			if a.Log != nil && len(s.Log) == 0 {
 				// requireTransparencyLog: the key signed it, no log records it.
 				unlogged = append(unlogged, s.LogProblem)
+				continue
+			}
+			if (!a.ValidFrom.IsZero() || !a.ValidUntil.IsZero()) && (s.SignedAt.IsZero() || !a.validAt(s.SignedAt)) {
+				outside = append(outside, fmt.Sprintf("%s signed at %s", a.Name, s.SignedAt.UTC().Format(time.RFC3339)))
 				continue
 			}
 			names = append(names, a.Name)
@@ -431,6 +436,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			Message:  fmt.Sprintf("%d of the required %d authorities signed %s (each signer counts once)", counted, p.Threshold, ev.Digest),
 			Expected: expected,
 			Found:    found,
+		})
+	case len(outside) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonKeyNotValidAtSigningTime,
+			Message:  fmt.Sprintf("%d signature(s) for %s verify under a key, but were made outside the key's validity window", len(outside), ev.Digest),
+			Expected: p.keyWindows(),
+			Found:    strings.Join(outside, "; "),
 		})
 	case len(unlogged) > 0:
 		v.Reasons = append(v.Reasons, Reason{
@@ -549,6 +561,22 @@ func (p *Policy) identities() string {
 		for _, id := range a.Keyless.Identities {
 			out = append(out, a.Name+": "+id.String())
 		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// keyWindows describes the validity windows of the key authorities.
+func (p *Policy) keyWindows() string {
+	var out []string
+	for _, a := range p.Authorities {
+		if a.ValidFrom.IsZero() && a.ValidUntil.IsZero() {
+			continue
+		}
+		end := "no end"
+		if !a.ValidUntil.IsZero() {
+			end = a.ValidUntil.Format(time.RFC3339)
+		}
+		out = append(out, fmt.Sprintf("%s: %s to %s", a.Name, a.ValidFrom.Format(time.RFC3339), end))
 	}
 	return strings.Join(out, "; ")
 }

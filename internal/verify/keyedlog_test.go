@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/testsign"
@@ -87,6 +89,62 @@ func TestKeyRequiresTransparencyLog(t *testing.T) {
 				if acc.Log == nil || acc.Log.LogID != logID || acc.SignedAt == nil || time.Since(*acc.SignedAt) > 5*time.Minute {
 					t.Errorf("acceptance %+v: want the log entry of log %s and its integrated time", acc, logID)
 				}
+			}
+		})
+	}
+}
+
+// TestKeyValidityWindow (SIG-09): a key authority with validFor counts a
+// signature only when the signing time its log vouches for (here the
+// integrated time, a minute ago) lies in the window. A retired key's old
+// signatures still count; its new ones do not.
+func TestKeyValidityWindow(t *testing.T) {
+	s := newSigstore(t)
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.SignKeyedLogged(testsign.Statement(repo, digestA), key, testsign.KeyedLogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	at := func(d time.Duration) *metav1.Time { t := metav1.NewTime(now.Add(d)); return &t }
+	for _, tc := range []struct {
+		name  string
+		start *metav1.Time
+		end   *metav1.Time
+		want  string
+	}{
+		{"control: signed inside the window", at(-time.Hour), at(time.Hour), chartproofv1.ReasonVerified},
+		{"control: a window without end", at(-time.Hour), nil, chartproofv1.ReasonVerified},
+		{"signed after the key was retired (SIG-09)", at(-time.Hour), at(-30 * time.Minute), chartproofv1.ReasonKeyNotValidAtSigningTime},
+		{"signed before the key was valid (SIG-09)", at(30 * time.Minute), nil, chartproofv1.ReasonKeyNotValidAtSigningTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := chartproofv1.Authority{Name: "release", Key: &chartproofv1.KeyAuthority{
+				PublicKey: key.PublicPEM(), RequireTransparencyLog: true,
+				TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "sigstore"}},
+				ValidFor:    &chartproofv1.ValidityWindow{Start: *tc.start, End: tc.end},
+			}}
+			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"},
+				chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{a}},
+				objects{"ns/sigstore/trusted_root.json": rootJSON})
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			v, err := New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := v.Bundle(b)
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s), want %s", got, verdict.Message(), tc.want)
 			}
 		})
 	}
