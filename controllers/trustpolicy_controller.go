@@ -89,7 +89,7 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	base := obj.DeepCopyObject().(client.Object)
 	ref.UID = string(obj.GetUID())
 	cond := metav1.Condition{Type: chartproofv1.ConditionReady, ObservedGeneration: obj.GetGeneration()}
-	p, err := policy.Compile(ref, *spec, apiReader{ctx: ctx, reader: r.APIReader})
+	p, err := policy.Compile(ref, *spec, fetchTrustSources(ctx, r.APIReader, ref.Namespace, *spec))
 	if err == nil {
 		_, err = verify.New(p.Authorities)
 	}

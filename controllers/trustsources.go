@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/policy"
 )
 
 // trustSourceIndex indexes policies by the Secrets and ConfigMaps their
@@ -53,6 +57,84 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		}
 	}
 	return out
+}
+
+// sourceObjects holds the data of the Secrets and ConfigMaps a policy reads,
+// fetched before the policy is compiled, so that compiling does no I/O. It
+// is the policy.Reader Compile gets.
+type sourceObjects struct {
+	data map[string]map[string][]byte // "Kind/namespace/name" -> key -> bytes
+	errs map[string]error             // "Kind/namespace/name" -> why it could not be read
+}
+
+var _ policy.Reader = sourceObjects{}
+
+// fetchTrustSources reads, from the API server and uncached (chartproof
+// does not cache Secret data), every Secret and ConfigMap spec references.
+// An object that cannot be read is remembered with its error, which
+// Compile then reports as it would any missing reference.
+func fetchTrustSources(ctx context.Context, reader client.Reader, policyNamespace string, spec chartproofv1.TrustPolicySpec) sourceObjects {
+	objs := sourceObjects{data: map[string]map[string][]byte{}, errs: map[string]error{}}
+	for _, src := range trustSources(policyNamespace, spec) {
+		if _, done := objs.data[src]; done || objs.errs[src] != nil {
+			continue
+		}
+		kind, rest, _ := strings.Cut(src, "/")
+		namespace, name, _ := strings.Cut(rest, "/")
+		key := types.NamespacedName{Namespace: namespace, Name: name}
+		switch kind {
+		case "Secret":
+			var sec corev1.Secret
+			if err := reader.Get(ctx, key, &sec); err != nil {
+				objs.errs[src] = err
+				continue
+			}
+			objs.data[src] = sec.Data
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			if err := reader.Get(ctx, key, &cm); err != nil {
+				objs.errs[src] = err
+				continue
+			}
+			data := map[string][]byte{}
+			for k, v := range cm.BinaryData {
+				data[k] = v
+			}
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			objs.data[src] = data
+		}
+	}
+	return objs
+}
+
+// Secret returns one key of a fetched Secret.
+func (o sourceObjects) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
+	return o.get("Secret", "secret", ref.Namespace, ref.Name, ref.Key)
+}
+
+// ConfigMap returns one key of a fetched ConfigMap, from data or binaryData.
+func (o sourceObjects) ConfigMap(namespace, name, key string) ([]byte, error) {
+	return o.get("ConfigMap", "configmap", namespace, name, key)
+}
+
+func (o sourceObjects) get(kind, noun, namespace, name, key string) ([]byte, error) {
+	src := kind + "/" + namespace + "/" + name
+	if err := o.errs[src]; err != nil {
+		return nil, err
+	}
+	data, ok := o.data[src]
+	if !ok {
+		// Not among the references trustSources found: a bug, not a
+		// missing object; refuse rather than read it here.
+		return nil, fmt.Errorf("%s %s/%s was not fetched with the policy", noun, namespace, name)
+	}
+	b, ok := data[key]
+	if !ok {
+		return nil, fmt.Errorf("%s %s/%s has no key %q", noun, namespace, name, key)
+	}
+	return b, nil
 }
 
 // indexTrustSources indexes both policy kinds by the Secrets and ConfigMaps

@@ -604,7 +604,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	default:
 		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
-	p, err := policy.Compile(pref, spec, apiReader{ctx: ctx, reader: r.APIReader})
+	p, err := policy.Compile(pref, spec, fetchTrustSources(ctx, r.APIReader, pref.Namespace, spec))
 	if err != nil {
 		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
 	}
@@ -620,43 +620,6 @@ func notFoundCode(err error) string {
 		return chartproofv1.ReasonPolicyNotFound
 	}
 	return chartproofv1.ReasonInvalidPolicy
-}
-
-// apiReader reads the Secrets and ConfigMaps a policy references from the
-// API server, uncached: chartproof does not watch every Secret.
-type apiReader struct {
-	ctx    context.Context
-	reader client.Reader
-}
-
-var _ policy.Reader = apiReader{}
-
-// Secret returns one key of a Secret.
-func (a apiReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
-	var s corev1.Secret
-	if err := a.reader.Get(a.ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, &s); err != nil {
-		return nil, err
-	}
-	b, ok := s.Data[ref.Key]
-	if !ok {
-		return nil, fmt.Errorf("secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
-	}
-	return b, nil
-}
-
-// ConfigMap returns one key of a ConfigMap, from data or binaryData.
-func (a apiReader) ConfigMap(namespace, name, key string) ([]byte, error) {
-	var cm corev1.ConfigMap
-	if err := a.reader.Get(a.ctx, types.NamespacedName{Namespace: namespace, Name: name}, &cm); err != nil {
-		return nil, err
-	}
-	if v, ok := cm.Data[key]; ok {
-		return []byte(v), nil
-	}
-	if v, ok := cm.BinaryData[key]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("configmap %s/%s has no key %q", namespace, name, key)
 }
 
 // shortDigest is the first 12 hex characters of a sha256 digest.
