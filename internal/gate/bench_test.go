@@ -3,8 +3,10 @@ package gate_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/oci"
@@ -25,9 +27,16 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // BenchmarkCheck is one whole verification on loopback, in process: resolve
 // the tag, read the manifest, find and check the signatures (legacy layout,
 // referrers API), judge. It reports the registry requests per verification.
+// The "cached" cases run with a gate.Cache, as the manager does, after one
+// verification filled it: what a release costs when another release of the
+// same chart under the same policy was verified within the TTL.
 func BenchmarkCheck(b *testing.B) {
-	for _, layout := range []string{"legacy", "bundle"} {
+	for _, layout := range []string{"legacy", "bundle", "legacy-cached", "bundle-cached"} {
 		b.Run(layout, func(b *testing.B) {
+			var cache *gate.Cache
+			if strings.HasSuffix(layout, "-cached") {
+				layout, cache = strings.TrimSuffix(layout, "-cached"), gate.NewCache(time.Hour)
+			}
 			reg := newRegistry(b, true)
 			k, _ := testsign.NewKey("p256")
 			digest := pushChart(b, reg, "charts/hello", "1.0.0")
@@ -42,7 +51,12 @@ func BenchmarkCheck(b *testing.B) {
 			}
 			p, v := compile(b, reg.Host, k)
 			ct := &countingTransport{next: http.DefaultTransport.(*http.Transport).Clone()}
-			req := gate.Request{URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v}
+			req := gate.Request{URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v, Cache: cache}
+			if cache != nil { // fill it
+				if res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, req); !res.Verdict.Passed() {
+					b.Fatalf("not verified: %s", res.Verdict.Message())
+				}
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				// A client per verification, as the controller and the CLI
