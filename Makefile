@@ -69,9 +69,11 @@ fuzz:
 ## bench: every benchmark, and docs/benchmarks.md from the raw results (docs/bench/).
 bench: build
 	@echo "==> building what the benchmarks need (cached after the first time)"
+	$(TOOLS) envtest-assets >/dev/null
 	$(TOOLS) path registry >/dev/null
 	$(TOOLS) path cosign-v2 >/dev/null
 	$(TOOLS) path cosign-v3 >/dev/null
+	KUBEBUILDER_ASSETS=$$($(TOOLS) envtest-assets) \
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
 	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \

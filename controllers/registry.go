@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,32 +21,77 @@ import (
 
 // RegistryFactory builds the registry client of a release from its chart
 // source: plain HTTP only when asked, its CA bundle, its credentials.
+//
+// Clients share HTTP transports, one per CA bundle, so connections to a
+// registry are reused across reconciles rather than opened anew (and left
+// idle) by each. Credentials are never part of a transport: each client
+// authenticates its own session.
 type RegistryFactory struct {
 	// Reader reads the referenced Secrets (uncached).
 	Reader client.Reader
 	// Transport is the base transport; zero means http.DefaultTransport.
 	Transport *http.Transport
+
+	mu         sync.Mutex
+	transports map[string]*http.Transport // by sha256 of the CA bundle; "" for the system roots
+}
+
+// maxTransports bounds the transports kept, one per distinct CA bundle; past
+// it they are all dropped (idle connections closed) and built again.
+const maxTransports = 64
+
+// transport returns the shared transport trusting caPEM (nil: the system
+// roots), building it the first time.
+func (f *RegistryFactory) transport(caPEM []byte) (*http.Transport, error) {
+	key := ""
+	if caPEM != nil {
+		sum := sha256.Sum256(caPEM)
+		key = hex.EncodeToString(sum[:])
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, ok := f.transports[key]; ok {
+		return t, nil
+	}
+	if f.transports == nil || len(f.transports) >= maxTransports {
+		for _, t := range f.transports {
+			t.CloseIdleConnections()
+		}
+		f.transports = map[string]*http.Transport{}
+	}
+	base := f.Transport
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	t := base.Clone()
+	if caPEM != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("no PEM certificate under ca.crt")
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	f.transports[key] = t
+	return t, nil
 }
 
 // Client returns a registry client for obj's chart source.
 func (f *RegistryFactory) Client(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (*oci.Client, error) {
 	src := obj.Spec.Chart
 	opts := oci.Options{PlainHTTP: src.Insecure}
-	base := f.Transport
-	if base == nil {
-		base = http.DefaultTransport.(*http.Transport)
-	}
-	transport := base.Clone()
+	var caPEM []byte
 	if src.CertSecretRef != nil {
 		s, err := f.secret(ctx, obj.Namespace, src.CertSecretRef.Name)
 		if err != nil {
 			return nil, fmt.Errorf("chart.certSecretRef: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(s.Data["ca.crt"]) {
-			return nil, fmt.Errorf("chart.certSecretRef: secret %s has no PEM certificate under ca.crt", src.CertSecretRef.Name)
+		if caPEM = s.Data["ca.crt"]; caPEM == nil {
+			caPEM = []byte{} // present but empty: refused below, never the system roots
 		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	transport, err := f.transport(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("chart.certSecretRef: secret %s: %w", src.CertSecretRef.Name, err)
 	}
 	opts.Transport = transport
 	if src.SecretRef != nil {

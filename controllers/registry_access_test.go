@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,6 +22,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/testchart"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
@@ -124,4 +129,63 @@ func basicAuth(user, password string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// TestRegistryConnectionsReused: registry clients built for successive
+// reconciles share one HTTP transport per CA bundle, so they reuse one
+// connection instead of opening (and leaving idle) one each. Five clients
+// resolving a tag one after the other open one TLS connection.
+func TestRegistryConnectionsReused(t *testing.T) {
+	ns := newNamespace(t)
+	var mu sync.Mutex
+	opened := 0
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	reg := testsign.Registry{Host: host, Options: []remote.Option{remote.WithTransport(srv.Client().Transport)}}
+	archive, err := testchart.Archive("hello", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.PushChart("charts/hello", "1.0.0", archive, "hello", "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := k8s.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "registry-ca"}, Data: map[string][]byte{"ca.crt": ca}}); err != nil {
+		t.Fatal(err)
+	}
+	obj := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "app"}, Spec: chartproofv1.VerifiedHelmReleaseSpec{
+		Chart: chartproofv1.ChartSource{URL: "oci://" + host + "/charts/hello", Version: "1.0.0",
+			CertSecretRef: &chartproofv1.LocalObjectReference{Name: "registry-ca"}},
+	}}
+	repo, err := oci.ParseRepository(obj.Spec.Chart.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	opened = 0 // the push's connections
+	mu.Unlock()
+	f := &controllers.RegistryFactory{Reader: k8s}
+	for i := range 5 {
+		c, err := f.Client(context.Background(), obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Resolve(context.Background(), repo, "1.0.0"); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opened != 1 {
+		t.Errorf("five clients opened %d connections, want 1 (shared transport, kept alive)", opened)
+	}
 }

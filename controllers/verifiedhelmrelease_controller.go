@@ -202,8 +202,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// Observe the Helm release first: one that an interrupted action left
 	// pending is repaired before anything else, and that is this
 	// reconcile's one action. A release that cannot be read is left to
-	// Apply, which reports the error.
-	if rel, err := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj)); err == nil && release.Pending(rel) {
+	// Apply, which reports the error. What is read here is also what
+	// decides below whether the installed release is up to date: nothing
+	// in between changes it.
+	rel, relErr := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
+	if relErr == nil && release.Pending(rel) {
 		return r.recoverPending(ctx, obj, rel, interval)
 	}
 
@@ -233,7 +236,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
 	upToDate := installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
-		r.releaseDeployed(ctx, obj, installed)
+		relErr == nil && deployedAs(rel, installed)
 
 	// Decide and act.
 	switch {
@@ -540,13 +543,9 @@ func (r *VerifiedHelmReleaseReconciler) event(obj *chartproofv1.VerifiedHelmRele
 	r.Recorder.Eventf(obj, nil, eventType, reason, "Reconcile", "%s", msg)
 }
 
-// releaseDeployed reports whether the Helm release is still the one recorded
-// in status, in a deployed state.
-func (r *VerifiedHelmReleaseReconciler) releaseDeployed(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, inst *chartproofv1.InstalledRelease) bool {
-	rel, err := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
-	if err != nil {
-		return false
-	}
+// deployedAs reports whether the Helm release rel is still the one
+// recorded in status, in a deployed state.
+func deployedAs(rel *helmrelease.Release, inst *chartproofv1.InstalledRelease) bool {
 	return rel.Version == inst.Revision && rel.Info != nil && rel.Info.Status == "deployed"
 }
 

@@ -10,7 +10,12 @@
 //     alternating runs, warm (after warm-up runs) and cold (a new registry
 //     process and empty caches before each run);
 //   - what the chartproof binary spends in package initialisation before
-//     it can send its first registry request.
+//     it can send its first registry request;
+//   - the manager at scale (scale.go): 1,000 VerifiedHelmReleases over 20
+//     charts on a local API server, time to all Ready, peak memory, and
+//     the per-interval cost of re-verification (CPU, registry and API
+//     requests), for a few --concurrent values and without the
+//     verification cache.
 //
 // Targets missed are reported plainly. Later capabilities add their
 // measurements here, to the same run.
@@ -45,9 +50,25 @@ func main() {
 		count      = flag.Int("count", 5, "counts of each Go benchmark")
 		runs       = flag.Int("runs", 20, "runs of each command, warm")
 		coldRuns   = flag.Int("cold-runs", 5, "runs of each command, cold")
+		only       = flag.String("only", "", `run only this part ("scale"), while developing; the docs need a full run`)
+		so         = scaleOptions{charts: 20, namespaces: 10}
+		scaleRuns  = flag.String("scale-runs", "4:5m,16:5m,4:0s", "manager configurations of the scale scenario, --concurrent:--verification-cache-ttl, comma-separated")
 	)
+	flag.IntVar(&so.releases, "scale-releases", 1000, "VerifiedHelmReleases of the scale scenario")
+	flag.DurationVar(&so.interval, "scale-interval", 30*time.Second, "spec.interval of every release in the scale scenario")
+	flag.IntVar(&so.intervals, "scale-intervals", 2, "length of the steady-state window, in intervals")
+	flag.DurationVar(&so.timeout, "scale-timeout", 6*time.Minute, "longest wait for all releases Ready")
 	flag.Parse()
-	if err := run(*chartproof, *out, *count, *runs, *coldRuns); err != nil {
+	for _, r := range strings.Split(*scaleRuns, ",") {
+		c, ttl, _ := strings.Cut(r, ":")
+		n, err := strconv.Atoi(c)
+		if _, terr := time.ParseDuration(ttl); err != nil || terr != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: --scale-runs: %q is not concurrent:ttl\n", r)
+			os.Exit(2)
+		}
+		so.runs = append(so.runs, scaleSpec{Concurrent: n, CacheTTL: ttl})
+	}
+	if err := run(*chartproof, *out, *only, *count, *runs, *coldRuns, so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -55,13 +76,19 @@ func main() {
 
 func say(format string, a ...any) { fmt.Fprintf(os.Stderr, "==> "+format+"\n", a...) }
 
-func run(chartproof, out string, count, runs, coldRuns int) error {
+func run(chartproof, out, only string, count, runs, coldRuns int, so scaleOptions) error {
 	rawDir := filepath.Join(out, "bench")
 	if err := os.MkdirAll(rawDir, 0o755); err != nil {
 		return err
 	}
 	var doc bytes.Buffer
 	header(&doc)
+	if only == "scale" {
+		if err := runScale(&doc, chartproof, rawDir, so); err != nil {
+			return err
+		}
+		return writeDoc(&doc, out)
+	}
 
 	say("Go benchmarks (count %d)", count)
 	goBench, err := goBenchmarks(count, filepath.Join(rawDir, "go-bench.txt"))
@@ -83,6 +110,26 @@ func run(chartproof, out string, count, runs, coldRuns int) error {
 	}
 	writeProcesses(&doc, procs, initMS, goBench, runs, coldRuns)
 
+	if err := runScale(&doc, chartproof, rawDir, so); err != nil {
+		return err
+	}
+	return writeDoc(&doc, out)
+}
+
+func runScale(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
+	say("scale: the manager with %d releases over %d charts", so.releases, so.charts)
+	scaleRuns, err := scale(chartproof, so)
+	if err != nil {
+		return err
+	}
+	if err := writeScaleRaw(scaleRuns, rawDir); err != nil {
+		return err
+	}
+	writeScale(doc, scaleRuns, so)
+	return nil
+}
+
+func writeDoc(doc *bytes.Buffer, out string) error {
 	doc.WriteString(notMeasured)
 	if err := os.WriteFile(filepath.Join(out, "benchmarks.md"), doc.Bytes(), 0o644); err != nil {
 		return err
@@ -477,9 +524,9 @@ func verdict(ok bool) string {
 
 const notMeasured = `## Not measured yet
 
-- Verification cost inside the controller, cold and with caches (keyed by digest, policy identity and content, trust material; no cache exists yet). Re-verifying an unchanged installed release already reads no chart blob: ` + "`controllers.TestReverifiesOnInterval`" + ` counts the chart-layer reads.
-- Scale: 1,000 VerifiedHelmReleases over 20 charts (time to all Ready, steady-state CPU per interval, peak memory, registry requests per interval).
 - Time-to-revoke, drift detection and admission latency (their capabilities do not exist yet).
+- The scale scenario on a real cluster (kubelets, real workloads, a remote registry with TLS and tokens), with more than 100 releases per namespace, or with several policies (the verification cache holds one entry per repository, digest and policy).
+- Repeated runs of the scale scenario: each configuration runs once per ` + "`make bench`" + `.
 `
 
 // registryProc is the distribution registry on loopback.
