@@ -50,7 +50,7 @@ func main() {
 		count      = flag.Int("count", 5, "counts of each Go benchmark")
 		runs       = flag.Int("runs", 20, "runs of each command, warm")
 		coldRuns   = flag.Int("cold-runs", 5, "runs of each command, cold")
-		only       = flag.String("only", "", `run only this part ("scale"), while developing; the docs need a full run`)
+		only       = flag.String("only", "", `run only this part ("scale" or "processes"), while developing; the docs need a full run`)
 		so         = scaleOptions{charts: 20, namespaces: 10}
 		scaleRuns  = flag.String("scale-runs", "4:5m,16:5m,4:0s", "manager configurations of the scale scenario, --concurrent:--verification-cache-ttl, comma-separated")
 	)
@@ -90,12 +90,15 @@ func run(chartproof, out, only string, count, runs, coldRuns int, so scaleOption
 		return writeDoc(&doc, out)
 	}
 
-	say("Go benchmarks (count %d)", count)
-	goBench, err := goBenchmarks(count, filepath.Join(rawDir, "go-bench.txt"))
-	if err != nil {
-		return err
+	var goBench []*benchResult
+	if only != "processes" {
+		say("Go benchmarks (count %d)", count)
+		var err error
+		if goBench, err = goBenchmarks(count, filepath.Join(rawDir, "go-bench.txt")); err != nil {
+			return err
+		}
+		writeGoBench(&doc, goBench, count)
 	}
-	writeGoBench(&doc, goBench, count)
 
 	say("package initialisation of %s", chartproof)
 	initMS, err := initTime(chartproof, filepath.Join(rawDir, "inittrace.txt"))
@@ -109,6 +112,9 @@ func run(chartproof, out, only string, count, runs, coldRuns int, so scaleOption
 		return err
 	}
 	writeProcesses(&doc, procs, initMS, goBench, runs, coldRuns)
+	if only == "processes" {
+		return writeDoc(&doc, out)
+	}
 
 	if err := runScale(&doc, chartproof, rawDir, so); err != nil {
 		return err

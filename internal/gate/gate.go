@@ -147,12 +147,29 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 		return res
 	}
 	start := time.Now()
+	// The Helm config is read while the chart is (their round trips
+	// overlap), and checked after it.
+	var (
+		config    []byte
+		configErr error
+		read      = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		config, configErr = res.cache.blob(res.repo, res.config, func() ([]byte, error) {
+			return reg.Blob(ctx, res.repo, res.config, limits.MaxConfigBytes)
+		})
+	}()
 	c, f := loadChart(ctx, reg, res.cache, res.repo, res.layer)
+	<-read
 	if f == nil {
 		f = checkIdentity(c, res.repo, res.Tag)
 	}
+	if f == nil && configErr != nil {
+		f = failure(fmt.Errorf("helm config %s: %w", res.config.Digest, configErr))
+	}
 	if f == nil {
-		f = checkConfig(ctx, reg, res.cache, res.repo, res.config, c)
+		f = checkConfig(config, res.config, c)
 	}
 	res.evidence.Content = f
 	res.Verdict = policy.Evaluate(res.policy, res.evidence)
@@ -205,15 +222,9 @@ func checkIdentity(c *helmchart.Chart, repo oci.Repository, tag string) *policy.
 // checkConfig refuses a chart whose Helm config blob disagrees with its
 // Chart.yaml (THREATS BND-12). Helm writes the chart's metadata there, as
 // JSON, and tools that list charts read it without the archive; so its name
-// and version must be the archive's. The blob is read by the descriptor of
+// and version must be the archive's. data was read by the descriptor of
 // the verified manifest, digest and size checked.
-func checkConfig(ctx context.Context, reg Registry, cache *Cache, repo oci.Repository, config v1.Descriptor, c *helmchart.Chart) *policy.Failure {
-	data, err := cache.blob(repo, config, func() ([]byte, error) {
-		return reg.Blob(ctx, repo, config, limits.MaxConfigBytes)
-	})
-	if err != nil {
-		return failure(fmt.Errorf("helm config %s: %w", config.Digest, err))
-	}
+func checkConfig(data []byte, config v1.Descriptor, c *helmchart.Chart) *policy.Failure {
 	var meta struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`
