@@ -6,16 +6,19 @@ SHELL := /usr/bin/env bash -o pipefail
 .SHELLFLAGS := -ec
 TOOLS := hack/tools.sh
 BIN := bin/chartproof
+CLI_BIN := bin/cli/chartproof
 GO_TEST_FLAGS ?=
 
 .PHONY: all build generate check-generated vet test fuzz bench demo tools clean
 
 all: build
 
-## build: the chartproof binary (manager and CLI) in bin/.
+## build: the chartproof binary (manager and CLI) in bin/, and the command line alone (-tags cli: verify and
+## verify-blob, without the manager's dependencies, so it starts faster) in bin/cli/.
 build:
-	@echo "==> building $(BIN)"
+	@echo "==> building $(BIN) and $(CLI_BIN)"
 	go build -o $(BIN) .
+	go build -tags cli -o $(CLI_BIN) .
 
 ## generate: deepcopy, CRDs and RBAC from the API types and markers (controller-gen).
 generate:
@@ -77,7 +80,7 @@ bench: build
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
 	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \
-	go run ./hack/bench --chartproof $(BIN)
+	go run ./hack/bench --chartproof $(BIN) --cli $(CLI_BIN)
 
 ## demo: the main job on an embedded default: a local API server and registry, no cluster needed.
 demo: build

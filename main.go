@@ -1,32 +1,22 @@
 // Command chartproof is the chartproof controller manager, and with the
 // subcommands `verify` and `verify-blob`, the same verification from the
 // command line.
+//
+// Built with `-tags cli` (`make build` writes it to bin/cli/chartproof) it
+// is the command line alone: the same `verify` and `verify-blob`, without
+// the manager and the Kubernetes, controller-runtime and Helm action code
+// it links, whose package initialisation would otherwise run before every
+// verification (docs/benchmarks.md).
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-
-	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
-	"github.com/chartproof/chartproof/controllers"
 	"github.com/chartproof/chartproof/internal/cli"
-	"github.com/chartproof/chartproof/internal/gate"
-	"github.com/chartproof/chartproof/internal/metrics"
-	"github.com/chartproof/chartproof/internal/release"
 )
 
 func main() {
@@ -43,78 +33,4 @@ func main() {
 		fmt.Fprintf(os.Stderr, "chartproof: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-func runManager() error {
-	var (
-		metricsAddr, probeAddr, leaderNamespace string
-		leaderElect                             bool
-		concurrent                              int
-		verifyTimeout, cacheTTL                 time.Duration
-	)
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
-	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
-	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
-	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the pod's own (required outside a cluster)")
-	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
-	flag.DurationVar(&verifyTimeout, "verify-timeout", controllers.DefaultVerifyTimeout, "the longest one verification or chart read may take, registry round trips included; it then ends inconclusive")
-	flag.DurationVar(&cacheTTL, "verification-cache-ttl", controllers.DefaultCacheTTL, "how long signatures that passed (per digest, policy and trust material) and chart layers (per digest) are kept; any change of a policy or of what it reads misses at once; 0 disables the cache")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
-	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "Usage: chartproof [flags]          run the controller manager\n       chartproof verify --help   verify a chart from the command line\n       chartproof verify-blob --help   verify a Sigstore bundle over any artifact\n\nFlags:\n")
-		flag.PrintDefaults()
-	}
-	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := chartproofv1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
-		HealthProbeBindAddress:  probeAddr,
-		LeaderElection:          leaderElect,
-		LeaderElectionID:        "chartproof-leader.delivery.chartproof.dev",
-		LeaderElectionNamespace: leaderNamespace,
-		// The process exits as soon as the manager stops, so handing the
-		// Lease back at once is safe and lets a standby take over quickly.
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		return err
-	}
-	verifications, err := metrics.NewVerifications(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	r := &controllers.VerifiedHelmReleaseReconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("chartproof"),
-		Releases:      release.NewManager(cfg, release.Options{}),
-		Metrics:       verifications,
-		Registries:    &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
-		VerifyTimeout: verifyTimeout,
-		Cache:         gate.NewCache(cacheTTL),
-	}
-	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
-		return err
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		return err
-	}
-	return mgr.Start(ctrl.SetupSignalHandler())
 }

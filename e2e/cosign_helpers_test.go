@@ -196,9 +196,7 @@ func (o verifyOutput) codes() []string {
 // returns its exit code and parsed output.
 func chartproofVerify(t *testing.T, ref, policyFile string) (result, verifyOutput) {
 	t.Helper()
-	cmd := exec.Command(chartproofBin, "verify", ref, "--policy", policyFile, "--plain-http", "--output", "json")
-	cmd.Env = isolatedEnv(t)
-	res := runCommand(t, cmd)
+	res := runCLI(t, "verify", ref, "--policy", policyFile, "--plain-http", "--output", "json")
 	var out verifyOutput
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
 		t.Fatalf("chartproof verify %s: output is not JSON: %v\n%s", ref, err, res)

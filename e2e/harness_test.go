@@ -43,7 +43,8 @@ import (
 
 // Set by TestMain.
 var (
-	chartproofBin string // the chartproof binary, built once
+	chartproofBin string // the chartproof binary (manager and CLI), built once
+	cliBin        string // the command line alone (go build -tags cli), built once
 	tools         toolPaths
 	restConfig    *rest.Config // envtest's API server, as its admin
 	testEnv       *envtest.Environment
@@ -94,16 +95,18 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 
 	// Build the binary while the API server starts.
-	chartproofBin = filepath.Join(dir, "chartproof")
+	chartproofBin, cliBin = filepath.Join(dir, "chartproof"), filepath.Join(dir, "cli", "chartproof")
 	built := make(chan error, 1)
 	go func() {
-		cmd := exec.Command("go", "build", "-o", chartproofBin, "github.com/chartproof/chartproof")
-		cmd.Dir = ".." // the module root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			err = fmt.Errorf("go build: %w\n%s", err, out)
+		for _, args := range [][]string{{"-o", chartproofBin}, {"-tags", "cli", "-o", cliBin}} {
+			cmd := exec.Command("go", append(append([]string{"build"}, args...), "github.com/chartproof/chartproof")...)
+			cmd.Dir = ".." // the module root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built <- fmt.Errorf("go build %v: %w\n%s", args, err, out)
+				return
+			}
 		}
-		built <- err
+		built <- nil
 	}()
 
 	// The API server keeps its certificates and service-account keys in a
@@ -294,6 +297,24 @@ type result struct {
 
 func (r result) String() string {
 	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// runCLI runs the command line build of chartproof with args (verify or
+// verify-blob) and returns its outcome. It runs the full build with the
+// same arguments too, and fails the test unless both exit the same way
+// with the same output: the two builds share the verification code, and
+// the one a laptop runs must be the one the manager runs.
+func runCLI(t *testing.T, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(cliBin, args...)
+	cmd.Env = isolatedEnv(t)
+	res := runCommand(t, cmd)
+	full := exec.Command(chartproofBin, args...)
+	full.Env = cmd.Env
+	if again := runCommand(t, full); again.code != res.code || again.stdout != res.stdout {
+		t.Errorf("the CLI and full builds disagree on chartproof %s:\nCLI build: %s\nfull build: %s", strings.Join(args, " "), res, again)
+	}
+	return res
 }
 
 // runCommand runs cmd to completion (at most 2 minutes) in its own process

@@ -166,7 +166,8 @@ func verifyThrough(t *testing.T, p *hostileProxy, key *testsign.Key, version, ti
 		ref = "oci://" + p.Host + "/" + hostileRepo + "@" + version
 	}
 	policyFile := writePolicyFile(t, p.Host+"/"+hostileRepo, key.PublicPEM())
-	cmd := exec.Command(chartproofBin, "verify", ref, "--policy", policyFile, "--plain-http", "--output", "json", "--timeout", timeout)
+	// The CLI build only: a hostile registry may answer each run differently.
+	cmd := exec.Command(cliBin, "verify", ref, "--policy", policyFile, "--plain-http", "--output", "json", "--timeout", timeout)
 	cmd.Env = isolatedEnv(t)
 	start := time.Now()
 	res := runCommand(t, cmd)

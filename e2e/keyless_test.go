@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -454,9 +453,7 @@ func cosignVerifyArgs(ss *sigstore, id chartproofv1.Identity, command string, re
 func chartproofVerifyBlob(t *testing.T, ss *sigstore, bundle string, id chartproofv1.Identity, artifact string) (result, keylessOutput) {
 	t.Helper()
 	args := append([]string{"verify-blob", "--bundle", bundle, "--trusted-root", ss.trustedRoot, "--output", "json"}, identityFlags(id)...)
-	cmd := exec.Command(chartproofBin, append(args, artifact)...)
-	cmd.Env = isolatedEnv(t)
-	res := runCommand(t, cmd)
+	res := runCLI(t, append(args, artifact)...)
 	return res, parseKeyless(t, res)
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -133,9 +132,7 @@ func TestVerifyBlobAgreesWithCosign(t *testing.T) {
 				flags = append(flags, "--trusted-root", root)
 			}
 
-			cmd := exec.Command(chartproofBin, append(append([]string{"verify-blob", "--output", "json"}, flags...), artifact)...)
-			cmd.Env = isolatedEnv(t)
-			ours := runCommand(t, cmd)
+			ours := runCLI(t, append(append([]string{"verify-blob", "--output", "json"}, flags...), artifact)...)
 			var out struct {
 				Allowed bool `json:"allowed"`
 				Reasons []struct {
