@@ -31,11 +31,13 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // verification filled it: what a release costs when another release of the
 // same chart under the same policy was verified within the TTL.
 func BenchmarkCheck(b *testing.B) {
-	for _, layout := range []string{"legacy", "bundle", "legacy-cached", "bundle-cached"} {
-		b.Run(layout, func(b *testing.B) {
+	for _, name := range []string{"legacy", "bundle", "legacy-cached", "bundle-cached"} {
+		b.Run(name, func(b *testing.B) {
+			// b.Run may call this more than once: derive, never reassign name.
+			layout, cached := strings.CutSuffix(name, "-cached")
 			var cache *gate.Cache
-			if strings.HasSuffix(layout, "-cached") {
-				layout, cache = strings.TrimSuffix(layout, "-cached"), gate.NewCache(time.Hour)
+			if cached {
+				cache = gate.NewCache(time.Hour)
 			}
 			reg := newRegistry(b, true)
 			k, _ := testsign.NewKey("p256")
