@@ -77,6 +77,9 @@ var docClaims = map[string]docClaim{
 		{Email: "security-approver@internal.example", Issuer: "https://oidc.internal.example"},
 	}},
 	"config/samples/trustpolicy.yaml#TrustPolicy/team-charts": {key: true},
+	// A release key whose signatures must be in the log of the private
+	// Sigstore's trusted root.
+	"docs/policy-keyless.md#TrustPolicy/logged-release-key": {key: true},
 }
 
 // docExample is one TrustPolicy or ClusterTrustPolicy of a doc.
@@ -183,13 +186,22 @@ func TestDocsExamples(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				logged := p.Authorities[0].Log != nil // requireTransparencyLog
 				for _, tc := range []struct {
 					name string
 					k    *testsign.Key
+					log  bool
 					want string
-				}{{"the Secret's key", key, ""}, {"another key", other, chartproofv1.ReasonUntrustedSigner}} {
+				}{
+					{"the Secret's key", key, logged, ""},
+					{"another key", other, logged, chartproofv1.ReasonUntrustedSigner},
+					{"the Secret's key, not logged", key, false, map[bool]string{true: chartproofv1.ReasonNotLogged, false: ""}[logged]},
+				} {
 					t.Run(tc.name, func(t *testing.T) {
 						b, err := testsign.Bundle(statement, tc.k)
+						if tc.log {
+							b, err = sigstore.SignKeyedLogged(statement, tc.k, testsign.KeyedLogOptions{})
+						}
 						if err != nil {
 							t.Fatal(err)
 						}
