@@ -40,6 +40,10 @@ type RegistryFactory struct {
 // it they are all dropped (idle connections closed) and built again.
 const maxTransports = 64
 
+// maxIdleConnsPerRegistry is how many idle connections a shared transport
+// keeps to one registry host.
+const maxIdleConnsPerRegistry = 32
+
 // transport returns the shared transport trusting caPEM (nil: the system
 // roots), building it the first time.
 func (f *RegistryFactory) transport(caPEM []byte) (*http.Transport, error) {
@@ -64,6 +68,10 @@ func (f *RegistryFactory) transport(caPEM []byte) (*http.Transport, error) {
 		base = http.DefaultTransport.(*http.Transport)
 	}
 	t := base.Clone()
+	// Reconciles run --concurrent at a time against the same registries:
+	// keep enough idle connections per host for all of them (the default
+	// keeps two, closing the rest after each use).
+	t.MaxIdleConnsPerHost = maxIdleConnsPerRegistry
 	if caPEM != nil {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(caPEM) {
