@@ -38,6 +38,7 @@ check-generated:
 vet:
 	@echo "==> go vet"
 	go vet ./...
+	go vet -tags cli .
 
 ## tools: build (once) every tool the tests use.
 tools:
