@@ -39,34 +39,11 @@ func TestKeylessRelease(t *testing.T) {
 			if _, err := f.reg.AttachBundle(f.repo, digest, b, false); err != nil {
 				t.Fatal(err)
 			}
-			rootJSON, err := s.TrustedRootJSON(false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cm := &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "private-sigstore"},
-				Data:       map[string]string{"trusted_root.json": string(rootJSON)},
-			}
-			if err := k8s.Create(context.Background(), cm); err != nil {
-				t.Fatal(err)
-			}
 			subject := workflow
 			if !trusted {
 				subject = "https://github.com/org/charts/.github/workflows/nightly.yaml@refs/heads/main"
 			}
-			tp := &chartproofv1.TrustPolicy{
-				ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "ci"},
-				Spec: chartproofv1.TrustPolicySpec{
-					Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
-					Authorities: []chartproofv1.Authority{{Name: "release", Keyless: &chartproofv1.KeylessAuthority{
-						TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "private-sigstore"}},
-						Identities:  []chartproofv1.Identity{{Issuer: issuer, Subject: subject}},
-					}}},
-				},
-			}
-			if err := k8s.Create(context.Background(), tp); err != nil {
-				t.Fatal(err)
-			}
+			f.keylessPolicy("ci", s, issuer, subject)
 			f.release("app", "1.0.0", "ci")
 			if trusted {
 				vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
@@ -84,5 +61,36 @@ func TestKeylessRelease(t *testing.T) {
 			f.waitEvent("app", chartproofv1.ReasonIdentityMismatch)
 			f.checkGolden("app", "refused-IdentityMismatch")
 		})
+	}
+}
+
+// keylessPolicy creates the TrustPolicy name with one keyless authority,
+// "release", naming issuer and subject under s's trusted root, which it
+// puts in the ConfigMap private-sigstore of the fixture's namespace.
+func (f *fixture) keylessPolicy(name string, s *testsign.Sigstore, issuer, subject string) {
+	f.t.Helper()
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "private-sigstore"},
+		Data:       map[string]string{"trusted_root.json": string(rootJSON)},
+	}
+	if err := k8s.Create(context.Background(), cm); err != nil {
+		f.t.Fatal(err)
+	}
+	tp := &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities: []chartproofv1.Authority{{Name: "release", Keyless: &chartproofv1.KeylessAuthority{
+				TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "private-sigstore"}},
+				Identities:  []chartproofv1.Identity{{Issuer: issuer, Subject: subject}},
+			}}},
+		},
+	}
+	if err := k8s.Create(context.Background(), tp); err != nil {
+		f.t.Fatal(err)
 	}
 }

@@ -1,11 +1,9 @@
 package controllers_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -41,34 +39,11 @@ func TestLegacyKeylessRelease(t *testing.T) {
 			if err := f.reg.AppendLegacyLayer(f.repo, digest, layer); err != nil {
 				t.Fatal(err)
 			}
-			rootJSON, err := s.TrustedRootJSON(false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cm := &corev1.ConfigMap{
-				ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "private-sigstore"},
-				Data:       map[string]string{"trusted_root.json": string(rootJSON)},
-			}
-			if err := k8s.Create(context.Background(), cm); err != nil {
-				t.Fatal(err)
-			}
 			subject := workflow
 			if !trusted {
 				subject = "https://github.com/org/charts/.github/workflows/nightly.yaml@refs/heads/main"
 			}
-			tp := &chartproofv1.TrustPolicy{
-				ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "ci"},
-				Spec: chartproofv1.TrustPolicySpec{
-					Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
-					Authorities: []chartproofv1.Authority{{Name: "release", Keyless: &chartproofv1.KeylessAuthority{
-						TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "private-sigstore"}},
-						Identities:  []chartproofv1.Identity{{Issuer: issuer, Subject: subject}},
-					}}},
-				},
-			}
-			if err := k8s.Create(context.Background(), tp); err != nil {
-				t.Fatal(err)
-			}
+			f.keylessPolicy("ci", s, issuer, subject)
 			f.release("app", "1.0.0", "ci")
 			if trusted {
 				vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)

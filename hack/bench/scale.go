@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chartproof/chartproof/hack/internal/loopback"
+
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -603,11 +605,11 @@ type managerProc struct {
 }
 
 func startManager(bin, kubeconfig, logFile string, args ...string) (*managerProc, error) {
-	metricsPort, err := freePort()
+	metricsPort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	probePort, err := freePort()
+	probePort, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -626,7 +628,7 @@ func startManager(bin, kubeconfig, logFile string, args ...string) (*managerProc
 	}
 	m := &managerProc{cmd: cmd, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), logFile: logFile, done: make(chan struct{})}
 	go func() { m.waitErr = cmd.Wait(); close(m.done) }()
-	if err := waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), 60*time.Second); err != nil {
+	if err := loopback.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), 60*time.Second); err != nil {
 		m.stop()
 		return nil, fmt.Errorf("%w\n%s", err, m.logTail())
 	}
@@ -658,33 +660,6 @@ func (m *managerProc) stop() {
 	case <-time.After(15 * time.Second):
 		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
 		<-m.done
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitHTTP polls u until it answers 200.
-func waitHTTP(u string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer 200 within %s (last error: %v)", u, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a server that is starting
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chartproof/chartproof/hack/internal/loopback"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -361,7 +362,7 @@ func (d *demo) tamperChartLayer(repo, digest string) (string, error) {
 }
 
 func (d *demo) startRegistry(bin string) error {
-	port, err := freePort()
+	port, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -378,15 +379,15 @@ func (d *demo) startRegistry(bin string) error {
 	if err := d.start(cmd, filepath.Join(d.dir, "registry.log")); err != nil {
 		return err
 	}
-	return waitHTTP("http://"+d.regHost+"/v2/", 30*time.Second)
+	return loopback.WaitHTTP("http://"+d.regHost+"/v2/", 30*time.Second)
 }
 
 func (d *demo) startManager(kubeconfig string) error {
-	metricsPort, err := freePort()
+	metricsPort, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
-	probePort, err := freePort()
+	probePort, err := loopback.FreePort()
 	if err != nil {
 		return err
 	}
@@ -396,7 +397,7 @@ func (d *demo) startManager(kubeconfig string) error {
 	if err := d.start(cmd, filepath.Join(d.dir, "manager.log")); err != nil {
 		return err
 	}
-	return waitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), 60*time.Second)
+	return loopback.WaitHTTP(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), 60*time.Second)
 }
 
 // start runs cmd in its own process group, logging to logFile.
@@ -434,33 +435,6 @@ func (d *demo) stop() {
 	}
 	if d.dir != "" {
 		_ = os.RemoveAll(d.dir)
-	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitHTTP polls url until it answers 200.
-func waitHTTP(url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer 200 within %s (last error: %v)", url, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling a server that is starting
 	}
 }
 
