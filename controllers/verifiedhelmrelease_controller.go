@@ -58,8 +58,8 @@ const retryInconclusive = 30 * time.Second
 // verifying them.
 type VerifiedHelmReleaseReconciler struct {
 	client.Client
-	// APIReader reads Secrets and ConfigMaps uncached, so the manager does
-	// not watch every Secret in the cluster.
+	// APIReader reads Secrets and ConfigMaps uncached: the manager watches
+	// their metadata only, never caching their data.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
 	Releases  *release.Manager
@@ -301,10 +301,12 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, reg gate.Registry, obj *chartproofv1.VerifiedHelmRelease,
 	pol *policy.Policy, verifier *verify.Verifier, res gate.Result) bool {
 	inst := obj.Status.Installed
+	if res.Verdict.Inconclusive {
+		// An outage says nothing about the installed digest, and a second
+		// verification would only wait for the same outage.
+		return inst.Verified
+	}
 	if inst.Digest == res.Digest {
-		if res.Verdict.Inconclusive {
-			return inst.Verified
-		}
 		return res.Verdict.Passed()
 	}
 	vctx, cancel := r.verifyContext(ctx)
@@ -348,8 +350,11 @@ const afterRecovery = 100 * time.Millisecond
 
 // recoverPending repairs a release an interrupted Helm action left pending
 // (a crash, a lost API server): it is rolled back to its latest deployed
-// revision, or uninstalled when it has none. Nothing is verified or applied
-// in this reconcile; the next one, soon after, does that.
+// revision when that is the revision status.installed records (installed
+// by chartproof from verified bytes), only marked failed when the deployed
+// revision is another, or uninstalled when there is none. Nothing is
+// verified or applied in this reconcile; the next one, soon after, does
+// that.
 func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
 	pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
 	if err := r.checkCurrent(ctx, obj); err != nil {
@@ -357,7 +362,12 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	}
 	name := r.releaseName(obj)
 	found := fmt.Sprintf("release %s revision %d was left %s by an interrupted action", name, pending.Version, pending.Info.Status)
-	rec, err := r.Releases.Recover(ctx, r.targetNamespace(obj), name)
+	inst := obj.Status.Installed
+	trusted := 0 // the revision chartproof installed from verified bytes
+	if inst != nil {
+		trusted = inst.Revision
+	}
+	rec, err := r.Releases.Recover(ctx, r.targetNamespace(obj), name, trusted)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
 		msg := fmt.Sprintf("%s; recovering it failed: %v", found, err)
@@ -370,21 +380,20 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 
 	var msg string
 	released := metav1.ConditionFalse
-	inst := obj.Status.Installed
 	switch {
 	case rec.Uninstalled():
 		msg = found + " and no revision was deployed: uninstalled"
 		obj.Status.Installed = nil
-	case inst != nil && inst.Revision == rec.RolledBackTo:
+	case rec.MarkedFailed:
+		// The deployed revision is not the one status records: its
+		// objects are not put back; the next reconcile applies the
+		// verified chart over the failed release.
+		msg = found + ": marked failed, not rolled back (the deployed revision is not the one chartproof installed)"
+		obj.Status.Installed = nil
+	default:
 		// The revision status recorded: its digest and values are back.
 		msg = fmt.Sprintf("%s: rolled back to revision %d (%s) as revision %d", found, rec.RolledBackTo, inst.Digest, rec.Release.Version)
 		inst.Revision = rec.Release.Version
-		released = metav1.ConditionTrue
-	default:
-		// Status does not say what that revision holds: the next
-		// reconcile applies the verified chart over it.
-		msg = fmt.Sprintf("%s: rolled back to revision %d as revision %d", found, rec.RolledBackTo, rec.Release.Version)
-		obj.Status.Installed = nil
 		released = metav1.ConditionTrue
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, released, chartproofv1.ReasonPendingReleaseRecovered, msg)

@@ -29,22 +29,30 @@ type Recovery struct {
 	RolledBackTo int
 	// Release is the release after the rollback: deployed, at a new
 	// revision with the chart, values and manifest of RolledBackTo. It is
-	// nil when the release was uninstalled.
+	// nil when the release was uninstalled, or only marked failed.
 	Release *release.Release
+	// MarkedFailed is set when the unfinished record was marked failed and
+	// nothing was applied: the deployed revision is not the one the caller
+	// trusts, so its recorded objects are not put back.
+	MarkedFailed bool
 }
 
 // Uninstalled reports whether the release was uninstalled rather than
-// rolled back.
-func (r *Recovery) Uninstalled() bool { return r.Release == nil }
+// rolled back or marked failed.
+func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFailed }
 
 // Recover repairs a release whose latest record an interrupted operation
 // left unfinished (see Pending), with one Helm action:
 //
 //   - pending-install, pending-upgrade or pending-rollback, with a deployed
-//     revision: the unfinished record is marked failed, and the release is
-//     rolled back to the latest deployed revision (helm rollback), which
-//     puts back that revision's objects, stamp included, and deletes what the
-//     interrupted operation added;
+//     revision: the unfinished record is marked failed, and, when the
+//     deployed revision is trusted (the revision the caller installed from
+//     verified bytes), the release is rolled back to it (helm rollback),
+//     which puts back that revision's objects, stamp included, and deletes
+//     what the interrupted operation added. A deployed revision the caller
+//     did not install is never put back: Helm's records are Secrets anyone
+//     with write access to the namespace could have written, so the release
+//     is left failed, for the caller to apply verified bytes over it;
 //   - the same with no deployed revision, or uninstalling: the release is
 //     uninstalled (helm uninstall), deleting what the interrupted operation
 //     may have created.
@@ -60,15 +68,15 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil }
 // own record when the rollback fails: a failed recovery leaves a failed
 // release, which Apply upgrades as the helm CLI would, never one that stays
 // pending.
-func (m *Manager) Recover(ctx context.Context, namespace, name string) (*Recovery, error) {
-	rec, err := m.recover(ctx, namespace, name)
+func (m *Manager) Recover(ctx context.Context, namespace, name string, trusted int) (*Recovery, error) {
+	rec, err := m.recover(ctx, namespace, name, trusted)
 	if err != nil {
 		return nil, fmt.Errorf("release: recover %s/%s: %w", namespace, name, err)
 	}
 	return rec, nil
 }
 
-func (m *Manager) recover(ctx context.Context, namespace, name string) (*Recovery, error) {
+func (m *Manager) recover(ctx context.Context, namespace, name string, trusted int) (*Recovery, error) {
 	cfg, err := m.configuration(ctx, namespace, name)
 	if err != nil {
 		return nil, err
@@ -98,6 +106,14 @@ func (m *Manager) recover(ctx context.Context, namespace, name string) (*Recover
 		return rec, nil
 	}
 
+	if deployed.Version != trusted {
+		last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted; deployed revision %d is not one chartproof installed: not rolled back", last.Info.Status, deployed.Version))
+		if err := cfg.Releases.Update(last); err != nil {
+			return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)
+		}
+		rec.MarkedFailed = true
+		return rec, nil
+	}
 	last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted; chartproof rolls back to revision %d", last.Info.Status, deployed.Version))
 	if err := cfg.Releases.Update(last); err != nil {
 		return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)

@@ -112,7 +112,7 @@ func TestRecoverRollsBack(t *testing.T) {
 			if err != nil || !Pending(rel) {
 				t.Fatalf("Get() = %v, %v; want a pending release before Recover", summarize(rel), err)
 			}
-			rec, err := m.Recover(ctx, ns, "demo")
+			rec, err := m.Recover(ctx, ns, "demo", tc.wantTarget) // the revision chartproof installed
 			if err != nil {
 				t.Fatalf("Recover() error = %v", err)
 			}
@@ -147,6 +147,49 @@ func TestRecoverRollsBack(t *testing.T) {
 				t.Errorf("ConfigMap greeting after Apply = %q; want %q", got, "salut")
 			}
 		})
+	}
+}
+
+// TestRecoverKeepsUntrustedRevision: a pending release whose deployed
+// revision is not the one the caller installed (here, a record anyone with
+// write access to the namespace's Secrets could have planted) is not rolled
+// back to it: the unfinished record is marked failed and nothing is
+// applied, and the next Apply puts verified bytes over it. Its twin, with
+// that revision trusted, is TestRecoverRollsBack "pending-upgrade".
+func TestRecoverKeepsUntrustedRevision(t *testing.T) {
+	ctx := testContext(t)
+	c := testClient(t)
+	ns := testNamespace(t)
+	m := NewManager(testCluster(t), Options{})
+	apply(t, m, ns, "hi", digestV1)
+	apply(t, m, ns, "bonjour", digestV2)
+	setStatus(t, ns, "demo", 1, release.StatusDeployed)
+	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
+
+	rec, err := m.Recover(ctx, ns, "demo", 7) // chartproof installed another revision
+	if err != nil {
+		t.Fatalf("Recover() error = %v", err)
+	}
+	want := &Recovery{Interrupted: 2, Status: release.StatusPendingUpgrade, MarkedFailed: true}
+	if diff := cmp.Diff(summarizeRecovery(want), summarizeRecovery(rec)); diff != "" {
+		t.Errorf("Recover() mismatch (-want +got):\n%s", diff)
+	}
+	if rec.Uninstalled() {
+		t.Error("Recover().Uninstalled() = true; want false")
+	}
+	if got, digest := greeting(t, c, ns); got != "bonjour" || digest != digestV2 {
+		t.Errorf("ConfigMap greeting %q stamped %s after Recover; want %q stamped %s: nothing applied", got, digest, "bonjour", digestV2)
+	}
+	wantHistory := []summary{
+		{Namespace: ns, Name: "demo", Version: 1, Status: release.StatusDeployed},
+		{Namespace: ns, Name: "demo", Version: 2, Status: release.StatusFailed},
+	}
+	if diff := cmp.Diff(wantHistory, history(t, ns)); diff != "" {
+		t.Errorf("helm history after Recover (-want +got):\n%s", diff)
+	}
+	apply(t, m, ns, "salut", digestV1)
+	if got, digest := greeting(t, c, ns); got != "salut" || digest != digestV1 {
+		t.Errorf("ConfigMap greeting %q stamped %s after Apply; want %q stamped %s", got, digest, "salut", digestV1)
 	}
 }
 
@@ -198,7 +241,7 @@ func TestRecoverUninstalls(t *testing.T) {
 			m := NewManager(testCluster(t), Options{})
 			tc.interrupt(t, m, ns)
 
-			rec, err := m.Recover(ctx, ns, "demo")
+			rec, err := m.Recover(ctx, ns, "demo", 0)
 			if err != nil {
 				t.Fatalf("Recover() error = %v", err)
 			}
@@ -255,7 +298,7 @@ func TestRecoverFailedRollbackLeavesNothingPending(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if rec, err := m.Recover(ctx, ns, "demo"); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", 1); err == nil {
 		t.Fatalf("Recover() = %+v, nil; want an error", summarizeRecovery(rec))
 	}
 	want := []summary{
@@ -280,7 +323,7 @@ func TestRecoverRefusesSettledRelease(t *testing.T) {
 	ns := testNamespace(t)
 	m := NewManager(testCluster(t), Options{})
 
-	if rec, err := m.Recover(ctx, ns, "demo"); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", 0); err == nil {
 		t.Errorf("Recover() of a missing release = %+v, nil; want an error", rec)
 	}
 
@@ -289,7 +332,7 @@ func TestRecoverRefusesSettledRelease(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo-config"}, before); err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := m.Recover(ctx, ns, "demo"); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", 1); err == nil {
 		t.Errorf("Recover() of a deployed release = %+v, nil; want an error", rec)
 	}
 	want := []summary{{Namespace: ns, Name: "demo", Version: 1, Status: release.StatusDeployed}}
@@ -320,13 +363,14 @@ type recoverySummary struct {
 	Interrupted, RolledBackTo int
 	Status                    release.Status
 	Release                   []summary
+	MarkedFailed              bool
 }
 
 func summarizeRecovery(r *Recovery) recoverySummary {
 	if r == nil {
 		return recoverySummary{}
 	}
-	s := recoverySummary{Interrupted: r.Interrupted, RolledBackTo: r.RolledBackTo, Status: r.Status}
+	s := recoverySummary{Interrupted: r.Interrupted, RolledBackTo: r.RolledBackTo, Status: r.Status, MarkedFailed: r.MarkedFailed}
 	if r.Release != nil {
 		s.Release = summarize(r.Release)
 	}
