@@ -38,33 +38,16 @@ type Registry interface {
 // and does not stop the others. An error is returned only when the registry
 // itself fails (unreachable, or lying about a listing it must answer), since
 // then the set of signatures is unknown.
-//
-// The two layouts are read at once (their registry round trips overlap);
-// the result is the same as reading them one after the other: legacy
-// signatures first, then bundles, at most limits.MaxSignatures in all.
 func Collect(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string) ([]policy.Signature, error) {
-	var (
-		bundles    []policy.Signature
-		bundlesErr error
-		done       = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		bundles, bundlesErr = collectBundles(ctx, reg, v, repo, digest, limits.MaxSignatures)
-	}()
 	legacy, err := collectLegacy(ctx, reg, v, repo, digest)
-	<-done
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case bundlesErr != nil:
-		return nil, bundlesErr
 	}
-	sigs := append(legacy, bundles...)
-	if len(sigs) > limits.MaxSignatures {
-		sigs = sigs[:limits.MaxSignatures]
+	bundles, err := collectBundles(ctx, reg, v, repo, digest, limits.MaxSignatures-len(legacy))
+	if err != nil {
+		return nil, err
 	}
-	return sigs, nil
+	return append(legacy, bundles...), nil
 }
 
 // fatal reports whether a registry error makes the whole collection unknown

@@ -42,13 +42,9 @@ func (v *Verifier) addKeyless(a policy.Authority) error {
 			return nil
 		}
 	}
-	tr, source := k.TrustedRoot, k.RootSource
-	if tr == nil {
-		var err error
-		if tr, err = trustedroot.PublicGood(); err != nil {
-			return err
-		}
-		source = trustedroot.PublicGoodSource
+	tr, source, err := material(k.TrustRoot)
+	if err != nil {
+		return err
 	}
 	opts := []sgverify.VerifierOption{sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1)}
 	if len(tr.CTLogs()) > 0 {
@@ -60,6 +56,16 @@ func (v *Verifier) addKeyless(a policy.Authority) error {
 	}
 	v.roots = append(v.roots, rootVerifier{key: k.RootDigest, source: source, names: []string{a.Name}, logs: tr.RekorLogs(), verifier: sv})
 	return nil
+}
+
+// material is a compiled trusted root's parsed form and its source, the
+// embedded public-good root when the policy names none.
+func material(tr policy.TrustRoot) (*root.TrustedRoot, string, error) {
+	if tr.TrustedRoot != nil {
+		return tr.TrustedRoot, tr.RootSource, nil
+	}
+	pg, err := trustedroot.PublicGood()
+	return pg, trustedroot.PublicGoodSource, err
 }
 
 // keyless checks a certificate-signed bundle against every trusted root:

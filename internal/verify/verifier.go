@@ -16,7 +16,6 @@ import (
 
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/policy"
-	"github.com/chartproof/chartproof/internal/verify/trustedroot"
 )
 
 // CosignSignPredicate is the in-toto predicate type of the statement cosign
@@ -88,20 +87,16 @@ func New(authorities []policy.Authority) (*Verifier, error) {
 // signature, and one observer timestamp (the log's integrated time, or an
 // RFC 3161 timestamp, as Rekor v2 needs).
 func (a *authorityVerifier) requireLog(key root.TrustedMaterial, tr policy.TrustRoot) error {
-	material, source := tr.TrustedRoot, tr.RootSource
-	if material == nil {
-		var err error
-		if material, err = trustedroot.PublicGood(); err != nil {
-			return err
-		}
-		source = trustedroot.PublicGoodSource
+	logs, source, err := material(tr)
+	if err != nil {
+		return err
 	}
-	v, err := sgverify.NewVerifier(root.TrustedMaterialCollection{key, material},
+	v, err := sgverify.NewVerifier(root.TrustedMaterialCollection{key, logs},
 		sgverify.WithTransparencyLog(1), sgverify.WithObserverTimestamps(1))
 	if err != nil {
 		return fmt.Errorf("trusted root %s: %w", source, err)
 	}
-	a.logged, a.logRoot, a.logs = v, source, material.RekorLogs()
+	a.logged, a.logRoot, a.logs = v, source, logs.RekorLogs()
 	return nil
 }
 
