@@ -104,8 +104,8 @@ func (c *Cache) blob(repo oci.Repository, layer v1.Descriptor, read func() ([]by
 		return read()
 	}
 	key := repo.String() + "@" + layer.Digest.String()
-	if v, ok := c.charts.Get(key); ok {
-		return v.([]byte), nil
+	if v, ok := c.charts.Get(key); ok && int64(len(v.([]byte))) == layer.Size {
+		return v.([]byte), nil // the size is the descriptor's too, as a fresh read checks
 	}
 	v, err, _ := c.flight.Do("chart "+key, func() (any, error) {
 		data, err := read()
