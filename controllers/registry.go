@@ -93,8 +93,8 @@ func (f *RegistryFactory) Client(ctx context.Context, obj *chartproofv1.Verified
 		if err != nil {
 			return nil, fmt.Errorf("chart.certSecretRef: %w", err)
 		}
-		if caPEM = s.Data["ca.crt"]; caPEM == nil {
-			caPEM = []byte{} // present but empty: refused below, never the system roots
+		if caPEM = s.Data["ca.crt"]; len(caPEM) == 0 {
+			return nil, fmt.Errorf("chart.certSecretRef: secret %s has no PEM certificate under ca.crt", src.CertSecretRef.Name)
 		}
 	}
 	transport, err := f.transport(caPEM)

@@ -29,8 +29,13 @@ const trustSourceIndex = ".spec.authorities.sources"
 func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []string {
 	var out []string
 	add := func(kind, namespace, name string) {
-		if namespace == "" {
+		switch {
+		case namespace == "":
 			namespace = policyNamespace
+		case policyNamespace != "" && namespace != policyNamespace:
+			// A TrustPolicy reads its own namespace only: Compile refuses
+			// the reference, and nothing elsewhere is read or watched.
+			return
 		}
 		out = append(out, kind+"/"+namespace+"/"+name)
 	}
