@@ -26,8 +26,6 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/chartproof/chartproof/hack/internal/loopback"
 
 	"github.com/chartproof/chartproof/internal/testchart"
 	"github.com/chartproof/chartproof/internal/testsign"
@@ -557,13 +557,11 @@ type registryProc struct {
 }
 
 func startRegistry(bin, dir string) (*registryProc, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := loopback.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	host := l.Addr().String()
-	l.Close()
-	r := &registryProc{bin: bin, dir: dir, host: host}
+	r := &registryProc{bin: bin, dir: dir, host: fmt.Sprintf("127.0.0.1:%d", port)}
 	return r.start()
 }
 
@@ -579,20 +577,10 @@ func (r *registryProc) start() (*registryProc, error) {
 	if err := r.cmd.Start(); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + r.host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("registry at %s did not start: %v", r.host, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a server that is starting
+	if err := loopback.WaitHTTP("http://"+r.host+"/v2/", 30*time.Second); err != nil {
+		return nil, fmt.Errorf("registry did not start: %w", err)
 	}
+	return r, nil
 }
 
 func (r *registryProc) stop() {
