@@ -121,6 +121,7 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		errs = append(errs, errors.New("no authorities"))
 	}
 	seen := map[string]bool{}
+	keyOf := map[string]string{} // KeyID -> the authority that has it
 	for _, a := range spec.Authorities {
 		if seen[a.Name] {
 			errs = append(errs, fmt.Errorf("authority %q listed twice", a.Name))
@@ -131,6 +132,15 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		if err != nil {
 			errs = append(errs, fmt.Errorf("authority %q: %w", a.Name, err))
 			continue
+		}
+		if other, dup := keyOf[auth.KeyID]; dup && auth.Keyless == nil {
+			// A key verifies a signature for one authority only: a second
+			// authority with the same key could never count.
+			errs = append(errs, fmt.Errorf("authority %q has the key of authority %q: one key, one authority", a.Name, other))
+			continue
+		}
+		if auth.Keyless == nil {
+			keyOf[auth.KeyID] = a.Name
 		}
 		p.Authorities = append(p.Authorities, auth)
 	}

@@ -220,6 +220,12 @@ func TestCompileRefuses(t *testing.T) {
 		want string // part of the error; empty for the control
 	}{
 		{"control", "TrustPolicy", base(func(*chartproofv1.TrustPolicySpec) {}), ""},
+		{"two authorities with one key", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities = append(s.Authorities, chartproofv1.Authority{Name: "b", Key: &chartproofv1.KeyAuthority{PublicKey: good, RequireTransparencyLog: true}})
+		}), `has the key of authority "a"`},
+		{"control: two authorities with two keys", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities = append(s.Authorities, chartproofv1.Authority{Name: "b", Key: key(pemFor["bob"])})
+		}), ""},
 		{"rsa below 2048 bits", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Authorities[0].Key = key(weak) }), "below 2048"},
 		{"P-521 curve", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Authorities[0].Key = key(p521) }), "not P-256 or P-384"},
 		{"not PEM", "TrustPolicy", base(func(s *chartproofv1.TrustPolicySpec) { s.Authorities[0].Key = key("hello") }), "no PEM block"},
