@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"context"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -76,7 +77,7 @@ func signatureKey(repo oci.Repository, digest string, p *policy.Policy) string {
 // when keep says so (before the run ends, so no caller in between misses).
 // cached says whether the signatures came from the cache. The slice is
 // shared: read it only.
-func (c *Cache) collect(key string, fetch func() ([]policy.Signature, error), keep func([]policy.Signature) bool) (sigs []policy.Signature, cached bool, err error) {
+func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.Signature, error), keep func([]policy.Signature) bool) (sigs []policy.Signature, cached bool, err error) {
 	if c == nil {
 		sigs, err = fetch()
 		return sigs, false, err
@@ -84,7 +85,7 @@ func (c *Cache) collect(key string, fetch func() ([]policy.Signature, error), ke
 	if v, ok := c.signatures.Get(key); ok {
 		return v.([]policy.Signature), true, nil
 	}
-	v, err, _ := c.flight.Do(key, func() (any, error) {
+	v, err := c.share(ctx, key, func() (any, error) {
 		sigs, err := fetch()
 		if err == nil && keep(sigs) {
 			c.signatures.Add(key, sigs, c.ttl)
@@ -99,7 +100,7 @@ func (c *Cache) collect(key string, fetch func() ([]policy.Signature, error), ke
 // Helm config) from the cache, or reads it with read (which checks it
 // against the descriptor), sharing one read among concurrent callers, and
 // keeps it when it is small enough. The slice is shared: read it only.
-func (c *Cache) blob(repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
+func (c *Cache) blob(ctx context.Context, repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
 	if c == nil {
 		return read()
 	}
@@ -107,7 +108,7 @@ func (c *Cache) blob(repo oci.Repository, layer v1.Descriptor, read func() ([]by
 	if v, ok := c.charts.Get(key); ok && int64(len(v.([]byte))) == layer.Size {
 		return v.([]byte), nil // the size is the descriptor's too, as a fresh read checks
 	}
-	v, err, _ := c.flight.Do("chart "+key, func() (any, error) {
+	v, err := c.share(ctx, "chart "+key, func() (any, error) {
 		data, err := read()
 		if err == nil && len(data) <= MaxCachedChartBytes {
 			c.charts.Add(key, data, c.ttl)
@@ -116,4 +117,16 @@ func (c *Cache) blob(repo oci.Repository, layer v1.Descriptor, read func() ([]by
 	})
 	data, _ := v.([]byte)
 	return data, err
+}
+
+// share runs fn once for concurrent callers with the same key. A caller
+// whose context ends stops waiting, with its context's error, whatever the
+// shared run does; the run itself uses the first caller's context.
+func (c *Cache) share(ctx context.Context, key string, fn func() (any, error)) (any, error) {
+	select {
+	case r := <-c.flight.DoChan(key, fn):
+		return r.Val, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -129,7 +129,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		e.Signatures = sigs
 		return policy.Evaluate(req.Policy, e).Passed()
 	}
-	ev.Signatures, res.Cached, err = req.Cache.collect(signatureKey(repo, resolved.Digest, req.Policy), fetch, passes)
+	ev.Signatures, res.Cached, err = req.Cache.collect(ctx, signatureKey(repo, resolved.Digest, req.Policy), fetch, passes)
 	if err != nil {
 		ev.Failure = failure(err)
 	}
@@ -156,7 +156,7 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	)
 	go func() {
 		defer close(read)
-		config, configErr = res.cache.blob(res.repo, res.config, func() ([]byte, error) {
+		config, configErr = res.cache.blob(ctx, res.repo, res.config, func() ([]byte, error) {
 			return reg.Blob(ctx, res.repo, res.config, limits.MaxConfigBytes)
 		})
 	}()
@@ -187,7 +187,7 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 // as it is read, or earlier when it comes from the cache) and loads it
 // without touching the disk.
 func loadChart(ctx context.Context, reg Registry, cache *Cache, repo oci.Repository, layer v1.Descriptor) (*helmchart.Chart, *policy.Failure) {
-	data, err := cache.blob(repo, layer, func() ([]byte, error) {
+	data, err := cache.blob(ctx, repo, layer, func() ([]byte, error) {
 		return reg.Blob(ctx, repo, layer, limits.MaxChartLayerBytes)
 	})
 	if err != nil {
