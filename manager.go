@@ -20,8 +20,8 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
 	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
-	"github.com/chartproof/chartproof/internal/release"
 )
 
 func runManager() error {
@@ -30,6 +30,8 @@ func runManager() error {
 		leaderElect                             bool
 		concurrent                              int
 		verifyTimeout, cacheTTL                 time.Duration
+		defaultServiceAccount                   string
+		managerIdentityUnsafe                   bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -38,6 +40,8 @@ func runManager() error {
 	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
 	flag.DurationVar(&verifyTimeout, "verify-timeout", controllers.DefaultVerifyTimeout, "the longest one verification or chart read may take, registry round trips included; it then ends inconclusive")
 	flag.DurationVar(&cacheTTL, "verification-cache-ttl", controllers.DefaultCacheTTL, "how long signatures that passed (per digest, policy and trust material) and chart layers (per digest) are kept; any change of a policy or of what it reads misses at once; 0 disables the cache")
+	flag.StringVar(&defaultServiceAccount, "default-service-account", "", "the ServiceAccount, in a release's own namespace, that a VerifiedHelmRelease naming no spec.serviceAccountName acts as; empty: such a release is refused (ServiceAccountRequired)")
+	flag.BoolVar(&managerIdentityUnsafe, "unsafe-releases-act-as-manager", false, "UNSAFE: a release naming no ServiceAccount, without --default-service-account, acts with the manager's own identity, giving whoever may write a VerifiedHelmRelease every right of the manager")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -46,6 +50,9 @@ func runManager() error {
 	}
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if managerIdentityUnsafe && defaultServiceAccount == "" {
+		ctrl.Log.Info("UNSAFE: releases that name no ServiceAccount act with the manager's own identity (--unsafe-releases-act-as-manager): whoever may write a VerifiedHelmRelease gets every right of the manager")
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -77,12 +84,16 @@ func runManager() error {
 		return err
 	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
-		Client:        mgr.GetClient(),
-		APIReader:     mgr.GetAPIReader(),
-		Recorder:      mgr.GetEventRecorder("chartproof"),
-		Releases:      release.NewManager(cfg, release.Options{}),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("chartproof"),
+		Identities: identity.NewFactory(cfg, identity.Options{
+			DefaultServiceAccount: defaultServiceAccount,
+			ManagerIdentityUnsafe: managerIdentityUnsafe,
+			Scheme:                scheme,
+		}),
 		Metrics:       verifications,
-		Registries:    &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+		Registries:    &controllers.RegistryFactory{},
 		VerifyTimeout: verifyTimeout,
 		Cache:         gate.NewCache(cacheTTL),
 	}

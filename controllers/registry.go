@@ -27,8 +27,6 @@ import (
 // idle) by each. Credentials are never part of a transport: each client
 // authenticates its own session.
 type RegistryFactory struct {
-	// Reader reads the referenced Secrets (uncached).
-	Reader client.Reader
 	// Transport is the base transport; zero means http.DefaultTransport.
 	Transport *http.Transport
 
@@ -83,13 +81,16 @@ func (f *RegistryFactory) transport(caPEM []byte) (*http.Transport, error) {
 	return t, nil
 }
 
-// Client returns a registry client for obj's chart source.
-func (f *RegistryFactory) Client(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (*oci.Client, error) {
+// Client returns a registry client for obj's chart source. reader reads the
+// Secrets the source names (credentials, CA bundle) as the release's
+// ServiceAccount, uncached: a release cannot use credentials its account
+// may not read.
+func (f *RegistryFactory) Client(ctx context.Context, reader client.Reader, obj *chartproofv1.VerifiedHelmRelease) (*oci.Client, error) {
 	src := obj.Spec.Chart
 	opts := oci.Options{PlainHTTP: src.Insecure}
 	var caPEM []byte
 	if src.CertSecretRef != nil {
-		s, err := f.secret(ctx, obj.Namespace, src.CertSecretRef.Name)
+		s, err := secret(ctx, reader, obj.Namespace, src.CertSecretRef.Name)
 		if err != nil {
 			return nil, fmt.Errorf("chart.certSecretRef: %w", err)
 		}
@@ -103,7 +104,7 @@ func (f *RegistryFactory) Client(ctx context.Context, obj *chartproofv1.Verified
 	}
 	opts.Transport = transport
 	if src.SecretRef != nil {
-		s, err := f.secret(ctx, obj.Namespace, src.SecretRef.Name)
+		s, err := secret(ctx, reader, obj.Namespace, src.SecretRef.Name)
 		if err != nil {
 			return nil, fmt.Errorf("chart.secretRef: %w", err)
 		}
@@ -120,9 +121,9 @@ func (f *RegistryFactory) Client(ctx context.Context, obj *chartproofv1.Verified
 	return oci.NewClient(opts), nil
 }
 
-func (f *RegistryFactory) secret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+func secret(ctx context.Context, reader client.Reader, namespace, name string) (*corev1.Secret, error) {
 	var s corev1.Secret
-	if err := f.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
+	if err := reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &s); err != nil {
 		return nil, err
 	}
 	return &s, nil

@@ -173,9 +173,9 @@ func TestRegistryConnectionsReused(t *testing.T) {
 	mu.Lock()
 	opened = 0 // the push's connections
 	mu.Unlock()
-	f := &controllers.RegistryFactory{Reader: k8s}
+	f := &controllers.RegistryFactory{}
 	for i := range 5 {
-		c, err := f.Client(context.Background(), obj)
+		c, err := f.Client(context.Background(), k8s, obj)
 		if err != nil {
 			t.Fatal(err)
 		}

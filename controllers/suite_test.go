@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -32,8 +33,8 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
 	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
-	"github.com/chartproof/chartproof/internal/release"
 )
 
 // The suite runs the reconciler in a manager against a real kube-apiserver
@@ -107,12 +108,16 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("chartproof"),
-		Releases:   release.NewManager(cfg, release.Options{}),
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("chartproof"),
+		// As the manager runs by default: no default ServiceAccount, so a
+		// release that names none is refused. fixture.release names
+		// testServiceAccount, which newNamespace grants every right in
+		// its namespace and none elsewhere.
+		Identities: identity.NewFactory(cfg, identity.Options{Scheme: scheme}),
 		Metrics:    verifications,
-		Registries: &controllers.RegistryFactory{Reader: mgr.GetAPIReader()},
+		Registries: &controllers.RegistryFactory{},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,
@@ -189,14 +194,51 @@ func (t *tamperer) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// newNamespace creates a namespace of its own for one test.
+// testServiceAccount is the ServiceAccount the fixture's releases act as.
+const testServiceAccount = "release"
+
+// newNamespace creates a namespace of its own for one test, in which its
+// testServiceAccount may do anything (as a platform team would grant a
+// tenant's releases their own namespace), and nothing elsewhere.
 func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := newBareNamespace(t)
+	grantNamespace(t, ns, ns, testServiceAccount)
+	return ns
+}
+
+// newBareNamespace creates a namespace in which no ServiceAccount has any
+// right.
+func newBareNamespace(t *testing.T) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
 	if err := k8s.Create(context.Background(), ns); err != nil {
 		t.Fatal(err)
 	}
 	return ns.Name
+}
+
+// grantNamespace gives ServiceAccount saNamespace/sa every right in
+// namespace ns: a Role and a RoleBinding. (envtest runs no controller
+// manager, so the aggregated ClusterRoles admin and edit have no rules.)
+func grantNamespace(t *testing.T, ns, saNamespace, sa string) {
+	t.Helper()
+	ctx := context.Background()
+	name := "releases-" + saNamespace + "-" + sa
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: saNamespace, Name: sa}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // waitFor polls cond until it reports true, or fails the test after timeout

@@ -155,6 +155,12 @@ func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	})
 }
 
+// The manager reads, with its own identity, the Secrets and ConfigMaps of
+// trust (a policy's keys and trusted roots), and watches their metadata; it
+// writes none. A release's own Secrets (values, registry credentials) are
+// read as the release's ServiceAccount.
+// +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
+
 // watchTrustSources adds to b a watch of Secrets and ConfigMaps whose
 // changes map through toRequests. Only the objects' metadata is watched and
 // cached, never their data.

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -15,15 +16,16 @@ import (
 )
 
 // values merges valuesFrom in order, then spec.values, and returns them with
-// their digest. A missing object or key is an error unless marked optional.
-func (r *VerifiedHelmReleaseReconciler) values(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (map[string]any, string, error) {
+// their digest. reader reads as the release's ServiceAccount: a release
+// cannot render what its account may not read. A missing object or key is an error unless marked optional.
+func (r *VerifiedHelmReleaseReconciler) values(ctx context.Context, reader client.Reader, obj *chartproofv1.VerifiedHelmRelease) (map[string]any, string, error) {
 	out := map[string]any{}
 	for _, ref := range obj.Spec.ValuesFrom {
 		key := ref.Key
 		if key == "" {
 			key = "values.yaml"
 		}
-		data, found, err := r.valuesData(ctx, obj.Namespace, ref.Kind, ref.Name, key)
+		data, found, err := valuesData(ctx, reader, obj.Namespace, ref.Kind, ref.Name, key)
 		if err != nil {
 			return nil, "", err
 		}
@@ -56,12 +58,12 @@ func (r *VerifiedHelmReleaseReconciler) values(ctx context.Context, obj *chartpr
 	return out, digest, nil
 }
 
-func (r *VerifiedHelmReleaseReconciler) valuesData(ctx context.Context, namespace, kind, name, key string) ([]byte, bool, error) {
+func valuesData(ctx context.Context, reader client.Reader, namespace, kind, name, key string) ([]byte, bool, error) {
 	nn := types.NamespacedName{Namespace: namespace, Name: name}
 	switch kind {
 	case "ConfigMap":
 		var cm corev1.ConfigMap
-		if err := r.APIReader.Get(ctx, nn, &cm); err != nil {
+		if err := reader.Get(ctx, nn, &cm); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, false, nil
 			}
@@ -74,7 +76,7 @@ func (r *VerifiedHelmReleaseReconciler) valuesData(ctx context.Context, namespac
 		return v, ok, nil
 	case "Secret":
 		var s corev1.Secret
-		if err := r.APIReader.Get(ctx, nn, &s); err != nil {
+		if err := reader.Get(ctx, nn, &s); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, false, nil
 			}

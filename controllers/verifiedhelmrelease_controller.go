@@ -31,6 +31,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/release"
 	"github.com/chartproof/chartproof/internal/verify"
@@ -62,8 +63,10 @@ type VerifiedHelmReleaseReconciler struct {
 	// their metadata only, never caching their data.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Releases  *release.Manager
-	Metrics   gate.Observer
+	// Identities gives each release the clients that act for it, as its
+	// ServiceAccount: every Helm action and every read of its values.
+	Identities *identity.Factory
+	Metrics    gate.Observer
 	// Registries builds the registry client for a release.
 	Registries *RegistryFactory
 	// Now is the clock; zero means time.Now.
@@ -88,15 +91,9 @@ const DefaultCacheTTL = 5 * time.Minute
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=trustpolicies;clustertrustpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 //
-// The Helm SDK creates whatever a chart holds, with chartproof's own rights:
-// they bound what a chart can install. These cover Helm's release records
-// (Secrets) and common namespaced workloads; widen them for the kinds your
-// charts use (docs/install.md).
-// +kubebuilder:rbac:groups="",resources=secrets;configmaps;services;serviceaccounts;persistentvolumeclaims;pods,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// A release acts as its ServiceAccount, never with these rights: the
+// manager only impersonates it (docs/security.md, "Tenancy").
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=impersonate
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts controller.Options) error {
@@ -199,15 +196,42 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		return ctrl.Result{}, nil
 	}
 
-	// Observe the Helm release first: one that an interrupted action left
-	// pending is repaired before anything else, and that is this
-	// reconcile's one action. A release that cannot be read is left to
-	// Apply, which reports the error. What is read here is also what
-	// decides below whether the installed release is up to date: nothing
-	// in between changes it.
-	rel, relErr := r.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
+	// Who acts: the release's ServiceAccount, never the manager.
+	acct, err := r.Identities.For(obj.Namespace, obj.Spec.ServiceAccountName)
+	if err != nil {
+		code := chartproofv1.ReasonInvalidSpec
+		if errors.Is(err, identity.ErrNoServiceAccount) {
+			code = chartproofv1.ReasonServiceAccountRequired
+		}
+		r.stalled(obj, code, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+
+	// A release this object installed under another name or namespace is
+	// uninstalled first; that is this reconcile's one action.
+	if inst := obj.Status.Installed; inst != nil && inst.Name != "" &&
+		(inst.Namespace != r.targetNamespace(obj) || inst.Name != r.releaseName(obj)) {
+		return r.uninstallMoved(ctx, obj, acct, interval)
+	}
+
+	// Observe the Helm release first: one that another owner made is left
+	// alone; one that an interrupted action left pending is repaired
+	// before anything else, and that is this reconcile's one action. A
+	// release that cannot be read is left to Apply, which reports the
+	// error. What is read here is also what decides below whether the
+	// installed release is up to date: nothing in between changes it.
+	rel, relErr := acct.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
+	adopt := false
+	if relErr == nil {
+		var refusal string
+		adopt, refusal = r.ownership(ctx, obj, rel)
+		if refusal != "" {
+			r.stalled(obj, chartproofv1.ReasonReleaseNotOwned, refusal)
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+	}
 	if relErr == nil && release.Pending(rel) {
-		return r.recoverPending(ctx, obj, rel, interval)
+		return r.recoverPending(ctx, obj, acct, rel, interval)
 	}
 
 	// Observe: the policy, the values, the registry, the installed release.
@@ -216,12 +240,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		r.stalled(obj, code, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	values, configDigest, err := r.values(ctx, obj)
+	values, configDigest, err := r.values(ctx, acct.Reader, obj)
 	if err != nil {
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
-	reg, err := r.Registries.Client(ctx, obj)
+	reg, err := r.Registries.Client(ctx, acct.Reader, obj)
 	if err != nil {
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
@@ -235,7 +259,10 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	})
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
-	upToDate := installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
+	// A release to adopt is upgraded even when it is the one installed (a
+	// release chartproof installed before it labelled records), so that its
+	// records carry this object's UID from then on.
+	upToDate := !adopt && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
 		relErr == nil && deployedAs(rel, installed)
 
 	// Decide and act.
@@ -260,7 +287,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.install(ctx, obj, reg, res, values, configDigest); err != nil {
+		if err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt); err != nil {
 			logger.Error(err, "helm release failed")
 			r.setReady(obj, res)
 			r.setProgress(obj, true)
@@ -356,7 +383,7 @@ const afterRecovery = 100 * time.Millisecond
 // verified or applied in this reconcile; the next one, soon after, does
 // that.
 func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
-	pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
+	acct *identity.Account, pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
 	if err := r.checkCurrent(ctx, obj); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -367,10 +394,10 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	if inst != nil {
 		trusted = inst.Revision
 	}
-	rec, err := r.Releases.Recover(ctx, r.targetNamespace(obj), name, trusted)
+	rec, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID), trusted)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
-		msg := fmt.Sprintf("%s; recovering it failed: %v", found, err)
+		msg := fmt.Sprintf("%s; recovering it failed: %s", found, helmFailure(err))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonPendingRecoveryFailed, msg)
@@ -404,8 +431,8 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 }
 
 // install reads the verified bytes and hands them to Helm.
-func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, reg gate.Registry,
-	res gate.Result, values map[string]any, configDigest string) error {
+func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account,
+	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt bool) error {
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	loaded := gate.Load(vctx, reg, r.Metrics, res)
@@ -415,23 +442,30 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		return nil
 	}
 	action, reason, failReason := "install", chartproofv1.ReasonInstallSucceeded, chartproofv1.ReasonInstallFailed
-	if obj.Status.Installed != nil {
+	if obj.Status.Installed != nil || adopt {
 		action, reason, failReason = "upgrade", chartproofv1.ReasonUpgradeSucceeded, chartproofv1.ReasonUpgradeFailed
 	}
-	rel, err := r.Releases.Apply(ctx, release.Request{
+	rel, err := acct.Releases.Apply(ctx, release.Request{
 		Namespace: r.targetNamespace(obj),
 		Name:      r.releaseName(obj),
 		Chart:     loaded.Chart,
 		Values:    values,
-		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest},
+		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest, Owner: string(obj.UID)},
+		Adopt:     adopt,
 	})
+	if errors.Is(err, release.ErrNotOwned) {
+		// Another owner installed it since this reconcile looked.
+		failReason = chartproofv1.ReasonReleaseNotOwned
+	}
 	if err != nil {
-		msg := fmt.Sprintf("helm %s of %s failed: %v", action, loaded.Digest, err)
+		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
 		return err
 	}
 	obj.Status.Installed = &chartproofv1.InstalledRelease{
+		Namespace:    rel.Namespace,
+		Name:         rel.Name,
 		Digest:       loaded.Digest,
 		ChartVersion: loaded.Chart.Metadata.Version,
 		Revision:     rel.Version,
@@ -439,6 +473,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Verified:     loaded.Verdict.Passed(),
 	}
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
+	if adopt {
+		msg += fmt.Sprintf(" (adopted release %s/%s)", rel.Namespace, rel.Name)
+	}
 	if loaded.Verdict.Audited() {
 		msg += fmt.Sprintf(" (Audit mode: installed although %s: %s)", loaded.Verdict.Code(), loaded.Verdict.Message())
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonAuditOnly, msg)
@@ -558,20 +595,136 @@ func deployedAs(rel *helmrelease.Release, inst *chartproofv1.InstalledRelease) b
 	return rel.Version == inst.Revision && rel.Info != nil && rel.Info.Status == "deployed"
 }
 
-// finalize uninstalls the release and lets the object go.
+// finalize uninstalls the release this object owns, as its ServiceAccount,
+// and lets the object go. A release it never installed, or that another
+// owner now holds, is left alone.
 func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) error {
 	if !controllerutil.ContainsFinalizer(obj, Finalizer) {
 		return nil
 	}
 	if !obj.Spec.Suspend {
-		if err := r.Releases.Uninstall(ctx, r.targetNamespace(obj), r.releaseName(obj)); err != nil {
-			r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed, err.Error())
+		if err := r.uninstallOwned(ctx, obj); err != nil {
 			return err
 		}
 	}
 	patch := client.MergeFrom(obj.DeepCopy())
 	controllerutil.RemoveFinalizer(obj, Finalizer)
 	return r.Patch(ctx, obj, patch)
+}
+
+// uninstallOwned uninstalls, on deletion, the Helm release this object
+// owns. When status says nothing was installed, a failure only warns: an
+// object that never installed anything is not held back by an account
+// that cannot read the namespace. Otherwise a failure keeps the finalizer.
+func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) error {
+	inst := obj.Status.Installed
+	namespace, name := r.targetNamespace(obj), r.releaseName(obj)
+	if inst != nil && inst.Name != "" {
+		namespace, name = inst.Namespace, inst.Name
+	}
+	acct, err := r.Identities.For(obj.Namespace, obj.Spec.ServiceAccountName)
+	if err == nil {
+		err = acct.Releases.Uninstall(ctx, namespace, name, string(obj.UID))
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, release.ErrNotOwned):
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseNotOwned,
+			fmt.Sprintf("release %s/%s is not owned by this object: left installed", namespace, name))
+		return nil
+	case inst == nil:
+		log.FromContext(ctx).Error(err, "uninstall on deletion failed; nothing was installed", "helmRelease", namespace+"/"+name)
+		return nil
+	}
+	log.FromContext(ctx).Error(err, "uninstall on deletion failed", "helmRelease", namespace+"/"+name)
+	r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed,
+		fmt.Sprintf("helm uninstall of %s/%s as %s failed: %s", namespace, name, actingAs(acct), helmFailure(err)))
+	return err
+}
+
+// uninstallMoved uninstalls the release this object installed before its
+// targetNamespace or releaseName changed. One that is no longer its own is
+// forgotten, not uninstalled. The new release is installed at the next
+// reconcile, soon after.
+func (r *VerifiedHelmReleaseReconciler) uninstallMoved(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
+	acct *identity.Account, interval time.Duration) (ctrl.Result, error) {
+	if err := r.checkCurrent(ctx, obj); err != nil {
+		return ctrl.Result{}, err
+	}
+	inst := obj.Status.Installed
+	old := inst.Namespace + "/" + inst.Name
+	err := acct.Releases.Uninstall(ctx, inst.Namespace, inst.Name, string(obj.UID))
+	switch {
+	case errors.Is(err, release.ErrNotOwned):
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseNotOwned,
+			fmt.Sprintf("the target moved; release %s is no longer owned by this object: left installed", old))
+	case err != nil:
+		log.FromContext(ctx).Error(err, "uninstalling the release of the old target failed", "helmRelease", old)
+		msg := fmt.Sprintf("the target moved; helm uninstall of %s as %s failed: %s", old, actingAs(acct), helmFailure(err))
+		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonUninstallFailed, msg)
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonUninstallFailed, msg)
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed, msg)
+		r.setProgress(obj, true)
+		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+	default:
+		r.event(obj, corev1.EventTypeNormal, chartproofv1.ReasonUninstallSucceeded,
+			fmt.Sprintf("the target moved to %s/%s: uninstalled %s", r.targetNamespace(obj), r.releaseName(obj), old))
+	}
+	obj.Status.Installed = nil
+	msg := fmt.Sprintf("the target moved from %s; installing %s/%s next", old, r.targetNamespace(obj), r.releaseName(obj))
+	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonUninstallSucceeded, msg)
+	r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonUninstallSucceeded, msg)
+	r.setProgress(obj, true)
+	return ctrl.Result{RequeueAfter: afterRecovery}, nil
+}
+
+// ownership decides whether this object may act on the Helm release rel,
+// the latest record of its target: its own (the record carries its UID), or
+// one it may adopt. A release whose status predates ownership records (no
+// owner label, and status.installed names no release) is its own too: it
+// was installed by this object before chartproof labelled records. It
+// returns whether the action must adopt the release, or why it must not
+// touch it.
+func (r *VerifiedHelmReleaseReconciler) ownership(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, rel *helmrelease.Release) (adopt bool, refusal string) {
+	owner := release.Owner(rel)
+	target := rel.Namespace + "/" + rel.Name
+	switch {
+	case owner == string(obj.UID):
+		return false, ""
+	case owner == "" && obj.Status.Installed != nil && obj.Status.Installed.Name == "":
+		return true, ""
+	case !obj.Spec.Adopt:
+		if owner == "" {
+			return false, fmt.Sprintf("Helm release %s exists and was not installed by chartproof: left untouched; set spec.adopt to take it over", target)
+		}
+		return false, fmt.Sprintf("Helm release %s is owned by another VerifiedHelmRelease (UID %s): left untouched", target, owner)
+	case owner == "":
+		return true, ""
+	}
+	other, err := r.ownerObject(ctx, owner)
+	if err != nil {
+		return false, fmt.Sprintf("Helm release %s has owner UID %s, which could not be looked up: left untouched", target, owner)
+	}
+	if other != "" {
+		return false, fmt.Sprintf("Helm release %s is owned by VerifiedHelmRelease %s: left untouched; it is never adopted", target, other)
+	}
+	return true, ""
+}
+
+// ownerObject returns namespace/name of the VerifiedHelmRelease with uid,
+// "" when none exists.
+func (r *VerifiedHelmReleaseReconciler) ownerObject(ctx context.Context, uid string) (string, error) {
+	var list chartproofv1.VerifiedHelmReleaseList
+	if err := r.List(ctx, &list); err != nil {
+		return "", err
+	}
+	for _, v := range list.Items {
+		if string(v.UID) == uid {
+			return v.Namespace + "/" + v.Name, nil
+		}
+	}
+	return "", nil
 }
 
 func (r *VerifiedHelmReleaseReconciler) targetNamespace(obj *chartproofv1.VerifiedHelmRelease) string {

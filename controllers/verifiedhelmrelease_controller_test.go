@@ -116,8 +116,9 @@ func (f *fixture) release(name, version, policyName string, mut ...func(*chartpr
 	vhr := &chartproofv1.VerifiedHelmRelease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
 		Spec: chartproofv1.VerifiedHelmReleaseSpec{
-			Chart:          chartproofv1.ChartSource{URL: f.url(), Version: version, Insecure: true},
-			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: policyName},
+			Chart:              chartproofv1.ChartSource{URL: f.url(), Version: version, Insecure: true},
+			TrustPolicyRef:     chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: policyName},
+			ServiceAccountName: testServiceAccount,
 		},
 	}
 	for _, m := range mut {

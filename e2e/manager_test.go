@@ -71,6 +71,9 @@ func TestManager(t *testing.T) {
 	mustCreate(t, newTrustPolicy(apps, "ci", reg.Host+"/charts/*", pubPEM))
 	mustCreate(t, newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0", "ci"))
 	mustCreate(t, newRelease(apps, "unsigned", "oci://"+reg.Host+"/charts/unsigned", "2.0.0", "ci"))
+	anonymous := newRelease(apps, "anonymous", "oci://"+reg.Host+"/charts/hello", "1.0.0", "ci")
+	anonymous.Spec.ReleaseName, anonymous.Spec.ServiceAccountName = "anonymous", ""
+	mustCreate(t, anonymous)
 
 	t.Run("signed chart installed as verified", func(t *testing.T) {
 		vhr := waitCondition(t, manager, apps, "hello", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
@@ -118,6 +121,13 @@ func TestManager(t *testing.T) {
 		})
 	})
 
+	t.Run("a release naming no ServiceAccount installs nothing", func(t *testing.T) {
+		// The manager runs without --default-service-account, as
+		// config/manager runs it: it never lends a release its own rights.
+		waitCondition(t, manager, apps, "anonymous", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonServiceAccountRequired)
+		checkNothingInstalled(t, apps, "anonymous")
+	})
+
 	t.Run("metrics count the verdicts", func(t *testing.T) {
 		for _, series := range []string{
 			`chartproof_verifications_total{reason="NoSignature",result="denied"}`,
@@ -134,7 +144,7 @@ func TestManager(t *testing.T) {
 	})
 
 	t.Run("deleting the releases uninstalls them", func(t *testing.T) {
-		deleteReleases(t, manager, apps, "hello", "unsigned")
+		deleteReleases(t, manager, apps, "hello", "unsigned", "anonymous")
 		checkNothingInstalled(t, apps, "hello")
 	})
 
@@ -184,12 +194,14 @@ func startManager(t *testing.T, flags ...string) (*process, string) {
 	return manager, metricsAddr
 }
 
-// newNamespace creates a namespace named generateName plus a random suffix
-// and returns its name.
+// newNamespace creates a namespace named generateName plus a random suffix,
+// grants its releases their ServiceAccount (grantReleases), and returns its
+// name.
 func newNamespace(t *testing.T, generateName string) string {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: generateName}}
 	mustCreate(t, ns)
+	grantReleases(t, ns.Name)
 	return ns.Name
 }
 
@@ -208,8 +220,9 @@ func newRelease(ns, name, url, version, policy string) *chartproofv1.VerifiedHel
 	return &chartproofv1.VerifiedHelmRelease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: chartproofv1.VerifiedHelmReleaseSpec{
-			Chart:          chartproofv1.ChartSource{URL: url, Version: version, Insecure: true},
-			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: policy},
+			Chart:              chartproofv1.ChartSource{URL: url, Version: version, Insecure: true},
+			TrustPolicyRef:     chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: policy},
+			ServiceAccountName: releaseServiceAccount,
 		},
 	}
 }
@@ -369,26 +382,54 @@ func applyRBAC(t *testing.T, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			if err := k8s.Create(context.Background(), &u); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("%s: creating %s %s: %v", f, u.GetKind(), u.GetName(), err)
-			}
-			n++
-		}
+		n += applyYAML(t, f, data)
 	}
 	if n == 0 {
 		t.Fatalf("no objects in %s", dir)
 	}
+}
+
+// releaseServiceAccount is the ServiceAccount config/samples/release-rbac.yaml
+// grants a namespace's releases, and the one newRelease names.
+const releaseServiceAccount = "chartproof-release"
+
+// grantReleases applies config/samples/release-rbac.yaml to namespace ns, as
+// a platform team would for a tenant's namespace: the releases of ns may act
+// as releaseServiceAccount, with the rights it grants in ns only.
+func grantReleases(t *testing.T, ns string) {
+	t.Helper()
+	path := filepath.Join("..", "config", "samples", "release-rbac.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applyYAML(t, path, bytes.ReplaceAll(data, []byte("namespace: default"), []byte("namespace: "+ns))) == 0 {
+		t.Fatalf("no objects in %s", path)
+	}
+}
+
+// applyYAML creates the objects of a YAML stream read from file, keeping
+// those that exist already, and returns how many it read.
+func applyYAML(t *testing.T, file string, data []byte) int {
+	t.Helper()
+	n := 0
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := k8s.Create(context.Background(), &u); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("%s: creating %s %s: %v", file, u.GetKind(), u.GetName(), err)
+		}
+		n++
+	}
+	return n
 }
 
 // serviceAccountKubeconfig writes a kubeconfig that authenticates to the

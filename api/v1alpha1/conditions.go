@@ -26,6 +26,12 @@ const (
 	AnnotationChartDigest = "delivery.chartproof.dev/chart-digest"
 )
 
+// LabelOwner is the label on every Helm release record (the Secret Helm
+// stores a revision in) a VerifiedHelmRelease wrote: the UID of that
+// VerifiedHelmRelease. chartproof upgrades, rolls back or uninstalls only
+// releases whose latest record carries the UID of the object acting.
+const LabelOwner = "delivery.chartproof.dev/owner-uid"
+
 // Reason codes. They are condition reasons, CLI and metric labels, and the
 // codes of a verdict. Codes are added, never renamed. Each one is described
 // in Reasons, from which docs/reasons.md is generated.
@@ -44,6 +50,10 @@ const (
 	ReasonInvalidPolicy  = "InvalidPolicy"
 	ReasonNoPolicyMatch  = "NoPolicyMatch"
 	ReasonInvalidSpec    = "InvalidSpec"
+
+	// Tenancy: who a release acts as, and which Helm release it may touch.
+	ReasonServiceAccountRequired = "ServiceAccountRequired"
+	ReasonReleaseNotOwned        = "ReleaseNotOwned"
 
 	// Signatures and binding.
 	ReasonNoSignature              = "NoSignature"
@@ -69,6 +79,9 @@ const (
 	ReasonUpgradeFailed   = "UpgradeFailed"
 	ReasonUpgradeBlocked  = "UpgradeBlocked"
 	ReasonUninstallFailed = "UninstallFailed"
+	// ReasonUninstallSucceeded: the release of an old target was
+	// uninstalled after targetNamespace or releaseName changed.
+	ReasonUninstallSucceeded = "UninstallSucceeded"
 
 	// Recovery of a release an interrupted Helm action left pending.
 	ReasonPendingReleaseRecovered = "PendingReleaseRecovered"
@@ -106,6 +119,8 @@ var Reasons = []ReasonInfo{
 	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key or trusted root does not parse, a key is too weak, an identity pattern does not compile or constrains nothing, a referenced Secret, ConfigMap or key is missing, or a field is out of range."},
 	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
 	{ReasonInvalidSpec, ReasonKindDenial, "The VerifiedHelmRelease cannot be acted on: a bad URL or version, or missing values or credentials."},
+	{ReasonServiceAccountRequired, ReasonKindDenial, "The release names no spec.serviceAccountName and the manager has no --default-service-account: a release acts only as a ServiceAccount of its namespace, never with the manager's own rights, so nothing is installed."},
+	{ReasonReleaseNotOwned, ReasonKindDenial, "A Helm release of that name exists in the target namespace, but its records do not carry this VerifiedHelmRelease's UID (installed by hand, by another tool or by another VerifiedHelmRelease): it is left untouched, neither upgraded nor uninstalled. Set spec.adopt to take over a release no other VerifiedHelmRelease owns."},
 	{ReasonNoSignature, ReasonKindDenial, "No signature was found for the digest, in either cosign layout."},
 	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
@@ -124,7 +139,8 @@ var Reasons = []ReasonInfo{
 	{ReasonInstallFailed, ReasonKindRelease, "The Helm install failed."},
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
-	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion failed."},
+	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
+	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next."},
 	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: it was rolled back to its latest deployed revision, or uninstalled when it had none; the verified chart is applied at the next reconcile."},
 	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be rolled back or uninstalled; the pending revision is marked failed and the next reconcile upgrades from there."},
 }

@@ -39,6 +39,28 @@ type VerifiedHelmReleaseSpec struct {
 	// +optional
 	ReleaseName string `json:"releaseName,omitempty"`
 
+	// ServiceAccountName is the ServiceAccount, in this object's namespace,
+	// that every Helm action of the release runs as: install, upgrade,
+	// rollback, uninstall, hooks, `lookup` at render time, reading the
+	// release records, the valuesFrom ConfigMaps and Secrets and the
+	// chart's secretRef and certSecretRef. The release
+	// can do only what that account may. Empty means the manager's
+	// --default-service-account; with neither, nothing is installed
+	// (ServiceAccountRequired).
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+
+	// Adopt lets this object take over a Helm release of the same name in
+	// the target namespace that it did not install (installed by hand or by
+	// another tool): it is upgraded with the verified chart and owned from
+	// then on. A release another existing VerifiedHelmRelease owns is never
+	// adopted. Without it, such a release is refused (ReleaseNotOwned) and
+	// left untouched.
+	// +optional
+	Adopt bool `json:"adopt,omitempty"`
+
 	// Interval is how often the installed chart is verified again, and the
 	// version resolved again.
 	// +kubebuilder:default="10m"
@@ -170,6 +192,14 @@ type VerifiedHelmReleaseStatus struct {
 
 // InstalledRelease is the Helm release chartproof installed.
 type InstalledRelease struct {
+	// Namespace and Name of the Helm release. A change of targetNamespace
+	// or releaseName uninstalls this release before the new one is
+	// installed. Empty in status written before chartproof recorded them:
+	// the spec's target then.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +optional
+	Name string `json:"name,omitempty"`
 	// Digest is the manifest digest of the installed chart.
 	Digest string `json:"digest"`
 	// ChartVersion is the version in the installed chart's Chart.yaml.

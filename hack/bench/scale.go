@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chartproof/chartproof/hack/internal/loopback"
+	"github.com/chartproof/chartproof/hack/internal/tenant"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -238,7 +239,13 @@ func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, 
 	}
 
 	for n := 0; n < o.namespaces; n++ {
-		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("scale-%02d", n)}}); err != nil {
+		name := fmt.Sprintf("scale-%02d", n)
+		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			return nil, err
+		}
+		// Every release acts as its namespace's ServiceAccount (the
+		// manager's --default-service-account below).
+		if err := tenant.Grant(ctx, k8s, name); err != nil {
 			return nil, err
 		}
 	}
@@ -253,7 +260,8 @@ func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, 
 	}
 
 	mgr, err := startManager(chartproof, kubeconfig, filepath.Join(dir, fmt.Sprintf("manager-%d-%s.log", spec.Concurrent, spec.CacheTTL)),
-		"--leader-elect=false", fmt.Sprintf("--concurrent=%d", spec.Concurrent), "--verification-cache-ttl="+spec.CacheTTL)
+		"--leader-elect=false", fmt.Sprintf("--concurrent=%d", spec.Concurrent), "--verification-cache-ttl="+spec.CacheTTL,
+		"--default-service-account="+tenant.ServiceAccount)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chartproof/chartproof/hack/internal/loopback"
+	"github.com/chartproof/chartproof/hack/internal/tenant"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -135,6 +136,10 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	if err := d.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		return err
 	}
+	if err := tenant.Grant(ctx, d.k8s, ns); err != nil {
+		return err
+	}
+	say("granted the releases of namespace %s their ServiceAccount %s (config/samples/release-rbac.yaml): every Helm action runs as it, never with chartproof's own rights", ns, tenant.ServiceAccount)
 	if err := d.k8s.Create(ctx, &chartproofv1.TrustPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "demo-ci"},
 		Spec: chartproofv1.TrustPolicySpec{
@@ -147,7 +152,7 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	say("applied TrustPolicy %s/demo-ci: charts under %s/demo/** must be signed by the demo key", ns, d.regHost)
 
 	// 5. The signed chart installs.
-	if err := d.apply("hello", "demo/hello", "1.0.0"); err != nil {
+	if err := d.apply("hello", "demo/hello", "1.0.0", ""); err != nil {
 		return err
 	}
 	if err := d.report("hello", chartproofv1.ReasonInstallSucceeded); err != nil {
@@ -159,7 +164,7 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 		return err
 	}
 	say("pushed an unsigned copy to oci://%s/demo/unsigned/hello:1.0.0", d.regHost)
-	if err := d.apply("unsigned", "demo/unsigned/hello", "1.0.0"); err != nil {
+	if err := d.apply("unsigned", "demo/unsigned/hello", "1.0.0", ""); err != nil {
 		return err
 	}
 	if err := d.report("unsigned", chartproofv1.ReasonNoSignature); err != nil {
@@ -180,10 +185,20 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 		return err
 	}
 	say("signed oci://%s/demo/tampered/hello@%s, then changed bytes of its chart layer %s on the registry's disk", d.regHost, tamperedDigest, layer)
-	if err := d.apply("tampered", "demo/tampered/hello", "1.0.0"); err != nil {
+	if err := d.apply("tampered", "demo/tampered/hello", "1.0.0", ""); err != nil {
 		return err
 	}
 	if err := d.report("tampered", chartproofv1.ReasonDigestMismatch); err != nil {
+		return err
+	}
+
+	// 8. The signed chart, aimed at kube-system: it verifies, but the
+	// release acts as its ServiceAccount, which may write only in its own
+	// namespace, so the API server refuses it.
+	if err := d.apply("escape", "demo/hello", "1.0.0", "kube-system"); err != nil {
+		return err
+	}
+	if err := d.report("escape", chartproofv1.ReasonInstallFailed); err != nil {
 		return err
 	}
 
@@ -191,7 +206,7 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	if err := d.table(); err != nil {
 		return err
 	}
-	say("demo done: the signed chart is installed; the unsigned and the tampered ones were refused, nothing of theirs installed")
+	say("demo done: the signed chart is installed; the unsigned and the tampered ones were refused, and the one aimed at kube-system was refused by the API server; nothing of theirs installed")
 	if hold {
 		say("holding until standard input is closed")
 		_, _ = io.Copy(io.Discard, os.Stdin)
@@ -199,14 +214,22 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	return nil
 }
 
-// apply creates a VerifiedHelmRelease for a chart of the demo registry.
-func (d *demo) apply(name, repo, version string) error {
-	say("applying VerifiedHelmRelease %s/%s: oci://%s/%s version %s", ns, name, d.regHost, repo, version)
+// apply creates a VerifiedHelmRelease for a chart of the demo registry,
+// acting as the namespace's release ServiceAccount, installed in
+// targetNamespace ("" for its own).
+func (d *demo) apply(name, repo, version, targetNamespace string) error {
+	where := ""
+	if targetNamespace != "" {
+		where = ", targetNamespace " + targetNamespace
+	}
+	say("applying VerifiedHelmRelease %s/%s: oci://%s/%s version %s, as ServiceAccount %s%s", ns, name, d.regHost, repo, version, tenant.ServiceAccount, where)
 	return d.k8s.Create(context.Background(), &chartproofv1.VerifiedHelmRelease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: chartproofv1.VerifiedHelmReleaseSpec{
-			Chart:          chartproofv1.ChartSource{URL: "oci://" + d.regHost + "/" + repo, Version: version, Insecure: true},
-			TrustPolicyRef: chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: "demo-ci"},
+			Chart:              chartproofv1.ChartSource{URL: "oci://" + d.regHost + "/" + repo, Version: version, Insecure: true},
+			TrustPolicyRef:     chartproofv1.TrustPolicyReference{Kind: "TrustPolicy", Name: "demo-ci"},
+			ServiceAccountName: tenant.ServiceAccount,
+			TargetNamespace:    targetNamespace,
 		},
 	})
 }
@@ -224,8 +247,14 @@ func (d *demo) report(name, wantReason string) error {
 		verified := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified)
 		if ready != nil && verified != nil && vhr.Status.ObservedGeneration == vhr.Generation &&
 			(ready.Reason == wantReason || verified.Reason == wantReason) {
-			fmt.Printf("RESULT %s Ready=%s Verified=%s reason=%s digest=%s\n", name, ready.Status, verified.Status, verified.Reason, vhr.Status.ResolvedDigest)
-			fmt.Printf("       %s\n", verified.Message)
+			// The reason is the verdict's, unless the chart verified and
+			// installing it failed: then it is Ready's.
+			reason, msg := verified.Reason, verified.Message
+			if verified.Status == metav1.ConditionTrue && ready.Status == metav1.ConditionFalse {
+				reason, msg = ready.Reason, ready.Message
+			}
+			fmt.Printf("RESULT %s Ready=%s Verified=%s reason=%s digest=%s\n", name, ready.Status, verified.Status, reason, vhr.Status.ResolvedDigest)
+			fmt.Printf("       %s\n", msg)
 			if ready.Status == metav1.ConditionTrue {
 				return d.printStamp(name)
 			}

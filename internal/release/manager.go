@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
 var (
@@ -32,6 +34,10 @@ var (
 	// under way, or was interrupted and left the release half done
 	// (Recover repairs it).
 	ErrPending = errors.New("release has an operation in progress")
+	// ErrNotOwned means the latest record of the release does not carry the
+	// owner of the call (its chartproofv1.LabelOwner label): chartproof did
+	// not install it for this VerifiedHelmRelease, and leaves it alone.
+	ErrNotOwned = errors.New("release is not owned by this VerifiedHelmRelease")
 )
 
 const (
@@ -47,6 +53,12 @@ type Options struct {
 	// Timeout bounds each Helm action: how long Helm waits for its hooks to
 	// complete. Zero or negative means 5 minutes.
 	Timeout time.Duration
+	// Discovery and Mapper, when both are set, are used instead of a
+	// discovery client of the Manager's own, so that Managers of several
+	// identities share one cache of the API's groups and kinds. Nil means
+	// built from the config on first use.
+	Discovery discovery.CachedDiscoveryInterface
+	Mapper    meta.ResettableRESTMapper
 }
 
 // Manager installs, upgrades, reads and uninstalls Helm releases on one
@@ -56,6 +68,7 @@ type Options struct {
 type Manager struct {
 	config  *rest.Config
 	timeout time.Duration
+	shared  *clients // Options.Discovery and Mapper, without a clientset
 
 	mu      sync.Mutex
 	clients *clients // built on first use; nil until it succeeds
@@ -78,14 +91,28 @@ func NewManager(cfg *rest.Config, opts Options) *Manager {
 	if m.timeout <= 0 {
 		m.timeout = defaultTimeout
 	}
+	if opts.Discovery != nil && opts.Mapper != nil {
+		m.shared = &clients{discovery: opts.Discovery, mapper: opts.Mapper}
+	}
 	return m
+}
+
+// ActingAs is the user the Manager's requests impersonate ("" when they are
+// made as the config's own identity).
+func (m *Manager) ActingAs() string {
+	if m.config == nil {
+		return ""
+	}
+	return m.config.Impersonate.UserName
 }
 
 // Stamp is what the post-renderer writes on every rendered (non-hook) object
 // as annotations: delivery.chartproof.dev/release = Release ("namespace/name"
 // of the VerifiedHelmRelease), delivery.chartproof.dev/chart-digest = Digest.
+// Owner, the VerifiedHelmRelease's UID, labels every release record Apply
+// writes (chartproofv1.LabelOwner).
 type Stamp struct {
-	Release, Digest string
+	Release, Digest, Owner string
 }
 
 // Request is what Apply installs.
@@ -99,8 +126,13 @@ type Request struct {
 	// Values are all the values the chart is rendered with; nil means the
 	// chart's defaults.
 	Values map[string]any
-	// Stamp is written on every object rendered. Both fields are required.
+	// Stamp is written on every object rendered, and its Owner on the
+	// release records. Every field is required.
 	Stamp Stamp
+	// Adopt upgrades a release whose latest record has another owner, or
+	// none, and makes it Stamp.Owner's. Without it, Apply refuses such a
+	// release with ErrNotOwned and changes nothing.
+	Adopt bool
 }
 
 func (r Request) validate() error {
@@ -113,6 +145,8 @@ func (r Request) validate() error {
 		return errors.New("no chart")
 	case r.Stamp.Digest == "":
 		return errors.New("stamp has no chart digest")
+	case r.Stamp.Owner == "":
+		return errors.New("stamp has no owner")
 	}
 	if ns, name, ok := strings.Cut(r.Stamp.Release, "/"); !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return fmt.Errorf("stamp release %q is not namespace/name", r.Stamp.Release)
@@ -135,8 +169,22 @@ func (m *Manager) Get(ctx context.Context, namespace, name string) (*release.Rel
 	return rel, nil
 }
 
+// Owner returns the owner a release record carries (chartproofv1.LabelOwner),
+// "" when it has none: the record was not written by chartproof. Records are
+// Secrets; whoever can write Secrets in the namespace can write this label
+// too, so it tells releases apart, it does not authenticate them.
+func Owner(rel *release.Release) string {
+	if rel == nil {
+		return ""
+	}
+	return rel.Labels[chartproofv1.LabelOwner]
+}
+
 // Apply installs the chart when there is no release, upgrades otherwise;
 // returns the new release.
+//
+// A release whose latest record is not owned by req.Stamp.Owner is not
+// touched, unless req.Adopt: Apply returns an error wrapping ErrNotOwned.
 //
 // A release whose latest record is "uninstalled" (helm uninstall
 // --keep-history) is installed again, as its next revision. A release whose
@@ -162,6 +210,8 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 		rel, err = m.install(ctx, cfg, req, false)
 	case err != nil:
 		// Reading the history failed; returned below.
+	case Owner(last) != req.Stamp.Owner && !req.Adopt:
+		err = fmt.Errorf("revision %d has owner %q: %w", last.Version, Owner(last), ErrNotOwned)
 	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
 		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)
 	case last.Info.Status == release.StatusUninstalled:
@@ -187,6 +237,7 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install.Replace = replace
 	install.Timeout = m.timeout
 	install.PostRenderer = stamper{stamp: req.Stamp}
+	install.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
 	if err != nil {
 		return nil, fmt.Errorf("install: %w", err)
@@ -205,6 +256,7 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	upgrade.ResetValues = true
 	upgrade.Timeout = m.timeout
 	upgrade.PostRenderer = stamper{stamp: req.Stamp}
+	upgrade.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := upgrade.RunWithContext(ctx, req.Name, req.Chart, req.Values)
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
@@ -212,15 +264,32 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	return rel, nil
 }
 
-// Uninstall removes the release; a missing release is not an error.
+// ownerLabels are the labels of every release record written for owner.
+func ownerLabels(owner string) map[string]string {
+	return map[string]string{chartproofv1.LabelOwner: owner}
+}
+
+// Uninstall removes the release when its latest record is owned by owner; a
+// missing release is not an error. A release of another owner, or of none,
+// is left alone: the error wraps ErrNotOwned.
 //
 // The objects the release rendered are deleted and every record of the
 // release is removed. Hook objects stay unless their helm.sh/hook-delete-policy
 // says otherwise, as with helm uninstall.
-func (m *Manager) Uninstall(ctx context.Context, namespace, name string) error {
+func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string) error {
 	cfg, err := m.configuration(ctx, namespace, name)
 	if err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	last, err := latest(cfg, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	if owner == "" || Owner(last) != owner {
+		return fmt.Errorf("release: uninstall %s/%s: revision %d has owner %q: %w", namespace, name, last.Version, Owner(last), ErrNotOwned)
 	}
 	if err := m.uninstall(cfg, name); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
@@ -306,11 +375,13 @@ func (m *Manager) sharedClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building clients: %w", err)
 	}
-	cached := memory.NewMemCacheClient(clientset.Discovery())
-	m.clients = &clients{
-		clientset: clientset,
-		discovery: cached,
-		mapper:    restmapper.NewDeferredDiscoveryRESTMapper(cached),
+	c := &clients{clientset: clientset}
+	if m.shared != nil {
+		c.discovery, c.mapper = m.shared.discovery, m.shared.mapper
+	} else {
+		c.discovery = memory.NewMemCacheClient(clientset.Discovery())
+		c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.discovery)
 	}
+	m.clients = c
 	return m.clients, nil
 }

@@ -122,8 +122,11 @@ func hookObject(namespace, name string) *corev1.ConfigMap {
 	return cm
 }
 
+// testOwner is the UID of the VerifiedHelmRelease the tests act for.
+const testOwner = "0b7d5b5e-6c1f-4a51-9d7e-3a1e4f5c6d7e"
+
 func stampFor(digest string) Stamp {
-	return Stamp{Release: "team-a/demo", Digest: digest}
+	return Stamp{Release: "team-a/demo", Digest: digest, Owner: testOwner}
 }
 
 // stampOf returns the stamp annotations of obj, "" for a missing one.
@@ -328,7 +331,7 @@ func TestUninstall(t *testing.T) {
 	if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV1)}); err != nil {
 		t.Fatalf("Apply() error = %v", err)
 	}
-	if err := m.Uninstall(ctx, ns, "demo"); err != nil {
+	if err := m.Uninstall(ctx, ns, "demo", testOwner); err != nil {
 		t.Fatalf("Uninstall() error = %v", err)
 	}
 
@@ -349,7 +352,7 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("helm list after Uninstall = %v; want none", summarize(rels...))
 	}
 
-	if err := m.Uninstall(ctx, ns, "demo"); err != nil {
+	if err := m.Uninstall(ctx, ns, "demo", testOwner); err != nil {
 		t.Errorf("Uninstall() of a missing release error = %v; want nil", err)
 	}
 }
@@ -374,6 +377,7 @@ func TestApplyRefusesPendingRelease(t *testing.T) {
 				Version:   1,
 				Chart:     testChart(),
 				Info:      &release.Info{Status: status, Description: "interrupted"},
+				Labels:    ownerLabels(testOwner),
 			}
 			if err := helmCLI(t, ns).Releases.Create(pending); err != nil {
 				t.Fatalf("storing a %s release: %v", status, err)

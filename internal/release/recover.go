@@ -57,8 +57,8 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFail
 //     uninstalled (helm uninstall), deleting what the interrupted operation
 //     may have created.
 //
-// Recover returns an error when the latest record is not unfinished, and
-// changes nothing then. Helm's records are the only lock: Recover must only
+// Recover returns an error when the latest record is not unfinished, or is
+// not owned by owner (wrapping ErrNotOwned), and changes nothing then. Helm's records are the only lock: Recover must only
 // be called when no other process operates the release, which is what
 // leader election guarantees among chartproof managers. The rolled back
 // objects are those Helm recorded for the deployed revision; nothing is
@@ -68,15 +68,15 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFail
 // own record when the rollback fails: a failed recovery leaves a failed
 // release, which Apply upgrades as the helm CLI would, never one that stays
 // pending.
-func (m *Manager) Recover(ctx context.Context, namespace, name string, trusted int) (*Recovery, error) {
-	rec, err := m.recover(ctx, namespace, name, trusted)
+func (m *Manager) Recover(ctx context.Context, namespace, name, owner string, trusted int) (*Recovery, error) {
+	rec, err := m.recover(ctx, namespace, name, owner, trusted)
 	if err != nil {
 		return nil, fmt.Errorf("release: recover %s/%s: %w", namespace, name, err)
 	}
 	return rec, nil
 }
 
-func (m *Manager) recover(ctx context.Context, namespace, name string, trusted int) (*Recovery, error) {
+func (m *Manager) recover(ctx context.Context, namespace, name, owner string, trusted int) (*Recovery, error) {
 	cfg, err := m.configuration(ctx, namespace, name)
 	if err != nil {
 		return nil, err
@@ -84,6 +84,9 @@ func (m *Manager) recover(ctx context.Context, namespace, name string, trusted i
 	last, err := latest(cfg, name)
 	if err != nil {
 		return nil, err
+	}
+	if owner == "" || Owner(last) != owner {
+		return nil, fmt.Errorf("revision %d has owner %q: %w", last.Version, Owner(last), ErrNotOwned)
 	}
 	if !Pending(last) {
 		return nil, fmt.Errorf("revision %d is %s: nothing to recover", last.Version, last.Info.Status)
