@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
+
+	helmchart "helm.sh/helm/v3/pkg/chart"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -18,10 +21,12 @@ import (
 // read or rendered: a template's `fail` of a `lookup` (a Secret, whole), an
 // object name built from a value, the API server echoing a field. So the
 // summary holds only what chartproof itself knows: its own errors, the
-// reason and code of an API error and the kind it was about, or the
-// template location of a render error. It is bounded in length; the whole
-// error goes to the manager's log only.
-func helmFailure(err error) string {
+// reason and code of an API error and the kind it was about, or which of
+// the verified chart's templates did not render (templates: the chart's
+// template paths, as templatePaths lists them; nil when nothing was
+// rendered). It is bounded in length; the whole error goes to the manager's
+// log only.
+func helmFailure(err error, templates map[string]bool) string {
 	const seeLog = "; the manager's log has the whole error"
 	switch {
 	case errors.Is(err, identity.ErrNoServiceAccount):
@@ -34,20 +39,24 @@ func helmFailure(err error) string {
 		return "timed out" + seeLog
 	}
 	var summary []string
-	if loc := templateLocation.FindStringSubmatch(err.Error()); loc != nil {
-		summary = append(summary, "the chart did not render at "+loc[1])
+	if tpl := failedTemplate(err.Error(), templates); tpl != "" {
+		summary = append(summary, "the chart did not render (template "+tpl+")")
 	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		s := status.Status()
 		about := ""
-		if d := s.Details; d != nil && d.Kind != "" {
+		if d := s.Details; d != nil && word.MatchString(d.Kind) {
 			about = " on " + d.Kind
-			if d.Group != "" {
+			if word.MatchString(d.Group) {
 				about += "." + d.Group
 			}
 		}
-		summary = append(summary, fmt.Sprintf("the API server answered %s (HTTP %d)%s", s.Reason, s.Code, about))
+		reason := string(s.Reason)
+		if !word.MatchString(reason) {
+			reason = "an error"
+		}
+		summary = append(summary, fmt.Sprintf("the API server answered %s (HTTP %d)%s", reason, s.Code, about))
 	}
 	if len(summary) == 0 {
 		return "Helm failed" + seeLog
@@ -55,13 +64,52 @@ func helmFailure(err error) string {
 	return bounded(strings.Join(summary, ": ")) + seeLog
 }
 
-// templateLocation finds the template location (chart/templates/file,
-// with :line:column when Helm gives them) that Helm names first in a render
-// error, after one of the prefixes Helm's own messages start with. Its
-// characters are those of a path in the verified chart archive and of
-// numbers; whatever a template wrote into the error (a `fail` message)
-// comes after it.
-var templateLocation = regexp.MustCompile(`(?:execution error at \(|template: |parse error at \(|YAML parse error on )([A-Za-z0-9_.-]{1,64}/templates/[A-Za-z0-9_./-]{1,128}?(?::[0-9]{1,6}(?::[0-9]{1,6})?)?)(?:[): ]|$)`)
+// word is what a reason, kind or group may be to be written: letters, dots
+// and dashes (an admission webhook chooses its own reason).
+var word = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9.-]{0,62}$`)
+
+// templateRef is a template path as Helm names one in a render error
+// (chart/templates/file, chart/charts/sub/templates/file), with the line
+// and column that may follow it.
+var templateRef = regexp.MustCompile(`[A-Za-z0-9_.-]+(?:/charts/[A-Za-z0-9_.-]+)*/templates/[A-Za-z0-9_./-]+?(?::[0-9]+)*(?:[): ]|$)`)
+
+// failedTemplate returns the first template path in msg that is one of the
+// chart's own templates, without line or column: a path a template could
+// have written into the error (a `fail` message) is echoed only when the
+// verified chart has that template, and numbers are never echoed, so what a
+// release read cannot be spelled through it.
+func failedTemplate(msg string, templates map[string]bool) string {
+	for _, m := range templateRef.FindAllString(msg, 8) {
+		p := strings.TrimRight(m, "): ")
+		if i := strings.Index(p, ":"); i >= 0 {
+			p = p[:i]
+		}
+		if templates[p] {
+			return p
+		}
+	}
+	return ""
+}
+
+// templatePaths lists the template paths of c and its subcharts as Helm's
+// engine names them (chart/templates/x.yaml, chart/charts/sub/templates/
+// x.yaml). Helm changes the chart while it renders, so list them before.
+func templatePaths(c *helmchart.Chart) map[string]bool {
+	paths := map[string]bool{}
+	var walk func(c *helmchart.Chart)
+	walk = func(c *helmchart.Chart) {
+		for _, t := range c.Templates {
+			paths[path.Join(c.ChartFullPath(), t.Name)] = true
+		}
+		for _, d := range c.Dependencies() {
+			walk(d)
+		}
+	}
+	if c != nil {
+		walk(c)
+	}
+	return paths
+}
 
 // bounded cuts a summary to 256 bytes.
 func bounded(s string) string {

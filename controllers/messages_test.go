@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	pkgerrors "github.com/pkg/errors"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/chartproof/chartproof/internal/release"
@@ -20,6 +21,13 @@ import (
 // conditions and events (TEN-02); what chartproof knows for sure does.
 func TestHelmFailureLeaksNothing(t *testing.T) {
 	forbidden := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "CANARY-name", errors.New("CANARY in the reason"))
+	odd := &apierrors.StatusError{ErrStatus: metav1.Status{Reason: "CANARY chosen by a webhook", Code: 400}}
+	templates := map[string]bool{
+		"hello/templates/exfil.yaml":             true,
+		"hello/templates/a.yaml":                 true,
+		"hello/templates/count.yaml":             true,
+		"hello/charts/common/templates/_tpl.tpl": true,
+	}
 	tests := []struct {
 		name string
 		err  error
@@ -28,17 +36,27 @@ func TestHelmFailureLeaksNothing(t *testing.T) {
 		{
 			name: "fail of a lookup",
 			err:  pkgerrors.Wrap(errors.New(`execution error at (hello/templates/exfil.yaml:1:3): {"items":[{"data":{"token":"CANARY"}}]}`), "install"),
-			want: "the chart did not render at hello/templates/exfil.yaml:1:3",
+			want: "the chart did not render (template hello/templates/exfil.yaml)",
 		},
 		{
 			name: "fail message that spells a template location",
 			err:  errors.New(`execution error at (hello/templates/a.yaml:2:4): x/templates/CANARY.yaml:1:1`),
-			want: "the chart did not render at hello/templates/a.yaml:2:4",
+			want: "the chart did not render (template hello/templates/a.yaml)",
+		},
+		{
+			name: "a location the chart does not have, first in the message",
+			err:  errors.New(`error validating data: unknown field "hello/templates/CANARY:1" in ConfigMap`),
+			want: "Helm failed",
+		},
+		{
+			name: "a subchart's template",
+			err:  errors.New(`execution error in (hello/charts/common/templates/_tpl.tpl:3:4): CANARY`),
+			want: "the chart did not render (template hello/charts/common/templates/_tpl.tpl)",
 		},
 		{
 			name: "forbidden lookup",
 			err:  fmt.Errorf(`template: hello/templates/count.yaml:6:26: executing "hello/templates/count.yaml" at <lookup>: error calling lookup: %w`, forbidden),
-			want: "the chart did not render at hello/templates/count.yaml:6:26: the API server answered Forbidden (HTTP 403) on secrets",
+			want: "the chart did not render (template hello/templates/count.yaml): the API server answered Forbidden (HTTP 403) on secrets",
 		},
 		{
 			name: "forbidden create, among Helm's multierror",
@@ -50,6 +68,7 @@ func TestHelmFailureLeaksNothing(t *testing.T) {
 			err:  apierrors.NewForbidden(schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterroles"}, "CANARY", errors.New("CANARY")),
 			want: "the API server answered Forbidden (HTTP 403) on clusterroles.rbac.authorization.k8s.io",
 		},
+		{name: "a reason of free text", err: odd, want: "the API server answered an error (HTTP 400)"},
 		{name: "anything else", err: errors.New("manifest CANARY is invalid"), want: "Helm failed"},
 		{name: "not owned", err: fmt.Errorf("revision 3 has owner %q: %w", "CANARY", release.ErrNotOwned), want: "the Helm release is not owned by this VerifiedHelmRelease"},
 		{name: "pending", err: fmt.Errorf("CANARY: %w", release.ErrPending), want: "another operation on the Helm release is in progress"},
@@ -57,7 +76,7 @@ func TestHelmFailureLeaksNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := helmFailure(tc.err)
+			got := helmFailure(tc.err, templates)
 			if strings.Contains(got, "CANARY") {
 				t.Errorf("helmFailure() = %q carries what the release read", got)
 			}
@@ -66,8 +85,8 @@ func TestHelmFailureLeaksNothing(t *testing.T) {
 			}
 		})
 	}
-	long := errors.New("execution error at (hello/templates/" + strings.Repeat("a", 500) + ".yaml:1:1): x")
-	if got := helmFailure(long); len(got) > 320 {
+	long := "hello/templates/" + strings.Repeat("a", 500) + ".yaml"
+	if got := helmFailure(errors.New("execution error at ("+long+":1:1): x"), map[string]bool{long: true}); len(got) > 320 {
 		t.Errorf("helmFailure() of a long path is %d bytes; want it bounded", len(got))
 	}
 }

@@ -239,7 +239,7 @@ func TestLookupConfinedAndNotLeaked(t *testing.T) {
 	// Not granted: the lookup itself is refused.
 	for _, name := range []string{"exfil", "count"} {
 		vhr := f.waitCondition(name, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
-		if c := findCondition(vhr, chartproofv1.ConditionReleased); !strings.Contains(c.Message, "did not render at hello/templates/") {
+		if c := findCondition(vhr, chartproofv1.ConditionReleased); !strings.Contains(c.Message, "did not render (template hello/templates/") {
 			t.Errorf("%s: Released message = %q; want the template location of the render error", name, c.Message)
 		}
 		noLeak(name)

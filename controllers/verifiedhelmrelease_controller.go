@@ -221,7 +221,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// error. What is read here is also what decides below whether the
 	// installed release is up to date: nothing in between changes it.
 	rel, relErr := acct.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
-	adopt := false
+	var adopt adoption
 	if relErr == nil {
 		var refusal string
 		adopt, refusal = r.ownership(ctx, obj, rel)
@@ -262,7 +262,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// A release to adopt is upgraded even when it is the one installed (a
 	// release chartproof installed before it labelled records), so that its
 	// records carry this object's UID from then on.
-	upToDate := !adopt && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
+	upToDate := !adopt.ok && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
 		relErr == nil && deployedAs(rel, installed)
 
 	// Decide and act.
@@ -397,7 +397,7 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	rec, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID), trusted)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
-		msg := fmt.Sprintf("%s; recovering it failed: %s", found, helmFailure(err))
+		msg := fmt.Sprintf("%s; recovering it failed: %s", found, helmFailure(err, nil))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonPendingRecoveryFailed, msg)
@@ -432,7 +432,7 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 
 // install reads the verified bytes and hands them to Helm.
 func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account,
-	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt bool) error {
+	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt adoption) error {
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	loaded := gate.Load(vctx, reg, r.Metrics, res)
@@ -442,23 +442,25 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		return nil
 	}
 	action, reason, failReason := "install", chartproofv1.ReasonInstallSucceeded, chartproofv1.ReasonInstallFailed
-	if obj.Status.Installed != nil || adopt {
+	if obj.Status.Installed != nil || adopt.ok {
 		action, reason, failReason = "upgrade", chartproofv1.ReasonUpgradeSucceeded, chartproofv1.ReasonUpgradeFailed
 	}
+	templates := templatePaths(loaded.Chart) // before Helm changes the chart
 	rel, err := acct.Releases.Apply(ctx, release.Request{
 		Namespace: r.targetNamespace(obj),
 		Name:      r.releaseName(obj),
 		Chart:     loaded.Chart,
 		Values:    values,
 		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest, Owner: string(obj.UID)},
-		Adopt:     adopt,
+		Adopt:     adopt.ok,
+		AdoptFrom: adopt.from,
 	})
 	if errors.Is(err, release.ErrNotOwned) {
 		// Another owner installed it since this reconcile looked.
 		failReason = chartproofv1.ReasonReleaseNotOwned
 	}
 	if err != nil {
-		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err))
+		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
 		return err
@@ -473,7 +475,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Verified:     loaded.Verdict.Passed(),
 	}
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
-	if adopt {
+	if adopt.ok {
 		msg += fmt.Sprintf(" (adopted release %s/%s)", rel.Namespace, rel.Name)
 	}
 	if loaded.Verdict.Audited() {
@@ -639,7 +641,7 @@ func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj 
 	}
 	log.FromContext(ctx).Error(err, "uninstall on deletion failed", "helmRelease", namespace+"/"+name)
 	r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed,
-		fmt.Sprintf("helm uninstall of %s/%s as %s failed: %s", namespace, name, actingAs(acct), helmFailure(err)))
+		fmt.Sprintf("helm uninstall of %s/%s as %s failed: %s", namespace, name, actingAs(acct), helmFailure(err, nil)))
 	return err
 }
 
@@ -661,7 +663,7 @@ func (r *VerifiedHelmReleaseReconciler) uninstallMoved(ctx context.Context, obj 
 			fmt.Sprintf("the target moved; release %s is no longer owned by this object: left installed", old))
 	case err != nil:
 		log.FromContext(ctx).Error(err, "uninstalling the release of the old target failed", "helmRelease", old)
-		msg := fmt.Sprintf("the target moved; helm uninstall of %s as %s failed: %s", old, actingAs(acct), helmFailure(err))
+		msg := fmt.Sprintf("the target moved; helm uninstall of %s as %s failed: %s", old, actingAs(acct), helmFailure(err, nil))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonUninstallFailed, msg)
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonUninstallFailed, msg)
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonUninstallFailed, msg)
@@ -679,37 +681,45 @@ func (r *VerifiedHelmReleaseReconciler) uninstallMoved(ctx context.Context, obj 
 	return ctrl.Result{RequeueAfter: afterRecovery}, nil
 }
 
+// adoption says whether an action must take over the Helm release, and from
+// which owner ("" for none): Apply takes it only from that owner, so a
+// release another object claimed meanwhile is not taken.
+type adoption struct {
+	ok   bool
+	from string
+}
+
 // ownership decides whether this object may act on the Helm release rel,
 // the latest record of its target: its own (the record carries its UID), or
-// one it may adopt. A release whose status predates ownership records (no
-// owner label, and status.installed names no release) is its own too: it
-// was installed by this object before chartproof labelled records. It
-// returns whether the action must adopt the release, or why it must not
-// touch it.
-func (r *VerifiedHelmReleaseReconciler) ownership(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, rel *helmrelease.Release) (adopt bool, refusal string) {
+// one it may adopt. A release installed by this object before chartproof
+// labelled records is its own too: no owner label, status.installed names
+// no release (it predates the field) and records rel's revision. It returns
+// whether the action must adopt the release, or why it must not touch it.
+func (r *VerifiedHelmReleaseReconciler) ownership(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, rel *helmrelease.Release) (adoption, string) {
 	owner := release.Owner(rel)
 	target := rel.Namespace + "/" + rel.Name
+	inst := obj.Status.Installed
 	switch {
 	case owner == string(obj.UID):
-		return false, ""
-	case owner == "" && obj.Status.Installed != nil && obj.Status.Installed.Name == "":
-		return true, ""
+		return adoption{}, ""
+	case owner == "" && inst != nil && inst.Name == "" && inst.Revision == rel.Version:
+		return adoption{ok: true}, ""
 	case !obj.Spec.Adopt:
 		if owner == "" {
-			return false, fmt.Sprintf("Helm release %s exists and was not installed by chartproof: left untouched; set spec.adopt to take it over", target)
+			return adoption{}, fmt.Sprintf("Helm release %s exists and was not installed by chartproof for this object: left untouched; set spec.adopt to take it over", target)
 		}
-		return false, fmt.Sprintf("Helm release %s is owned by another VerifiedHelmRelease (UID %s): left untouched", target, owner)
+		return adoption{}, fmt.Sprintf("Helm release %s is owned by another VerifiedHelmRelease (UID %s): left untouched", target, owner)
 	case owner == "":
-		return true, ""
+		return adoption{ok: true}, ""
 	}
 	other, err := r.ownerObject(ctx, owner)
 	if err != nil {
-		return false, fmt.Sprintf("Helm release %s has owner UID %s, which could not be looked up: left untouched", target, owner)
+		return adoption{}, fmt.Sprintf("Helm release %s has owner UID %s, which could not be looked up: left untouched", target, owner)
 	}
 	if other != "" {
-		return false, fmt.Sprintf("Helm release %s is owned by VerifiedHelmRelease %s: left untouched; it is never adopted", target, other)
+		return adoption{}, fmt.Sprintf("Helm release %s is owned by VerifiedHelmRelease %s: left untouched; it is never adopted", target, other)
 	}
-	return true, ""
+	return adoption{ok: true, from: owner}, ""
 }
 
 // ownerObject returns namespace/name of the VerifiedHelmRelease with uid,

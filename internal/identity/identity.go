@@ -122,9 +122,19 @@ func (f *Factory) For(namespace, serviceAccount string) (*Account, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: clients for %q: %w", user, err)
 	}
+	if len(f.accounts) >= maxAccounts {
+		// Whoever may write a VerifiedHelmRelease chooses an account name:
+		// the cache is bounded. Accounts in use stay valid; they are built
+		// again on their next use.
+		clear(f.accounts)
+	}
 	f.accounts[user] = a
 	return a, nil
 }
+
+// maxAccounts bounds the accounts a Factory keeps; past it they are all
+// dropped and built again as they are used.
+const maxAccounts = 512
 
 // Username is the Kubernetes user name of a ServiceAccount.
 func Username(namespace, name string) string {

@@ -7,6 +7,7 @@ import (
 	"go/token"
 	"io/fs"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -76,6 +77,31 @@ func TestForImpersonates(t *testing.T) {
 	}
 	if got := unsafe.Releases.ActingAs(); got != "" {
 		t.Errorf("unsafe opt-in acting as %q; want the manager's own identity", got)
+	}
+}
+
+// TestAccountsBounded: however many account names releases choose, the
+// Factory keeps at most maxAccounts, and an account dropped is built again.
+func TestAccountsBounded(t *testing.T) {
+	f := NewFactory(base, Options{})
+	first, err := f.For("team-a", "deployer-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= maxAccounts; i++ {
+		if _, err := f.For("team-a", "deployer-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.accounts); n > maxAccounts {
+		t.Errorf("the factory keeps %d accounts; want at most %d", n, maxAccounts)
+	}
+	again, err := f.For("team-a", "deployer-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.User != first.User || again.Releases.ActingAs() != "system:serviceaccount:team-a:deployer-0" {
+		t.Errorf("the account built again acts as %q; want %q", again.Releases.ActingAs(), first.User)
 	}
 }
 

@@ -285,7 +285,10 @@ func compileTrustRoot(ref Ref, tr *chartproofv1.TrustedRootReference, read Reade
 	parsed, err := root.NewTrustedRootFromJSON(data)
 	switch {
 	case err != nil:
-		return TrustRoot{}, fmt.Errorf("trusted root %s: %w", source, err)
+		// Not the parser's words: they quote the bytes they met, and a
+		// TrustPolicy's author may point at a Secret they cannot read
+		// themselves (THREATS TEN-07); this message reaches status.
+		return TrustRoot{}, fmt.Errorf("trusted root %s is not a valid trusted_root.json", source)
 	case needCA && len(parsed.FulcioCertificateAuthorities()) == 0:
 		return TrustRoot{}, fmt.Errorf("trusted root %s lists no certificate authority", source)
 	case len(parsed.RekorLogs()) == 0:

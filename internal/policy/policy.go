@@ -279,7 +279,8 @@ func ParsePublicKey(pemBytes []byte) (any, string, error) {
 		return nil, "", errors.New("public key: no PEM block")
 	}
 	if block.Type != "PUBLIC KEY" {
-		return nil, "", fmt.Errorf("public key: PEM block is %q, want \"PUBLIC KEY\"", block.Type)
+		// The block's type is not quoted: it comes from the Secret.
+		return nil, "", errors.New("public key: the PEM block is not a PUBLIC KEY")
 	}
 	if strings.TrimSpace(string(rest)) != "" {
 		return nil, "", errors.New("public key: data after the PEM block")

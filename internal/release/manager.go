@@ -129,10 +129,13 @@ type Request struct {
 	// Stamp is written on every object rendered, and its Owner on the
 	// release records. Every field is required.
 	Stamp Stamp
-	// Adopt upgrades a release whose latest record has another owner, or
-	// none, and makes it Stamp.Owner's. Without it, Apply refuses such a
-	// release with ErrNotOwned and changes nothing.
-	Adopt bool
+	// Adopt upgrades a release whose latest record has the owner AdoptFrom
+	// ("" for none) and makes it Stamp.Owner's. A release of any other owner,
+	// or any release without Adopt, is refused with ErrNotOwned and nothing
+	// changes: an owner that claimed the release after the caller looked
+	// keeps it.
+	Adopt     bool
+	AdoptFrom string
 }
 
 func (r Request) validate() error {
@@ -210,7 +213,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 		rel, err = m.install(ctx, cfg, req, false)
 	case err != nil:
 		// Reading the history failed; returned below.
-	case Owner(last) != req.Stamp.Owner && !req.Adopt:
+	case Owner(last) != req.Stamp.Owner && !(req.Adopt && Owner(last) == req.AdoptFrom):
 		err = fmt.Errorf("revision %d has owner %q: %w", last.Version, Owner(last), ErrNotOwned)
 	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
 		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)

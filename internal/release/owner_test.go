@@ -40,10 +40,11 @@ func configGreeting(t *testing.T, c client.Client, ns string) string {
 func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 	tests := []struct {
 		name    string
+		owner   string // the owner the release is adopted from
 		install func(t *testing.T, m *Manager, ns string)
 	}{
-		{"installed by hand", func(t *testing.T, _ *Manager, ns string) { installByHand(t, ns) }},
-		{"installed for another owner", func(t *testing.T, m *Manager, ns string) {
+		{"installed by hand", "", func(t *testing.T, _ *Manager, ns string) { installByHand(t, ns) }},
+		{"installed for another owner", "another-uid", func(t *testing.T, m *Manager, ns string) {
 			stamp := stampFor(digestV1)
 			stamp.Owner = "another-uid"
 			if _, err := m.Apply(testContext(t), Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "by hand"}, Stamp: stamp}); err != nil {
@@ -77,8 +78,15 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 				t.Errorf("greeting after the refused Uninstall = %q; want %q", got, "by hand")
 			}
 
-			// The twin: asked to adopt, the same Apply upgrades it.
-			rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "adopted"}, Stamp: stampFor(digestV2), Adopt: true})
+			// Adopting from an owner the release no longer has (another
+			// one claimed it since the caller looked) is refused.
+			if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2), Adopt: true, AdoptFrom: "someone-else"}); !errors.Is(err, ErrNotOwned) {
+				t.Errorf("Apply(Adopt from another owner) error = %v; want an error wrapping ErrNotOwned", err)
+			}
+
+			// The twin: asked to adopt from its owner, the same Apply
+			// upgrades it.
+			rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "adopted"}, Stamp: stampFor(digestV2), Adopt: true, AdoptFrom: tc.owner})
 			if err != nil {
 				t.Fatalf("Apply(Adopt) error = %v", err)
 			}
