@@ -508,3 +508,70 @@ func TestValuesReadAsServiceAccount(t *testing.T) {
 		t.Errorf("the refused release's ConfigMap: error = %v; want NotFound", err)
 	}
 }
+
+// TestDeletionLetsGoWhenNamespaceGoes: an account that lost its rights keeps
+// a deleted VerifiedHelmRelease's finalizer (its release stays owned and
+// installed, UninstallFailed), unless the namespace is being deleted, which
+// would otherwise wait for the object for ever: then the object goes, and
+// the release is left to the namespace (the manager's log says so; no event
+// can be created in a namespace being deleted).
+func TestDeletionLetsGoWhenNamespaceGoes(t *testing.T) {
+	for _, terminating := range []bool{false, true} {
+		t.Run(fmt.Sprintf("namespace terminating %v", terminating), func(t *testing.T) {
+			f := newFixture(t)
+			f.pushChart("1.0.0", nil)
+			f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+			f.release("app", "1.0.0", "trusted")
+			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+			ctx := context.Background()
+			name := "releases-" + f.ns + "-" + testServiceAccount
+			if err := k8s.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name}}); err != nil {
+				t.Fatal(err)
+			}
+			if terminating {
+				// envtest runs no namespace controller: the namespace stays
+				// Terminating, with everything in it.
+				if err := k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := k8s.Delete(ctx, &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "app"}}); err != nil {
+				t.Fatal(err)
+			}
+			if !terminating {
+				// (In a namespace being deleted no event can be created.)
+				f.waitEvent("app", chartproofv1.ReasonUninstallFailed)
+				// The account cannot uninstall: the object stays, and so
+				// does its release.
+				vhr := f.get("app")
+				if vhr.DeletionTimestamp.IsZero() || len(vhr.Finalizers) == 0 {
+					t.Errorf("object after a failed uninstall: deletion %v, finalizers %v; want it held", vhr.DeletionTimestamp, vhr.Finalizers)
+				}
+				if cm := f.configMap("app"); cm == nil {
+					t.Error("the release's ConfigMap is gone; want it installed")
+				}
+				// Restore the right: the uninstall then goes through.
+				binding := &rbacv1.RoleBinding{
+					ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+					Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.ns, Name: testServiceAccount}},
+				}
+				if err := k8s.Create(ctx, binding); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, waitTimeout, "app to be gone", func() (bool, string) {
+				err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "app"}, &chartproofv1.VerifiedHelmRelease{})
+				return apierrors.IsNotFound(err), fmt.Sprint(err)
+			})
+			cm := f.configMap("app")
+			if terminating && cm == nil {
+				t.Error("the release's ConfigMap is gone; want it left to the namespace")
+			}
+			if !terminating && cm != nil {
+				t.Error("the release's ConfigMap is still there after the uninstall")
+			}
+		})
+	}
+}
