@@ -83,6 +83,10 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	tampered, err := metrics.NewRecordsTampered(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -92,10 +96,11 @@ func runManager() error {
 			ManagerIdentityUnsafe: managerIdentityUnsafe,
 			Scheme:                scheme,
 		}),
-		Metrics:       verifications,
-		Registries:    &controllers.RegistryFactory{},
-		VerifyTimeout: verifyTimeout,
-		Cache:         gate.NewCache(cacheTTL),
+		Metrics:         verifications,
+		RecordsTampered: tampered,
+		Registries:      &controllers.RegistryFactory{},
+		VerifyTimeout:   verifyTimeout,
+		Cache:           gate.NewCache(cacheTTL),
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err

@@ -52,10 +52,17 @@ func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj 
 	}
 	acct, err := r.Identities.For(obj.Namespace, obj.Spec.ServiceAccountName)
 	if err == nil {
-		err = acct.Releases.Uninstall(ctx, namespace, name, string(obj.UID))
+		err = acct.Releases.Uninstall(ctx, namespace, name, string(obj.UID), trustOf(inst))
 	}
 	switch {
 	case err == nil:
+		return nil
+	case errors.Is(err, release.ErrRecordTampered):
+		// Helm would delete what the rewritten record lists: nothing is
+		// uninstalled, and the object goes.
+		r.countTampered()
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered,
+			fmt.Sprintf("release %s/%s not uninstalled: the record of revision %d is not the one chartproof wrote; its objects are left as they are", namespace, name, inst.Revision))
 		return nil
 	case errors.Is(err, release.ErrNotOwned):
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseNotOwned,
@@ -103,8 +110,12 @@ func (r *VerifiedHelmReleaseReconciler) uninstallMoved(ctx context.Context, obj 
 	}
 	inst := obj.Status.Installed
 	old := inst.Namespace + "/" + inst.Name
-	err := acct.Releases.Uninstall(ctx, inst.Namespace, inst.Name, string(obj.UID))
+	err := acct.Releases.Uninstall(ctx, inst.Namespace, inst.Name, string(obj.UID), trustOf(inst))
 	switch {
+	case errors.Is(err, release.ErrRecordTampered):
+		r.countTampered()
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered,
+			fmt.Sprintf("the target moved; release %s not uninstalled: the record of revision %d is not the one chartproof wrote; its objects are left as they are", old, inst.Revision))
 	case errors.Is(err, release.ErrNotOwned):
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseNotOwned,
 			fmt.Sprintf("the target moved; release %s is no longer owned by this object: left installed", old))

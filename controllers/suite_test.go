@@ -107,6 +107,10 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	tampered, err := metrics.NewRecordsTampered(promReg)
+	if err != nil {
+		panic(err)
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -115,9 +119,10 @@ func run(m *testing.M) int {
 		// release that names none is refused. fixture.release names
 		// testServiceAccount, which newNamespace grants every right in
 		// its namespace and none elsewhere.
-		Identities: identity.NewFactory(cfg, identity.Options{Scheme: scheme}),
-		Metrics:    verifications,
-		Registries: &controllers.RegistryFactory{},
+		Identities:      identity.NewFactory(cfg, identity.Options{Scheme: scheme}),
+		Metrics:         verifications,
+		RecordsTampered: tampered,
+		Registries:      &controllers.RegistryFactory{},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,

@@ -29,6 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
@@ -67,6 +69,9 @@ type VerifiedHelmReleaseReconciler struct {
 	// ServiceAccount: every Helm action and every read of its values.
 	Identities *identity.Factory
 	Metrics    gate.Observer
+	// RecordsTampered counts Helm records found rewritten
+	// (chartproof_release_records_tampered_total); nil counts nothing.
+	RecordsTampered prometheus.Counter
 	// Registries builds the registry client for a release.
 	Registries *RegistryFactory
 	// Now is the clock; zero means time.Now.
@@ -390,9 +395,9 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	name := r.releaseName(obj)
 	found := fmt.Sprintf("release %s revision %d was left %s by an interrupted action", name, pending.Version, pending.Info.Status)
 	inst := obj.Status.Installed
-	trusted := 0 // the revision chartproof installed from verified bytes
-	if inst != nil {
-		trusted = inst.Revision
+	var trusted release.Trust // the record chartproof installed from verified bytes
+	if t := trustOf(inst); t != nil {
+		trusted = *t
 	}
 	rec, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID), trusted)
 	if err != nil {
@@ -411,16 +416,27 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	case rec.Uninstalled():
 		msg = found + " and no revision was deployed: uninstalled"
 		obj.Status.Installed = nil
+	case rec.MarkedFailed && inst != nil:
+		// The record chartproof installed was rewritten (rec.Tampered), or
+		// another revision is deployed: nothing of it is put back, and
+		// status keeps what chartproof installed, so that no upgrade diffs
+		// against that record either (ReleaseRecordTampered).
+		msg = found + fmt.Sprintf(": marked failed, not rolled back: the deployed record is not the revision %d chartproof wrote", inst.Revision)
+		r.countTampered()
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered, msg)
 	case rec.MarkedFailed:
-		// The deployed revision is not the one status records: its
-		// objects are not put back; the next reconcile applies the
-		// verified chart over the failed release.
-		msg = found + ": marked failed, not rolled back (the deployed revision is not the one chartproof installed)"
-		obj.Status.Installed = nil
+		// chartproof installed nothing that is deployed: the next
+		// reconcile applies the verified chart over the failed release.
+		msg = found + ": marked failed, not rolled back (the deployed revision is not one chartproof installed)"
 	default:
 		// The revision status recorded: its digest and values are back.
 		msg = fmt.Sprintf("%s: rolled back to revision %d (%s) as revision %d", found, rec.RolledBackTo, inst.Digest, rec.Release.Version)
 		inst.Revision = rec.Release.Version
+		d, derr := acct.Releases.RecordDigest(ctx, rec.Release.Namespace, rec.Release.Name, rec.Release.Version)
+		if derr != nil {
+			log.FromContext(ctx).Error(derr, "reading back the release record written", "revision", rec.Release.Version)
+		}
+		inst.RecordDigest = d
 		released = metav1.ConditionTrue
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, released, chartproofv1.ReasonPendingReleaseRecovered, msg)
@@ -454,10 +470,15 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest, Owner: string(obj.UID)},
 		Adopt:     adopt.ok,
 		AdoptFrom: adopt.from,
+		Trusted:   trustOf(obj.Status.Installed),
 	})
-	if errors.Is(err, release.ErrNotOwned) {
+	switch {
+	case errors.Is(err, release.ErrNotOwned):
 		// Another owner installed it since this reconcile looked.
 		failReason = chartproofv1.ReasonReleaseNotOwned
+	case errors.Is(err, release.ErrRecordTampered):
+		failReason = chartproofv1.ReasonReleaseRecordTampered
+		r.countTampered()
 	}
 	if err != nil {
 		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
@@ -465,7 +486,13 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
 		return err
 	}
+	recordDigest, derr := acct.Releases.RecordDigest(ctx, rel.Namespace, rel.Name, rel.Version)
+	if derr != nil {
+		// The next upgrade then checks the revision alone.
+		log.FromContext(ctx).Error(derr, "reading back the release record written", "revision", rel.Version)
+	}
 	obj.Status.Installed = &chartproofv1.InstalledRelease{
+		RecordDigest: recordDigest,
 		Namespace:    rel.Namespace,
 		Name:         rel.Name,
 		Digest:       loaded.Digest,
@@ -589,6 +616,22 @@ func (r *VerifiedHelmReleaseReconciler) event(obj *chartproofv1.VerifiedHelmRele
 		msg = msg[:1000]
 	}
 	r.Recorder.Eventf(obj, nil, eventType, reason, "Reconcile", "%s", msg)
+}
+
+// trustOf is the release record a caller vouches for: the one status says
+// chartproof installed; nil when it installed none.
+func trustOf(inst *chartproofv1.InstalledRelease) *release.Trust {
+	if inst == nil {
+		return nil
+	}
+	return &release.Trust{Revision: inst.Revision, Digest: inst.RecordDigest}
+}
+
+// countTampered counts a release record found rewritten.
+func (r *VerifiedHelmReleaseReconciler) countTampered() {
+	if r.RecordsTampered != nil {
+		r.RecordsTampered.Inc()
+	}
 }
 
 // deployedAs reports whether the Helm release rel is still the one

@@ -54,6 +54,7 @@ const (
 	// Tenancy: who a release acts as, and which Helm release it may touch.
 	ReasonServiceAccountRequired = "ServiceAccountRequired"
 	ReasonReleaseNotOwned        = "ReleaseNotOwned"
+	ReasonReleaseRecordTampered  = "ReleaseRecordTampered"
 
 	// Signatures and binding.
 	ReasonNoSignature              = "NoSignature"
@@ -121,6 +122,7 @@ var Reasons = []ReasonInfo{
 	{ReasonInvalidSpec, ReasonKindDenial, "The VerifiedHelmRelease cannot be acted on: a bad URL or version, or missing values or credentials."},
 	{ReasonServiceAccountRequired, ReasonKindDenial, "The release names no spec.serviceAccountName and the manager has no --default-service-account: a release acts only as a ServiceAccount of its namespace, never with the manager's own rights, so nothing is installed."},
 	{ReasonReleaseNotOwned, ReasonKindDenial, "A Helm release of that name exists in the target namespace, but its records do not carry this VerifiedHelmRelease's UID (installed by hand, by another tool or by another VerifiedHelmRelease): it is left untouched, neither upgraded nor uninstalled. Set spec.adopt to take over a release no other VerifiedHelmRelease owns."},
+	{ReasonReleaseRecordTampered, ReasonKindDenial, "The Helm record of the revision chartproof installed (a Secret of the target namespace) is not the one it wrote: its digest differs from status.installed.recordDigest, or another revision is deployed. Nothing in it is applied or used to decide what to delete: the upgrade, rollback or uninstall that would have read it is not done. Counted in chartproof_release_records_tampered_total."},
 	{ReasonNoSignature, ReasonKindDenial, "No signature was found for the digest, in either cosign layout."},
 	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},

@@ -206,6 +206,13 @@ type InstalledRelease struct {
 	ChartVersion string `json:"chartVersion"`
 	// Revision is the Helm release revision.
 	Revision int `json:"revision"`
+	// RecordDigest is the sha256 of the Helm record of Revision as chartproof
+	// wrote it (its content: chart, values, manifest, hooks). Before an
+	// upgrade, a rollback or an uninstall uses that record, it must still
+	// have this digest (ReleaseRecordTampered otherwise). Empty in status
+	// written before chartproof kept it: the revision alone is checked.
+	// +optional
+	RecordDigest string `json:"recordDigest,omitempty"`
 	// ConfigDigest is the sha256 of the values the release was installed
 	// with; a change in values upgrades the release.
 	// +optional

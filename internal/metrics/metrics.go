@@ -68,3 +68,16 @@ func Result(v policy.Verdict) string {
 		return ResultDenied
 	}
 }
+
+// NewRecordsTampered creates and registers chartproof_release_records_tampered_total:
+// Helm release records found not to be the ones chartproof wrote.
+func NewRecordsTampered(reg prometheus.Registerer) (prometheus.Counter, error) {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "chartproof_release_records_tampered_total",
+		Help: "Helm release records chartproof relies on (the deployed revision it installed) found rewritten or replaced; nothing in them was applied or used to delete.",
+	})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

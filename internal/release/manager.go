@@ -2,6 +2,9 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +139,12 @@ type Request struct {
 	// keeps it.
 	Adopt     bool
 	AdoptFrom string
+	// Trusted is the record the caller installed and vouches for, nil when
+	// it installed none. An upgrade diffs the new objects against the
+	// deployed record and deletes what only that record lists, so with
+	// Trusted set Apply upgrades only when the deployed record is that one
+	// (checkTrusted), and otherwise refuses with ErrRecordTampered.
+	Trusted *Trust
 }
 
 func (r Request) validate() error {
@@ -220,6 +229,11 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	case last.Info.Status == release.StatusUninstalled:
 		rel, err = m.install(ctx, cfg, req, true)
 	default:
+		if req.Trusted != nil {
+			if _, err = checkTrusted(cfg, req.Name, *req.Trusted); err != nil {
+				break
+			}
+		}
 		rel, err = m.upgrade(ctx, cfg, req)
 	}
 	if err != nil {
@@ -274,12 +288,15 @@ func ownerLabels(owner string) map[string]string {
 
 // Uninstall removes the release when its latest record is owned by owner; a
 // missing release is not an error. A release of another owner, or of none,
-// is left alone: the error wraps ErrNotOwned.
+// is left alone: the error wraps ErrNotOwned. With trusted set (the record
+// the caller installed), the deployed record must be that one, or nothing
+// is deleted and the error wraps ErrRecordTampered; records after it are
+// dropped first, so that what Helm deletes is what the trusted record lists.
 //
 // The objects the release rendered are deleted and every record of the
 // release is removed. Hook objects stay unless their helm.sh/hook-delete-policy
 // says otherwise, as with helm uninstall.
-func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string) error {
+func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string, trusted *Trust) error {
 	cfg, err := m.configuration(ctx, namespace, name)
 	if err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
@@ -293,6 +310,19 @@ func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string) 
 	}
 	if owner == "" || Owner(last) != owner {
 		return fmt.Errorf("release: uninstall %s/%s: revision %d has owner %q: %w", namespace, name, last.Version, Owner(last), ErrNotOwned)
+	}
+	if trusted != nil {
+		// Helm deletes what the latest record lists: it must be the
+		// trusted one. Later records (a failed upgrade, an interrupted
+		// action) are dropped first, their objects left as they are.
+		if _, err := checkTrusted(cfg, name, *trusted); err != nil {
+			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+		}
+		for v := last.Version; v > trusted.Revision; v-- {
+			if _, err := cfg.Releases.Delete(name, v); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+				return fmt.Errorf("release: uninstall %s/%s: dropping revision %d: %w", namespace, name, v, err)
+			}
+		}
 	}
 	if err := m.uninstall(cfg, name); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
@@ -387,4 +417,106 @@ func (m *Manager) sharedClients() (*clients, error) {
 	}
 	m.clients = c
 	return m.clients, nil
+}
+
+// ErrRecordTampered means the release record chartproof relies on is not the
+// one it wrote: the deployed revision is another, or its digest differs from
+// the one the caller recorded. Nothing was applied or deleted: no record
+// chartproof cannot vouch for decides what Helm deletes.
+var ErrRecordTampered = errors.New("release record is not the one chartproof wrote")
+
+// Trust is the release record a caller vouches for: the revision it
+// installed, and the RecordDigest of that record as read back after the
+// install. Digest "" vouches for the revision alone (recorded before
+// chartproof kept digests).
+type Trust struct {
+	Revision int
+	Digest   string
+}
+
+// recordContent is what RecordDigest hashes of a record: what Helm applies
+// and deletes from it. The status and its times, which Helm rewrites when a
+// later revision supersedes this one, the labels, and when hooks last ran
+// are left out.
+type recordContent struct {
+	Name      string         `json:"name"`
+	Namespace string         `json:"namespace"`
+	Version   int            `json:"version"`
+	Chart     *chart.Chart   `json:"chart"`
+	Config    map[string]any `json:"config"`
+	Manifest  string         `json:"manifest"`
+	Hooks     []recordHook   `json:"hooks"`
+}
+
+type recordHook struct {
+	Name           string   `json:"name"`
+	Kind           string   `json:"kind"`
+	Path           string   `json:"path"`
+	Manifest       string   `json:"manifest"`
+	Events         []string `json:"events"`
+	Weight         int      `json:"weight"`
+	DeletePolicies []string `json:"deletePolicies"`
+}
+
+// RecordDigest is the sha256 of a release record's content, as Helm stored
+// it: hash a record read back from storage, never one built in memory
+// (numbers, for one, come back as JSON gives them).
+func RecordDigest(rel *release.Release) (string, error) {
+	c := recordContent{Name: rel.Name, Namespace: rel.Namespace, Version: rel.Version, Chart: rel.Chart, Config: rel.Config, Manifest: rel.Manifest}
+	for _, h := range rel.Hooks {
+		rh := recordHook{Name: h.Name, Kind: h.Kind, Path: h.Path, Manifest: h.Manifest, Weight: h.Weight}
+		for _, e := range h.Events {
+			rh.Events = append(rh.Events, string(e))
+		}
+		for _, p := range h.DeletePolicies {
+			rh.DeletePolicies = append(rh.DeletePolicies, string(p))
+		}
+		c.Hooks = append(c.Hooks, rh)
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("release: digest of %s/%s revision %d: %w", rel.Namespace, rel.Name, rel.Version, err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// RecordDigest reads revision version of the release from storage and
+// returns its RecordDigest.
+func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, version int) (string, error) {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err != nil {
+		return "", fmt.Errorf("release: digest of %s/%s: %w", namespace, name, err)
+	}
+	rel, err := cfg.Releases.Get(name, version)
+	if err != nil {
+		return "", fmt.Errorf("release: digest of %s/%s revision %d: %w", namespace, name, version, err)
+	}
+	return RecordDigest(rel)
+}
+
+// checkTrusted returns ErrRecordTampered unless the deployed record of the
+// release is the one trusted vouches for. It returns that record.
+func checkTrusted(cfg *action.Configuration, name string, trusted Trust) (*release.Release, error) {
+	deployed, err := cfg.Releases.Deployed(name)
+	if errors.Is(err, driver.ErrNoDeployedReleases) {
+		return nil, fmt.Errorf("no deployed revision, revision %d expected: %w", trusted.Revision, ErrRecordTampered)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the deployed revision: %w", err)
+	}
+	if deployed.Version != trusted.Revision {
+		return nil, fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
+	}
+	if trusted.Digest == "" {
+		return deployed, nil
+	}
+	d, err := RecordDigest(deployed)
+	if err != nil {
+		return nil, err
+	}
+	if d != trusted.Digest {
+		return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", deployed.Version, d, trusted.Digest, ErrRecordTampered)
+	}
+	return deployed, nil
 }

@@ -71,7 +71,7 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 			if diff := cmp.Diff(before, history(t, ns)); diff != "" {
 				t.Errorf("history changed by the refused Apply (-before +after):\n%s", diff)
 			}
-			if err := m.Uninstall(ctx, ns, "demo", testOwner); !errors.Is(err, ErrNotOwned) {
+			if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); !errors.Is(err, ErrNotOwned) {
 				t.Errorf("Uninstall() error = %v; want an error wrapping ErrNotOwned", err)
 			}
 			if got := configGreeting(t, c, ns); got != "by hand" {
@@ -100,7 +100,7 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 			if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
 				t.Errorf("Apply() after adoption error = %v", err)
 			}
-			if err := m.Uninstall(ctx, ns, "demo", testOwner); err != nil {
+			if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); err != nil {
 				t.Errorf("Uninstall() after adoption error = %v", err)
 			}
 		})
@@ -117,10 +117,10 @@ func TestRecordsCarryOwner(t *testing.T) {
 	apply(t, m, ns, "bonjour", digestV2)
 	setStatus(t, ns, "demo", 1, release.StatusDeployed)
 	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
-	if _, err := m.Recover(ctx, ns, "demo", "another-uid", 1); !errors.Is(err, ErrNotOwned) {
+	if _, err := m.Recover(ctx, ns, "demo", "another-uid", Trust{Revision: 1}); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("Recover() for another owner error = %v; want an error wrapping ErrNotOwned", err)
 	}
-	if _, err := m.Recover(ctx, ns, "demo", testOwner, 1); err != nil {
+	if _, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1}); err != nil {
 		t.Fatalf("Recover() error = %v", err)
 	}
 	rels, err := action.NewHistory(helmCLI(t, ns)).Run("demo")

@@ -35,6 +35,10 @@ type Recovery struct {
 	// nothing was applied: the deployed revision is not the one the caller
 	// trusts, so its recorded objects are not put back.
 	MarkedFailed bool
+	// Tampered is set when the deployed revision is the trusted one but its
+	// record is not what the caller recorded (Trust.Digest): it was marked
+	// failed, not rolled back to.
+	Tampered bool
 }
 
 // Uninstalled reports whether the release was uninstalled rather than
@@ -47,7 +51,8 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFail
 //   - pending-install, pending-upgrade or pending-rollback, with a deployed
 //     revision: the unfinished record is marked failed, and, when the
 //     deployed revision is trusted (the revision the caller installed from
-//     verified bytes), the release is rolled back to it (helm rollback),
+//     verified bytes, whose record still has the digest the caller recorded
+//     when it recorded one), the release is rolled back to it (helm rollback),
 //     which puts back that revision's objects, stamp included, and deletes
 //     what the interrupted operation added. A deployed revision the caller
 //     did not install is never put back: Helm's records are Secrets anyone
@@ -68,7 +73,7 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFail
 // own record when the rollback fails: a failed recovery leaves a failed
 // release, which Apply upgrades as the helm CLI would, never one that stays
 // pending.
-func (m *Manager) Recover(ctx context.Context, namespace, name, owner string, trusted int) (*Recovery, error) {
+func (m *Manager) Recover(ctx context.Context, namespace, name, owner string, trusted Trust) (*Recovery, error) {
 	rec, err := m.recover(ctx, namespace, name, owner, trusted)
 	if err != nil {
 		return nil, fmt.Errorf("release: recover %s/%s: %w", namespace, name, err)
@@ -76,7 +81,7 @@ func (m *Manager) Recover(ctx context.Context, namespace, name, owner string, tr
 	return rec, nil
 }
 
-func (m *Manager) recover(ctx context.Context, namespace, name, owner string, trusted int) (*Recovery, error) {
+func (m *Manager) recover(ctx context.Context, namespace, name, owner string, trusted Trust) (*Recovery, error) {
 	cfg, err := m.configuration(ctx, namespace, name)
 	if err != nil {
 		return nil, err
@@ -109,7 +114,14 @@ func (m *Manager) recover(ctx context.Context, namespace, name, owner string, tr
 		return rec, nil
 	}
 
-	if deployed.Version != trusted {
+	if deployed.Version == trusted.Revision && trusted.Digest != "" {
+		d, err := RecordDigest(deployed)
+		if err != nil {
+			return nil, err
+		}
+		rec.Tampered = d != trusted.Digest
+	}
+	if deployed.Version != trusted.Revision || rec.Tampered {
 		last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted; deployed revision %d is not one chartproof installed: not rolled back", last.Info.Status, deployed.Version))
 		if err := cfg.Releases.Update(last); err != nil {
 			return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)

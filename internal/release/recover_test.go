@@ -112,7 +112,7 @@ func TestRecoverRollsBack(t *testing.T) {
 			if err != nil || !Pending(rel) {
 				t.Fatalf("Get() = %v, %v; want a pending release before Recover", summarize(rel), err)
 			}
-			rec, err := m.Recover(ctx, ns, "demo", testOwner, tc.wantTarget) // the revision chartproof installed
+			rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: tc.wantTarget}) // the revision chartproof installed
 			if err != nil {
 				t.Fatalf("Recover() error = %v", err)
 			}
@@ -166,7 +166,7 @@ func TestRecoverKeepsUntrustedRevision(t *testing.T) {
 	setStatus(t, ns, "demo", 1, release.StatusDeployed)
 	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
 
-	rec, err := m.Recover(ctx, ns, "demo", testOwner, 7) // chartproof installed another revision
+	rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 7}) // chartproof installed another revision
 	if err != nil {
 		t.Fatalf("Recover() error = %v", err)
 	}
@@ -241,7 +241,7 @@ func TestRecoverUninstalls(t *testing.T) {
 			m := NewManager(testCluster(t), Options{})
 			tc.interrupt(t, m, ns)
 
-			rec, err := m.Recover(ctx, ns, "demo", testOwner, 0)
+			rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 0})
 			if err != nil {
 				t.Fatalf("Recover() error = %v", err)
 			}
@@ -298,7 +298,7 @@ func TestRecoverFailedRollbackLeavesNothingPending(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if rec, err := m.Recover(ctx, ns, "demo", testOwner, 1); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1}); err == nil {
 		t.Fatalf("Recover() = %+v, nil; want an error", summarizeRecovery(rec))
 	}
 	want := []summary{
@@ -323,7 +323,7 @@ func TestRecoverRefusesSettledRelease(t *testing.T) {
 	ns := testNamespace(t)
 	m := NewManager(testCluster(t), Options{})
 
-	if rec, err := m.Recover(ctx, ns, "demo", testOwner, 0); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 0}); err == nil {
 		t.Errorf("Recover() of a missing release = %+v, nil; want an error", rec)
 	}
 
@@ -332,7 +332,7 @@ func TestRecoverRefusesSettledRelease(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "demo-config"}, before); err != nil {
 		t.Fatal(err)
 	}
-	if rec, err := m.Recover(ctx, ns, "demo", testOwner, 1); err == nil {
+	if rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1}); err == nil {
 		t.Errorf("Recover() of a deployed release = %+v, nil; want an error", rec)
 	}
 	want := []summary{{Namespace: ns, Name: "demo", Version: 1, Status: release.StatusDeployed}}

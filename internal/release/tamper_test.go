@@ -1,0 +1,172 @@
+package release
+
+import (
+	"errors"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// forgeRecord rewrites revision version of release demo as whoever may
+// write Secrets in the namespace could: its manifest also lists ConfigMap
+// "victim", so that an upgrade or uninstall diffing against it deletes it
+// (THREATS TEN-05).
+func forgeRecord(t *testing.T, ns string, version int) {
+	t.Helper()
+	cfg := helmCLI(t, ns)
+	rel, err := cfg.Releases.Get("demo", version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n  namespace: " + ns + "\n"
+	if err := cfg.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newVictim creates ConfigMap victim, which no release made.
+func newVictim(t *testing.T, c client.Client, ns string) {
+	t.Helper()
+	if err := c.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "victim"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func victimExists(t *testing.T, c client.Client, ns string) bool {
+	t.Helper()
+	err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "victim"}, &corev1.ConfigMap{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestRecordDigestStable: the digest of a stored record does not change when
+// Helm supersedes it, and does when its content is rewritten.
+func TestRecordDigestStable(t *testing.T) {
+	ctx := testContext(t)
+	ns := testNamespace(t)
+	m := NewManager(testCluster(t), Options{})
+	apply(t, m, ns, "hi", digestV1)
+	d1, err := m.RecordDigest(ctx, ns, "demo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, m, ns, "bonjour", digestV2) // revision 1 is now superseded
+	again, err := m.RecordDigest(ctx, ns, "demo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != d1 {
+		t.Errorf("digest of revision 1 after it was superseded = %s; want %s", again, d1)
+	}
+	forgeRecord(t, ns, 1)
+	forged, err := m.RecordDigest(ctx, ns, "demo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forged == d1 {
+		t.Error("digest of a rewritten record is unchanged")
+	}
+}
+
+// TestTamperedRecordRefused: with the record it installed vouched for
+// (Trust), an upgrade or uninstall over a deployed record rewritten to list
+// another object is refused, and nothing is deleted. Twins: the same action
+// over the untouched record goes through; and without the check the forged
+// record really does delete the victim, so the refusal is what saves it.
+func TestTamperedRecordRefused(t *testing.T) {
+	for _, forged := range []bool{true, false} {
+		for _, action := range []string{"upgrade", "uninstall"} {
+			name := action
+			if !forged {
+				name += " (twin: untouched record)"
+			}
+			t.Run(name, func(t *testing.T) {
+				ctx := testContext(t)
+				c := testClient(t)
+				ns := testNamespace(t)
+				m := NewManager(testCluster(t), Options{})
+				apply(t, m, ns, "hi", digestV1)
+				d, err := m.RecordDigest(ctx, ns, "demo", 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				trusted := &Trust{Revision: 1, Digest: d}
+				newVictim(t, c, ns)
+				if forged {
+					forgeRecord(t, ns, 1)
+				}
+
+				switch action {
+				case "upgrade":
+					_, err = m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2), Trusted: trusted})
+				case "uninstall":
+					err = m.Uninstall(ctx, ns, "demo", testOwner, trusted)
+				}
+				if forged != errors.Is(err, ErrRecordTampered) || (!forged && err != nil) {
+					t.Fatalf("%s: error = %v; want ErrRecordTampered: %v", action, err, forged)
+				}
+				if !victimExists(t, c, ns) {
+					t.Error("the victim ConfigMap was deleted")
+				}
+				if forged {
+					if got := len(history(t, ns)); got != 1 {
+						t.Errorf("history has %d revisions after the refusal; want 1", got)
+					}
+				}
+			})
+		}
+	}
+
+	t.Run("without the check the forged record deletes the victim", func(t *testing.T) {
+		ctx := testContext(t)
+		c := testClient(t)
+		ns := testNamespace(t)
+		m := NewManager(testCluster(t), Options{})
+		apply(t, m, ns, "hi", digestV1)
+		newVictim(t, c, ns)
+		forgeRecord(t, ns, 1)
+		if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
+			t.Fatal(err)
+		}
+		if victimExists(t, c, ns) {
+			t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
+		}
+	})
+}
+
+// TestRecoverRefusesTamperedRevision: a pending release whose deployed
+// revision is the trusted one, but whose record was rewritten, is not
+// rolled back to it: the unfinished record is marked failed and Tampered
+// says why. The twin is TestRecoverRollsBack.
+func TestRecoverRefusesTamperedRevision(t *testing.T) {
+	ctx := testContext(t)
+	c := testClient(t)
+	ns := testNamespace(t)
+	m := NewManager(testCluster(t), Options{})
+	apply(t, m, ns, "hi", digestV1)
+	d, err := m.RecordDigest(ctx, ns, "demo", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, m, ns, "bonjour", digestV2)
+	setStatus(t, ns, "demo", 1, "deployed")
+	setStatus(t, ns, "demo", 2, "pending-upgrade")
+	newVictim(t, c, ns)
+	forgeRecord(t, ns, 1)
+
+	rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1, Digest: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Tampered || !rec.MarkedFailed || rec.Release != nil {
+		t.Errorf("Recover() = tampered %v, marked failed %v, rolled back %v; want tampered, marked failed, no rollback", rec.Tampered, rec.MarkedFailed, rec.Release != nil)
+	}
+	if !victimExists(t, c, ns) {
+		t.Error("the victim ConfigMap was deleted")
+	}
+}
