@@ -32,16 +32,17 @@ func tamperedCount(t *testing.T) float64 {
 // TestTamperedRecordReported: whoever may write Secrets in the namespace
 // rewrites the Helm record of the revision chartproof installed so that it
 // also lists ConfigMap victim, which an upgrade would then delete (THREATS
-// TEN-05). The upgrade to the next verified version is refused with
-// ReleaseRecordTampered, counted and reported; the victim and the release
-// stay; deleting the object then uninstalls nothing. The twin, without the
-// rewrite, upgrades and uninstalls.
+// TEN-05). The upgrade to the next verified version does not use that
+// record: the tampering is counted and reported (ReleaseRecordTampered), the
+// records are dropped and the verified chart installed afresh, at revision
+// 1, and the victim stays. The twin, without the rewrite, upgrades to
+// revision 2. Both uninstall on deletion, the victim left alone.
 func TestTamperedRecordReported(t *testing.T) {
 	for _, forged := range []bool{true, false} {
 		t.Run(fmt.Sprintf("record rewritten %v", forged), func(t *testing.T) {
 			f := newFixture(t)
 			f.pushChart("1.0.0", nil)
-			f.pushChart("2.0.0", nil)
+			d2 := f.pushChart("2.0.0", nil)
 			f.policy("trusted", f.key, chartproofv1.ModeEnforce)
 			f.release("app", "1.0.0", "trusted")
 			vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
@@ -71,32 +72,83 @@ func TestTamperedRecordReported(t *testing.T) {
 				t.Fatal(err)
 			}
 			if forged {
-				f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered)
 				f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
-				if got := helmHistory(t, f.ns, "app"); len(got) != 1 {
-					t.Errorf("history after the refusal = %v; want revision 1 alone", got)
+				vhr = f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+				if got := helmHistory(t, f.ns, "app"); len(got) != 1 || got[0] != "1:deployed" {
+					t.Errorf("history after the repair = %v; want [1:deployed]", got)
 				}
 				if got := tamperedCount(t); got <= before {
 					t.Errorf("chartproof_release_records_tampered_total = %v; want more than %v", got, before)
 				}
 			} else {
-				f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
+				vhr = f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
+			}
+			if vhr.Status.Installed.Digest != d2 {
+				t.Errorf("status.installed.digest = %s; want 2.0.0's %s", vhr.Status.Installed.Digest, d2)
+			}
+			if cm := f.configMap("app"); cm == nil || cm.Annotations[chartproofv1.AnnotationChartDigest] != d2 {
+				t.Errorf("the release's ConfigMap = %+v; want it stamped %s", cm, d2)
 			}
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "victim"}, &corev1.ConfigMap{}); err != nil {
 				t.Errorf("the victim ConfigMap: %v; want it kept", err)
 			}
 
 			f.deleteRelease("app")
-			cm := f.configMap("app")
-			if forged && cm == nil {
-				t.Error("the release's ConfigMap was deleted by an uninstall over the rewritten record")
-			}
-			if !forged && cm != nil {
+			if cm := f.configMap("app"); cm != nil {
 				t.Error("the release's ConfigMap is still there after the uninstall")
 			}
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "victim"}, &corev1.ConfigMap{}); apierrors.IsNotFound(err) {
 				t.Error("the victim ConfigMap was deleted on deletion")
 			}
 		})
+	}
+}
+
+// TestForgedRecordAndPendingRepaired: the case. A Secret writer
+// rewrites the deployed revision's record (it now lists ConfigMap victim)
+// and adds a pending revision 2 that lists it too. Recovery does not roll
+// back to the rewritten record, and the next reconcile does not upgrade
+// over it: the tampering is reported, the records are dropped and the
+// verified chart installed afresh; the victim stays. The twin is
+// TestPendingUpgradeRolledBack: the same pending revision over an untouched
+// record is rolled back to it.
+func TestForgedRecordAndPendingRepaired(t *testing.T) {
+	f := newFixture(t)
+	d := f.pushChart("1.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	f.release("app", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	ctx := context.Background()
+	if err := k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "victim"}}); err != nil {
+		t.Fatal(err)
+	}
+	victim := "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n  namespace: " + f.ns + "\n"
+	cfg := helmConfig(t, f.ns)
+	rel, err := cfg.Releases.Get("app", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Manifest += victim
+	if err := cfg.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+	f.interruptUpgrade("app", func(m string) string { return m }, nil)
+	before := tamperedCount(t)
+	f.touch("app")
+
+	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if got := helmHistory(t, f.ns, "app"); len(got) != 1 || got[0] != "1:deployed" {
+		t.Errorf("history after the repair = %v; want [1:deployed]", got)
+	}
+	if inst := vhr.Status.Installed; inst.Digest != d || !inst.Verified {
+		t.Errorf("status.installed = %+v; want %s, verified", inst, d)
+	}
+	f.assertInstalled("app", d)
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "victim"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("the victim ConfigMap: %v; want it kept", err)
+	}
+	if got := tamperedCount(t); got <= before {
+		t.Errorf("chartproof_release_records_tampered_total = %v; want more than %v", got, before)
 	}
 }

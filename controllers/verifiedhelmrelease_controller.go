@@ -462,7 +462,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		action, reason, failReason = "upgrade", chartproofv1.ReasonUpgradeSucceeded, chartproofv1.ReasonUpgradeFailed
 	}
 	templates := templatePaths(loaded.Chart) // before Helm changes the chart
-	rel, err := acct.Releases.Apply(ctx, release.Request{
+	req := release.Request{
 		Namespace: r.targetNamespace(obj),
 		Name:      r.releaseName(obj),
 		Chart:     loaded.Chart,
@@ -471,14 +471,25 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Adopt:     adopt.ok,
 		AdoptFrom: adopt.from,
 		Trusted:   trustOf(obj.Status.Installed),
-	})
-	switch {
-	case errors.Is(err, release.ErrNotOwned):
+	}
+	rel, err := acct.Releases.Apply(ctx, req)
+	replaced := false
+	if errors.Is(err, release.ErrRecordTampered) {
+		// The record chartproof installed was rewritten: nothing in it is
+		// applied or used to delete. The repair is this reconcile's
+		// action: its records are dropped and the verified chart is
+		// installed afresh. (Apply refused before Helm rendered anything,
+		// so the chart is still as loaded.)
+		r.countTampered()
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered, fmt.Sprintf(
+			"%v; its records are dropped and %s is installed afresh, as %s", err, loaded.Digest, actingAs(acct)))
+		req.Replace, replaced = true, true
+		action, reason, failReason = "install", chartproofv1.ReasonInstallSucceeded, chartproofv1.ReasonReleaseRecordTampered
+		rel, err = acct.Releases.Apply(ctx, req)
+	}
+	if errors.Is(err, release.ErrNotOwned) {
 		// Another owner installed it since this reconcile looked.
 		failReason = chartproofv1.ReasonReleaseNotOwned
-	case errors.Is(err, release.ErrRecordTampered):
-		failReason = chartproofv1.ReasonReleaseRecordTampered
-		r.countTampered()
 	}
 	if err != nil {
 		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
@@ -502,6 +513,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Verified:     loaded.Verdict.Passed(),
 	}
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
+	if replaced {
+		msg += " (its tampered records replaced)"
+	}
 	if adopt.ok {
 		msg += fmt.Sprintf(" (adopted release %s/%s)", rel.Namespace, rel.Name)
 	}

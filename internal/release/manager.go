@@ -145,6 +145,13 @@ type Request struct {
 	// Trusted set Apply upgrades only when the deployed record is that one
 	// (checkTrusted), and otherwise refuses with ErrRecordTampered.
 	Trusted *Trust
+	// Replace drops every record of the release and installs the chart
+	// afresh, as revision 1: the repair of a release whose records cannot
+	// be trusted (ErrRecordTampered). No record decides anything: objects
+	// only a record listed are left as they are, and the chart's own
+	// objects are taken over again (Helm takes over objects that carry its
+	// annotations for this release).
+	Replace bool
 }
 
 func (r Request) validate() error {
@@ -218,6 +225,10 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	last, err := latest(cfg, req.Name)
 	var rel *release.Release
 	switch {
+	case err == nil && req.Replace && (Owner(last) == req.Stamp.Owner || (req.Adopt && Owner(last) == req.AdoptFrom)):
+		if err = dropRecords(cfg, req.Name); err == nil {
+			rel, err = m.install(ctx, cfg, req, false)
+		}
 	case errors.Is(err, ErrNotFound):
 		rel, err = m.install(ctx, cfg, req, false)
 	case err != nil:
@@ -279,6 +290,20 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
 	return rel, nil
+}
+
+// dropRecords deletes every record of the release, and nothing else.
+func dropRecords(cfg *action.Configuration, name string) error {
+	history, err := cfg.Releases.History(name)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return fmt.Errorf("reading the history: %w", err)
+	}
+	for _, r := range history {
+		if _, err := cfg.Releases.Delete(name, r.Version); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+			return fmt.Errorf("dropping revision %d: %w", r.Version, err)
+		}
+	}
+	return nil
 }
 
 // ownerLabels are the labels of every release record written for owner.

@@ -170,3 +170,41 @@ func TestRecoverRefusesTamperedRevision(t *testing.T) {
 		t.Error("the victim ConfigMap was deleted")
 	}
 }
+
+// TestReplaceRepairsTamperedRelease: Replace drops the rewritten records and
+// installs the chart afresh: the release is the chart's own rendering again
+// (revision 1, this stamp), and the object only the forged record listed is
+// left as it is.
+func TestReplaceRepairsTamperedRelease(t *testing.T) {
+	ctx := testContext(t)
+	c := testClient(t)
+	ns := testNamespace(t)
+	m := NewManager(testCluster(t), Options{})
+	apply(t, m, ns, "hi", digestV1)
+	apply(t, m, ns, "bonjour", digestV1)
+	newVictim(t, c, ns)
+	forgeRecord(t, ns, 2)
+
+	rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "repaired"}, Stamp: stampFor(digestV2), Replace: true})
+	if err != nil {
+		t.Fatalf("Apply(Replace) error = %v", err)
+	}
+	if rel.Version != 1 || Owner(rel) != testOwner {
+		t.Errorf("after the repair: revision %d, owner %q; want revision 1, owner %q", rel.Version, Owner(rel), testOwner)
+	}
+	if got := len(history(t, ns)); got != 1 {
+		t.Errorf("history has %d revisions after the repair; want 1", got)
+	}
+	if g, d := greeting(t, c, ns); g != "repaired" || d != digestV2 {
+		t.Errorf("ConfigMap after the repair: greeting %q stamped %s; want %q stamped %s", g, d, "repaired", digestV2)
+	}
+	if !victimExists(t, c, ns) {
+		t.Error("the victim ConfigMap was deleted by the repair")
+	}
+	// Another owner's release is not replaced.
+	stamp := stampFor(digestV2)
+	stamp.Owner = "another-uid"
+	if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stamp, Replace: true}); !errors.Is(err, ErrNotOwned) {
+		t.Errorf("Apply(Replace) for another owner error = %v; want ErrNotOwned", err)
+	}
+}
