@@ -147,11 +147,12 @@ func TestPendingUpgradeRolledBack(t *testing.T) {
 	}
 }
 
-// TestPendingInstallUninstalled: an install interrupted with nothing
-// deployed before it is uninstalled at the next reconcile (its objects
-// deleted), and the following reconcile installs the verified chart afresh:
-// every object is a new one.
-func TestPendingInstallUninstalled(t *testing.T) {
+// TestPendingInstallReinstalled: an install interrupted with nothing
+// deployed before it has its record marked failed at the next reconcile,
+// and nothing in that record decides what is deleted; the following
+// reconcile drops the records and installs the verified chart afresh,
+// taking the objects over (the same objects) as revision 1.
+func TestPendingInstallReinstalled(t *testing.T) {
 	f := newFixture(t)
 	digest := f.push("1.0.0")
 	f.signLegacy(digest, f.key)
@@ -172,15 +173,6 @@ func TestPendingInstallUninstalled(t *testing.T) {
 	f.touch("app")
 
 	f.waitEvent("app", chartproofv1.ReasonPendingReleaseRecovered)
-	waitFor(t, waitTimeout, "every object of app re-created", func() (bool, string) {
-		after := f.objectUIDs("app")
-		for kind, uid := range after {
-			if uid == "" || uid == before[kind] {
-				return false, fmt.Sprintf("UIDs before %v, now %v", before, after)
-			}
-		}
-		return true, ""
-	})
 	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	if inst := vhr.Status.Installed; inst.Digest != digest || !inst.Verified {
 		t.Errorf("status.installed = %+v; want %s, verified", inst, digest)
@@ -188,6 +180,9 @@ func TestPendingInstallUninstalled(t *testing.T) {
 	f.assertInstalled("app", digest)
 	if diff := cmp.Diff([]string{"1:deployed"}, helmHistory(t, f.ns, "app")); diff != "" {
 		t.Errorf("helm history (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(before, f.objectUIDs("app")); diff != "" {
+		t.Errorf("objects re-created instead of taken over (UIDs, -before +after):\n%s", diff)
 	}
 }
 

@@ -384,9 +384,9 @@ const afterRecovery = 100 * time.Millisecond
 // (a crash, a lost API server): it is rolled back to its latest deployed
 // revision when that is the revision status.installed records (installed
 // by chartproof from verified bytes), only marked failed when the deployed
-// revision is another, or uninstalled when there is none. Nothing is
-// verified or applied in this reconcile; the next one, soon after, does
-// that.
+// revision is another or its record was rewritten, or with no deployed
+// revision (it is then installed afresh). Nothing is verified or applied
+// in this reconcile; the next one, soon after, does that.
 func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
 	acct *identity.Account, pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
 	if err := r.checkCurrent(ctx, obj); err != nil {
@@ -413,9 +413,11 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	var msg string
 	released := metav1.ConditionFalse
 	switch {
-	case rec.Uninstalled():
-		msg = found + " and no revision was deployed: uninstalled"
-		obj.Status.Installed = nil
+	case rec.Reinstall:
+		// Nothing in the unfinished record is used: the next reconcile
+		// installs the verified chart afresh (or, when this object is being
+		// deleted, uninstalls from the record status trusts).
+		msg = found + " and no revision was deployed: marked failed; the verified chart is installed afresh"
 	case rec.MarkedFailed && inst != nil:
 		// The record chartproof installed was rewritten (rec.Tampered), or
 		// another revision is deployed: nothing of it is put back, and

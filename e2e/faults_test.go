@@ -211,9 +211,10 @@ func TestFaultManagerKilledDuringUpgrade(t *testing.T) {
 // let go and fails, and so does Helm's attempt to record the failure: the
 // record stays pending-install.
 // The API server is started again on the same port, with the same
-// certificates and etcd. The manager, which kept running, uninstalls the
-// interrupted install and installs the verified chart afresh: Ready, every
-// object stamped, one Helm revision.
+// certificates and etcd. The manager, which kept running, marks the
+// interrupted install failed and installs the verified chart afresh, taking
+// over the objects it had made: Ready, every object stamped, one Helm
+// revision.
 func TestFaultAPIServerRestartDuringInstall(t *testing.T) {
 	f := newFaultFixture(t, "1.0.0")
 	proxy := startAPIProxy(t)

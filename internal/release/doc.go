@@ -26,8 +26,8 @@
 //
 // Recover repairs such a release, left so by a process that died or lost
 // the API server in the middle of a Helm action: it rolls the release back
-// to its latest deployed revision, or uninstalls it when there is none (see
-// Recover). It assumes that no other process is operating the release.
+// to its latest deployed revision when the caller vouches for it, or only
+// marks the unfinished record failed (see Recover). It assumes that no other process is operating the release.
 //
 // # Stamping
 //

@@ -240,12 +240,33 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	case last.Info.Status == release.StatusUninstalled:
 		rel, err = m.install(ctx, cfg, req, true)
 	default:
+		deployed := true
 		if req.Trusted != nil {
-			if _, err = checkTrusted(cfg, req.Name, *req.Trusted); err != nil {
-				break
+			_, err = checkTrusted(cfg, req.Name, *req.Trusted)
+			if errors.Is(err, errNotDeployed) {
+				deployed, err = false, nil
+			}
+		} else {
+			_, derr := cfg.Releases.Deployed(req.Name)
+			switch {
+			case errors.Is(derr, driver.ErrNoDeployedReleases):
+				deployed = req.Adopt // an adopted release's records are what is adopted
+			case derr != nil:
+				err = fmt.Errorf("reading the deployed revision: %w", derr)
 			}
 		}
-		rel, err = m.upgrade(ctx, cfg, req)
+		switch {
+		case err != nil:
+		case !deployed:
+			// Helm would upgrade from the latest record, which nothing
+			// vouches for (an interrupted or failed install): the
+			// records are dropped and the chart installed afresh.
+			if err = dropRecords(cfg, req.Name); err == nil {
+				rel, err = m.install(ctx, cfg, req, false)
+			}
+		default:
+			rel, err = m.upgrade(ctx, cfg, req)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
@@ -340,7 +361,7 @@ func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string, 
 		// Helm deletes what the latest record lists: it must be the
 		// trusted one. Later records (a failed upgrade, an interrupted
 		// action) are dropped first, their objects left as they are.
-		if _, err := checkTrusted(cfg, name, *trusted); err != nil {
+		if _, err := checkTrusted(cfg, name, *trusted); err != nil && !errors.Is(err, errNotDeployed) {
 			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 		}
 		for v := last.Version; v > trusted.Revision; v-- {
@@ -520,28 +541,40 @@ func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, vers
 	return RecordDigest(rel)
 }
 
-// checkTrusted returns ErrRecordTampered unless the deployed record of the
-// release is the one trusted vouches for. It returns that record.
+// errNotDeployed says the trusted record is intact but no revision is
+// deployed (an interrupted install or uninstall, marked failed by Recover).
+var errNotDeployed = errors.New("no revision is deployed")
+
+// checkTrusted returns ErrRecordTampered unless the record trusted vouches
+// for is intact (its digest, when the caller recorded one) and is the
+// deployed one; errNotDeployed when it is intact and nothing is deployed. It
+// returns the deployed record.
 func checkTrusted(cfg *action.Configuration, name string, trusted Trust) (*release.Release, error) {
+	rec, err := cfg.Releases.Get(name, trusted.Revision)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
+	}
+	if trusted.Digest != "" {
+		d, err := RecordDigest(rec)
+		if err != nil {
+			return nil, err
+		}
+		if d != trusted.Digest {
+			return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
+		}
+	}
 	deployed, err := cfg.Releases.Deployed(name)
 	if errors.Is(err, driver.ErrNoDeployedReleases) {
-		return nil, fmt.Errorf("no deployed revision, revision %d expected: %w", trusted.Revision, ErrRecordTampered)
+		return nil, errNotDeployed
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the deployed revision: %w", err)
 	}
 	if deployed.Version != trusted.Revision {
 		return nil, fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
-	}
-	if trusted.Digest == "" {
-		return deployed, nil
-	}
-	d, err := RecordDigest(deployed)
-	if err != nil {
-		return nil, err
-	}
-	if d != trusted.Digest {
-		return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", deployed.Version, d, trusted.Digest, ErrRecordTampered)
 	}
 	return deployed, nil
 }

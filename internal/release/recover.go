@@ -35,15 +35,17 @@ type Recovery struct {
 	// nothing was applied: the deployed revision is not the one the caller
 	// trusts, so its recorded objects are not put back.
 	MarkedFailed bool
+	// Reinstall is set when no revision was deployed (an interrupted
+	// install, or an interrupted uninstall): the unfinished record was
+	// marked failed and nothing was applied or deleted; Apply then drops
+	// the records and installs afresh, and Uninstall works from the record
+	// the caller trusts.
+	Reinstall bool
 	// Tampered is set when the deployed revision is the trusted one but its
 	// record is not what the caller recorded (Trust.Digest): it was marked
 	// failed, not rolled back to.
 	Tampered bool
 }
-
-// Uninstalled reports whether the release was uninstalled rather than
-// rolled back or marked failed.
-func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFailed }
 
 // Recover repairs a release whose latest record an interrupted operation
 // left unfinished (see Pending), with one Helm action:
@@ -58,9 +60,9 @@ func (r *Recovery) Uninstalled() bool { return r.Release == nil && !r.MarkedFail
 //     did not install is never put back: Helm's records are Secrets anyone
 //     with write access to the namespace could have written, so the release
 //     is left failed, for the caller to apply verified bytes over it;
-//   - the same with no deployed revision, or uninstalling: the release is
-//     uninstalled (helm uninstall), deleting what the interrupted operation
-//     may have created.
+//   - the same with no deployed revision, or uninstalling: the unfinished
+//     record is marked failed and nothing else is done (Reinstall): no record
+//     nothing vouches for decides what is deleted.
 //
 // Recover returns an error when the latest record is not unfinished, or is
 // not owned by owner (wrapping ErrNotOwned), and changes nothing then. Helm's records are the only lock: Recover must only
@@ -106,11 +108,17 @@ func (m *Manager) recover(ctx context.Context, namespace, name, owner string, tr
 		}
 	}
 	if deployed == nil {
-		// Uninstall deletes what the latest record's manifest names,
-		// which is what the interrupted operation may have created.
-		if err := m.uninstall(cfg, name); err != nil {
-			return nil, fmt.Errorf("uninstall: %w", err)
+		// Nothing vouches for the unfinished record, so nothing in it
+		// decides what to delete: it is marked failed, and the next Apply,
+		// finding no deployed revision, drops the records and installs
+		// the verified chart afresh (taking over the objects the
+		// interrupted action made); an uninstall that was under way is
+		// done again by the caller, from the record it trusts.
+		last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted with no deployed revision; chartproof installs afresh", last.Info.Status))
+		if err := cfg.Releases.Update(last); err != nil {
+			return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)
 		}
+		rec.Reinstall = true
 		return rec, nil
 	}
 

@@ -1,13 +1,14 @@
 package release
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -122,9 +123,6 @@ func TestRecoverRollsBack(t *testing.T) {
 			if diff := cmp.Diff(summarizeRecovery(want), summarizeRecovery(rec)); diff != "" {
 				t.Errorf("Recover() mismatch (-want +got):\n%s", diff)
 			}
-			if rec.Uninstalled() {
-				t.Error("Recover().Uninstalled() = true; want false")
-			}
 
 			// The cluster holds the deployed revision's objects again.
 			if got, digest := greeting(t, c, ns); got != tc.wantGreeting || digest != tc.wantDigest {
@@ -174,9 +172,6 @@ func TestRecoverKeepsUntrustedRevision(t *testing.T) {
 	if diff := cmp.Diff(summarizeRecovery(want), summarizeRecovery(rec)); diff != "" {
 		t.Errorf("Recover() mismatch (-want +got):\n%s", diff)
 	}
-	if rec.Uninstalled() {
-		t.Error("Recover().Uninstalled() = true; want false")
-	}
 	if got, digest := greeting(t, c, ns); got != "bonjour" || digest != digestV2 {
 		t.Errorf("ConfigMap greeting %q stamped %s after Recover; want %q stamped %s: nothing applied", got, digest, "bonjour", digestV2)
 	}
@@ -193,10 +188,12 @@ func TestRecoverKeepsUntrustedRevision(t *testing.T) {
 	}
 }
 
-// TestRecoverUninstalls: a release left pending with no deployed revision,
-// or left uninstalling, is uninstalled: its objects are deleted and no record
-// is left, so the next Apply installs it afresh.
-func TestRecoverUninstalls(t *testing.T) {
+// TestRecoverReinstalls: a release left pending with no deployed revision,
+// or left uninstalling, has its unfinished record marked failed, and nothing
+// in it decides what is deleted: every object stays. The next Apply drops
+// the records and installs afresh, taking the objects over (the same
+// objects, now stamped with the new digest), as revision 1.
+func TestRecoverReinstalls(t *testing.T) {
 	tests := []struct {
 		name string
 		// interrupt leaves release demo with its objects created.
@@ -249,16 +246,18 @@ func TestRecoverUninstalls(t *testing.T) {
 			if diff := cmp.Diff(summarizeRecovery(want), summarizeRecovery(rec)); diff != "" {
 				t.Errorf("Recover() mismatch (-want +got):\n%s", diff)
 			}
-			if !rec.Uninstalled() {
-				t.Error("Recover().Uninstalled() = false; want true")
+			if !rec.Reinstall {
+				t.Error("Recover().Reinstall = false; want true")
 			}
+			if last, err := m.Get(ctx, ns, "demo"); err != nil || last.Version != tc.wantInterrupted || last.Info.Status != release.StatusFailed {
+				t.Errorf("latest record after Recover = %v, %v; want revision %d failed", summarize(last), err, tc.wantInterrupted)
+			}
+			uids := map[string]types.UID{}
 			for _, obj := range renderedObjects(ns, "demo") {
-				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
-					t.Errorf("reading %T %s after Recover: error = %v; want NotFound", obj, obj.GetName(), err)
+				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+					t.Errorf("reading %T %s after Recover: %v; want it kept", obj, obj.GetName(), err)
 				}
-			}
-			if rels := listReleases(t, ns); len(rels) != 0 {
-				t.Errorf("helm list after Recover = %v; want none", summarize(rels...))
+				uids[obj.GetName()+fmt.Sprintf("%T", obj)] = obj.GetUID()
 			}
 
 			rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)})
@@ -269,6 +268,17 @@ func TestRecoverUninstalls(t *testing.T) {
 				t.Errorf("Apply() after Recover mismatch (-want +got):\n%s", diff)
 			}
 			checkStamped(t, c, ns, "demo", stampFor(digestV2))
+			if got := len(history(t, ns)); got != 1 {
+				t.Errorf("history after the Apply has %d revisions; want 1", got)
+			}
+			for _, obj := range renderedObjects(ns, "demo") {
+				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+					t.Fatal(err)
+				}
+				if uids[obj.GetName()+fmt.Sprintf("%T", obj)] != obj.GetUID() {
+					t.Errorf("%T %s was re-created; want it taken over", obj, obj.GetName())
+				}
+			}
 		})
 	}
 }
