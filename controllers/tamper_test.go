@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -150,5 +151,46 @@ func TestForgedRecordAndPendingRepaired(t *testing.T) {
 	}
 	if got := tamperedCount(t); got <= before {
 		t.Errorf("chartproof_release_records_tampered_total = %v; want more than %v", got, before)
+	}
+}
+
+// TestFailedRepairCountedOnce: when the fresh install that repairs a
+// tampered release fails too (here its chart writes into a namespace the
+// account may not), the records status named are gone, so the next attempt
+// is a plain install that fails again (InstallFailed), not the same
+// tampering reported and counted a second time.
+func TestFailedRepairCountedOnce(t *testing.T) {
+	f := newFixture(t)
+	victim := newBareNamespace(t)
+	f.pushChart("1.0.0", nil)
+	f.pushChart("2.0.0", map[string]string{"elsewhere.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: " + victim + "\n"})
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	f.release("app", "1.0.0", "trusted")
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	cfg := helmConfig(t, f.ns)
+	rel, err := cfg.Releases.Get("app", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Manifest += "\n# rewritten\n"
+	if err := cfg.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+	before := tamperedCount(t)
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Chart.Version = "2.0.0"
+	vhr.Spec.Interval = metav1.Duration{Duration: time.Second}
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		t.Fatal(err)
+	}
+
+	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
+	if got := tamperedCount(t); got != before+1 {
+		t.Errorf("chartproof_release_records_tampered_total rose by %v; want 1", got-before)
+	}
+	if inst := f.get("app").Status.Installed; inst != nil {
+		t.Errorf("status.installed = %+v after the failed repair; want none", inst)
 	}
 }

@@ -493,6 +493,12 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		// Another owner installed it since this reconcile looked.
 		failReason = chartproofv1.ReasonReleaseNotOwned
 	}
+	if err != nil && replaced {
+		// The records status named were dropped: it vouches for nothing
+		// now, and the next reconcile installs afresh without reporting
+		// the same tampering again.
+		obj.Status.Installed = nil
+	}
 	if err != nil {
 		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
