@@ -418,9 +418,9 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 		// installs the verified chart afresh (or, when this object is being
 		// deleted, uninstalls from the record status trusts).
 		msg = found + " and no revision was deployed: marked failed; the verified chart is installed afresh"
-	case rec.MarkedFailed && inst != nil:
-		// The record chartproof installed was rewritten (rec.Tampered), or
-		// another revision is deployed: nothing of it is put back, and
+	case rec.Tampered:
+		// The record chartproof installed was rewritten, or another
+		// revision is deployed: nothing of it is put back, and
 		// status keeps what chartproof installed, so that no upgrade diffs
 		// against that record either (ReleaseRecordTampered).
 		msg = found + fmt.Sprintf(": marked failed, not rolled back: the deployed record is not the revision %d chartproof wrote", inst.Revision)

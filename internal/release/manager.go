@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -225,16 +226,14 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	last, err := latest(cfg, req.Name)
 	var rel *release.Release
 	switch {
-	case err == nil && req.Replace && (Owner(last) == req.Stamp.Owner || (req.Adopt && Owner(last) == req.AdoptFrom)):
-		if err = dropRecords(cfg, req.Name); err == nil {
-			rel, err = m.install(ctx, cfg, req, false)
-		}
 	case errors.Is(err, ErrNotFound):
 		rel, err = m.install(ctx, cfg, req, false)
 	case err != nil:
 		// Reading the history failed; returned below.
-	case Owner(last) != req.Stamp.Owner && !(req.Adopt && Owner(last) == req.AdoptFrom):
-		err = fmt.Errorf("revision %d has owner %q: %w", last.Version, Owner(last), ErrNotOwned)
+	case checkOwner(last, req.owners()...) != nil:
+		err = checkOwner(last, req.owners()...)
+	case req.Replace:
+		rel, err = m.reinstall(ctx, cfg, req)
 	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
 		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)
 	case last.Info.Status == release.StatusUninstalled:
@@ -242,7 +241,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	default:
 		deployed := true
 		if req.Trusted != nil {
-			_, err = checkTrusted(cfg, req.Name, *req.Trusted)
+			err = checkTrusted(cfg, req.Name, *req.Trusted)
 			if errors.Is(err, errNotDeployed) {
 				deployed, err = false, nil
 			}
@@ -261,9 +260,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 			// Helm would upgrade from the latest record, which nothing
 			// vouches for (an interrupted or failed install): the
 			// records are dropped and the chart installed afresh.
-			if err = dropRecords(cfg, req.Name); err == nil {
-				rel, err = m.install(ctx, cfg, req, false)
-			}
+			rel, err = m.reinstall(ctx, cfg, req)
 		default:
 			rel, err = m.upgrade(ctx, cfg, req)
 		}
@@ -313,13 +310,44 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	return rel, nil
 }
 
-// dropRecords deletes every record of the release, and nothing else.
-func dropRecords(cfg *action.Configuration, name string) error {
+// owners are the owners whose release Apply may act on: the stamp's, and,
+// when adopting, the one the release is adopted from ("" for none).
+func (r Request) owners() []string {
+	if r.Adopt {
+		return []string{r.Stamp.Owner, r.AdoptFrom}
+	}
+	return []string{r.Stamp.Owner}
+}
+
+// checkOwner returns an error wrapping ErrNotOwned unless rel carries one of
+// owners (an empty owner matches a record without one).
+func checkOwner(rel *release.Release, owners ...string) error {
+	if slices.Contains(owners, Owner(rel)) {
+		return nil
+	}
+	return fmt.Errorf("revision %d has owner %q: %w", rel.Version, Owner(rel), ErrNotOwned)
+}
+
+// reinstall drops every record of the release and installs the chart
+// afresh: no record decides what is deleted.
+func (m *Manager) reinstall(ctx context.Context, cfg *action.Configuration, req Request) (*release.Release, error) {
+	if err := dropRecords(cfg, req.Name, 0); err != nil {
+		return nil, err
+	}
+	return m.install(ctx, cfg, req, false)
+}
+
+// dropRecords deletes the records of the release after revision after (0:
+// every one), and nothing else.
+func dropRecords(cfg *action.Configuration, name string, after int) error {
 	history, err := cfg.Releases.History(name)
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return fmt.Errorf("reading the history: %w", err)
 	}
 	for _, r := range history {
+		if r.Version <= after {
+			continue
+		}
 		if _, err := cfg.Releases.Delete(name, r.Version); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 			return fmt.Errorf("dropping revision %d: %w", r.Version, err)
 		}
@@ -354,20 +382,21 @@ func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string, 
 	if err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
-	if owner == "" || Owner(last) != owner {
-		return fmt.Errorf("release: uninstall %s/%s: revision %d has owner %q: %w", namespace, name, last.Version, Owner(last), ErrNotOwned)
+	if owner == "" {
+		return fmt.Errorf("release: uninstall %s/%s: no owner: %w", namespace, name, ErrNotOwned)
+	}
+	if err := checkOwner(last, owner); err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
 	if trusted != nil {
 		// Helm deletes what the latest record lists: it must be the
 		// trusted one. Later records (a failed upgrade, an interrupted
 		// action) are dropped first, their objects left as they are.
-		if _, err := checkTrusted(cfg, name, *trusted); err != nil && !errors.Is(err, errNotDeployed) {
+		if err := checkTrusted(cfg, name, *trusted); err != nil && !errors.Is(err, errNotDeployed) {
 			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 		}
-		for v := last.Version; v > trusted.Revision; v-- {
-			if _, err := cfg.Releases.Delete(name, v); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-				return fmt.Errorf("release: uninstall %s/%s: dropping revision %d: %w", namespace, name, v, err)
-			}
+		if err := dropRecords(cfg, name, trusted.Revision); err != nil {
+			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 		}
 	}
 	if err := m.uninstall(cfg, name); err != nil {
@@ -545,36 +574,36 @@ func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, vers
 // deployed (an interrupted install or uninstall, marked failed by Recover).
 var errNotDeployed = errors.New("no revision is deployed")
 
-// checkTrusted returns ErrRecordTampered unless the record trusted vouches
-// for is intact (its digest, when the caller recorded one) and is the
-// deployed one; errNotDeployed when it is intact and nothing is deployed. It
-// returns the deployed record.
-func checkTrusted(cfg *action.Configuration, name string, trusted Trust) (*release.Release, error) {
+// checkTrusted returns an error wrapping ErrRecordTampered unless the record
+// trusted vouches for is intact (its digest, when the caller recorded one)
+// and is the deployed one; errNotDeployed when it is intact and nothing is
+// deployed.
+func checkTrusted(cfg *action.Configuration, name string, trusted Trust) error {
 	rec, err := cfg.Releases.Get(name, trusted.Revision)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
+		return fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
+		return fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
 	}
 	if trusted.Digest != "" {
 		d, err := RecordDigest(rec)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if d != trusted.Digest {
-			return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
+			return fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
 		}
 	}
 	deployed, err := cfg.Releases.Deployed(name)
 	if errors.Is(err, driver.ErrNoDeployedReleases) {
-		return nil, errNotDeployed
+		return errNotDeployed
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the deployed revision: %w", err)
+		return fmt.Errorf("reading the deployed revision: %w", err)
 	}
 	if deployed.Version != trusted.Revision {
-		return nil, fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
+		return fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
 	}
-	return deployed, nil
+	return nil
 }

@@ -41,9 +41,9 @@ type Recovery struct {
 	// the records and installs afresh, and Uninstall works from the record
 	// the caller trusts.
 	Reinstall bool
-	// Tampered is set when the deployed revision is the trusted one but its
-	// record is not what the caller recorded (Trust.Digest): it was marked
-	// failed, not rolled back to.
+	// Tampered is set when the caller vouched for a record (a non-zero
+	// Trust.Revision) and the deployed one is not it, or not as the caller
+	// recorded it (Trust.Digest): it was marked failed, not rolled back to.
 	Tampered bool
 }
 
@@ -65,8 +65,9 @@ type Recovery struct {
 //     nothing vouches for decides what is deleted.
 //
 // Recover returns an error when the latest record is not unfinished, or is
-// not owned by owner (wrapping ErrNotOwned), and changes nothing then. Helm's records are the only lock: Recover must only
-// be called when no other process operates the release, which is what
+// not owned by owner (wrapping ErrNotOwned), and changes nothing then.
+// Helm's records are the only lock: Recover must only be called when no
+// other process operates the release, which is what
 // leader election guarantees among chartproof managers. The rolled back
 // objects are those Helm recorded for the deployed revision; nothing is
 // rendered again.
@@ -92,8 +93,11 @@ func (m *Manager) recover(ctx context.Context, namespace, name, owner string, tr
 	if err != nil {
 		return nil, err
 	}
-	if owner == "" || Owner(last) != owner {
-		return nil, fmt.Errorf("revision %d has owner %q: %w", last.Version, Owner(last), ErrNotOwned)
+	if owner == "" {
+		return nil, fmt.Errorf("no owner: %w", ErrNotOwned)
+	}
+	if err := checkOwner(last, owner); err != nil {
+		return nil, err
 	}
 	if !Pending(last) {
 		return nil, fmt.Errorf("revision %d is %s: nothing to recover", last.Version, last.Info.Status)
@@ -122,14 +126,13 @@ func (m *Manager) recover(ctx context.Context, namespace, name, owner string, tr
 		return rec, nil
 	}
 
-	if deployed.Version == trusted.Revision && trusted.Digest != "" {
-		d, err := RecordDigest(deployed)
-		if err != nil {
-			return nil, err
-		}
-		rec.Tampered = d != trusted.Digest
+	// Only the record the caller vouches for is put back.
+	terr := checkTrusted(cfg, name, trusted)
+	if terr != nil && !errors.Is(terr, ErrRecordTampered) {
+		return nil, terr
 	}
-	if deployed.Version != trusted.Revision || rec.Tampered {
+	rec.Tampered = terr != nil && trusted.Revision != 0
+	if terr != nil {
 		last.SetStatus(release.StatusFailed, fmt.Sprintf("%s interrupted; deployed revision %d is not one chartproof installed: not rolled back", last.Info.Status, deployed.Version))
 		if err := cfg.Releases.Update(last); err != nil {
 			return nil, fmt.Errorf("marking revision %d failed: %w", last.Version, err)

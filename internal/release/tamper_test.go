@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -154,8 +155,8 @@ func TestRecoverRefusesTamperedRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, m, ns, "bonjour", digestV2)
-	setStatus(t, ns, "demo", 1, "deployed")
-	setStatus(t, ns, "demo", 2, "pending-upgrade")
+	setStatus(t, ns, "demo", 1, release.StatusDeployed)
+	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
 	newVictim(t, c, ns)
 	forgeRecord(t, ns, 1)
 
