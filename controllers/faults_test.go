@@ -109,12 +109,13 @@ func (f *fixture) objectUIDs(release string) map[string]types.UID {
 	return uids
 }
 
-// TestPendingUpgradeRolledBack: an upgrade interrupted after it patched the
-// ConfigMap is rolled back to the deployed revision at the next reconcile:
-// the ConfigMap's data and stamp are revision 1's again, the interrupted
-// revision is recorded as failed, and the release is Ready at the revision
-// the rollback made.
-func TestPendingUpgradeRolledBack(t *testing.T) {
+// TestPendingUpgradeRecovered: an upgrade interrupted after it patched the
+// ConfigMap has its record marked failed at the next reconcile, and the
+// verified chart is upgraded to from revision 1, the record chartproof
+// installed: the ConfigMap's data and stamp are the chart's again (the
+// three-way patch puts back what the interrupted action changed), and the
+// release is Ready at revision 3.
+func TestPendingUpgradeRecovered(t *testing.T) {
 	f := newFixture(t)
 	digest := f.push("1.0.0")
 	f.signLegacy(digest, f.key)
@@ -134,13 +135,14 @@ func TestPendingUpgradeRolledBack(t *testing.T) {
 	})
 	f.touch("app")
 
-	vhr := f.waitReady("app", 3, chartproofv1.ReasonPendingReleaseRecovered)
+	f.waitEvent("app", chartproofv1.ReasonPendingReleaseRecovered)
+	vhr := f.waitReady("app", 3, chartproofv1.ReasonUpgradeSucceeded)
 	if inst := vhr.Status.Installed; inst.Digest != digest || !inst.Verified {
 		t.Errorf("status.installed = %+v; want %s, verified", inst, digest)
 	}
 	f.assertInstalled("app", digest)
 	if got := f.configMap("app").Data["message"]; got != "hello" {
-		t.Errorf("ConfigMap message = %q; want %q, revision 1's", got, "hello")
+		t.Errorf("ConfigMap message = %q; want %q, the verified chart's", got, "hello")
 	}
 	if diff := cmp.Diff([]string{"1:superseded", "2:failed", "3:deployed"}, helmHistory(t, f.ns, "app")); diff != "" {
 		t.Errorf("helm history (-want +got):\n%s", diff)
@@ -186,12 +188,63 @@ func TestPendingInstallReinstalled(t *testing.T) {
 	}
 }
 
-// TestPendingRecoveryFailed: when the rollback itself fails (here, the
-// interrupted revision's manifest names a kind the API server does not
-// serve), the failure is reported, the interrupted revision and the
-// rollback's own are left failed rather than pending, and the next
-// reconcile upgrades from there to the verified chart: a failed recovery
-// does not wedge the release.
+// TestPendingRecordDecidesNothing: the interrupted revision's record is
+// evidence of a half-done action, not a plan (THREATS TEN-05). Whoever may
+// write Secrets in the namespace adds a pending revision 2 whose manifest
+// also lists ConfigMap victim.
+// Recovery marks it failed and applies nothing of it: the next upgrade
+// diffs against revision 1, the record chartproof installed (Helm's
+// rollback would diff against revision 2 and delete the victim), so the
+// victim stays and the release is Ready at revision 3, revision 1's
+// rendering of the verified chart. The twin, a pending revision 2 that is
+// revision 1's own manifest, recovers the same way.
+func TestPendingRecordDecidesNothing(t *testing.T) {
+	for _, forged := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forged %v", forged), func(t *testing.T) {
+			f := newFixture(t)
+			digest := f.push("1.0.0")
+			f.signLegacy(digest, f.key)
+			f.policy("trusted", f.key, "")
+			f.release("app", "1.0.0", "trusted")
+			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+			ctx := context.Background()
+			victim := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "victim"}}
+			if err := k8s.Create(ctx, victim); err != nil {
+				t.Fatal(err)
+			}
+
+			f.interruptUpgrade("app", func(m string) string {
+				if !forged {
+					return m
+				}
+				return m + "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n  namespace: " + f.ns + "\n"
+			}, func(cm *corev1.ConfigMap) { cm.Data["message"] = "interrupted" })
+			f.touch("app")
+
+			f.waitEvent("app", chartproofv1.ReasonPendingReleaseRecovered)
+			vhr := f.waitReady("app", 3, chartproofv1.ReasonUpgradeSucceeded)
+			if inst := vhr.Status.Installed; inst.Digest != digest || !inst.Verified {
+				t.Errorf("status.installed = %+v; want %s, verified", inst, digest)
+			}
+			f.assertInstalled("app", digest)
+			if got := f.configMap("app").Data["message"]; got != "hello" {
+				t.Errorf("ConfigMap message = %q; want %q, the verified chart's", got, "hello")
+			}
+			if diff := cmp.Diff([]string{"1:superseded", "2:failed", "3:deployed"}, helmHistory(t, f.ns, "app")); diff != "" {
+				t.Errorf("helm history (-want +got):\n%s", diff)
+			}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(victim), &corev1.ConfigMap{}); err != nil {
+				t.Errorf("the victim ConfigMap: %v; want it kept", err)
+			}
+		})
+	}
+}
+
+// TestPendingRecoveryFailed: when the unfinished record cannot be marked
+// failed (here an administrator made its Secret immutable), the failure is
+// reported (PendingRecoveryFailed), nothing is applied, and the recovery is
+// retried: once the Secret can be written again, the release recovers and
+// is upgraded to the verified chart.
 func TestPendingRecoveryFailed(t *testing.T) {
 	f := newFixture(t)
 	digest := f.push("1.0.0")
@@ -200,15 +253,37 @@ func TestPendingRecoveryFailed(t *testing.T) {
 	f.release("app", "1.0.0", "trusted")
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 
-	f.interruptUpgrade("app", func(m string) string {
-		return m + "\n---\napiVersion: example.com/v1\nkind: Unserved\nmetadata:\n  name: nowhere\n"
-	}, nil)
+	f.interruptUpgrade("app", func(m string) string { return m }, nil)
+	ctx := context.Background()
+	record := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: f.ns, Name: "sh.helm.release.v1.app.v2"}
+	if err := k8s.Get(ctx, key, record); err != nil {
+		t.Fatal(err)
+	}
+	immutable := true
+	record.Immutable = &immutable
+	if err := k8s.Update(ctx, record); err != nil {
+		t.Fatal(err)
+	}
 	f.touch("app")
 
 	f.waitEvent("app", chartproofv1.ReasonPendingRecoveryFailed)
-	f.waitReady("app", 4, chartproofv1.ReasonUpgradeSucceeded)
+	f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed)
+	if diff := cmp.Diff([]string{"1:deployed", "2:pending-upgrade"}, helmHistory(t, f.ns, "app")); diff != "" {
+		t.Errorf("helm history while recovery fails (-want +got):\n%s", diff)
+	}
+
+	// An immutable Secret can only be replaced.
+	if err := k8s.Delete(ctx, record); err != nil {
+		t.Fatal(err)
+	}
+	record.ResourceVersion, record.UID, record.Immutable = "", "", nil
+	if err := k8s.Create(ctx, record); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReady("app", 3, chartproofv1.ReasonUpgradeSucceeded)
 	f.assertInstalled("app", digest)
-	if diff := cmp.Diff([]string{"1:superseded", "2:failed", "3:failed", "4:deployed"}, helmHistory(t, f.ns, "app")); diff != "" {
+	if diff := cmp.Diff([]string{"1:superseded", "2:failed", "3:deployed"}, helmHistory(t, f.ns, "app")); diff != "" {
 		t.Errorf("helm history (-want +got):\n%s", diff)
 	}
 }

@@ -107,12 +107,11 @@ func TestTamperedRecordReported(t *testing.T) {
 
 // TestForgedRecordAndPendingRepaired: the case. A Secret writer
 // rewrites the deployed revision's record (it now lists ConfigMap victim)
-// and adds a pending revision 2 that lists it too. Recovery does not roll
-// back to the rewritten record, and the next reconcile does not upgrade
-// over it: the tampering is reported, the records are dropped and the
-// verified chart installed afresh; the victim stays. The twin is
-// TestPendingUpgradeRolledBack: the same pending revision over an untouched
-// record is rolled back to it.
+// and adds a pending revision 2 that lists it too. Recovery marks revision 2
+// failed, and the next reconcile does not upgrade over the rewritten record:
+// the tampering is reported, the records are dropped and the verified chart
+// installed afresh; the victim stays. The twin is TestPendingUpgradeRecovered:
+// the same pending revision over an untouched record is upgraded from it.
 func TestForgedRecordAndPendingRepaired(t *testing.T) {
 	f := newFixture(t)
 	d := f.pushChart("1.0.0", nil)

@@ -380,13 +380,13 @@ func (r *VerifiedHelmReleaseReconciler) checkCurrent(ctx context.Context, obj *c
 // verifies and applies the chart.
 const afterRecovery = 100 * time.Millisecond
 
-// recoverPending repairs a release an interrupted Helm action left pending
-// (a crash, a lost API server): it is rolled back to its latest deployed
-// revision when that is the revision status.installed records (installed
-// by chartproof from verified bytes), only marked failed when the deployed
-// revision is another or its record was rewritten, or with no deployed
-// revision (it is then installed afresh). Nothing is verified or applied
-// in this reconcile; the next one, soon after, does that.
+// recoverPending unlocks a release an interrupted Helm action left pending
+// (a crash, a lost API server): the unfinished record is marked failed and
+// nothing in it is applied or used to decide what to delete. The next
+// reconcile, soon after, verifies the chart and applies it: an upgrade from
+// the record status.installed vouches for (checked first: a rewritten one
+// is ReleaseRecordTampered), or a fresh install when nothing vouched for is
+// deployed.
 func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease,
 	acct *identity.Account, pending *helmrelease.Release, interval time.Duration) (ctrl.Result, error) {
 	if err := r.checkCurrent(ctx, obj); err != nil {
@@ -394,13 +394,7 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	}
 	name := r.releaseName(obj)
 	found := fmt.Sprintf("release %s revision %d was left %s by an interrupted action", name, pending.Version, pending.Info.Status)
-	inst := obj.Status.Installed
-	var trusted release.Trust // the record chartproof installed from verified bytes
-	if t := trustOf(inst); t != nil {
-		trusted = *t
-	}
-	rec, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID), trusted)
-	if err != nil {
+	if _, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID)); err != nil {
 		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
 		msg := fmt.Sprintf("%s; recovering it failed: %s", found, helmFailure(err, nil))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
@@ -409,39 +403,8 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 		r.setProgress(obj, true)
 		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 	}
-
-	var msg string
-	released := metav1.ConditionFalse
-	switch {
-	case rec.Reinstall:
-		// Nothing in the unfinished record is used: the next reconcile
-		// installs the verified chart afresh (or, when this object is being
-		// deleted, uninstalls from the record status trusts).
-		msg = found + " and no revision was deployed: marked failed; the verified chart is installed afresh"
-	case rec.Tampered:
-		// The record chartproof installed was rewritten, or another
-		// revision is deployed: nothing of it is put back, and
-		// status keeps what chartproof installed, so that no upgrade diffs
-		// against that record either (ReleaseRecordTampered).
-		msg = found + fmt.Sprintf(": marked failed, not rolled back: the deployed record is not the revision %d chartproof wrote", inst.Revision)
-		r.countTampered()
-		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered, msg)
-	case rec.MarkedFailed:
-		// chartproof installed nothing that is deployed: the next
-		// reconcile applies the verified chart over the failed release.
-		msg = found + ": marked failed, not rolled back (the deployed revision is not one chartproof installed)"
-	default:
-		// The revision status recorded: its digest and values are back.
-		msg = fmt.Sprintf("%s: rolled back to revision %d (%s) as revision %d", found, rec.RolledBackTo, inst.Digest, rec.Release.Version)
-		inst.Revision = rec.Release.Version
-		d, derr := acct.Releases.RecordDigest(ctx, rec.Release.Namespace, rec.Release.Name, rec.Release.Version)
-		if derr != nil {
-			log.FromContext(ctx).Error(derr, "reading back the release record written", "revision", rec.Release.Version)
-		}
-		inst.RecordDigest = d
-		released = metav1.ConditionTrue
-	}
-	r.setCondition(obj, chartproofv1.ConditionReleased, released, chartproofv1.ReasonPendingReleaseRecovered, msg)
+	msg := found + ": marked failed, nothing in it applied"
+	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingReleaseRecovered, msg)
 	r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonPendingReleaseRecovered, msg+"; verifying and applying the chart next")
 	r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonPendingReleaseRecovered, msg)
 	r.setProgress(obj, true)
@@ -473,6 +436,11 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Adopt:     adopt.ok,
 		AdoptFrom: adopt.from,
 		Trusted:   trustOf(obj.Status.Installed),
+		// A record of this object's that status does not name (written
+		// by an install whose outcome was never recorded, or by anyone
+		// who may write Secrets here) vouches for nothing: it is
+		// dropped, not upgraded from.
+		Replace: obj.Status.Installed == nil && !adopt.ok,
 	}
 	rel, err := acct.Releases.Apply(ctx, req)
 	replaced := false

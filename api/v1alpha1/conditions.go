@@ -28,7 +28,7 @@ const (
 
 // LabelOwner is the label on every Helm release record (the Secret Helm
 // stores a revision in) a VerifiedHelmRelease wrote: the UID of that
-// VerifiedHelmRelease. chartproof upgrades, rolls back or uninstalls only
+// VerifiedHelmRelease. chartproof upgrades, recovers or uninstalls only
 // releases whose latest record carries the UID of the object acting.
 const LabelOwner = "delivery.chartproof.dev/owner-uid"
 
@@ -143,6 +143,6 @@ var Reasons = []ReasonInfo{
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
 	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next."},
-	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: it was rolled back to its latest deployed revision when that is the record chartproof installed (same revision, same digest), or, with no deployed revision, its unfinished record was marked failed and nothing else done; the verified chart is applied at the next reconcile (installed afresh when nothing is deployed)."},
-	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be rolled back or uninstalled; the pending revision is marked failed and the next reconcile upgrades from there."},
+	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: the unfinished record was marked failed and nothing in it applied or used to decide what to delete; the verified chart is applied at the next reconcile, upgraded from the record chartproof installed (checked first) or installed afresh when none is deployed."},
+	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be unlocked: its unfinished record could not be marked failed. Nothing was applied; the recovery is retried."},
 }

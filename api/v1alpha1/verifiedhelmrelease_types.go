@@ -41,7 +41,7 @@ type VerifiedHelmReleaseSpec struct {
 
 	// ServiceAccountName is the ServiceAccount, in this object's namespace,
 	// that every Helm action of the release runs as: install, upgrade,
-	// rollback, uninstall, hooks, `lookup` at render time, reading the
+	// recovery, uninstall, hooks, `lookup` at render time, reading the
 	// release records, the valuesFrom ConfigMaps and Secrets and the
 	// chart's secretRef and certSecretRef. The release
 	// can do only what that account may. Empty means the manager's
@@ -208,7 +208,7 @@ type InstalledRelease struct {
 	Revision int `json:"revision"`
 	// RecordDigest is the sha256 of the Helm record of Revision as chartproof
 	// wrote it (its content: chart, values, manifest, hooks). Before an
-	// upgrade, a rollback or an uninstall uses that record, it must still
+	// upgrade or an uninstall uses that record, it must still
 	// have this digest (ReleaseRecordTampered otherwise). Empty in status
 	// written before chartproof kept it: the revision alone is checked.
 	// +optional

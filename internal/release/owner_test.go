@@ -108,7 +108,8 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 }
 
 // TestRecordsCarryOwner: every record Apply writes, install and upgrade,
-// and the records a recovery's rollback writes, carry the owner label.
+// after a recovery too, carries the owner label; Recover acts only for the
+// owner.
 func TestRecordsCarryOwner(t *testing.T) {
 	ctx := testContext(t)
 	ns := testNamespace(t)
@@ -117,18 +118,19 @@ func TestRecordsCarryOwner(t *testing.T) {
 	apply(t, m, ns, "bonjour", digestV2)
 	setStatus(t, ns, "demo", 1, release.StatusDeployed)
 	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
-	if _, err := m.Recover(ctx, ns, "demo", "another-uid", Trust{Revision: 1}); !errors.Is(err, ErrNotOwned) {
+	if _, err := m.Recover(ctx, ns, "demo", "another-uid"); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("Recover() for another owner error = %v; want an error wrapping ErrNotOwned", err)
 	}
-	if _, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1}); err != nil {
+	if _, err := m.Recover(ctx, ns, "demo", testOwner); err != nil {
 		t.Fatalf("Recover() error = %v", err)
 	}
+	apply(t, m, ns, "salut", digestV1)
 	rels, err := action.NewHistory(helmCLI(t, ns)).Run("demo")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(rels) != 3 {
-		t.Fatalf("history has %d revisions; want 3 (install, upgrade, rollback)", len(rels))
+		t.Fatalf("history has %d revisions; want 3 (install, interrupted upgrade, upgrade)", len(rels))
 	}
 	for _, r := range rels {
 		if got := r.Labels[chartproofv1.LabelOwner]; got != testOwner {

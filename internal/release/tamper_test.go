@@ -1,6 +1,7 @@
 package release
 
 import (
+	"fmt"
 	"errors"
 	"testing"
 
@@ -140,35 +141,52 @@ func TestTamperedRecordRefused(t *testing.T) {
 	})
 }
 
-// TestRecoverRefusesTamperedRevision: a pending release whose deployed
-// revision is the trusted one, but whose record was rewritten, is not
-// rolled back to it: the unfinished record is marked failed and Tampered
-// says why. The twin is TestRecoverRollsBack.
-func TestRecoverRefusesTamperedRevision(t *testing.T) {
-	ctx := testContext(t)
-	c := testClient(t)
-	ns := testNamespace(t)
-	m := NewManager(testCluster(t), Options{})
-	apply(t, m, ns, "hi", digestV1)
-	d, err := m.RecordDigest(ctx, ns, "demo", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply(t, m, ns, "bonjour", digestV2)
-	setStatus(t, ns, "demo", 1, release.StatusDeployed)
-	setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
-	newVictim(t, c, ns)
-	forgeRecord(t, ns, 1)
+// TestRecoveredUpgradeRefusesTamperedRevision: after Recover unlocks a
+// pending release whose deployed revision is the trusted one but whose
+// record was rewritten, the upgrade from it is refused (ErrRecordTampered)
+// and nothing is deleted. The twin, over the untouched record, upgrades.
+func TestRecoveredUpgradeRefusesTamperedRevision(t *testing.T) {
+	for _, forged := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forged %v", forged), func(t *testing.T) {
+			ctx := testContext(t)
+			c := testClient(t)
+			ns := testNamespace(t)
+			m := NewManager(testCluster(t), Options{})
+			apply(t, m, ns, "hi", digestV1)
+			d, err := m.RecordDigest(ctx, ns, "demo", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			apply(t, m, ns, "bonjour", digestV2)
+			setStatus(t, ns, "demo", 1, release.StatusDeployed)
+			setStatus(t, ns, "demo", 2, release.StatusPendingUpgrade)
+			newVictim(t, c, ns)
+			if forged {
+				forgeRecord(t, ns, 1)
+			}
 
-	rec, err := m.Recover(ctx, ns, "demo", testOwner, Trust{Revision: 1, Digest: d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rec.Tampered || !rec.MarkedFailed || rec.Release != nil {
-		t.Errorf("Recover() = tampered %v, marked failed %v, rolled back %v; want tampered, marked failed, no rollback", rec.Tampered, rec.MarkedFailed, rec.Release != nil)
-	}
-	if !victimExists(t, c, ns) {
-		t.Error("the victim ConfigMap was deleted")
+			if _, err := m.Recover(ctx, ns, "demo", testOwner); err != nil {
+				t.Fatal(err)
+			}
+			_, err = m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "salut"},
+				Stamp: stampFor(digestV1), Trusted: &Trust{Revision: 1, Digest: d}})
+			switch {
+			case forged && !errors.Is(err, ErrRecordTampered):
+				t.Errorf("Apply() over the rewritten record error = %v; want ErrRecordTampered", err)
+			case !forged && err != nil:
+				t.Errorf("Apply() over the untouched record error = %v", err)
+			}
+			if !victimExists(t, c, ns) {
+				t.Error("the victim ConfigMap was deleted")
+			}
+			want := "bonjour" // nothing applied over the rewritten record
+			if !forged {
+				want = "salut"
+			}
+			if got, _ := greeting(t, c, ns); got != want {
+				t.Errorf("ConfigMap greeting = %q; want %q", got, want)
+			}
+		})
 	}
 }
 
