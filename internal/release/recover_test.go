@@ -258,4 +258,3 @@ func apply(t *testing.T, m *Manager, ns, greeting, digest string) {
 		t.Fatalf("Apply(%s, %s) error = %v", greeting, digest, err)
 	}
 }
-

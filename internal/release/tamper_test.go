@@ -1,8 +1,8 @@
 package release
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/release"
