@@ -32,6 +32,7 @@ func runManager() error {
 		verifyTimeout, cacheTTL                 time.Duration
 		defaultServiceAccount                   string
 		managerIdentityUnsafe                   bool
+		requireClusterPolicy                    bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -42,6 +43,7 @@ func runManager() error {
 	flag.DurationVar(&cacheTTL, "verification-cache-ttl", controllers.DefaultCacheTTL, "how long signatures that passed (per digest, policy and trust material) and chart layers (per digest) are kept; any change of a policy or of what it reads misses at once; 0 disables the cache")
 	flag.StringVar(&defaultServiceAccount, "default-service-account", "", "the ServiceAccount, in a release's own namespace, that a VerifiedHelmRelease naming no spec.serviceAccountName acts as; empty: such a release is refused (ServiceAccountRequired)")
 	flag.BoolVar(&managerIdentityUnsafe, "unsafe-releases-act-as-manager", false, "UNSAFE: a release naming no ServiceAccount, without --default-service-account, acts with the manager's own identity, giving whoever may write a VerifiedHelmRelease every right of the manager")
+	flag.BoolVar(&requireClusterPolicy, "require-cluster-policy", false, "deny every release that no ClusterTrustPolicy judges: it must name one, or a ClusterTrustPolicy whose namespaceSelector selects its namespace must cover its chart (NoClusterPolicy otherwise)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -101,6 +103,8 @@ func runManager() error {
 		Registries:      &controllers.RegistryFactory{},
 		VerifyTimeout:   verifyTimeout,
 		Cache:           gate.NewCache(cacheTTL),
+
+		RequireClusterPolicy: requireClusterPolicy,
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err

@@ -20,11 +20,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -84,6 +86,9 @@ type VerifiedHelmReleaseReconciler struct {
 	// time, so releases sharing a chart and a policy share one
 	// verification (gate.Cache). Nil caches nothing.
 	Cache *gate.Cache
+	// RequireClusterPolicy denies every release that no ClusterTrustPolicy
+	// judges (--require-cluster-policy): deny by default for a cluster.
+	RequireClusterPolicy bool
 }
 
 // DefaultCacheTTL is how long the manager keeps what a verification
@@ -113,8 +118,10 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.TrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("TrustPolicy")),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&chartproofv1.ClusterTrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("ClusterTrustPolicy")),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+		Watches(&chartproofv1.ClusterTrustPolicy{}, clusterPolicyHandler(r.releasesOfPolicy("ClusterTrustPolicy")),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.releasesInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	// A change to a Secret or ConfigMap a policy reads is a trust change.
 	watchTrustSources(b, r.releasesOfSource)
 	return b.WithOptions(opts).Complete(r)
@@ -130,12 +137,17 @@ func policyKey(ref chartproofv1.TrustPolicyReference) string {
 
 // releasesOfPolicy maps a policy to the releases that name it, so a trust
 // change is re-verified at once rather than at the next interval.
+// A mandatory ClusterTrustPolicy (one with a namespaceSelector) may bind
+// any release: all of them are re-verified.
 func (r *VerifiedHelmReleaseReconciler) releasesOfPolicy(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []ctrl.Request {
 		var list chartproofv1.VerifiedHelmReleaseList
 		opts := []client.ListOption{client.MatchingFields{policyRefIndex: kind + "/" + o.GetName()}}
 		if kind == "TrustPolicy" {
 			opts = append(opts, client.InNamespace(o.GetNamespace()))
+		}
+		if ctp, ok := o.(*chartproofv1.ClusterTrustPolicy); ok && ctp.Spec.NamespaceSelector != nil {
+			opts = nil
 		}
 		if err := r.List(ctx, &list, opts...); err != nil {
 			log.FromContext(ctx).Error(err, "listing releases of policy", "policy", o.GetName())
@@ -147,6 +159,45 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfPolicy(kind string) handler.Ma
 		}
 		return reqs
 	}
+}
+
+// clusterPolicyHandler enqueues the releases of a ClusterTrustPolicy, as
+// toRequests maps it, before and after an update: a namespaceSelector
+// removed unbinds releases the new object no longer names.
+func clusterPolicyHandler(toRequests handler.MapFunc) handler.EventHandler {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[ctrl.Request], objs ...client.Object) {
+		for _, o := range objs {
+			for _, req := range toRequests(ctx, o) {
+				q.Add(req)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+	}
+}
+
+// releasesInNamespace maps a namespace to its releases: its labels decide
+// which mandatory ClusterTrustPolicies bind them.
+func (r *VerifiedHelmReleaseReconciler) releasesInNamespace(ctx context.Context, o client.Object) []ctrl.Request {
+	var list chartproofv1.VerifiedHelmReleaseList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		log.FromContext(ctx).Error(err, "listing releases of a namespace", "namespace", o.GetName())
+		return nil
+	}
+	reqs := make([]ctrl.Request, 0, len(list.Items))
+	for _, v := range list.Items {
+		reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
+	}
+	return reqs
 }
 
 func (r *VerifiedHelmReleaseReconciler) now() time.Time {
@@ -240,7 +291,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	}
 
 	// Observe: the policy, the values, the registry, the installed release.
-	pol, verifier, code, err := r.loadPolicy(ctx, obj)
+	judges, code, err := r.loadPolicy(ctx, obj)
 	if err != nil {
 		r.stalled(obj, code, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
@@ -259,9 +310,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// Verify: the version is resolved exactly once, here.
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
-	res := gate.Check(vctx, reg, r.Metrics, gate.Request{
-		URL: obj.Spec.Chart.URL, Version: obj.Spec.Chart.Version, Policy: pol, Verifier: verifier, Cache: r.Cache,
-	})
+	req := judges
+	req.URL, req.Version = obj.Spec.Chart.URL, obj.Spec.Chart.Version
+	res := gate.Check(vctx, reg, r.Metrics, req)
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
 	// A release to adopt is upgraded even when it is the one installed (a
@@ -274,7 +325,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	switch {
 	case !res.Verdict.Allowed():
 		if installed != nil {
-			installed.Verified = r.installedVerifies(ctx, reg, obj, pol, verifier, res)
+			installed.Verified = r.installedVerifies(ctx, reg, obj, judges, res)
 		}
 		r.refused(obj, res)
 	case upToDate:
@@ -331,7 +382,7 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 // An inconclusive verification (an outage) says nothing about the installed
 // digest: what was known of it stays.
 func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, reg gate.Registry, obj *chartproofv1.VerifiedHelmRelease,
-	pol *policy.Policy, verifier *verify.Verifier, res gate.Result) bool {
+	judges gate.Request, res gate.Result) bool {
 	inst := obj.Status.Installed
 	if res.Verdict.Inconclusive {
 		// An outage says nothing about the installed digest, and a second
@@ -343,9 +394,9 @@ func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, r
 	}
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
-	again := gate.Check(vctx, reg, r.Metrics, gate.Request{
-		URL: obj.Spec.Chart.URL, Version: inst.Digest, Policy: pol, Verifier: verifier, Cache: r.Cache,
-	})
+	req := judges
+	req.URL, req.Version = obj.Spec.Chart.URL, inst.Digest
+	again := gate.Check(vctx, reg, r.Metrics, req)
 	if again.Verdict.Inconclusive {
 		return inst.Verified
 	}
@@ -532,7 +583,7 @@ func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.Ver
 	obj.Status.Evidence = nil
 	for _, a := range v.Accepted {
 		e := chartproofv1.SignatureEvidence{
-			Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
+			Policy: a.Policy, Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
 		}
 		if a.Identity != nil {
 			e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject
@@ -644,9 +695,11 @@ func (r *VerifiedHelmReleaseReconciler) releaseName(obj *chartproofv1.VerifiedHe
 	return obj.Name
 }
 
-// loadPolicy fetches and compiles the referenced policy. The returned code
-// says why it failed.
-func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (*policy.Policy, *verify.Verifier, string, error) {
+// loadPolicy fetches and compiles the policies that judge the release: the
+// one it names, and the mandatory ClusterTrustPolicies that bind its
+// namespace (loadMandatory). It returns them as a gate.Request without the
+// chart. The returned code is the reason when it fails.
+func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (gate.Request, string, error) {
 	ref := obj.Spec.TrustPolicyRef
 	var (
 		spec chartproofv1.TrustPolicySpec
@@ -656,27 +709,78 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	case "", "TrustPolicy":
 		var tp chartproofv1.TrustPolicy
 		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, &tp); err != nil {
-			return nil, nil, notFoundCode(err), fmt.Errorf("TrustPolicy %s/%s: %w", obj.Namespace, ref.Name, err)
+			return gate.Request{}, notFoundCode(err), fmt.Errorf("TrustPolicy %s/%s: %w", obj.Namespace, ref.Name, err)
 		}
 		spec, pref = tp.Spec, policy.Ref{Kind: "TrustPolicy", Namespace: tp.Namespace, Name: tp.Name, UID: string(tp.UID)}
 	case "ClusterTrustPolicy":
 		var ctp chartproofv1.ClusterTrustPolicy
 		if err := r.Get(ctx, types.NamespacedName{Name: ref.Name}, &ctp); err != nil {
-			return nil, nil, notFoundCode(err), fmt.Errorf("ClusterTrustPolicy %s: %w", ref.Name, err)
+			return gate.Request{}, notFoundCode(err), fmt.Errorf("ClusterTrustPolicy %s: %w", ref.Name, err)
 		}
 		spec, pref = ctp.Spec, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}
 	default:
-		return nil, nil, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
+		return gate.Request{}, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
-	p, err := policy.Compile(pref, spec, fetchTrustSources(ctx, r.APIReader, pref.Namespace, spec))
+	named, err := r.compile(ctx, pref, spec)
 	if err != nil {
-		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
+		return gate.Request{}, chartproofv1.ReasonInvalidPolicy, err
+	}
+	mandatory, code, err := r.loadMandatory(ctx, obj.Namespace)
+	if err != nil {
+		return gate.Request{}, code, err
+	}
+	return gate.Request{Policy: named.Policy, Verifier: named.Verifier, Mandatory: mandatory,
+		RequireClusterPolicy: r.RequireClusterPolicy, Cache: r.Cache}, "", nil
+}
+
+// The manager reads namespaces' labels, which mandatory ClusterTrustPolicies
+// select on, and watches them: a label change re-verifies the namespace's
+// releases.
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// loadMandatory compiles the ClusterTrustPolicies whose namespaceSelector
+// binds namespace. One that cannot be compiled, or a namespace that cannot
+// be read, denies every release it could bind: deny by default.
+func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, namespace string) ([]gate.Judge, string, error) {
+	var ctps chartproofv1.ClusterTrustPolicyList
+	if err := r.List(ctx, &ctps); err != nil {
+		return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("listing ClusterTrustPolicies: %w", err)
+	}
+	var ns *corev1.Namespace
+	var judges []gate.Judge
+	for _, ctp := range ctps.Items {
+		if ctp.Spec.NamespaceSelector == nil {
+			continue
+		}
+		if ns == nil {
+			ns = &corev1.Namespace{}
+			if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+				return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("reading namespace %s, which mandatory ClusterTrustPolicies select on: %w", namespace, err)
+			}
+		}
+		j, err := r.compile(ctx, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}, ctp.Spec)
+		if err != nil {
+			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %w", err)
+		}
+		if j.Policy.Binds(ns.Labels) {
+			judges = append(judges, j)
+		}
+	}
+	return judges, "", nil
+}
+
+// compile compiles a policy, reading its trust material, and builds its
+// verifier.
+func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.Ref, spec chartproofv1.TrustPolicySpec) (gate.Judge, error) {
+	p, err := policy.Compile(ref, spec, fetchTrustSources(ctx, r.APIReader, ref.Namespace, spec))
+	if err != nil {
+		return gate.Judge{}, err
 	}
 	v, err := verify.New(p.Authorities)
 	if err != nil {
-		return nil, nil, chartproofv1.ReasonInvalidPolicy, err
+		return gate.Judge{}, err
 	}
-	return p, v, "", nil
+	return gate.Judge{Policy: p, Verifier: v}, nil
 }
 
 func notFoundCode(err error) string {

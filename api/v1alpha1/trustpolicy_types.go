@@ -51,6 +51,16 @@ type TrustPolicySpec struct {
 	// +kubebuilder:default=Enforce
 	// +optional
 	Mode Mode `json:"mode,omitempty"`
+
+	// NamespaceSelector makes a ClusterTrustPolicy mandatory: every
+	// VerifiedHelmRelease in a namespace it selects whose chart repository
+	// the policy covers must satisfy it, as well as the policy it names.
+	// `{}` selects every namespace. While an Enforce policy binds a release
+	// this way, the Audit mode of the policy the release names is not
+	// honoured. Only a ClusterTrustPolicy may set it: a platform team binds
+	// its namespaces, a tenant cannot.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // Authority is one trusted signer. Exactly one kind of authority is set:
@@ -328,6 +338,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || !has(a.key.secretRef.__namespace__) || size(a.key.secretRef.__namespace__) == 0)",message="a TrustPolicy's Secret references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.namespaceSelector)",message="namespaceSelector makes a policy mandatory for namespaces: only a ClusterTrustPolicy may set it"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -345,7 +356,8 @@ type TrustPolicyList struct {
 }
 
 // ClusterTrustPolicy is a TrustPolicy any namespace's VerifiedHelmRelease may
-// name. Its Secret references must name their namespace.
+// name, and, with a namespaceSelector, one that binds the releases of the
+// namespaces it selects. Its Secret references must name their namespace.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=ctp

@@ -224,6 +224,10 @@ type InstalledRelease struct {
 
 // SignatureEvidence is one accepted signature.
 type SignatureEvidence struct {
+	// Policy is the mandatory ClusterTrustPolicy the authority belongs
+	// to; empty for the policy trustPolicyRef names.
+	// +optional
+	Policy string `json:"policy,omitempty"`
 	// Authority is the name of the policy authority that signed.
 	Authority string `json:"authority"`
 	// KeyID is the sha256 of the signer's DER public key, hex.

@@ -28,11 +28,15 @@ const (
 	ExitUsage   = 2 // bad flags, unreadable or invalid policy file
 )
 
-const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--output text|json] [--plain-http] [--timeout DURATION]
+const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--mandatory-policy FILE]... [--require-cluster-policy] [--output text|json] [--plain-http] [--timeout DURATION]
 
 Verifies a chart in an OCI registry against a TrustPolicy or ClusterTrustPolicy,
 with the same code the controller runs. FILE holds the policy and, as further
-YAML documents, any Secret it references. Registry credentials come from the
+YAML documents, any Secret it references. Each --mandatory-policy is a
+ClusterTrustPolicy that judges the chart too, as one whose namespaceSelector
+selects the release's namespace does in the cluster (the selector itself is not
+evaluated here: there is no namespace); --require-cluster-policy is the
+manager's flag of that name. Registry credentials come from the
 Docker config file (~/.docker/config.json, or $DOCKER_CONFIG).
 
 Exit status: 0 allowed, 1 denied or inconclusive, 2 usage or configuration error.
@@ -58,6 +62,8 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	fs := pflag.NewFlagSet("chartproof verify", pflag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	policyFile := fs.String("policy", "", "YAML file with a TrustPolicy or ClusterTrustPolicy, and the Secrets it references")
+	mandatoryFiles := fs.StringArray("mandatory-policy", nil, "YAML file with a ClusterTrustPolicy that judges the chart too, as a mandatory policy binding the release would (repeatable)")
+	requireCluster := fs.Bool("require-cluster-policy", false, "deny when no ClusterTrustPolicy judges the chart (NoClusterPolicy), as the manager's flag does")
 	output := fs.String("output", "text", "output format: text or json")
 	plainHTTP := fs.Bool("plain-http", false, "talk to the registry over plain HTTP (an explicit opt-in; never a fallback)")
 	timeoutFlag := fs.Duration("timeout", 0, "bound the whole verification, every registry request included; when it runs out the verdict is RegistryUnavailable (inconclusive) (default 2m)")
@@ -101,6 +107,21 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	var mandatory []gate.Judge
+	for _, file := range *mandatoryFiles {
+		p, err := LoadPolicyFile(file)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if p.Ref.Kind != "ClusterTrustPolicy" {
+			return usageErr("--mandatory-policy %s: only a ClusterTrustPolicy can be mandatory, not a %s", file, p.Ref.Kind)
+		}
+		v, err := verify.New(p.Authorities)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		mandatory = append(mandatory, gate.Judge{Policy: p, Verifier: v})
+	}
 
 	keychain := env.Keychain
 	if keychain == nil {
@@ -113,7 +134,8 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	// The same two steps as the controller's install: verify the digest,
 	// then read the chart by that digest and check the archive, so a signed
 	// chart that could not be installed safely is refused here too.
-	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, Policy: pol, Verifier: verifier})
+	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, Policy: pol, Verifier: verifier,
+		Mandatory: mandatory, RequireClusterPolicy: *requireCluster})
 	res = gate.Load(ctx, reg, nil, res)
 
 	if *output == "json" {
@@ -168,6 +190,9 @@ type Output struct {
 	Digest       string `json:"digest"`
 	Chart        string `json:"chart,omitempty"`
 	Policy       string `json:"policy"`
+	// Mandatory are the mandatory ClusterTrustPolicies that judged the
+	// chart too (--mandatory-policy, those covering its repository).
+	Mandatory []string `json:"mandatory,omitempty"`
 	// Artifact is what `chartproof verify-blob` was asked about: the file
 	// path or the sha256:HEX digest given. Empty for a chart.
 	Artifact string              `json:"artifact,omitempty"`
@@ -181,6 +206,9 @@ func output(res gate.Result) Output {
 		Allowed: v.Allowed(), Passed: v.Passed(), Inconclusive: v.Inconclusive, Mode: string(v.Mode),
 		Repository: res.Repository, Tag: res.Tag, Digest: res.Digest, Policy: v.Policy.String(),
 		Reasons: v.Reasons, Accepted: v.Accepted,
+	}
+	for _, m := range v.Mandatory {
+		out.Mandatory = append(out.Mandatory, m.String())
 	}
 	if res.Chart != nil {
 		out.Chart = res.Chart.Metadata.Name + " " + res.Chart.Metadata.Version
@@ -220,18 +248,29 @@ func writeText(w io.Writer, url, version string, res gate.Result) error {
 func writeVerdictText(w io.Writer, target string, res gate.Result) error {
 	var b bytes.Buffer
 	v := res.Verdict
+	// mandatory lists the mandatory policies that judged, after "policy:".
+	mandatory := func() {
+		for _, m := range v.Mandatory {
+			fmt.Fprintf(&b, "  mandatory policy: %s\n", m)
+		}
+	}
 	switch {
 	case v.Passed():
 		fmt.Fprintf(&b, "ALLOWED %s\n  policy: %s\n", target, v.Policy)
+		mandatory()
 		if res.Chart != nil {
 			fmt.Fprintf(&b, "  chart: %s %s (archive checked)\n", res.Chart.Metadata.Name, res.Chart.Metadata.Version)
 		}
 		for _, a := range v.Accepted {
+			by := a.Authority
+			if a.Policy != "" {
+				by += " of " + a.Policy
+			}
 			if a.Identity == nil {
-				fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", a.Authority, shortKey(a.KeyID), a.Layout)
+				fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", by, shortKey(a.KeyID), a.Layout)
 				continue
 			}
-			fmt.Fprintf(&b, "  signed by %s (signer %s", a.Authority, a.Identity)
+			fmt.Fprintf(&b, "  signed by %s (signer %s", by, a.Identity)
 			if a.Log != nil {
 				fmt.Fprintf(&b, ", log index %d", a.Log.Index)
 			}
@@ -242,10 +281,13 @@ func writeVerdictText(w io.Writer, target string, res gate.Result) error {
 		}
 	case v.Audited():
 		fmt.Fprintf(&b, "ALLOWED (Audit mode, not verified) %s\n  policy: %s\n", target, v.Policy)
+		mandatory()
 	case v.Inconclusive:
 		fmt.Fprintf(&b, "DENIED (inconclusive) %s\n  policy: %s\n", target, v.Policy)
+		mandatory()
 	default:
 		fmt.Fprintf(&b, "DENIED %s\n  policy: %s\n", target, v.Policy)
+		mandatory()
 	}
 	for _, r := range v.Reasons {
 		fmt.Fprintf(&b, "  %s: %s\n", r.Code, r.Message)

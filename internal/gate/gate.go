@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,12 +45,27 @@ type Request struct {
 	URL string
 	// Version is a tag, a semver range or a sha256 digest.
 	Version string
-	// Policy is the compiled trust policy; Verifier was built from it.
+	// Policy is the compiled trust policy the release names; Verifier was
+	// built from it.
 	Policy   *policy.Policy
 	Verifier *verify.Verifier
+	// Mandatory are the mandatory ClusterTrustPolicies that bind the
+	// release (policy.Policy.Binds), each with its verifier. Those whose
+	// repositories cover the chart judge it too (policy.Combine); the
+	// others, and one that is the named policy, are left out.
+	Mandatory []Judge
+	// RequireClusterPolicy denies a release no ClusterTrustPolicy judges
+	// (policy.Combine, NoClusterPolicy).
+	RequireClusterPolicy bool
 	// Cache, when set, keeps signatures that passed and chart layers for a
 	// while (see Cache).
 	Cache *Cache
+}
+
+// Judge is a policy and the verifier built from it.
+type Judge struct {
+	Policy   *policy.Policy
+	Verifier *verify.Verifier
 }
 
 // Result is what Check established and decided.
@@ -65,15 +81,35 @@ type Result struct {
 	// when the verdict with the content checked still allows an install.
 	Chart *helmchart.Chart
 	// Cached says the signatures came from the Cache: checked earlier by
-	// the same policy's verifier, for this digest.
+	// the same policies' verifiers, for this digest.
 	Cached bool
 
-	cache    *Cache
+	cache          *Cache
+	repo           oci.Repository
+	layer          v1.Descriptor
+	config         v1.Descriptor
+	judged         []judged // the named policy first, then the mandatory ones
+	requireCluster bool
+}
+
+// judged is one policy and the evidence gathered for it: the signatures as
+// its verifier checked them.
+type judged struct {
 	policy   *policy.Policy
-	repo     oci.Repository
-	layer    v1.Descriptor
-	config   v1.Descriptor
 	evidence policy.Evidence
+}
+
+// decide is the verdict on res's evidence: each policy's own, combined.
+func (res *Result) decide() policy.Verdict {
+	var mandatory []policy.Verdict
+	for _, j := range res.judged[1:] {
+		mandatory = append(mandatory, policy.Evaluate(j.policy, j.evidence))
+	}
+	named := policy.Evaluate(res.judged[0].policy, res.judged[0].evidence)
+	if len(mandatory) == 0 && !res.requireCluster {
+		return named
+	}
+	return policy.Combine(named, mandatory, res.requireCluster)
 }
 
 // Check resolves the version to one digest and verifies it. It never
@@ -90,50 +126,73 @@ func Check(ctx context.Context, reg Registry, obs Observer, req Request) Result 
 }
 
 func check(ctx context.Context, reg Registry, req Request) Result {
-	res := Result{policy: req.Policy, cache: req.Cache}
-	ev := &res.evidence
-	decide := func() Result {
-		res.Verdict = policy.Evaluate(req.Policy, *ev)
+	res := Result{cache: req.Cache, requireCluster: req.RequireClusterPolicy}
+	res.judged = []judged{{policy: req.Policy}}
+	// fail records a failure to gather evidence: every policy sees it.
+	fail := func(f *policy.Failure) Result {
+		for i := range res.judged {
+			res.judged[i].evidence.Failure = f
+		}
+		res.Verdict = res.decide()
 		return res
 	}
 
 	repo, err := oci.ParseRepository(req.URL)
 	if err != nil {
-		ev.Failure = &policy.Failure{Code: chartproofv1.ReasonInvalidSpec, Message: err.Error()}
-		return decide()
+		return fail(&policy.Failure{Code: chartproofv1.ReasonInvalidSpec, Message: err.Error()})
 	}
-	res.repo, res.Repository, ev.Repository = repo, repo.String(), repo.String()
-	if req.Policy == nil || !req.Policy.Covers(ev.Repository) {
-		return decide() // out of scope: no registry request at all
+	res.repo, res.Repository = repo, repo.String()
+	res.judged[0].evidence.Repository = res.Repository
+	if req.Policy == nil || !req.Policy.Covers(res.Repository) {
+		res.Verdict = res.decide() // out of scope: no registry request at all
+		return res
+	}
+	verifiers := []*verify.Verifier{req.Verifier}
+	for _, m := range req.Mandatory {
+		if m.Policy == nil || !m.Policy.Covers(res.Repository) || m.Policy.Fingerprint == req.Policy.Fingerprint {
+			continue
+		}
+		res.judged = append(res.judged, judged{policy: m.Policy, evidence: policy.Evidence{Repository: res.Repository}})
+		verifiers = append(verifiers, m.Verifier)
 	}
 
 	resolved, err := reg.Resolve(ctx, repo, req.Version)
 	if err != nil {
-		ev.Failure = failure(fmt.Errorf("resolve %s: %w", reference(repo, req.Version), err))
-		return decide()
+		return fail(failure(fmt.Errorf("resolve %s: %w", reference(repo, req.Version), err)))
 	}
-	res.Digest, res.Tag, ev.Digest = resolved.Digest, resolved.Tag, resolved.Digest
+	res.Digest, res.Tag = resolved.Digest, resolved.Tag
+	for i := range res.judged {
+		res.judged[i].evidence.Digest = resolved.Digest
+	}
 
 	manifest, err := oci.ParseChartManifest(resolved.Manifest)
 	if err != nil {
-		ev.Failure = failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err))
-		return decide()
+		return fail(failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err)))
 	}
 	res.layer, res.config = manifest.Chart, manifest.Config
 
-	fetch := func() ([]policy.Signature, error) {
-		return verify.Collect(ctx, reg, req.Verifier, repo, resolved.Digest)
+	// Each policy's verifier checks the signatures; the registry is read
+	// once per policy (the cache keeps what passed, per policy).
+	res.Cached = true
+	for i := range res.judged {
+		j := &res.judged[i]
+		fetch := func() ([]policy.Signature, error) {
+			return verify.Collect(ctx, reg, verifiers[i], repo, resolved.Digest)
+		}
+		passes := func(sigs []policy.Signature) bool { // only what passes is kept
+			e := j.evidence
+			e.Signatures = sigs
+			return policy.Evaluate(j.policy, e).Passed()
+		}
+		var cached bool
+		j.evidence.Signatures, cached, err = req.Cache.collect(ctx, signatureKey(repo, resolved.Digest, j.policy), fetch, passes)
+		res.Cached = res.Cached && cached
+		if err != nil {
+			j.evidence.Failure = failure(err)
+		}
 	}
-	passes := func(sigs []policy.Signature) bool { // only what passes is kept
-		e := *ev
-		e.Signatures = sigs
-		return policy.Evaluate(req.Policy, e).Passed()
-	}
-	ev.Signatures, res.Cached, err = req.Cache.collect(ctx, signatureKey(repo, resolved.Digest, req.Policy), fetch, passes)
-	if err != nil {
-		ev.Failure = failure(err)
-	}
-	return decide()
+	res.Verdict = res.decide()
+	return res
 }
 
 // Load reads the chart archive of a Check result by the digest that was
@@ -171,8 +230,11 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	if f == nil {
 		f = checkConfig(config, res.config, c)
 	}
-	res.evidence.Content = f
-	res.Verdict = policy.Evaluate(res.policy, res.evidence)
+	res.judged = slices.Clone(res.judged) // res is the caller's copy; its evidence is not
+	for i := range res.judged {
+		res.judged[i].evidence.Content = f
+	}
+	res.Verdict = res.decide()
 	if f != nil {
 		if obs != nil {
 			obs.Observe(res.Verdict, time.Since(start))

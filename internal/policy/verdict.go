@@ -136,6 +136,9 @@ type LogEntry struct {
 
 // Reason is one failed check of a verdict.
 type Reason struct {
+	// Policy is set when a mandatory policy, not the one the release
+	// names, failed this check (Combine).
+	Policy   string `json:"policy,omitempty"`
 	Code     string `json:"code"`
 	Message  string `json:"message"`
 	Expected string `json:"expected,omitempty"`
@@ -144,6 +147,9 @@ type Reason struct {
 
 // Acceptance is one authority that counted towards the threshold.
 type Acceptance struct {
+	// Policy is set when the authority is a mandatory policy's, not the
+	// named policy's (Combine).
+	Policy    string `json:"policy,omitempty"`
 	Authority string `json:"authority"`
 	KeyID     string `json:"keyID,omitempty"`
 	Layout    Layout `json:"layout"`
@@ -179,8 +185,11 @@ type Verdict struct {
 	passed bool
 	audit  bool
 
-	// Policy is the policy that decided.
+	// Policy is the policy that decided: the one the release names.
 	Policy Ref
+	// Mandatory are the mandatory ClusterTrustPolicies that judged the
+	// release too (Combine).
+	Mandatory []Ref
 	// Mode is the policy's mode.
 	Mode chartproofv1.Mode
 	// Digest is the digest decided on.
@@ -221,11 +230,20 @@ func (v Verdict) Code() string {
 // Message is a one-line summary for conditions and events.
 func (v Verdict) Message() string {
 	if v.passed {
-		names := make([]string, 0, len(v.Accepted))
+		var names []string
+		by := map[string][]string{} // a mandatory policy's authorities
 		for _, a := range v.Accepted {
-			names = append(names, a.describe())
+			if a.Policy == "" {
+				names = append(names, a.describe())
+			} else {
+				by[a.Policy] = append(by[a.Policy], a.describe())
+			}
 		}
-		return fmt.Sprintf("%s verified under %s by %s", v.Digest, v.Policy, strings.Join(names, ", "))
+		msg := fmt.Sprintf("%s verified under %s by %s", v.Digest, v.Policy, strings.Join(names, ", "))
+		for _, m := range v.Mandatory {
+			msg += fmt.Sprintf("; under %s by %s", m, strings.Join(by[m.String()], ", "))
+		}
+		return msg
 	}
 	if len(v.Reasons) == 0 {
 		return "not verified"

@@ -147,7 +147,8 @@ type Request struct {
 	// (checkTrusted), and otherwise refuses with ErrRecordTampered.
 	Trusted *Trust
 	// Replace drops every record of the release and installs the chart
-	// afresh, as revision 1: the repair of a release whose records cannot
+	// afresh, as revision 1 (a pending release is still refused with
+	// ErrPending): the repair of a release whose records cannot
 	// be trusted (ErrRecordTampered). No record decides anything: objects
 	// only a record listed are left as they are, and the chart's own
 	// objects are taken over again (Helm takes over objects that carry its
@@ -232,10 +233,12 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 		// Reading the history failed; returned below.
 	case checkOwner(last, req.owners()...) != nil:
 		err = checkOwner(last, req.owners()...)
+	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
+		// Another operation may be under way, Replace or not: Helm's
+		// records are the only lock. Recover unlocks an interrupted one.
+		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)
 	case req.Replace:
 		rel, err = m.reinstall(ctx, cfg, req)
-	case last.Info.Status.IsPending() || last.Info.Status == release.StatusUninstalling:
-		err = fmt.Errorf("revision %d is %s: %w", last.Version, last.Info.Status, ErrPending)
 	case last.Info.Status == release.StatusUninstalled:
 		rel, err = m.install(ctx, cfg, req, true)
 	default:

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -193,6 +194,42 @@ func TestRecoverMarksFailedOnly(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReplaceRefusesPendingRelease: Replace does not take a release whose
+// latest record is pending: another operation may be under way (Helm's
+// records are the only lock), so Apply returns ErrPending and changes
+// nothing; after Recover, the same Replace installs afresh.
+func TestReplaceRefusesPendingRelease(t *testing.T) {
+	ctx := testContext(t)
+	c := testClient(t)
+	ns := testNamespace(t)
+	m := NewManager(testCluster(t), Options{})
+	apply(t, m, ns, "hi", digestV1)
+	setStatus(t, ns, "demo", 1, release.StatusPendingInstall)
+	before := objectVersions(t, c, ns)
+
+	req := Request{Namespace: ns, Name: "demo", Chart: testChart(), Values: map[string]any{"greeting": "salut"}, Stamp: stampFor(digestV2), Replace: true}
+	if _, err := m.Apply(ctx, req); !errors.Is(err, ErrPending) {
+		t.Fatalf("Apply(Replace) of a pending release error = %v; want ErrPending", err)
+	}
+	if diff := cmp.Diff([]summary{{Namespace: ns, Name: "demo", Version: 1, Status: release.StatusPendingInstall}}, history(t, ns)); diff != "" {
+		t.Errorf("helm history after a refused Replace (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(before, objectVersions(t, c, ns)); diff != "" {
+		t.Errorf("objects changed by a refused Replace (-before +after):\n%s", diff)
+	}
+
+	if _, err := m.Recover(ctx, ns, "demo", testOwner); err != nil {
+		t.Fatal(err)
+	}
+	req.Chart = testChart()
+	if _, err := m.Apply(ctx, req); err != nil {
+		t.Fatalf("Apply(Replace) after Recover error = %v", err)
+	}
+	if got, _ := greeting(t, c, ns); got != "salut" {
+		t.Errorf("ConfigMap greeting = %q; want %q", got, "salut")
 	}
 }
 
