@@ -25,9 +25,23 @@ const (
 	// caps a bundle's log entries and RFC 3161 timestamps at 32 each.
 	MaxStatementSubjects = 1024
 	MaxSubjectDigests    = 32
-	// MaxSignatures caps how many signatures are examined for one digest,
-	// over both layouts; the rest are ignored.
-	MaxSignatures = 32
+	// MaxLegacySignatures caps the layers of a digest's legacy signature
+	// manifest (the cosign "sha256-<hex>.sig" tag) that are examined, and
+	// MaxReferrers the signature referrers of a digest: each layout has its
+	// own budget, so a flood in one cannot hide a signature in the other.
+	// Referrers that are not signatures (attestations, other artifact
+	// types) are dropped from a listing before it is capped. The rest are
+	// ignored (docs/security.md, "Caps on untrusted input").
+	MaxLegacySignatures = 256
+	MaxReferrers        = 256
+	// MaxSignatureChecks caps, per layout, the signatures that reach
+	// cryptographic verification, counted apart from the listing caps:
+	// duplicates and signatures that cheap checks rule out (a layer of
+	// another media type, a certificate naming no trusted identity) do not
+	// count.
+	MaxSignatureChecks = 128
+	// MaxSignatures caps the signatures a verdict weighs: both layouts.
+	MaxSignatures = MaxLegacySignatures + MaxReferrers
 	// MaxTagListPages caps the pages followed when listing tags or
 	// referrers; a registry whose Link headers loop stops here.
 	MaxTagListPages = 100

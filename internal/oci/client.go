@@ -196,8 +196,19 @@ func (s *session) get(ctx context.Context, u *url.URL, accept string) (*http.Res
 	// Drain a little so the connection can be reused; never more.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, limits.MaxErrorBodyBytes))
 	resp.Body.Close()
-	return nil, fmt.Errorf("%w: GET %s: status %d", statusError(resp.StatusCode), u, resp.StatusCode)
+	return nil, &httpStatusError{code: resp.StatusCode, err: fmt.Errorf("%w: GET %s: status %d", statusError(resp.StatusCode), u, resp.StatusCode)}
 }
+
+// httpStatusError is a registry's answer other than 200: err wraps its
+// sentinel (statusError), and code is kept for the callers that tell
+// statuses apart (noReferrersAPI).
+type httpStatusError struct {
+	code int
+	err  error
+}
+
+func (e *httpStatusError) Error() string { return e.err.Error() }
+func (e *httpStatusError) Unwrap() error { return e.err }
 
 // statusError maps an HTTP status other than 200 to a sentinel. Anything not
 // a clear "absent" or "refused" is inconclusive.

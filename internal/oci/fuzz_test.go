@@ -44,9 +44,9 @@ func FuzzReferrersIndex(f *testing.F) {
 		if index.SchemaVersion != 2 || index.MediaType != types.OCIImageIndex {
 			t.Fatalf("parseIndex accepted schemaVersion %d, mediaType %q", index.SchemaVersion, index.MediaType)
 		}
-		refs := appendReferrers([]v1.Descriptor{}, index.Manifests, artifactType)
-		if len(refs) > limits.MaxSignatures {
-			t.Errorf("got %d referrers, cap %d", len(refs), limits.MaxSignatures)
+		refs := appendReferrers([]v1.Descriptor{}, index.Manifests, ArtifactType(artifactType))
+		if len(refs) > limits.MaxReferrers {
+			t.Errorf("got %d referrers, cap %d", len(refs), limits.MaxReferrers)
 		}
 		seen := map[v1.Hash]bool{}
 		for _, r := range refs {

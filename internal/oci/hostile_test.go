@@ -50,7 +50,7 @@ func TestHostileRegistry(t *testing.T) {
 		}
 	}
 	referrersOf := func(ctx context.Context, reg *testRegistry) error {
-		_, err := reg.client.Referrers(ctx, reg.repo, chart.Digest, "")
+		_, err := reg.client.Referrers(ctx, reg.repo, chart.Digest, nil)
 		return err
 	}
 

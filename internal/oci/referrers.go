@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -18,11 +19,15 @@ import (
 // "sha256-<hex>" holding an index. When the API exists the fallback tag is
 // not read.
 //
-// Entries are filtered by artifactType client-side (empty keeps all),
-// deduplicated by digest, stripped of entries whose digest is not canonical
-// sha256, and capped at limits.MaxSignatures. They are untrusted hints: the
-// caller fetches each with Manifest and checks its subject.
-func (c *Client) Referrers(ctx context.Context, repo Repository, digest, artifactType string) ([]v1.Descriptor, error) {
+// A registry whose referrers endpoint answers 400, 404, 405, 406 or 501 to
+// the first request is one without the API, as the distribution spec's
+// clients take it.
+//
+// Entries are filtered by keep client-side (nil keeps all) before anything
+// is capped, deduplicated by digest, stripped of entries whose digest is not
+// canonical sha256, and capped at limits.MaxReferrers. They are untrusted
+// hints: the caller fetches each with Manifest and checks its subject.
+func (c *Client) Referrers(ctx context.Context, repo Repository, digest string, keep ReferrerFilter) ([]v1.Descriptor, error) {
 	if err := checkDigest(digest); err != nil {
 		return nil, err
 	}
@@ -30,19 +35,45 @@ func (c *Client) Referrers(ctx context.Context, repo Repository, digest, artifac
 	if err != nil {
 		return nil, err
 	}
-	refs, supported, err := s.referrersAPI(ctx, digest, artifactType)
+	refs, supported, err := s.referrersAPI(ctx, digest, keep)
 	if err != nil {
 		return nil, err
 	}
 	if supported {
 		return refs, nil
 	}
-	return s.referrersTag(ctx, digest, artifactType)
+	return s.referrersTag(ctx, digest, keep)
+}
+
+// ReferrerFilter says which entries of a referrers listing to keep.
+type ReferrerFilter func(v1.Descriptor) bool
+
+// ArtifactType keeps the entries of one artifact type; "" keeps all.
+func ArtifactType(artifactType string) ReferrerFilter {
+	if artifactType == "" {
+		return nil
+	}
+	return func(d v1.Descriptor) bool { return d.ArtifactType == artifactType }
+}
+
+// noReferrersAPI reports whether the first answer of the referrers endpoint
+// says the registry has no such API: 404, as the spec says, or 400, 405,
+// 406 or 501, as registries and proxies without it answer.
+func noReferrersAPI(err error) bool {
+	var se *httpStatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.code {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotAcceptable, http.StatusNotImplemented:
+		return true
+	}
+	return false
 }
 
 // referrersAPI reads GET /v2/<repo>/referrers/<digest>, page by page.
 // supported is false when the registry does not implement the API.
-func (s *session) referrersAPI(ctx context.Context, digest, artifactType string) (refs []v1.Descriptor, supported bool, err error) {
+func (s *session) referrersAPI(ctx context.Context, digest string, keep ReferrerFilter) (refs []v1.Descriptor, supported bool, err error) {
 	u := s.url("referrers", digest)
 	refs = []v1.Descriptor{}
 	for page := 0; ; page++ {
@@ -50,7 +81,7 @@ func (s *session) referrersAPI(ctx context.Context, digest, artifactType string)
 			return nil, false, fmt.Errorf("%w: referrers of %s in %s: more than %d pages", ErrLimitExceeded, digest, s.repo, limits.MaxTagListPages)
 		}
 		resp, err := s.get(ctx, u, string(types.OCIImageIndex))
-		if page == 0 && errors.Is(err, ErrNotFound) {
+		if page == 0 && noReferrersAPI(err) {
 			return nil, false, nil
 		}
 		if err != nil {
@@ -67,8 +98,8 @@ func (s *session) referrersAPI(ctx context.Context, digest, artifactType string)
 		if err != nil {
 			return nil, false, err
 		}
-		refs = appendReferrers(refs, index.Manifests, artifactType)
-		if len(refs) == limits.MaxSignatures {
+		refs = appendReferrers(refs, index.Manifests, keep)
+		if len(refs) == limits.MaxReferrers {
 			return refs, true, nil
 		}
 		next, ok, err := s.nextPage(resp)
@@ -84,7 +115,7 @@ func (s *session) referrersAPI(ctx context.Context, digest, artifactType string)
 
 // referrersTag reads the index at the referrers fallback tag
 // "sha256-<hex>". No tag means no referrers.
-func (s *session) referrersTag(ctx context.Context, digest, artifactType string) ([]v1.Descriptor, error) {
+func (s *session) referrersTag(ctx context.Context, digest string, keep ReferrerFilter) ([]v1.Descriptor, error) {
 	body, _, err := s.manifest(ctx, fallbackTag(digest), "")
 	if errors.Is(err, ErrNotFound) {
 		return []v1.Descriptor{}, nil
@@ -96,7 +127,7 @@ func (s *session) referrersTag(ctx context.Context, digest, artifactType string)
 	if err != nil {
 		return nil, err
 	}
-	return appendReferrers([]v1.Descriptor{}, index.Manifests, artifactType), nil
+	return appendReferrers([]v1.Descriptor{}, index.Manifests, keep), nil
 }
 
 // parseIndex decodes an OCI image index; what names it in errors.
@@ -113,17 +144,17 @@ func parseIndex(body []byte, what string) (v1.IndexManifest, error) {
 }
 
 // appendReferrers appends to refs the entries of an index that have a
-// canonical sha256 digest, a plausible size and the wanted artifactType (any
-// when empty), skipping digests already in refs, up to limits.MaxSignatures.
-func appendReferrers(refs, entries []v1.Descriptor, artifactType string) []v1.Descriptor {
+// canonical sha256 digest, a plausible size and that keep keeps (all when
+// nil), skipping digests already in refs, up to limits.MaxReferrers.
+func appendReferrers(refs, entries []v1.Descriptor, keep ReferrerFilter) []v1.Descriptor {
 	for _, d := range entries {
-		if len(refs) == limits.MaxSignatures {
+		if len(refs) == limits.MaxReferrers {
 			break
 		}
 		if checkHash(d.Digest) != nil || d.Size <= 0 || d.Size > limits.MaxManifestBytes {
 			continue
 		}
-		if artifactType != "" && d.ArtifactType != artifactType {
+		if keep != nil && !keep(d) {
 			continue
 		}
 		if containsDigest(refs, d.Digest) {

@@ -53,7 +53,7 @@ func TestReferrers(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					got, err := reg.client.Referrers(context.Background(), reg.repo, tt.digest, tt.artifactType)
+					got, err := reg.client.Referrers(context.Background(), reg.repo, tt.digest, ArtifactType(tt.artifactType))
 					if !errors.Is(err, tt.wantErr) {
 						t.Fatalf("Referrers: got error %v, want %v", err, tt.wantErr)
 					}
@@ -90,7 +90,7 @@ func TestReferrersAPIWinsOverFallbackTag(t *testing.T) {
 	})
 	reg.putManifest(t, fallbackTag(c.Digest), index, types.OCIImageIndex)
 
-	got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, "")
+	got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, nil)
 	if err != nil {
 		t.Fatalf("Referrers: got error %v, want nil", err)
 	}
@@ -123,7 +123,7 @@ func TestReferrersNonIndexAnswer(t *testing.T) {
 			bundle := reg.pushReferrer(t, c.Manifest, bundleType, "bundle")
 			lying.Store(true)
 
-			got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, "")
+			got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, nil)
 			if err != nil {
 				t.Fatalf("Referrers: got error %v, want nil", err)
 			}
@@ -134,9 +134,73 @@ func TestReferrersNonIndexAnswer(t *testing.T) {
 	}
 }
 
+// TestReferrersStatusWithoutAPI: a registry or proxy answering the referrers
+// endpoint with 400, 405, 406 or 501 has no referrers API, as the spec's
+// clients take it: the fallback tag is read and the bundle found. The
+// control, 500, is an outage: the listing fails as unavailable (an
+// inconclusive verdict), the fallback tag is not read instead.
+func TestReferrersStatusWithoutAPI(t *testing.T) {
+	for _, tt := range []struct {
+		status  int
+		wantErr error
+	}{
+		{status: http.StatusBadRequest},
+		{status: http.StatusMethodNotAllowed},
+		{status: http.StatusNotAcceptable},
+		{status: http.StatusNotImplemented},
+		{status: http.StatusInternalServerError, wantErr: ErrUnavailable},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			var refusing atomic.Bool
+			match := func(r *http.Request) bool { return refusing.Load() && isGet(r, "/referrers/") }
+			reg := newTestRegistry(t, false, respond(match, tt.status, nil, nil))
+			c := buildChart(t, "1.0.0")
+			reg.pushChart(t, c)
+			bundle := reg.pushReferrer(t, c.Manifest, bundleType, "bundle")
+			refusing.Store(true)
+
+			got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, nil)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Referrers: got error %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				return
+			}
+			if diff := cmp.Diff([]string{bundle}, digests(got)); diff != "" {
+				t.Errorf("Referrers: got -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReferrersFilteredBeforeCap: entries the filter drops (attestations)
+// do not use up the cap, however many come first.
+func TestReferrersFilteredBeforeCap(t *testing.T) {
+	subject := buildChart(t, "1.0.0")
+	var entries []v1.Descriptor
+	for i := range limits.MaxReferrers + 10 {
+		d := descriptorOf([]byte{byte(i), byte(i >> 8), 1}, types.OCIManifestSchema1)
+		d.ArtifactType = attestedType
+		entries = append(entries, d)
+	}
+	wanted := descriptorOf([]byte("the signature"), types.OCIManifestSchema1)
+	wanted.ArtifactType = bundleType
+	entries = append(entries, wanted)
+	index := mustJSON(t, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: entries})
+	reg := newTestRegistry(t, true, respond(func(r *http.Request) bool { return isGet(r, "/referrers/") }, http.StatusOK,
+		http.Header{"Content-Type": {string(types.OCIImageIndex)}}, index))
+	got, err := reg.client.Referrers(context.Background(), reg.repo, subject.Digest, ArtifactType(bundleType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]v1.Descriptor{wanted}, got); diff != "" {
+		t.Errorf("Referrers after %d attestations (-want +got):\n%s", limits.MaxReferrers+10, diff)
+	}
+}
+
 // TestReferrersListing checks what is kept of a listing the registry
 // controls: canonical digests only, no duplicates, at most
-// limits.MaxSignatures entries, artifactType filtered here even when the
+// limits.MaxReferrers entries, artifactType filtered here even when the
 // registry claims to have filtered (REG-08 c).
 func TestReferrersListing(t *testing.T) {
 	subject := buildChart(t, "1.0.0")
@@ -153,7 +217,7 @@ func TestReferrersListing(t *testing.T) {
 	huge.Size = limits.MaxManifestBytes + 1
 	other := entry(3, attestedType)
 	many := []v1.Descriptor{}
-	for i := range limits.MaxSignatures + 5 {
+	for i := range limits.MaxReferrers + 5 {
 		many = append(many, entry(100+i, bundleType))
 	}
 
@@ -165,14 +229,14 @@ func TestReferrersListing(t *testing.T) {
 		{name: "invalid entries dropped", entries: []v1.Descriptor{sha512, zero, huge, good}, want: []v1.Descriptor{good}},
 		{name: "duplicates dropped", entries: []v1.Descriptor{good, good}, want: []v1.Descriptor{good}},
 		{name: "filter ignored by the registry", entries: []v1.Descriptor{other, good}, want: []v1.Descriptor{good}},
-		{name: "capped", entries: many, want: many[:limits.MaxSignatures]},
+		{name: "capped", entries: many, want: many[:limits.MaxReferrers]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			index := mustJSON(t, v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: tt.entries})
 			header := http.Header{"Content-Type": {string(types.OCIImageIndex)}, "Oci-Filters-Applied": {"artifactType"}}
 			reg := newTestRegistry(t, true, respond(func(r *http.Request) bool { return isGet(r, "/referrers/") }, http.StatusOK, header, index))
-			got, err := reg.client.Referrers(context.Background(), reg.repo, subject.Digest, bundleType)
+			got, err := reg.client.Referrers(context.Background(), reg.repo, subject.Digest, ArtifactType(bundleType))
 			if err != nil {
 				t.Fatalf("Referrers: got error %v, want nil", err)
 			}
@@ -184,20 +248,20 @@ func TestReferrersListing(t *testing.T) {
 }
 
 // TestReferrersPushedBeyondCap pushes more referrers than
-// limits.MaxSignatures to a real registry.
+// limits.MaxReferrers to a real registry.
 func TestReferrersPushedBeyondCap(t *testing.T) {
 	reg := newTestRegistry(t, false, nil)
 	c := buildChart(t, "1.0.0")
 	reg.pushChart(t, c)
-	for i := range limits.MaxSignatures + 2 {
+	for i := range limits.MaxReferrers + 2 {
 		reg.pushReferrer(t, c.Manifest, bundleType, strings.Repeat("x", i+1))
 	}
-	got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, bundleType)
+	got, err := reg.client.Referrers(context.Background(), reg.repo, c.Digest, ArtifactType(bundleType))
 	if err != nil {
 		t.Fatalf("Referrers: got error %v, want nil", err)
 	}
-	if len(got) != limits.MaxSignatures {
-		t.Errorf("Referrers: got %d entries, want %d", len(got), limits.MaxSignatures)
+	if len(got) != limits.MaxReferrers {
+		t.Errorf("Referrers: got %d entries, want %d", len(got), limits.MaxReferrers)
 	}
 }
 

@@ -348,7 +348,7 @@ func TestEvaluateKeyless(t *testing.T) {
 func TestEvaluateCapsSignatures(t *testing.T) {
 	p := compile(t, keySpec(1, "", "alice"))
 	var sigs []policy.Signature
-	for range 32 {
+	for range policy.MaxSignatures {
 		sigs = append(sigs, policy.Signature{Layout: policy.LayoutSigstoreBundle, Ref: "sha256:x", Problem: "does not verify"})
 	}
 	for _, tc := range []struct {
@@ -356,8 +356,8 @@ func TestEvaluateCapsSignatures(t *testing.T) {
 		sigs []policy.Signature
 		want string
 	}{
-		{"33rd signature is not examined", append(append([]policy.Signature{}, sigs...), signed("alice", digestA)), chartproofv1.ReasonUntrustedSigner},
-		{"control: 32nd is", append(append([]policy.Signature{}, sigs[1:]...), signed("alice", digestA)), chartproofv1.ReasonVerified},
+		{"one past the cap is not examined", append(append([]policy.Signature{}, sigs...), signed("alice", digestA)), chartproofv1.ReasonUntrustedSigner},
+		{"control: the last within the cap is", append(append([]policy.Signature{}, sigs[1:]...), signed("alice", digestA)), chartproofv1.ReasonVerified},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: tc.sigs}).Code(); got != tc.want {

@@ -361,7 +361,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		examined     int
 	)
 	for i, s := range ev.Signatures {
-		if examined == maxSignatures {
+		if examined == MaxSignatures {
 			break // the collector caps too; this keeps Evaluate bounded on its own
 		}
 		examined++
@@ -495,10 +495,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	return v
 }
 
-// maxSignatures bounds the signatures Evaluate examines; it equals
+// MaxSignatures bounds the signatures Evaluate examines; it equals
 // limits.MaxSignatures, which the collector applies (this package imports
-// nothing of ours but the API types).
-const maxSignatures = 32
+// nothing of ours but the API types; internal/verify.TestCapsAgree checks).
+const MaxSignatures = 512
 
 // candidate says a signature of signer may count for authority.
 type candidate struct {

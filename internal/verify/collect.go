@@ -28,7 +28,7 @@ const (
 // what it returns against the digest it was asked for.
 type Registry interface {
 	LegacySignature(ctx context.Context, repo oci.Repository, digest string) (manifest []byte, manifestDigest string, found bool, err error)
-	Referrers(ctx context.Context, repo oci.Repository, digest, artifactType string) ([]v1.Descriptor, error)
+	Referrers(ctx context.Context, repo oci.Repository, digest string, keep oci.ReferrerFilter) ([]v1.Descriptor, error)
 	Manifest(ctx context.Context, repo oci.Repository, digest string) ([]byte, error)
 	Blob(ctx context.Context, repo oci.Repository, desc v1.Descriptor, max int64) ([]byte, error)
 }
@@ -38,12 +38,21 @@ type Registry interface {
 // and does not stop the others. An error is returned only when the registry
 // itself fails (unreachable, or lying about a listing it must answer), since
 // then the set of signatures is unknown.
+//
+// Each layout has its own budget, so that whoever can push signatures to
+// the repository cannot keep a trusted one from counting by flooding the
+// other layout: at most limits.MaxLegacySignatures layers of the legacy
+// manifest and limits.MaxReferrers signature referrers (attestations and
+// other artifacts are dropped before that cap) are read, and at most
+// limits.MaxSignatureChecks signatures of each layout are verified
+// cryptographically, the likely ones first (Prepared.Likely). Identical
+// legacy layers are one signature, and a payload is fetched once.
 func Collect(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string) ([]policy.Signature, error) {
 	legacy, err := collectLegacy(ctx, reg, v, repo, digest)
 	if err != nil {
 		return nil, err
 	}
-	bundles, err := collectBundles(ctx, reg, v, repo, digest, limits.MaxSignatures-len(legacy))
+	bundles, err := collectBundles(ctx, reg, v, repo, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -70,73 +79,153 @@ func collectLegacy(ctx context.Context, reg Registry, v *Verifier, repo oci.Repo
 	if err != nil {
 		return []policy.Signature{legacyMalformed(ref, err.Error())}, nil
 	}
-	var sigs []policy.Signature
+	var (
+		items    []Prepared
+		payloads = map[string][]byte{} // by layer digest
+		seen     = map[string]bool{}   // layer digest and annotations
+	)
 	for i, layer := range m.Layers {
-		if len(sigs) == limits.MaxSignatures {
+		if i == limits.MaxLegacySignatures {
 			break
 		}
 		if string(layer.MediaType) != SimpleSigningMediaType {
-			sigs = append(sigs, legacyMalformed(ref, fmt.Sprintf("layer %d has media type %q", i, layer.MediaType)))
+			items = append(items, done(legacyMalformed(ref, fmt.Sprintf("layer %d has media type %q", i, layer.MediaType)), true))
 			continue
 		}
-		payload, err := reg.Blob(ctx, repo, layer, limits.MaxSignatureLayerBytes)
-		if err != nil {
-			if fatal(err) {
-				return nil, fmt.Errorf("verify: legacy signature payload %s: %w", layer.Digest, err)
+		key, _ := json.Marshal(struct {
+			Digest      string
+			Annotations map[string]string
+		}{layer.Digest.String(), layer.Annotations})
+		if seen[string(key)] {
+			continue // the same signature again
+		}
+		seen[string(key)] = true
+		payload, ok := payloads[layer.Digest.String()]
+		if !ok {
+			payload, err = reg.Blob(ctx, repo, layer, limits.MaxSignatureLayerBytes)
+			if err != nil {
+				if fatal(err) {
+					return nil, fmt.Errorf("verify: legacy signature payload %s: %w", layer.Digest, err)
+				}
+				items = append(items, done(legacyMalformed(ref, err.Error()), true))
+				continue
 			}
-			sigs = append(sigs, legacyMalformed(ref, err.Error()))
-			continue
+			payloads[layer.Digest.String()] = payload
 		}
-		s := v.Legacy(payload, layer.Annotations)
-		s.Layout, s.Ref = policy.LayoutCosignLegacy, ref
-		sigs = append(sigs, s)
+		items = append(items, v.prepareLegacy(payload, layer.Annotations))
+	}
+	sigs := check(items)
+	for i := range sigs {
+		sigs[i].Layout, sigs[i].Ref = policy.LayoutCosignLegacy, ref
 	}
 	return sigs, nil
 }
 
-func collectBundles(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string, max int) ([]policy.Signature, error) {
-	if max <= 0 {
-		return nil, nil
+// isSignatureReferrer keeps the entries of a referrers listing that may be
+// a signature: a Sigstore bundle (or an artifact type a registry lists
+// instead, maybeBundle) that does not say it holds another predicate than
+// cosign's signing one. cosign writes the predicate type of what it
+// attaches in the annotation dev.sigstore.bundle.predicateType; the
+// listing is a hint, checked again on what is fetched.
+func isSignatureReferrer(d v1.Descriptor) bool {
+	if !maybeBundle(d.ArtifactType) {
+		return false
 	}
-	descs, err := reg.Referrers(ctx, repo, digest, "")
+	pt, ok := d.Annotations[PredicateTypeAnnotation]
+	return !ok || pt == CosignSignPredicate
+}
+
+// PredicateTypeAnnotation is the annotation in which cosign names the
+// predicate type of a bundle it attaches as a referrer.
+const PredicateTypeAnnotation = "dev.sigstore.bundle.predicateType"
+
+func collectBundles(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string) ([]policy.Signature, error) {
+	descs, err := reg.Referrers(ctx, repo, digest, isSignatureReferrer)
 	if err != nil {
 		if fatal(err) {
 			return nil, fmt.Errorf("verify: referrers of %s: %w", digest, err)
 		}
 		return []policy.Signature{{Layout: policy.LayoutSigstoreBundle, Malformed: true, Problem: err.Error()}}, nil
 	}
-	var sigs []policy.Signature
+	var (
+		items []Prepared
+		refs  []string
+	)
 	for _, d := range descs {
-		if len(sigs) == max {
-			break
-		}
-		// The listing is a hint: the artifact type is checked again on the
-		// fetched manifest, and so is its subject.
-		if !maybeBundle(d.ArtifactType) {
-			continue
-		}
-		s, ok, err := collectBundle(ctx, reg, v, repo, digest, d)
+		p, ok, err := collectBundle(ctx, reg, v, repo, digest, d)
 		if err != nil {
 			return nil, err
 		}
 		if ok {
-			sigs = append(sigs, s)
+			items, refs = append(items, p), append(refs, d.Digest.String())
 		}
 	}
-	return sigs, nil
+	sigs := check(items)
+	out := sigs[:0]
+	for i, s := range sigs {
+		if s.Layout == dropped {
+			continue
+		}
+		s.Layout, s.Ref = policy.LayoutSigstoreBundle, refs[i]
+		out = append(out, s)
+	}
+	return out, nil
 }
 
-// collectBundle reads one referrer. ok is false when it turns out not to be
-// a signature of digest at all (another subject, or an attestation).
-func collectBundle(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string, d v1.Descriptor) (policy.Signature, bool, error) {
-	ref := d.Digest.String()
-	bad := func(problem string) (policy.Signature, bool, error) {
-		return policy.Signature{Layout: policy.LayoutSigstoreBundle, Ref: ref, Malformed: true, Problem: problem}, true, nil
+// dropped marks, in what check returns, a signature that turned out not to
+// be one (an attestation).
+const dropped policy.Layout = "dropped"
+
+// check runs the cryptography of prepared signatures of one layout, the
+// likely ones first, at most limits.MaxSignatureChecks of them; the rest
+// are reported as not verified. The result has one entry per item, in
+// order; one that turned out not to be a signature has Layout dropped.
+func check(items []Prepared) []policy.Signature {
+	var order []int
+	for _, likely := range []bool{true, false} {
+		for i, p := range items {
+			if p.Checked() && p.Likely == likely {
+				order = append(order, i)
+			}
+		}
 	}
+	out := make([]policy.Signature, len(items))
+	checks := 0
+	for _, i := range order {
+		if checks == limits.MaxSignatureChecks {
+			out[i] = policy.Signature{Problem: fmt.Sprintf("not verified: over the cap of %d cryptographic checks of one layout", limits.MaxSignatureChecks)}
+			continue
+		}
+		checks++
+		out[i] = result(items[i].Run())
+	}
+	for i, p := range items {
+		if !p.Checked() {
+			out[i] = result(p.Run())
+		}
+	}
+	return out
+}
+
+func result(s policy.Signature, ok bool) policy.Signature {
+	if !ok {
+		return policy.Signature{Layout: dropped}
+	}
+	return s
+}
+
+// collectBundle reads one referrer and prepares its bundle. ok is false
+// when it turns out not to be a signature of digest at all (another
+// subject, another artifact type).
+func collectBundle(ctx context.Context, reg Registry, v *Verifier, repo oci.Repository, digest string, d v1.Descriptor) (Prepared, bool, error) {
+	bad := func(problem string) (Prepared, bool, error) {
+		return done(policy.Signature{Malformed: true, Problem: problem}, true), true, nil
+	}
+	ref := d.Digest.String()
 	raw, err := reg.Manifest(ctx, repo, ref)
 	if err != nil {
 		if fatal(err) {
-			return policy.Signature{}, false, fmt.Errorf("verify: referrer %s: %w", ref, err)
+			return Prepared{}, false, fmt.Errorf("verify: referrer %s: %w", ref, err)
 		}
 		return bad(err.Error())
 	}
@@ -145,10 +234,10 @@ func collectBundle(ctx context.Context, reg Registry, v *Verifier, repo oci.Repo
 		return bad(err.Error())
 	}
 	if m.Subject == nil || m.Subject.Digest.String() != digest {
-		return policy.Signature{}, false, nil // registry metadata pointing elsewhere: not ours
+		return Prepared{}, false, nil // registry metadata pointing elsewhere: not ours
 	}
 	if !strings.HasPrefix(m.ArtifactType, bundleMediaTypePrefix) {
-		return policy.Signature{}, false, nil
+		return Prepared{}, false, nil
 	}
 	if len(m.Layers) != 1 || !strings.HasPrefix(string(m.Layers[0].MediaType), bundleMediaTypePrefix) {
 		return bad(fmt.Sprintf("want exactly one bundle layer, found %d layers", len(m.Layers)))
@@ -156,13 +245,11 @@ func collectBundle(ctx context.Context, reg Registry, v *Verifier, repo oci.Repo
 	data, err := reg.Blob(ctx, repo, m.Layers[0], limits.MaxSignatureLayerBytes)
 	if err != nil {
 		if fatal(err) {
-			return policy.Signature{}, false, fmt.Errorf("verify: bundle %s: %w", m.Layers[0].Digest, err)
+			return Prepared{}, false, fmt.Errorf("verify: bundle %s: %w", m.Layers[0].Digest, err)
 		}
 		return bad(err.Error())
 	}
-	s, ok := v.Bundle(data)
-	s.Layout, s.Ref = policy.LayoutSigstoreBundle, ref
-	return s, ok, nil
+	return v.prepareBundle(data), true, nil
 }
 
 // maybeBundle reports whether a referrer listed with artifactType may be a

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
@@ -117,7 +119,16 @@ func certIdentity(b *bundle.Bundle, res *sgverify.VerificationResult) (*policy.C
 	if res.Signature == nil || res.Signature.Certificate == nil {
 		return nil, fmt.Errorf("bundle: verified without a certificate summary")
 	}
-	sum := res.Signature.Certificate
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
+	return identityOf(vc.Certificate(), *res.Signature.Certificate)
+}
+
+// identityOf is the identity a leaf certificate names, from sigstore-go's
+// summary of it.
+func identityOf(leaf *x509.Certificate, sum certificate.Summary) (*policy.CertIdentity, error) {
 	raw, err := json.Marshal(sum.Extensions)
 	if err != nil {
 		return nil, fmt.Errorf("bundle: certificate extensions: %w", err)
@@ -128,11 +139,7 @@ func certIdentity(b *bundle.Bundle, res *sgverify.VerificationResult) (*policy.C
 	}
 	delete(exts, "issuer")
 	id := &policy.CertIdentity{Issuer: sum.Extensions.Issuer, Subject: sum.SubjectAlternativeName, Extensions: exts}
-	vc, err := b.VerificationContent()
-	if err != nil {
-		return nil, fmt.Errorf("bundle: %w", err)
-	}
-	switch leaf := vc.Certificate(); {
+	switch {
 	case len(leaf.URIs) > 0:
 		id.SubjectType = "uri"
 	case len(leaf.EmailAddresses) > 0:
@@ -141,6 +148,30 @@ func certIdentity(b *bundle.Bundle, res *sgverify.VerificationResult) (*policy.C
 		id.SubjectType = "otherName"
 	}
 	return id, nil
+}
+
+// mayHaveSigned reports whether the identity the bundle's certificate names,
+// read before anything is verified, matches an identity of a keyless
+// authority: a hint for the order of checks (Prepared.Likely), never trust.
+func (v *Verifier) mayHaveSigned(b *bundle.Bundle) bool {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return false
+	}
+	sum, err := certificate.SummarizeCertificate(vc.Certificate())
+	if err != nil {
+		return false
+	}
+	id, err := identityOf(vc.Certificate(), sum)
+	if err != nil {
+		return false
+	}
+	for _, a := range v.keylessAuthorities {
+		if a.Matches(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendLogEntries adds the bundle's entries that belong to a log of the

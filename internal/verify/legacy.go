@@ -56,14 +56,30 @@ const (
 // against every authority's key. Layout and Ref are left for the caller to
 // fill in.
 func (v *Verifier) Legacy(payload []byte, annotations map[string]string) policy.Signature {
+	sig, _ := v.prepareLegacy(payload, annotations).Run()
+	return sig
+}
+
+// prepareLegacy reads a legacy layer and checks its shape, leaving the
+// cryptography to Run.
+func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) Prepared {
 	l, err := parseLegacy(payload, annotations)
 	if err != nil {
-		return malformed(err.Error())
+		return done(malformed(err.Error()), true)
 	}
 	if l.keyless {
-		sig, _ := v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature")
-		return sig
+		return Prepared{Likely: v.mayHaveSigned(l.bundle), verify: func() (policy.Signature, bool) {
+			return v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature")
+		}}
 	}
+	return Prepared{Likely: len(v.authorities) > 0, verify: func() (policy.Signature, bool) {
+		return v.legacyKeyed(l, payload), true
+	}}
+}
+
+// legacyKeyed verifies a legacy signature without a certificate under each
+// key authority.
+func (v *Verifier) legacyKeyed(l legacySignature, payload []byte) policy.Signature {
 	// The log entry of the bundle annotation, when there is one, is in the
 	// bundle: an authority that requires the log checks it. The artifact is
 	// the payload itself, not its digest, as an Ed25519 key signs it.

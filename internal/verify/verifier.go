@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -28,6 +29,9 @@ const CosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
 type Verifier struct {
 	authorities []authorityVerifier
 	roots       []rootVerifier
+	// keylessAuthorities are the keyless authorities, for the hints of
+	// mayHaveSigned.
+	keylessAuthorities []policy.Authority
 }
 
 type authorityVerifier struct {
@@ -50,6 +54,7 @@ func New(authorities []policy.Authority) (*Verifier, error) {
 	out := &Verifier{}
 	for _, a := range authorities {
 		if a.Keyless != nil {
+			out.keylessAuthorities = append(out.keylessAuthorities, a)
 			if err := out.addKeyless(a); err != nil {
 				return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
 			}
@@ -151,9 +156,44 @@ func loadVerifier(pub any) (signature.Verifier, error) {
 // ok is false when the bundle is an attestation rather than a signature: it
 // is then not a signature at all and is left out.
 func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
+	return v.prepareBundle(data).Run()
+}
+
+// Prepared is a signature read and checked for shape, whose cryptographic
+// verification has not run yet: Collect reads every signature of a layout
+// first, then spends its budget of cryptographic checks
+// (limits.MaxSignatureChecks) on the likely ones first.
+type Prepared struct {
+	// Likely says cheap, unverified hints point to an authority of the
+	// verifier: the identity a certificate names matches a keyless
+	// authority's, or a key hint names a key authority's key (or there is
+	// no hint). Only the order of checks depends on it, never a verdict.
+	Likely bool
+	sig    policy.Signature // the result, when verify is nil
+	ok     bool
+	verify func() (policy.Signature, bool)
+}
+
+// done is a Prepared whose result needs no cryptography.
+func done(sig policy.Signature, ok bool) Prepared { return Prepared{sig: sig, ok: ok} }
+
+// Checked reports whether Run does cryptographic work.
+func (p Prepared) Checked() bool { return p.verify != nil }
+
+// Run verifies the signature: what Legacy or Bundle returns.
+func (p Prepared) Run() (policy.Signature, bool) {
+	if p.verify == nil {
+		return p.sig, p.ok
+	}
+	return p.verify()
+}
+
+// prepareBundle reads a Sigstore bundle and checks its shape, leaving the
+// cryptography to Run.
+func (v *Verifier) prepareBundle(data []byte) Prepared {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
-		return malformed(fmt.Sprintf("bundle: %v", err)), true
+		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
 	}
 	var (
 		artifact sgverify.ArtifactPolicyOption
@@ -165,22 +205,32 @@ func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
 	case b.GetMessageSignature() != nil:
 		md := b.GetMessageSignature().GetMessageDigest()
 		if md.GetAlgorithm() != protocommon.HashAlgorithm_SHA2_256 || len(md.GetDigest()) != sha256.Size {
-			return malformed("bundle: message digest is not sha256"), true
+			return done(malformed("bundle: message digest is not sha256"), true)
 		}
 		artifact = sgverify.WithArtifactDigest("sha256", md.GetDigest())
 		subject = "sha256:" + hex.EncodeToString(md.GetDigest())
 	default:
-		return malformed("bundle: no content"), true
+		return done(malformed("bundle: no content"), true)
 	}
 	vc, err := b.VerificationContent()
 	if err != nil {
-		return malformed(fmt.Sprintf("bundle: %v", err)), true
+		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
 	}
 	if vc.Certificate() != nil {
-		return v.keyless(&b, artifact, subject, "keyless bundle")
+		return Prepared{Likely: v.mayHaveSigned(&b), verify: func() (policy.Signature, bool) {
+			return v.keyless(&b, artifact, subject, "keyless bundle")
+		}}
 	}
+	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {
+		return v.bundleKeyed(&b, artifact, subject)
+	}}
+}
+
+// bundleKeyed verifies a bundle without a certificate under each key
+// authority.
+func (v *Verifier) bundleKeyed(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string) (policy.Signature, bool) {
 	for _, a := range v.authorities {
-		res, sig, err := a.verifyKeyed(&b, func() sgverify.ArtifactPolicyOption { return artifact })
+		res, sig, err := a.verifyKeyed(b, func() sgverify.ArtifactPolicyOption { return artifact })
 		if err != nil {
 			continue
 		}
@@ -195,6 +245,23 @@ func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
 		return sig, true
 	}
 	return policy.Signature{Problem: "bundle does not verify under any authority's key"}, true
+}
+
+// keyHinted reports whether the key hint of a bundle without a certificate
+// names the key of a key authority (its key ID, in hex or base64), or the
+// bundle has no hint: a hint for the order of checks (Prepared.Likely),
+// never trust.
+func (v *Verifier) keyHinted(b *bundle.Bundle) bool {
+	hint := b.GetVerificationMaterial().GetPublicKey().GetHint()
+	for _, a := range v.authorities {
+		if hint == "" || hint == a.keyID {
+			return true
+		}
+		if raw, err := hex.DecodeString(a.keyID); err == nil && hint == base64.StdEncoding.EncodeToString(raw) {
+			return true
+		}
+	}
+	return false
 }
 
 // subjectsOf returns the digests a verified bundle names: the message
