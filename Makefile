@@ -55,6 +55,7 @@ test: tools check-generated vet
 	CHARTPROOF_FULCIO=$$($(TOOLS) path fulcio) \
 	CHARTPROOF_REKOR=$$($(TOOLS) path rekor-server) \
 	CHARTPROOF_TSA=$$($(TOOLS) path timestamp-server) \
+	CHARTPROOF_ORAS=$$($(TOOLS) path oras) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 

@@ -110,6 +110,18 @@ func TestCRDValidation(t *testing.T) {
 				Extensions: []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryRef", RegExp: `refs/tags/v.*`}, {Name: "runnerEnvironment", Value: "github-hosted"}},
 			}
 		}), ""},
+		{"subjectRegExp accepts anyone (POL-01)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Subject, k.Identities[0].SubjectRegExp = "", `.+`
+		}), "subjectRegExp must compile on its own and constrain the signer"},
+		{"subjectRegExp accepts any e-mail (POL-01)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Subject, k.Identities[0].SubjectRegExp = "", `.*@.*`
+		}), "subjectRegExp must compile on its own and constrain the signer"},
+		{"subjectRegExp escapes its anchors (POL-01)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Subject, k.Identities[0].SubjectRegExp = "", `https://github\.com/org/x)|(.*evil`
+		}), "subjectRegExp must compile on its own"},
+		{"issuerRegExp accepts any issuer (POL-01)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.Identities[0].Issuer, k.Identities[0].IssuerRegExp = "", `https://.*`
+		}), "issuerRegExp must compile on its own and constrain the issuer"},
 		{"identity without issuer", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].Issuer = "" }),
 			"set exactly one of issuer and issuerRegExp"},
 		{"identity without subject", false, keyless(func(k *chartproofv1.KeylessAuthority) { k.Identities[0].Subject = "" }),

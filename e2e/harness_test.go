@@ -6,9 +6,9 @@
 //
 // The tools are built and cached by hack/tools.sh; `make test` passes their
 // paths in KUBEBUILDER_ASSETS, CHARTPROOF_REGISTRY, CHARTPROOF_COSIGN_V2,
-// CHARTPROOF_COSIGN_V3, CHARTPROOF_FULCIO, CHARTPROOF_REKOR and
-// CHARTPROOF_TSA (the last three: Fulcio, Rekor v2 and the timestamp
-// authority of the local keyless Sigstore, see sigstore_test.go). Every
+// CHARTPROOF_COSIGN_V3, CHARTPROOF_FULCIO, CHARTPROOF_REKOR,
+// CHARTPROOF_TSA (Fulcio, Rekor v2 and the timestamp authority of the local
+// keyless Sigstore, see sigstore_test.go) and CHARTPROOF_ORAS. Every
 // process a test starts runs in its own process group and is stopped when
 // the test ends. Nothing leaves loopback: each subprocess gets an HTTP(S)
 // proxy that refuses connections, and Go never proxies loopback addresses.
@@ -57,6 +57,7 @@ var (
 type toolPaths struct {
 	registry, cosignV2, cosignV3 string
 	fulcio, rekor, tsa           string // the local keyless Sigstore's servers
+	oras                         string // attaches what cosign would not
 }
 
 func TestMain(m *testing.M) {
@@ -67,7 +68,7 @@ func run(m *testing.M) int {
 	env := map[string]string{}
 	var missing []string
 	for _, name := range []string{"KUBEBUILDER_ASSETS", "CHARTPROOF_REGISTRY", "CHARTPROOF_COSIGN_V2", "CHARTPROOF_COSIGN_V3",
-		"CHARTPROOF_FULCIO", "CHARTPROOF_REKOR", "CHARTPROOF_TSA"} {
+		"CHARTPROOF_FULCIO", "CHARTPROOF_REKOR", "CHARTPROOF_TSA", "CHARTPROOF_ORAS"} {
 		v := os.Getenv(name)
 		if v == "" {
 			missing = append(missing, name)
@@ -80,12 +81,12 @@ func run(m *testing.M) int {
 		env[name] = v
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3, Fulcio, Rekor v2, timestamp authority) and sets the variables\n",
+		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3, Fulcio, Rekor v2, timestamp authority, oras) and sets the variables\n",
 			strings.Join(missing, ", "))
 		return 1
 	}
 	tools = toolPaths{registry: env["CHARTPROOF_REGISTRY"], cosignV2: env["CHARTPROOF_COSIGN_V2"], cosignV3: env["CHARTPROOF_COSIGN_V3"],
-		fulcio: env["CHARTPROOF_FULCIO"], rekor: env["CHARTPROOF_REKOR"], tsa: env["CHARTPROOF_TSA"]}
+		fulcio: env["CHARTPROOF_FULCIO"], rekor: env["CHARTPROOF_REKOR"], tsa: env["CHARTPROOF_TSA"], oras: env["CHARTPROOF_ORAS"]}
 
 	dir, err := os.MkdirTemp("", "chartproof-e2e-")
 	if err != nil {

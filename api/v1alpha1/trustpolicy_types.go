@@ -212,6 +212,8 @@ type TrustedRootKeyReference struct {
 // write `https://github.com/org/.*` to match a prefix.
 // +kubebuilder:validation:XValidation:rule="has(self.issuer) != has(self.issuerRegExp)",message="set exactly one of issuer and issuerRegExp"
 // +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="set exactly one of subject and subjectRegExp"
+// +kubebuilder:validation:XValidation:rule="!has(self.subjectRegExp) || ('canary'.matches(self.subjectRegExp) == 'canary'.matches(self.subjectRegExp) && !['https://canary.chartproof.invalid', 'https://canary.chartproof.invalid/.github/workflows/release.yaml@refs/heads/main', 'canary@canary.chartproof.invalid', 'spiffe://canary.chartproof.invalid/ns/canary/sa/canary', 'canary'].exists(c, c.matches('^(?:' + self.subjectRegExp + ')$')))",message="subjectRegExp must compile on its own and constrain the signer: it accepts anyone (THREATS POL-01)"
+// +kubebuilder:validation:XValidation:rule="!has(self.issuerRegExp) || ('canary'.matches(self.issuerRegExp) == 'canary'.matches(self.issuerRegExp) && !['https://canary.chartproof.invalid', 'https://canary.chartproof.invalid/.github/workflows/release.yaml@refs/heads/main', 'canary@canary.chartproof.invalid', 'spiffe://canary.chartproof.invalid/ns/canary/sa/canary', 'canary'].exists(c, c.matches('^(?:' + self.issuerRegExp + ')$')))",message="issuerRegExp must compile on its own and constrain the issuer: it accepts any issuer (THREATS POL-01)"
 type Identity struct {
 	// Issuer is the exact OIDC issuer URL, such as
 	// https://token.actions.githubusercontent.com.

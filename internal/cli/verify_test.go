@@ -791,6 +791,10 @@ func TestVerifyUsageErrors(t *testing.T) {
 		{"policy file missing", good, config{func(string) []string {
 			return []string{"--plain-http", "--policy", filepath.Join(t.TempDir(), "missing.yaml"), ref}
 		}, good.policy}, "policy file: open "},
+		{"keyless identity accepting anyone (POL-01)", good, withPolicy(w.render("apiVersion: delivery.chartproof.dev/v1alpha1\nkind: ClusterTrustPolicy\nmetadata:\n  name: anyone\nspec:\n  repositories:\n  - {{REGISTRY}}/charts/**\n  authorities:\n  - name: anyone\n    keyless:\n      identities:\n      - issuer: https://token.actions.githubusercontent.com\n        subjectRegExp: \".+\"\n", w.signer)),
+			"accepts any issuer or signer"},
+		{"keyless identity escaping its anchors (POL-01)", good, withPolicy(w.render("apiVersion: delivery.chartproof.dev/v1alpha1\nkind: ClusterTrustPolicy\nmetadata:\n  name: anyone\nspec:\n  repositories:\n  - {{REGISTRY}}/charts/**\n  authorities:\n  - name: anyone\n    keyless:\n      identities:\n      - issuer: https://token.actions.githubusercontent.com\n        subjectRegExp: 'https://github\\.com/org/x)|(.*'\n", w.signer)),
+			"unexpected )"},
 		{"empty policy file", good, withPolicy("# nothing\n"),
 			"policy file: no TrustPolicy or ClusterTrustPolicy"},
 		{"policy with an unknown field", good, withPolicy(strings.Replace(good.policy, "  repositories:", "  requireTransparencyLog: true\n  repositories:", 1)),

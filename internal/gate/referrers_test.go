@@ -204,3 +204,44 @@ func TestLegacyAndReferrerDisagree(t *testing.T) {
 		})
 	}
 }
+
+// TestReferrerMessageSignatureRefused (issue 10, domain separation): a
+// message-signature bundle (what `cosign sign-blob` makes) by the trusted
+// key over the chart manifest's own bytes, attached as a referrer of the
+// chart, is not a chart signature: MalformedSignature, as `cosign verify`
+// refuses it. The twin, the DSSE bundle cosign makes when it signs the
+// chart, by the same key, verifies.
+func TestReferrerMessageSignatureRefused(t *testing.T) {
+	for _, dsse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "message signature", true: "control: DSSE statement"}[dsse], func(t *testing.T) {
+			reg := newRegistry(t, true)
+			k, _ := testsign.NewKey("p256")
+			digest := pushChart(t, reg, "charts/hello", "1.0.0")
+			raw, err := reg.RawManifest("charts/hello", digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := testsign.MessageBundle([]byte(raw), k)
+			if dsse {
+				b, err = testsign.Bundle(testsign.Statement(reg.Host+"/charts/hello", digest), k)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.AttachBundle("charts/hello", digest, b, false); err != nil {
+				t.Fatal(err)
+			}
+			p, v := compile(t, reg.Host, k)
+			res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{
+				URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v,
+			})
+			want := chartproofv1.ReasonMalformedSignature
+			if dsse {
+				want = chartproofv1.ReasonVerified
+			}
+			if got := res.Verdict.Code(); got != want {
+				t.Errorf("verdict %s (%s); want %s", got, res.Verdict.Message(), want)
+			}
+		})
+	}
+}

@@ -103,8 +103,9 @@ func (m Matcher) String() string {
 }
 
 // newMatcher compiles exactly one of exact and re. The expression is
-// anchored: it must match the whole value.
-func newMatcher(field, exact, re string) (Matcher, error) {
+// anchored: it must match the whole value. For an issuer or a subject
+// (names), an expression that accepts anyone is refused (canaries).
+func newMatcher(field, exact, re string, names bool) (Matcher, error) {
 	switch {
 	case exact != "" && re != "":
 		return Matcher{}, fmt.Errorf("%s: set exactly one of the exact value and the regular expression, not both", field)
@@ -115,6 +116,11 @@ func newMatcher(field, exact, re string) (Matcher, error) {
 	case len(re) > MaxRegExpLength:
 		return Matcher{}, fmt.Errorf("%s: regular expression of %d bytes exceeds %d", field, len(re), MaxRegExpLength)
 	}
+	// Compiled alone first: anchoring "a)|(b" as ^(?:a)|(b)$ would make
+	// an alternation whose halves are anchored at one end only.
+	if _, err := regexp.Compile(re); err != nil {
+		return Matcher{}, fmt.Errorf("%s: %w", field, err)
+	}
 	compiled, err := regexp.Compile(`^(?:` + re + `)$`)
 	if err != nil {
 		return Matcher{}, fmt.Errorf("%s: %w", field, err)
@@ -124,7 +130,25 @@ func newMatcher(field, exact, re string) (Matcher, error) {
 		// constrains nothing worth naming.
 		return Matcher{}, fmt.Errorf("%s: regular expression %q matches the empty string: it must constrain the value", field, re)
 	}
+	for _, c := range canaries {
+		if names && compiled.MatchString(c) {
+			return Matcher{}, fmt.Errorf("%s: regular expression %q accepts %q, a value no one trusts: it accepts any issuer or signer (THREATS POL-01); name the domain, organisation or repository", field, re, c)
+		}
+	}
 	return Matcher{re: compiled, src: re}, nil
+}
+
+// canaries are values an attacker can get into a certificate (its own
+// OIDC issuer, its own e-mail address, workflow or SPIFFE ID) and that no
+// policy means to trust: a regular expression that accepts one of them
+// accepts anyone (".+", ".*@.*", "https://.*", "[^@]+@[^@]+"), and is
+// refused. The names are under .invalid, which no one can register.
+var canaries = []string{
+	"https://canary.chartproof.invalid",
+	"https://canary.chartproof.invalid/.github/workflows/release.yaml@refs/heads/main",
+	"canary@canary.chartproof.invalid",
+	"spiffe://canary.chartproof.invalid/ns/canary/sa/canary",
+	"canary",
 }
 
 // Match reports whether a certificate identity satisfies this identity.
@@ -227,11 +251,11 @@ func compileKeyless(ref Ref, k chartproofv1.KeylessAuthority, read Reader) (*Key
 
 func compileIdentity(in chartproofv1.Identity) (Identity, error) {
 	var errs []error
-	issuer, err := newMatcher("issuer", in.Issuer, in.IssuerRegExp)
+	issuer, err := newMatcher("issuer", in.Issuer, in.IssuerRegExp, true)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	subject, err := newMatcher("subject", in.Subject, in.SubjectRegExp)
+	subject, err := newMatcher("subject", in.Subject, in.SubjectRegExp, true)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -252,7 +276,7 @@ func compileIdentity(in chartproofv1.Identity) (Identity, error) {
 			continue
 		}
 		seen[e.Name] = true
-		m, err := newMatcher("extension "+e.Name, e.Value, e.RegExp)
+		m, err := newMatcher("extension "+e.Name, e.Value, e.RegExp, false)
 		if err != nil {
 			errs = append(errs, err)
 			continue

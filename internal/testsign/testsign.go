@@ -318,6 +318,34 @@ func Bundle(statement []byte, k *Key) ([]byte, error) {
 	return protojson.Marshal(pb)
 }
 
+// MessageBundle makes a Sigstore bundle v0.3 with a message signature over
+// artifact by k, with a public-key hint, as `cosign sign-blob --key
+// --new-bundle-format` writes it without a transparency log.
+func MessageBundle(artifact []byte, k *Key) ([]byte, error) {
+	sig, err := k.Sign(artifact)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.Signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	hint, digest := sha256.Sum256(der), sha256.Sum256(artifact)
+	pb := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{
+				Hint: base64.StdEncoding.EncodeToString(hint[:]),
+			}},
+		},
+		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
+			Signature:     sig,
+		}},
+	}
+	return protojson.Marshal(pb)
+}
+
 // AttachBundle pushes bundle as an OCI referrer of digest (manifest with
 // subject and the bundle artifact type). When fallbackTag is true it also
 // writes the referrers fallback tag "sha256-<hex>" as an index listing the

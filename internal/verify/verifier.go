@@ -156,7 +156,7 @@ func loadVerifier(pub any) (signature.Verifier, error) {
 // ok is false when the bundle is an attestation rather than a signature: it
 // is then not a signature at all and is left out.
 func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
-	return v.prepareBundle(data).Run()
+	return v.prepareBundle(data, false).Run()
 }
 
 // Prepared is a signature read and checked for shape, whose cryptographic
@@ -189,8 +189,13 @@ func (p Prepared) Run() (policy.Signature, bool) {
 }
 
 // prepareBundle reads a Sigstore bundle and checks its shape, leaving the
-// cryptography to Run.
-func (v *Verifier) prepareBundle(data []byte) Prepared {
+// cryptography to Run. An artifact's signature (artifactSignature: a
+// referrer of a chart) must be what cosign writes when it signs an OCI
+// artifact, a DSSE envelope over its signing statement: a bare message
+// signature (what `cosign sign-blob` makes) signs bytes, not "this chart",
+// and is refused as malformed, as `cosign verify` refuses it, even when a
+// trusted key made it over the manifest's bytes.
+func (v *Verifier) prepareBundle(data []byte, artifactSignature bool) Prepared {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
 		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
@@ -202,6 +207,9 @@ func (v *Verifier) prepareBundle(data []byte) Prepared {
 	switch {
 	case b.GetDsseEnvelope() != nil:
 		artifact = sgverify.WithoutArtifactUnsafe() // subjects are read from the verified statement below
+	case b.GetMessageSignature() != nil && artifactSignature:
+		return done(malformed("bundle: a message signature (as `cosign sign-blob` makes) is not a signature of an OCI artifact, "+
+			"which cosign makes as a DSSE envelope over its signing statement"), true)
 	case b.GetMessageSignature() != nil:
 		md := b.GetMessageSignature().GetMessageDigest()
 		if md.GetAlgorithm() != protocommon.HashAlgorithm_SHA2_256 || len(md.GetDigest()) != sha256.Size {
