@@ -18,6 +18,7 @@ import (
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/policy"
@@ -68,7 +69,17 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 		return done(malformed(err.Error()), true)
 	}
 	if l.keyless {
-		return Prepared{Likely: v.mayHaveSigned(l.bundle), verify: func() (policy.Signature, bool) {
+		// A signature made with a key and carrying a certificate (cosign
+		// sign --key --certificate) counts for a key authority whose key
+		// verifies it, as with `cosign verify --key`: the certificate adds
+		// no trust and need not chain anywhere. Otherwise it is a keyless
+		// signature, judged by its certificate.
+		return Prepared{Likely: len(v.authorities) > 0 || v.mayHaveSigned(l.bundle), verify: func() (policy.Signature, bool) {
+			if len(v.authorities) > 0 {
+				if sig := v.legacyKeyed(l, payload); sig.Authority != "" {
+					return sig, true
+				}
+			}
 			return v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature")
 		}}
 	}
@@ -77,15 +88,15 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 	}}
 }
 
-// legacyKeyed verifies a legacy signature without a certificate under each
-// key authority.
+// legacyKeyed verifies a legacy signature under each key authority; l's
+// bundle names a key, not a certificate.
 func (v *Verifier) legacyKeyed(l legacySignature, payload []byte) policy.Signature {
 	// The log entry of the bundle annotation, when there is one, is in the
 	// bundle: an authority that requires the log checks it. The artifact is
 	// the payload itself, not its digest, as an Ed25519 key signs it.
 	artifact := func() sgverify.ArtifactPolicyOption { return sgverify.WithArtifact(bytes.NewReader(payload)) }
 	for _, a := range v.authorities {
-		_, sig, err := a.verifyKeyed(l.bundle, artifact)
+		_, sig, err := a.verifyKeyed(l.keyed, artifact)
 		if err == nil {
 			sig.Subjects = []string{l.subject}
 			return sig
@@ -98,6 +109,10 @@ func (v *Verifier) legacyKeyed(l legacySignature, payload []byte) policy.Signatu
 type legacySignature struct {
 	bundle  *bundle.Bundle
 	keyless bool
+	// keyed is, for a signature that carries a certificate, the same
+	// signature naming a key instead, for key authorities to verify; for
+	// one without, bundle itself.
+	keyed   *bundle.Bundle
 	subject string // the digest the simple-signing payload names
 	digest  [sha256.Size]byte
 }
@@ -161,16 +176,25 @@ func parseLegacy(payload []byte, annotations map[string]string) (legacySignature
 			Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts}},
 		}
 	}
-	l.bundle, err = bundle.NewBundle(&protobundle.Bundle{
+	pb := &protobundle.Bundle{
 		MediaType:            mediaType,
 		VerificationMaterial: vm,
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: l.digest[:]},
 			Signature:     sig,
 		}},
-	})
+	}
+	l.bundle, err = bundle.NewBundle(pb)
 	if err != nil {
 		return legacySignature{}, fmt.Errorf("signature: %w", err)
+	}
+	l.keyed = l.bundle
+	if l.keyless {
+		keyed := proto.Clone(pb).(*protobundle.Bundle)
+		keyed.VerificationMaterial.Content = &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}}
+		if l.keyed, err = bundle.NewBundle(keyed); err != nil {
+			return legacySignature{}, fmt.Errorf("signature: %w", err)
+		}
 	}
 	return l, nil
 }

@@ -1,12 +1,17 @@
 package verify
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -200,4 +205,58 @@ func keylessBundle(t *testing.T, statement []byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// selfSignedPEM is a self-signed certificate for k's public key, chaining
+// nowhere, with identity subject.
+func selfSignedPEM(t *testing.T, k *testsign.Key, subject string) string {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: subject}, EmailAddresses: []string{subject},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Signer.Public(), k.Signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// TestLegacyKeyWithCertificate (issue 10, BND-10): a legacy signature made
+// with a key and carrying a certificate (cosign sign --key --certificate
+// --certificate-chain) counts for the key authority whose key verifies it,
+// as `cosign verify --key` counts it; the certificate, self-signed here,
+// adds no trust and need not chain anywhere. Refusals: another key signed,
+// whatever certificate it carries (its own, or one for the trusted key).
+func TestLegacyKeyWithCertificate(t *testing.T) {
+	trusted, other := newKey(t, "p256"), newKey(t, "p256")
+	v := verifierFor(t, map[string]*testsign.Key{"team": trusted})
+	payload := testsign.SimpleSigningPayload("r.example/app", digestA)
+	for _, tc := range []struct {
+		name          string
+		signWith      *testsign.Key
+		cert          string
+		wantAuthority string
+	}{
+		{"trusted key, its own certificate", trusted, selfSignedPEM(t, trusted, "release@example.com"), "team"},
+		{"trusted key, with a certificate and chain of nowhere", trusted, selfSignedPEM(t, trusted, "anyone@evil.example"), "team"},
+		{"control: trusted key, no certificate", trusted, "", "team"},
+		{"another key, its own certificate (BND-10)", other, selfSignedPEM(t, other, "release@example.com"), ""},
+		{"another key, the trusted key's certificate (BND-10)", other, selfSignedPEM(t, trusted, "release@example.com"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ann := map[string]string{SignatureAnnotation: legacySig(t, tc.signWith, payload)}
+			if tc.cert != "" {
+				ann[CertificateAnnotation], ann[ChainAnnotation] = tc.cert, tc.cert
+			}
+			got := v.Legacy(payload, ann)
+			if got.Authority != tc.wantAuthority || got.Malformed {
+				t.Fatalf("Legacy = %+v, want authority %q", got, tc.wantAuthority)
+			}
+			if got.Authority != "" && !cmp.Equal(got.Subjects, []string{digestA}) {
+				t.Errorf("Subjects = %v; want %s", got.Subjects, digestA)
+			}
+		})
+	}
 }
