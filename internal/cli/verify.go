@@ -266,6 +266,9 @@ func writeVerdictText(w io.Writer, target string, res gate.Result) error {
 			if a.Policy != "" {
 				by += " of " + a.Policy
 			}
+			if a.PredicateType != "" {
+				fmt.Fprintf(&b, "  attestation of predicate type %s\n", a.PredicateType)
+			}
 			if a.Identity == nil {
 				fmt.Fprintf(&b, "  signed by %s (key %s, %s layout)\n", by, shortKey(a.KeyID), a.Layout)
 				continue

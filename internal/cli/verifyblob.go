@@ -171,14 +171,14 @@ func VerifyBlob(env Env, args []string) int {
 	// establishes what the bundle names and who signed it, and
 	// internal/policy decides whether that is the artifact's digest and an
 	// authority of the policy.
+	// A conformant Sigstore verifier: an in-toto attestation of any
+	// predicate type is verified like a signature of its subjects, and
+	// reported with its predicate type.
 	ev := policy.Evidence{Repository: BlobRepository, Digest: digest}
-	if sig, isSig := verifier.Bundle(bundleJSON); isSig {
-		sum := sha256.Sum256(bundleJSON)
-		sig.Layout, sig.Ref = policy.LayoutSigstoreBundle, "sha256:"+hex.EncodeToString(sum[:])
-		ev.Signatures = append(ev.Signatures, sig)
-	} else {
-		fmt.Fprintf(env.Stderr, "%s: %s holds an attestation (an in-toto statement of another predicate type), not a signature\n", cmd, *bundleFile)
-	}
+	sig := verifier.Blob(bundleJSON)
+	sum := sha256.Sum256(bundleJSON)
+	sig.Layout, sig.Ref = policy.LayoutSigstoreBundle, "sha256:"+hex.EncodeToString(sum[:])
+	ev.Signatures = append(ev.Signatures, sig)
 	res := gate.Result{Repository: BlobRepository, Digest: digest, Verdict: policy.Evaluate(pol, ev)}
 
 	if *outputFlag == "json" {

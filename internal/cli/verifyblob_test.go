@@ -261,14 +261,34 @@ func decidedDigest(t *testing.T, w *blobWorld, args []string) string {
 	}
 }
 
-// TestVerifyBlobAttestation: a bundle of another predicate type is not a
-// signature; the artifact has none, and stderr says why.
+// TestVerifyBlobAttestation: a bundle of another predicate type is an
+// in-toto attestation; verify-blob verifies it as a conformant Sigstore
+// verifier does, over its subjects, and reports its predicate type. The
+// twin, the same attestation over another artifact, is refused
+// (SubjectMismatch), and so is one by another key (UntrustedSigner).
 func TestVerifyBlobAttestation(t *testing.T) {
 	w := newBlobWorld(t)
 	res := verifyBlob("--output", "json", "--bundle", w.bundles["attestation"], "--key", w.keyPEM, w.artifact)
 	o := parseOutput(t, res.stdout)
-	if res.code != cli.ExitDenied || !cmp.Equal(reasonCodes(o), []string{chartproofv1.ReasonNoSignature}) || !strings.Contains(res.stderr, "attestation") {
-		t.Fatalf("got exit %d reasons %v stderr %q, want 1, NoSignature and a word on the attestation", res.code, reasonCodes(o), res.stderr)
+	if res.code != cli.ExitAllowed || len(o.Accepted) != 1 || o.Accepted[0].PredicateType == "" {
+		t.Fatalf("got exit %d %+v, want 0 and the attestation's predicate type", res.code, o)
+	}
+	text := verifyBlob("--bundle", w.bundles["attestation"], "--key", w.keyPEM, w.artifact)
+	if want := "  attestation of predicate type " + o.Accepted[0].PredicateType + "\n"; !strings.Contains(text.stdout, want) {
+		t.Errorf("text output lacks %q:\n%s", want, text.stdout)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"another artifact", []string{"--bundle", w.bundles["attestation"], "--key", w.keyPEM, w.changed}, chartproofv1.ReasonSubjectMismatch},
+		{"another key", []string{"--bundle", w.bundles["attestation"], "--key", w.otherPEM, w.artifact}, chartproofv1.ReasonUntrustedSigner},
+	} {
+		res := verifyBlob(append([]string{"--output", "json"}, tc.args...)...)
+		if o := parseOutput(t, res.stdout); res.code != cli.ExitDenied || !cmp.Equal(reasonCodes(o), []string{tc.want}) {
+			t.Errorf("%s: exit %d reasons %v; want 1, %s", tc.name, res.code, reasonCodes(o), tc.want)
+		}
 	}
 }
 

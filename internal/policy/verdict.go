@@ -62,6 +62,10 @@ type Signature struct {
 	// Subjects are the digests the signed payload names. Only meaningful
 	// when Authority is set: an unverified payload names nothing.
 	Subjects []string
+	// PredicateType is set for the signature of an in-toto attestation
+	// (another predicate than cosign's signing one), which only `chartproof
+	// verify-blob` reads as evidence: a chart's signatures never have it.
+	PredicateType string
 	// Malformed is true when the signature artifact could not be parsed at
 	// all (as opposed to parsed and not verified).
 	Malformed bool
@@ -161,6 +165,9 @@ type Acceptance struct {
 	Identity *CertIdentity `json:"identity,omitempty"`
 	Log      *LogEntry     `json:"log,omitempty"`
 	SignedAt *time.Time    `json:"signedAt,omitempty"`
+	// PredicateType is set when what was signed is an in-toto attestation
+	// of that predicate type (verify-blob only).
+	PredicateType string `json:"predicateType,omitempty"`
 }
 
 // describe names the authority and, for a keyless one, the signer the
@@ -414,7 +421,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	}
 	for _, c := range assign(cands) {
 		s := ev.Signatures[c.sig]
-		acc := Acceptance{Authority: c.authority, Layout: s.Layout, Signature: s.Ref}
+		acc := Acceptance{Authority: c.authority, Layout: s.Layout, Signature: s.Ref, PredicateType: s.PredicateType}
 		a := byName[c.authority]
 		if a.Keyless == nil {
 			acc.KeyID = s.KeyID

@@ -249,7 +249,7 @@ func collectBundle(ctx context.Context, reg Registry, v *Verifier, repo oci.Repo
 		}
 		return bad(err.Error())
 	}
-	return v.prepareBundle(data, true), true, nil
+	return v.prepareBundle(data, useReferrer), true, nil
 }
 
 // maybeBundle reports whether a referrer listed with artifactType may be a

@@ -42,7 +42,7 @@ func TestPreparedLikely(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := kv.prepareBundle(b, true)
+			p := kv.prepareBundle(b, useReferrer)
 			if p.Likely != tc.wantLikely || !p.Checked() {
 				t.Errorf("Likely = %v, Checked = %v; want %v, true", p.Likely, p.Checked(), tc.wantLikely)
 			}
@@ -80,7 +80,7 @@ func TestPreparedLikely(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p := v.prepareBundle(b, true); p.Likely != tc.wantLikely {
+			if p := v.prepareBundle(b, useReferrer); p.Likely != tc.wantLikely {
 				t.Errorf("Likely = %v; want %v", p.Likely, tc.wantLikely)
 			}
 		})

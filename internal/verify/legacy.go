@@ -80,7 +80,7 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 					return sig, true
 				}
 			}
-			return v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature")
+			return v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false)
 		}}
 	}
 	return Prepared{Likely: len(v.authorities) > 0, verify: func() (policy.Signature, bool) {

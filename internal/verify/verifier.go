@@ -156,8 +156,32 @@ func loadVerifier(pub any) (signature.Verifier, error) {
 // ok is false when the bundle is an attestation rather than a signature: it
 // is then not a signature at all and is left out.
 func (v *Verifier) Bundle(data []byte) (sig policy.Signature, ok bool) {
-	return v.prepareBundle(data, false).Run()
+	return v.prepareBundle(data, useAny).Run()
 }
+
+// Blob checks one Sigstore bundle over any artifact, as `chartproof
+// verify-blob` and a conformant Sigstore verifier do: a message signature,
+// or a DSSE envelope of an in-toto statement of any predicate type, whose
+// subjects are what it names. The signature of an attestation (another
+// predicate than cosign's signing one) has PredicateType set.
+func (v *Verifier) Blob(data []byte) policy.Signature {
+	sig, _ := v.prepareBundle(data, useBlob).Run()
+	return sig
+}
+
+// bundleUse says what a bundle is read as.
+type bundleUse int
+
+const (
+	// useAny: a message signature, or cosign's signing statement; another
+	// statement is an attestation, not a signature.
+	useAny bundleUse = iota
+	// useReferrer: a chart's signature in the referrers layout, which
+	// cosign makes as its signing statement only.
+	useReferrer
+	// useBlob: any signed bundle over an artifact, attestations included.
+	useBlob
+)
 
 // Prepared is a signature read and checked for shape, whose cryptographic
 // verification has not run yet: Collect reads every signature of a layout
@@ -195,7 +219,7 @@ func (p Prepared) Run() (policy.Signature, bool) {
 // signature (what `cosign sign-blob` makes) signs bytes, not "this chart",
 // and is refused as malformed, as `cosign verify` refuses it, even when a
 // trusted key made it over the manifest's bytes.
-func (v *Verifier) prepareBundle(data []byte, artifactSignature bool) Prepared {
+func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(data); err != nil {
 		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
@@ -207,7 +231,7 @@ func (v *Verifier) prepareBundle(data []byte, artifactSignature bool) Prepared {
 	switch {
 	case b.GetDsseEnvelope() != nil:
 		artifact = sgverify.WithoutArtifactUnsafe() // subjects are read from the verified statement below
-	case b.GetMessageSignature() != nil && artifactSignature:
+	case b.GetMessageSignature() != nil && use == useReferrer:
 		return done(malformed("bundle: a message signature (as `cosign sign-blob` makes) is not a signature of an OCI artifact, "+
 			"which cosign makes as a DSSE envelope over its signing statement"), true)
 	case b.GetMessageSignature() != nil:
@@ -226,30 +250,30 @@ func (v *Verifier) prepareBundle(data []byte, artifactSignature bool) Prepared {
 	}
 	if vc.Certificate() != nil {
 		return Prepared{Likely: v.mayHaveSigned(&b), verify: func() (policy.Signature, bool) {
-			return v.keyless(&b, artifact, subject, "keyless bundle")
+			return v.keyless(&b, artifact, subject, "keyless bundle", use == useBlob)
 		}}
 	}
 	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {
-		return v.bundleKeyed(&b, artifact, subject)
+		return v.bundleKeyed(&b, artifact, subject, use == useBlob)
 	}}
 }
 
 // bundleKeyed verifies a bundle without a certificate under each key
 // authority.
-func (v *Verifier) bundleKeyed(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string) (policy.Signature, bool) {
+func (v *Verifier) bundleKeyed(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string, attestations bool) (policy.Signature, bool) {
 	for _, a := range v.authorities {
 		res, sig, err := a.verifyKeyed(b, func() sgverify.ArtifactPolicyOption { return artifact })
 		if err != nil {
 			continue
 		}
-		subjects, isSig, problem := subjectsOf(res, subject)
+		subjects, predicate, isSig, problem := subjectsOf(res, subject, attestations)
 		switch {
 		case !isSig:
 			return policy.Signature{}, false
 		case problem != "":
 			return malformed(problem), true
 		}
-		sig.Subjects = subjects
+		sig.Subjects, sig.PredicateType = subjects, predicate
 		return sig, true
 	}
 	return policy.Signature{Problem: "bundle does not verify under any authority's key"}, true
@@ -275,24 +299,29 @@ func (v *Verifier) keyHinted(b *bundle.Bundle) bool {
 // subjectsOf returns the digests a verified bundle names: the message
 // signature's digest (subject), or the sha256 subjects of the in-toto
 // statement of cosign's signing predicate. isSig is false for an
-// attestation (another predicate type), which is not a signature at all.
-func subjectsOf(res *sgverify.VerificationResult, subject string) (subjects []string, isSig bool, problem string) {
+// attestation (another predicate type), which is not a signature at all,
+// unless attestations: its subjects are returned then, with its predicate
+// type (predicate, empty for a signature).
+func subjectsOf(res *sgverify.VerificationResult, subject string, attestations bool) (subjects []string, predicate string, isSig bool, problem string) {
 	if subject != "" {
-		return []string{subject}, true, ""
+		return []string{subject}, "", true, ""
 	}
 	st := res.Statement
 	if st == nil {
-		return nil, true, "bundle: DSSE envelope without an in-toto statement"
+		return nil, "", true, "bundle: DSSE envelope without an in-toto statement"
 	}
-	if st.GetPredicateType() != CosignSignPredicate {
-		return nil, false, ""
+	if pt := st.GetPredicateType(); pt != CosignSignPredicate {
+		if !attestations {
+			return nil, "", false, ""
+		}
+		predicate = pt
 	}
 	if n := len(st.GetSubject()); n > limits.MaxStatementSubjects {
-		return nil, true, fmt.Sprintf("bundle: statement names %d subjects, more than %d", n, limits.MaxStatementSubjects)
+		return nil, "", true, fmt.Sprintf("bundle: statement names %d subjects, more than %d", n, limits.MaxStatementSubjects)
 	}
 	for _, s := range st.GetSubject() {
 		if n := len(s.GetDigest()); n > limits.MaxSubjectDigests {
-			return nil, true, fmt.Sprintf("bundle: a subject of the statement has %d digests, more than %d", n, limits.MaxSubjectDigests)
+			return nil, "", true, fmt.Sprintf("bundle: a subject of the statement has %d digests, more than %d", n, limits.MaxSubjectDigests)
 		}
 	}
 	for _, s := range st.GetSubject() {
@@ -300,7 +329,7 @@ func subjectsOf(res *sgverify.VerificationResult, subject string) (subjects []st
 			subjects = append(subjects, "sha256:"+d)
 		}
 	}
-	return subjects, true, ""
+	return subjects, predicate, true, ""
 }
 
 func malformed(problem string) policy.Signature {
