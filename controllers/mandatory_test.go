@@ -178,3 +178,33 @@ func TestTrustPolicyCannotBeMandatory(t *testing.T) {
 		t.Errorf("the twin without namespaceSelector: %v", err)
 	}
 }
+
+// TestUnboundMandatoryPolicyIgnored: a mandatory ClusterTrustPolicy that
+// cannot be compiled (its key Secret is missing) denies the releases it
+// binds (InvalidPolicy), and only those: a release in a namespace it does
+// not select installs under its own policy, and its trust material is not
+// even read. The twin labels the namespace, and the same release is
+// refused.
+func TestUnboundMandatoryPolicyIgnored(t *testing.T) {
+	f := newFixture(t)
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("own", f.key, chartproofv1.ModeEnforce)
+	ctp := &chartproofv1.ClusterTrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: f.ns + "-broken"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories:      []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities:       []chartproofv1.Authority{{Name: "platform", Key: &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "absent", Namespace: f.ns}}}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{mandatoryLabel: f.ns}},
+		},
+	}
+	if err := k8s.Create(context.Background(), ctp); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), ctp) })
+
+	f.release("app", "1.0.0", "own")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	f.labelNamespace(mandatoryLabel, f.ns)
+	f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonInvalidPolicy)
+}

@@ -153,12 +153,17 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfPolicy(kind string) handler.Ma
 			log.FromContext(ctx).Error(err, "listing releases of policy", "policy", o.GetName())
 			return nil
 		}
-		reqs := make([]ctrl.Request, 0, len(list.Items))
-		for _, v := range list.Items {
-			reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
-		}
-		return reqs
+		return requestsFor(list)
 	}
+}
+
+// requestsFor are the reconcile requests of the releases listed.
+func requestsFor(list chartproofv1.VerifiedHelmReleaseList) []ctrl.Request {
+	reqs := make([]ctrl.Request, 0, len(list.Items))
+	for _, v := range list.Items {
+		reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
+	}
+	return reqs
 }
 
 // clusterPolicyHandler enqueues the releases of a ClusterTrustPolicy, as
@@ -193,11 +198,7 @@ func (r *VerifiedHelmReleaseReconciler) releasesInNamespace(ctx context.Context,
 		log.FromContext(ctx).Error(err, "listing releases of a namespace", "namespace", o.GetName())
 		return nil
 	}
-	reqs := make([]ctrl.Request, 0, len(list.Items))
-	for _, v := range list.Items {
-		reqs = append(reqs, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: v.Namespace, Name: v.Name}})
-	}
-	return reqs
+	return requestsFor(list)
 }
 
 func (r *VerifiedHelmReleaseReconciler) now() time.Time {
@@ -725,7 +726,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	if err != nil {
 		return gate.Request{}, chartproofv1.ReasonInvalidPolicy, err
 	}
-	mandatory, code, err := r.loadMandatory(ctx, obj.Namespace)
+	mandatory, code, err := r.loadMandatory(ctx, obj.Namespace, pref, named)
 	if err != nil {
 		return gate.Request{}, code, err
 	}
@@ -739,9 +740,11 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // loadMandatory compiles the ClusterTrustPolicies whose namespaceSelector
-// binds namespace. One that cannot be compiled, or a namespace that cannot
-// be read, denies every release it could bind: deny by default.
-func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, namespace string) ([]gate.Judge, string, error) {
+// binds namespace; the named policy, when it is one of them, is not
+// compiled twice. Only a binding policy is compiled, and its trust material
+// read. One that cannot be compiled, a selector that does not parse, or a
+// namespace that cannot be read, denies the release: deny by default.
+func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, namespace string, namedRef policy.Ref, named gate.Judge) ([]gate.Judge, string, error) {
 	var ctps chartproofv1.ClusterTrustPolicyList
 	if err := r.List(ctx, &ctps); err != nil {
 		return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("listing ClusterTrustPolicies: %w", err)
@@ -758,13 +761,22 @@ func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, names
 				return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("reading namespace %s, which mandatory ClusterTrustPolicies select on: %w", namespace, err)
 			}
 		}
-		j, err := r.compile(ctx, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}, ctp.Spec)
+		ref := policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}
+		binds, err := policy.Binds(ctp.Spec, ns.Labels)
+		switch {
+		case err != nil:
+			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %s: %w", ref, err)
+		case !binds:
+			continue
+		case ref == namedRef:
+			judges = append(judges, named)
+			continue
+		}
+		j, err := r.compile(ctx, ref, ctp.Spec)
 		if err != nil {
 			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %w", err)
 		}
-		if j.Policy.Binds(ns.Labels) {
-			judges = append(judges, j)
-		}
+		judges = append(judges, j)
 	}
 	return judges, "", nil
 }

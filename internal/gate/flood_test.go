@@ -69,14 +69,16 @@ func legacyLayer(t *testing.T, reg testsign.Registry, repo, digest string, k *te
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// listReferrers pushes each bundle as a referrer of digest and lists them,
-// in order, in the referrers fallback tag. predicateType, when set, is the
-// annotation cosign writes on what it attaches.
-// The index is written last, over what go-containerregistry's client keeps
-// in that tag as it pushes, so that its order is this one.
-func listReferrers(t *testing.T, reg testsign.Registry, repo, digest string, bundles [][]byte, predicateTypes []string) {
+// listReferrers pushes each bundle in a referrer manifest whose subject is
+// subject and lists them, in order, in the referrers fallback tag of
+// listedUnder (normally subject itself; anyone who can push a tag can list
+// any manifest there). predicateTypes[i], when set, is the annotation
+// cosign writes on what it attaches. The index is written last, over what
+// go-containerregistry's client keeps in that tag as it pushes, so that its
+// order is this one.
+func listReferrers(t *testing.T, reg testsign.Registry, repo, listedUnder, subject string, bundles [][]byte, predicateTypes []string) {
 	t.Helper()
-	sub := descriptor(t, reg, repo, digest)
+	sub := descriptor(t, reg, repo, subject)
 	var entries []v1.Descriptor
 	for i, b := range bundles {
 		predicateType := predicateTypes[i]
@@ -101,7 +103,7 @@ func listReferrers(t *testing.T, reg testsign.Registry, repo, digest string, bun
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.PutRaw(repo, strings.Replace(digest, ":", "-", 1), types.OCIImageIndex, index); err != nil {
+	if err := reg.PutRaw(repo, strings.Replace(listedUnder, ":", "-", 1), types.OCIImageIndex, index); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -162,7 +164,7 @@ func (c floodCase) check(t *testing.T, n int) gate.Result {
 		pushLegacy(t, reg, "charts/hello", digest, layers)
 	}
 	if len(bundles) > 0 {
-		listReferrers(t, reg, "charts/hello", digest, bundles, predicateTypes)
+		listReferrers(t, reg, "charts/hello", digest, digest, bundles, predicateTypes)
 	}
 	p, v := compile(t, reg.Host, key)
 	return gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{

@@ -2,9 +2,7 @@ package gate_test
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
-	"strings"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,25 +36,7 @@ func descriptor(t *testing.T, reg testsign.Registry, repo, digest string) v1.Des
 // (or anyone who can push a tag) can list any manifest there.
 func plantReferrer(t *testing.T, reg testsign.Registry, repo, listedUnder, subject string, bundle []byte) {
 	t.Helper()
-	sub := descriptor(t, reg, repo, subject)
-	d, err := reg.PushManifest(repo, "", testsign.Manifest{
-		ArtifactType: testsign.BundleMediaType,
-		Config:       testsign.Blob{MediaType: "application/vnd.oci.empty.v1+json", Data: []byte("{}")},
-		Layers:       []testsign.Blob{{MediaType: testsign.BundleMediaType, Data: bundle}},
-		Subject:      &sub,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := descriptor(t, reg, repo, d)
-	ref.ArtifactType = testsign.BundleMediaType
-	index, err := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{ref}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.PutRaw(repo, strings.Replace(listedUnder, ":", "-", 1), types.OCIImageIndex, index); err != nil {
-		t.Fatal(err)
-	}
+	listReferrers(t, reg, repo, listedUnder, subject, [][]byte{bundle}, []string{""})
 }
 
 func bundleFor(t *testing.T, reg testsign.Registry, repo, named string, k *testsign.Key) []byte {

@@ -4,16 +4,28 @@ import (
 	"fmt"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
-// Binds reports whether p, a mandatory ClusterTrustPolicy, binds the
-// releases of a namespace with these labels. Whether it judges a given
-// release depends on its repositories too (Covers).
-func (p *Policy) Binds(namespaceLabels map[string]string) bool {
-	return p != nil && p.Selector != nil && p.Selector.Matches(labels.Set(namespaceLabels))
+// Binds reports whether a ClusterTrustPolicy spec (its namespaceSelector)
+// binds the releases of a namespace with these labels; whether it judges a
+// given release depends on its repositories too (Covers). It compiles
+// nothing else of the policy, nor reads its trust material: the controller
+// compiles only the mandatory policies that bind a release. A selector
+// that does not parse is an error wrapping ErrInvalid (Compile refuses it
+// too).
+func Binds(spec chartproofv1.TrustPolicySpec, namespaceLabels map[string]string) (bool, error) {
+	if spec.NamespaceSelector == nil {
+		return false, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(spec.NamespaceSelector)
+	if err != nil {
+		return false, fmt.Errorf("%w: namespaceSelector: %w", ErrInvalid, err)
+	}
+	return sel.Matches(labels.Set(namespaceLabels)), nil
 }
 
 // Combine decides a release under the policy it names and the mandatory
@@ -38,13 +50,6 @@ func Combine(named Verdict, mandatory []Verdict, requireCluster bool) Verdict {
 	for _, m := range mandatory {
 		v.Mandatory = append(v.Mandatory, m.Policy)
 		enforced = enforced || m.Mode != chartproofv1.ModeAudit
-	}
-	if requireCluster && named.Policy.Kind != "ClusterTrustPolicy" && len(mandatory) == 0 {
-		v.Reasons = append(v.Reasons, Reason{
-			Code:     chartproofv1.ReasonNoClusterPolicy,
-			Message:  fmt.Sprintf("no ClusterTrustPolicy judges this release (it names %s): the manager requires one", named.Policy),
-			Expected: "a ClusterTrustPolicy named by trustPolicyRef, or one whose namespaceSelector selects the namespace and whose repositories cover the chart",
-		})
 	}
 	allowed, inconclusive, conclusive := true, false, false
 	for i, x := range append([]Verdict{named}, mandatory...) {
@@ -81,14 +86,20 @@ func Combine(named Verdict, mandatory []Verdict, requireCluster bool) Verdict {
 			v.Reasons = append(v.Reasons, r)
 		}
 	}
+	// After the policies' own reasons, which say more about the chart.
+	if requireCluster && named.Policy.Kind != "ClusterTrustPolicy" && len(mandatory) == 0 {
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonNoClusterPolicy,
+			Message:  fmt.Sprintf("no ClusterTrustPolicy judges this release (it names %s): the manager requires one", named.Policy),
+			Expected: "a ClusterTrustPolicy named by trustPolicyRef, or one whose namespaceSelector selects the namespace and whose repositories cover the chart",
+		})
+		allowed, conclusive = false, true
+	}
 	if len(v.Reasons) == 0 {
 		v.passed = true
 		return v
 	}
 	v.Accepted = nil // a denial accepts nobody
-	if v.Reasons[0].Code == chartproofv1.ReasonNoClusterPolicy {
-		return v
-	}
 	v.audit = allowed
 	v.Inconclusive = !allowed && inconclusive && !conclusive
 	return v

@@ -73,6 +73,8 @@ func TestCombine(t *testing.T) {
 			wantAllowed: true, wantCode: chartproofv1.ReasonUntrustedSigner},
 		{name: "required cluster policy missing", named: judged{enforce, byAlice}, requireCluster: true,
 			wantCode: chartproofv1.ReasonNoClusterPolicy},
+		{name: "required cluster policy missing, and the chart refused: the chart's reason first", named: judged{enforce, unknown}, requireCluster: true,
+			wantCode: chartproofv1.ReasonUntrustedSigner},
 		{name: "control: required cluster policy is a mandatory one", named: judged{enforce, byAlice}, mandatory: []judged{{ctpAlice, byAlice}}, requireCluster: true,
 			wantPassed: true, wantAllowed: true, wantCode: chartproofv1.ReasonVerified},
 		{name: "control: required cluster policy is the named one", named: judged{namedCTP, byAlice}, requireCluster: true,
@@ -146,20 +148,29 @@ func codes(rs []policy.Reason) []string {
 // it selects; a TrustPolicy cannot have one, nor can a selector that does
 // not parse.
 func TestBinds(t *testing.T) {
-	p := clusterPolicy(t, "platform", "", "alice")
-	if !p.Binds(map[string]string{"tier": "prod", "team": "a"}) {
+	binds := func(spec chartproofv1.TrustPolicySpec, labels map[string]string) bool {
+		t.Helper()
+		ok, err := policy.Binds(spec, labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	prod := keySpec(1, "", "alice")
+	prod.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "prod"}}
+	if !binds(prod, map[string]string{"tier": "prod", "team": "a"}) {
 		t.Error("Binds(tier=prod) = false; want true")
 	}
-	if p.Binds(map[string]string{"tier": "dev"}) || p.Binds(nil) {
+	if binds(prod, map[string]string{"tier": "dev"}) || binds(prod, nil) {
 		t.Error("Binds(tier=dev or no labels) = true; want false")
 	}
 	all := keySpec(1, "", "alice")
 	all.NamespaceSelector = &metav1.LabelSelector{}
-	every, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "all"}, all, nil)
-	if err != nil || !every.Binds(nil) {
-		t.Errorf("a {} selector: Compile() error %v, Binds(nil) = %v; want every namespace bound", err, err == nil && every.Binds(nil))
+	_, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "all"}, all, nil)
+	if err != nil || !binds(all, nil) {
+		t.Errorf("a {} selector: Compile() error %v, Binds(nil) = %v; want every namespace bound", err, err == nil && binds(all, nil))
 	}
-	if compile(t, keySpec(1, "", "alice")).Binds(map[string]string{"tier": "prod"}) {
+	if binds(keySpec(1, "", "alice"), map[string]string{"tier": "prod"}) {
 		t.Error("a policy without namespaceSelector binds a namespace")
 	}
 	if _, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, all, nil); !errors.Is(err, policy.ErrInvalid) {
@@ -169,5 +180,8 @@ func TestBinds(t *testing.T) {
 	bad.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: "Near"}}}
 	if _, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "bad"}, bad, nil); !errors.Is(err, policy.ErrInvalid) {
 		t.Errorf("a selector that does not parse: Compile() error = %v; want ErrInvalid", err)
+	}
+	if _, err := policy.Binds(bad, nil); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("a selector that does not parse: Binds() error = %v; want ErrInvalid", err)
 	}
 }

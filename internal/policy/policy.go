@@ -17,9 +17,6 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
@@ -50,10 +47,6 @@ type Policy struct {
 	Authorities  []Authority
 	Threshold    int
 	Mode         chartproofv1.Mode
-	// Selector is set for a mandatory ClusterTrustPolicy (its
-	// namespaceSelector): it binds the releases of the namespaces it
-	// selects (Binds). Nil for every other policy.
-	Selector labels.Selector
 	// Fingerprint is the lowercase hex sha256 of everything the policy was
 	// compiled from: its Ref (with the UID), its spec, and every Secret and
 	// ConfigMap key it read. Two policies with the same fingerprint trust
@@ -115,14 +108,10 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		errs = append(errs, fmt.Errorf("mode %q is neither Enforce nor Audit", p.Mode))
 	}
 	if spec.NamespaceSelector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(spec.NamespaceSelector)
-		switch {
-		case ref.Kind != "ClusterTrustPolicy":
+		if ref.Kind != "ClusterTrustPolicy" {
 			errs = append(errs, errors.New("namespaceSelector: only a ClusterTrustPolicy may be mandatory for namespaces"))
-		case err != nil:
-			errs = append(errs, fmt.Errorf("namespaceSelector: %w", err))
-		default:
-			p.Selector = sel
+		} else if _, err := Binds(spec, nil); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(spec.Repositories) == 0 {
