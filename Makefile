@@ -44,10 +44,12 @@ vet:
 tools:
 	@echo "==> building test tools (first time: kube-apiserver ~8 min, cosign ~5 min each; cached after)"
 	$(TOOLS) all
+	@command -v gpg >/dev/null 2>&1 || { echo "==> installing gpg (Debian package gnupg: helm package --sign in e2e)"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends gnupg; }
 
 ## test: every test: unit, the controller against a real API server, e2e with real processes.
 test: tools check-generated vet
-	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3, a local keyless Sigstore)"
+	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3, helm and gpg, a local keyless Sigstore)"
 	KUBEBUILDER_ASSETS=$$($(TOOLS) envtest-assets) \
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
@@ -56,6 +58,7 @@ test: tools check-generated vet
 	CHARTPROOF_REKOR=$$($(TOOLS) path rekor-server) \
 	CHARTPROOF_TSA=$$($(TOOLS) path timestamp-server) \
 	CHARTPROOF_ORAS=$$($(TOOLS) path oras) \
+	CHARTPROOF_HELM=$$($(TOOLS) path helm) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 

@@ -32,7 +32,18 @@ func TestCRDValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := objectReader{pem: []byte(pem), root: rootJSON}
+	pgp, err := testsign.NewPGPKey("release", testsign.PGPKeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := objectReader{pem: []byte(pem), root: rootJSON, keyring: []byte(pgp.ArmoredPublic())}
+	prov := func(mut func(*chartproofv1.HelmProvenanceAuthority)) func(*chartproofv1.TrustPolicySpec) {
+		return func(s *chartproofv1.TrustPolicySpec) {
+			hp := &chartproofv1.HelmProvenanceAuthority{PublicKeys: pgp.ArmoredPublic(), Fingerprints: []string{pgp.Fingerprint()}}
+			mut(hp)
+			s.Authorities[0].Key, s.Authorities[0].HelmProvenance = nil, hp
+		}
+	}
 	good := func() chartproofv1.TrustPolicySpec {
 		return chartproofv1.TrustPolicySpec{
 			Repositories: []string{"registry.example.com/team/*"},
@@ -66,6 +77,32 @@ func TestCRDValidation(t *testing.T) {
 		{"cluster secretRef without namespace", true, func(s *chartproofv1.TrustPolicySpec) {
 			s.Authorities[0].Key = &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "k"}}
 		}, "must name their namespace"},
+
+		// A Helm provenance authority.
+		{"control: helmProvenance with inline keys", false, prov(func(*chartproofv1.HelmProvenanceAuthority) {}), ""},
+		{"control: helmProvenance with a ConfigMap keyring", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{ConfigMapRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
+		}), ""},
+		{"control: cluster helmProvenance with a namespaced Secret keyring", true, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{SecretRef: &chartproofv1.KeyringKeyReference{Name: "keys", Namespace: "ns"}}
+		}), ""},
+		{"key and helmProvenance", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].HelmProvenance = &chartproofv1.HelmProvenanceAuthority{PublicKeys: pgp.ArmoredPublic(), Fingerprints: []string{pgp.Fingerprint()}}
+		}, "an authority needs exactly one of: key, keyless, helmProvenance"},
+		{"helmProvenance with publicKeys and keyringRef", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.KeyringRef = &chartproofv1.KeyringReference{ConfigMapRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
+		}), "set exactly one of publicKeys and keyringRef"},
+		{"helmProvenance without fingerprints", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) { hp.Fingerprints = nil }), "fingerprints"},
+		{"helmProvenance with a short fingerprint", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) { hp.Fingerprints = []string{"ABCD1234"} }), "fingerprints[0]"},
+		{"helmProvenance keyring with both references", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{ConfigMapRef: &chartproofv1.KeyringKeyReference{Name: "keys"}, SecretRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
+		}), "set exactly one of configMapRef and secretRef"},
+		{"TrustPolicy keyring of another namespace", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{ConfigMapRef: &chartproofv1.KeyringKeyReference{Name: "keys", Namespace: "other"}}
+		}), "a TrustPolicy's keyring references are in its own namespace and must not name one"},
+		{"ClusterTrustPolicy keyring without namespace", true, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
+			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{SecretRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
+		}), "a ClusterTrustPolicy's keyring references must name their namespace"},
 
 		// A key authority that requires the transparency log.
 		{"control: key requiring the log of the public-good root", false, func(s *chartproofv1.TrustPolicySpec) {
@@ -251,16 +288,20 @@ func longRegExp(n int) string {
 }
 
 // objectReader stands in for the API server's Secrets and ConfigMaps when
-// compiling: a trusted_root.json key holds root, any other key pem.
-type objectReader struct{ pem, root []byte }
+// compiling: a trusted_root.json key holds root, a pubring.asc key keyring,
+// any other key pem.
+type objectReader struct{ pem, root, keyring []byte }
 
 func (r objectReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
 	return r.ConfigMap(ref.Namespace, ref.Name, ref.Key)
 }
 
 func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
-	if key == policy.DefaultTrustedRootKey {
+	switch key {
+	case policy.DefaultTrustedRootKey:
 		return r.root, nil
+	case policy.DefaultKeyringKey:
+		return r.keyring, nil
 	}
 	return r.pem, nil
 }

@@ -60,6 +60,14 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		if a.Keyless != nil {
 			addRoot(a.Keyless.TrustedRoot)
 		}
+		if a.HelmProvenance != nil && a.HelmProvenance.KeyringRef != nil {
+			if r := a.HelmProvenance.KeyringRef.SecretRef; r != nil {
+				add("Secret", r.Namespace, r.Name)
+			}
+			if r := a.HelmProvenance.KeyringRef.ConfigMapRef; r != nil {
+				add("ConfigMap", r.Namespace, r.Name)
+			}
+		}
 	}
 	return out
 }

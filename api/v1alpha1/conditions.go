@@ -68,6 +68,9 @@ const (
 	ReasonIdentityMismatch         = "IdentityMismatch"
 	ReasonNotLogged                = "NotLogged"
 	ReasonKeyNotValidAtSigningTime = "KeyNotValidAtSigningTime"
+	// ReasonProvenanceMismatch: a Helm provenance file a trusted key
+	// signed describes another chart than the one its manifest holds.
+	ReasonProvenanceMismatch = "ProvenanceMismatch"
 
 	// Registry and content.
 	ReasonRegistryUnavailable  = "RegistryUnavailable"
@@ -134,6 +137,7 @@ var Reasons = []ReasonInfo{
 	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
 	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},
 	{ReasonKeyNotValidAtSigningTime, ReasonKindDenial, "A key authority with validFor verifies the signature, but the signing time its log or timestamp authority vouches for lies outside the key's validity window (a retired or not yet valid key)."},
+	{ReasonProvenanceMismatch, ReasonKindDenial, "A Helm provenance file signed by a trusted OpenPGP key describes another chart: its file entry is not `<name>-<version>.tgz` of its Chart.yaml copy, or that copy names another chart or version than the repository or the chart archive's Chart.yaml (THREATS PRV-03, PRV-07). A wrong archive hash is SubjectMismatch."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},
 	{ReasonRegistryUnavailable, ReasonKindInconclusive, "The registry could not be reached or answered with an error; nothing new is installed and the verification is retried."},
 	{ReasonRegistryUnauthorized, ReasonKindDenial, "The registry refused the credentials (HTTP 401 or 403): fix chart.secretRef or the Docker config; retrying will not help."},

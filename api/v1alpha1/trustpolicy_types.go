@@ -64,10 +64,11 @@ type TrustPolicySpec struct {
 }
 
 // Authority is one trusted signer. Exactly one kind of authority is set:
-// `key` (one public key) or `keyless` (Sigstore certificates naming an
-// identity). X.509 chains and attestation requirements are added as further
+// `key` (one public key), `keyless` (Sigstore certificates naming an
+// identity) or `helmProvenance` (OpenPGP keys signing Helm provenance
+// files). X.509 chains and attestation requirements are added as further
 // optional fields.
-// +kubebuilder:validation:XValidation:rule="has(self.key) != has(self.keyless)",message="an authority needs exactly one of: key, keyless"
+// +kubebuilder:validation:XValidation:rule="(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0) + (has(self.helmProvenance) ? 1 : 0) == 1",message="an authority needs exactly one of: key, keyless, helmProvenance"
 type Authority struct {
 	// Name identifies the authority in status, events and metrics.
 	// +kubebuilder:validation:MinLength=1
@@ -85,6 +86,80 @@ type Authority struct {
 	// timestamp authority) of the trusted root vouches for.
 	// +optional
 	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+
+	// HelmProvenance trusts Helm provenance files (`helm package --sign`,
+	// pushed by `helm push` as the provenance layer of the chart's
+	// manifest) signed by one of the OpenPGP keys it lists.
+	// +optional
+	HelmProvenance *HelmProvenanceAuthority `json:"helmProvenance,omitempty"`
+}
+
+// HelmProvenanceAuthority trusts the OpenPGP keys of a keyring whose primary
+// key fingerprints it lists; other keys of the keyring count for nothing,
+// and no keyring of the machine is ever read. A provenance file counts when
+// it is exactly one clearsigned message (SHA-256 or stronger) made by the
+// signing key or subkey of an allowed key (RSA of at least 2048 bits, ECDSA,
+// EdDSA), unexpired and unrevoked when it signed, and when its single file
+// entry names `<name>-<version>.tgz` of the chart's Chart.yaml with the
+// sha256 of the exact chart layer, and its copy of Chart.yaml agrees on
+// name and version. Exactly one of publicKeys and keyringRef is set.
+// +kubebuilder:validation:XValidation:rule="has(self.publicKeys) != has(self.keyringRef)",message="set exactly one of publicKeys and keyringRef"
+type HelmProvenanceAuthority struct {
+	// PublicKeys is an ASCII-armored OpenPGP public keyring, as
+	// `gpg --export --armor KEY...` writes it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=262144
+	// +optional
+	PublicKeys string `json:"publicKeys,omitempty"`
+
+	// KeyringRef names the ConfigMap or Secret key holding the
+	// ASCII-armored keyring.
+	// +optional
+	KeyringRef *KeyringReference `json:"keyringRef,omitempty"`
+
+	// Fingerprints are the primary key fingerprints (40 hex digits for a v4
+	// key, 64 for a v6 key, no spaces) of the keys this authority trusts.
+	// Each must be in the keyring.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^([0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$`
+	// +listType=set
+	Fingerprints []string `json:"fingerprints"`
+}
+
+// KeyringReference names the ConfigMap or Secret key that holds an
+// ASCII-armored OpenPGP keyring. Exactly one of configMapRef and secretRef
+// is set.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="set exactly one of configMapRef and secretRef"
+type KeyringReference struct {
+	// ConfigMapRef names a ConfigMap key holding the keyring.
+	// +optional
+	ConfigMapRef *KeyringKeyReference `json:"configMapRef,omitempty"`
+
+	// SecretRef names a Secret key holding the keyring.
+	// +optional
+	SecretRef *KeyringKeyReference `json:"secretRef,omitempty"`
+}
+
+// KeyringKeyReference names one key of a ConfigMap or Secret. From a
+// TrustPolicy the object is in the policy's namespace and namespace must be
+// left out; from a ClusterTrustPolicy namespace is required.
+type KeyringKeyReference struct {
+	// Name of the ConfigMap or Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap or Secret; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key in the object's data. Defaults to "pubring.asc".
+	// +kubebuilder:default="pubring.asc"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // KeyAuthority is a public key: ECDSA P-256 or P-384, Ed25519, or RSA of at
@@ -340,6 +415,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || !has(a.key.secretRef.__namespace__) || size(a.key.secretRef.__namespace__) == 0)",message="a TrustPolicy's Secret references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || !has(a.helmProvenance.keyringRef.configMapRef.__namespace__) || size(a.helmProvenance.keyringRef.configMapRef.__namespace__) == 0) && (!has(a.helmProvenance.keyringRef.secretRef) || !has(a.helmProvenance.keyringRef.secretRef.__namespace__) || size(a.helmProvenance.keyringRef.secretRef.__namespace__) == 0)))",message="a TrustPolicy's keyring references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.namespaceSelector)",message="namespaceSelector makes a policy mandatory for namespaces: only a ClusterTrustPolicy may set it"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -369,6 +445,7 @@ type TrustPolicyList struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || (has(a.key.secretRef.__namespace__) && size(a.key.secretRef.__namespace__) > 0))",message="a ClusterTrustPolicy's Secret references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || (has(a.key.trustedRoot.configMapRef.__namespace__) && size(a.key.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.key.trustedRoot.secretRef) || (has(a.key.trustedRoot.secretRef.__namespace__) && size(a.key.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || (has(a.helmProvenance.keyringRef.configMapRef.__namespace__) && size(a.helmProvenance.keyringRef.configMapRef.__namespace__) > 0)) && (!has(a.helmProvenance.keyringRef.secretRef) || (has(a.helmProvenance.keyringRef.secretRef.__namespace__) && size(a.helmProvenance.keyringRef.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's keyring references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

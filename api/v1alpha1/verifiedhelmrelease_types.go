@@ -230,13 +230,16 @@ type SignatureEvidence struct {
 	Policy string `json:"policy,omitempty"`
 	// Authority is the name of the policy authority that signed.
 	Authority string `json:"authority"`
-	// KeyID is the sha256 of the signer's DER public key, hex.
+	// KeyID is the sha256 of the signer's DER public key, hex; for a Helm
+	// provenance file, the signing key's primary key fingerprint.
 	// +optional
 	KeyID string `json:"keyID,omitempty"`
 	// Layout is where the signature was found: cosign-legacy (the
-	// sha256-<hex>.sig tag) or sigstore-bundle (an OCI referrer).
+	// sha256-<hex>.sig tag), sigstore-bundle (an OCI referrer) or
+	// helm-provenance (the provenance layer of the chart's manifest).
 	Layout string `json:"layout"`
-	// Signature is the digest of the manifest holding the signature.
+	// Signature is the digest of the manifest holding the signature (of
+	// the provenance layer, for a Helm provenance file).
 	// +optional
 	Signature string `json:"signature,omitempty"`
 	// VerifiedAt is when chartproof verified it.

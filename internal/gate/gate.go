@@ -14,6 +14,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -170,6 +171,19 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		return fail(failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err)))
 	}
 	res.layer, res.config = manifest.Chart, manifest.Config
+	for i := range res.judged {
+		res.judged[i].evidence.ChartLayer = manifest.Chart.Digest.String()
+	}
+	// The provenance layer is read once, and only for a policy that has a
+	// Helm provenance authority; a read that fails fails that policy's
+	// evidence, as any registry failure does (THREATS PRV-06).
+	provenance := sync.OnceValues(func() ([]byte, error) { // fetch may run on the cache's goroutine
+		data, err := reg.Blob(ctx, repo, *manifest.Provenance, limits.MaxProvenanceBytes)
+		if err != nil {
+			return nil, fmt.Errorf("provenance layer %s: %w", manifest.Provenance.Digest, err)
+		}
+		return data, nil
+	})
 
 	// Each policy's verifier checks the signatures; the registry is read
 	// once per policy (the cache keeps what passed, per policy).
@@ -177,7 +191,15 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 	for i := range res.judged {
 		j := &res.judged[i]
 		fetch := func() ([]policy.Signature, error) {
-			return verify.Collect(ctx, reg, verifiers[i], repo, resolved.Digest)
+			sigs, err := verify.Collect(ctx, reg, verifiers[i], repo, resolved.Digest)
+			if err != nil || manifest.Provenance == nil || !verifiers[i].HasProvenance() {
+				return sigs, err
+			}
+			data, err := provenance()
+			if err != nil {
+				return nil, err
+			}
+			return append(sigs, verifiers[i].Provenance(manifest.Provenance.Digest.String(), data)), nil
 		}
 		passes := func(sigs []policy.Signature) bool { // only what passes is kept
 			e := j.evidence
@@ -201,6 +223,8 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 // loads it without touching the disk, and judges again with the content as
 // evidence. The returned Result has Chart set only when that verdict allows
 // an install. Observer sees the verdict only when the content changed it.
+// The chart's name and version are evidence too: a Helm provenance file
+// must name them.
 func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	if !res.Verdict.Allowed() {
 		return res
@@ -233,9 +257,14 @@ func Load(ctx context.Context, reg Registry, obs Observer, res Result) Result {
 	res.judged = slices.Clone(res.judged) // res is the caller's copy; its evidence is not
 	for i := range res.judged {
 		res.judged[i].evidence.Content = f
+		if c != nil {
+			res.judged[i].evidence.Chart = &policy.ChartMeta{Name: c.Metadata.Name, Version: c.Metadata.Version}
+		}
 	}
 	res.Verdict = res.decide()
-	if f != nil {
+	if f != nil || !res.Verdict.Allowed() {
+		// The content failed, or now that it is known the signatures no
+		// longer bind it (a provenance file of another version).
 		if obs != nil {
 			obs.Observe(res.Verdict, time.Since(start))
 		}

@@ -113,7 +113,7 @@ func TestCompileKeyless(t *testing.T) {
 			Extensions: []chartproofv1.ExtensionMatch{{Name: "issuer", Value: ghIssuer}}})), want: `extension "issuer" is not one of`},
 		{name: "extension without a constraint", spec: spec(keylessAuthority("gh", chartproofv1.Identity{Issuer: ghIssuer, Subject: ghWorkflow,
 			Extensions: []chartproofv1.ExtensionMatch{{Name: "sourceRepositoryURI"}}})), want: "extension sourceRepositoryURI: no constraint"},
-		{name: "key and keyless", spec: spec(chartproofv1.Authority{Name: "both", Key: &chartproofv1.KeyAuthority{PublicKey: pemFor["alice"]}, Keyless: &chartproofv1.KeylessAuthority{Identities: []chartproofv1.Identity{good}}}), want: "both key and keyless"},
+		{name: "key and keyless", spec: spec(chartproofv1.Authority{Name: "both", Key: &chartproofv1.KeyAuthority{PublicKey: pemFor["alice"]}, Keyless: &chartproofv1.KeylessAuthority{Identities: []chartproofv1.Identity{good}}}), want: "more than one of key, keyless"},
 		{name: "trusted root missing", spec: spec(withRoot(keylessAuthority("gh", good), cm("", "absent", ""))), want: `configMap ns/absent key "trusted_root.json": not found`},
 		{name: "trusted root does not parse", spec: spec(withRoot(keylessAuthority("gh", good), cm("", "broken", ""))), want: "trusted root configMap ns/broken"},
 		{name: "trusted root from a reader of Secrets only", spec: spec(keylessAuthority("gh", good)), reader: policy.SecretReader(func(chartproofv1.SecretKeyReference) ([]byte, error) { return rootJSON, nil }), want: "no ConfigMaps can be read here"},

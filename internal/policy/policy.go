@@ -73,6 +73,9 @@ type Authority struct {
 	// (validFor); zero means unbounded. Only with Log, the source of a
 	// trusted signing time.
 	ValidFrom, ValidUntil time.Time
+	// Provenance is set for a Helm provenance authority: OpenPGP keys that
+	// sign provenance files. PublicKey and KeyID are then empty.
+	Provenance *Provenance
 }
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
@@ -128,7 +131,7 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		errs = append(errs, errors.New("no authorities"))
 	}
 	seen := map[string]bool{}
-	keyOf := map[string]string{} // KeyID -> the authority that has it
+	keyOf := map[string]string{} // KeyID, or OpenPGP fingerprint -> the authority that has it
 	for _, a := range spec.Authorities {
 		if seen[a.Name] {
 			errs = append(errs, fmt.Errorf("authority %q listed twice", a.Name))
@@ -138,6 +141,21 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		auth, err := compileAuthority(ref, a, read)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("authority %q: %w", a.Name, err))
+			continue
+		}
+		if auth.Provenance != nil {
+			var dups []error
+			for _, fp := range auth.Provenance.Fingerprints {
+				if other, dup := keyOf["pgp:"+fp]; dup {
+					dups = append(dups, fmt.Errorf("authority %q has the OpenPGP key %s of authority %q: one key, one authority", a.Name, fp, other))
+				}
+				keyOf["pgp:"+fp] = a.Name
+			}
+			if len(dups) > 0 {
+				errs = append(errs, dups...)
+				continue
+			}
+			p.Authorities = append(p.Authorities, auth)
 			continue
 		}
 		if other, dup := keyOf[auth.KeyID]; dup && auth.Keyless == nil {
@@ -207,9 +225,21 @@ func (r hashingReader) record(kind, namespace, name, key string, b []byte, err e
 }
 
 func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority, error) {
+	kinds := 0
+	for _, set := range []bool{a.Key != nil, a.Keyless != nil, a.HelmProvenance != nil} {
+		if set {
+			kinds++
+		}
+	}
 	switch {
-	case a.Key != nil && a.Keyless != nil:
-		return Authority{}, errors.New("sets both key and keyless: an authority needs exactly one kind of trust material")
+	case kinds > 1:
+		return Authority{}, errors.New("sets more than one of key, keyless and helmProvenance: an authority needs exactly one kind of trust material")
+	case a.HelmProvenance != nil:
+		hp, err := compileProvenance(ref, *a.HelmProvenance, read)
+		if err != nil {
+			return Authority{}, err
+		}
+		return Authority{Name: a.Name, Provenance: hp}, nil
 	case a.Keyless != nil:
 		k, err := compileKeyless(ref, *a.Keyless, read)
 		if err != nil {
@@ -217,7 +247,7 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 		}
 		return Authority{Name: a.Name, Keyless: k}, nil
 	case a.Key == nil:
-		return Authority{}, errors.New("no key and no keyless: an authority needs exactly one kind of trust material")
+		return Authority{}, errors.New("no key, keyless or helmProvenance: an authority needs exactly one kind of trust material")
 	}
 	var pemBytes []byte
 	switch {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,9 @@ const (
 	// LayoutSigstoreBundle is a Sigstore bundle attached as an OCI referrer
 	// (through the referrers API or its fallback tag).
 	LayoutSigstoreBundle Layout = "sigstore-bundle"
+	// LayoutHelmProvenance is the Helm provenance file (.prov) `helm push`
+	// writes as a layer of the chart's own manifest.
+	LayoutHelmProvenance Layout = "helm-provenance"
 )
 
 // Evidence is what internal/oci and internal/verify established about one
@@ -37,6 +41,17 @@ type Evidence struct {
 	// Content is the result of reading the chart archive by Digest, when it
 	// was read (before an install). Nil means it was not read.
 	Content *Failure
+	// ChartLayer is the digest of the chart layer the manifest of Digest
+	// lists: what a Helm provenance file must vouch for.
+	ChartLayer string
+	// Chart is the name and version of the archive's Chart.yaml, once it
+	// was read and loaded; nil before.
+	Chart *ChartMeta
+}
+
+// ChartMeta is the name and version of a chart's Chart.yaml.
+type ChartMeta struct {
+	Name, Version string
 }
 
 // Failure is a fact about gathering evidence that went wrong.
@@ -96,6 +111,11 @@ type Signature struct {
 	// SignedAt is the earliest verified signing time (a log's integrated
 	// time or an RFC 3161 timestamp); zero when none was verified.
 	SignedAt time.Time
+
+	// Provenance is set for a Helm provenance file a provenance authority's
+	// key verified (LayoutHelmProvenance): what its signed text says. Its
+	// subject is the chart layer's digest, not the manifest's.
+	Provenance *ProvenanceFacts
 }
 
 // CertIdentity is the identity a verified Fulcio certificate names.
@@ -363,6 +383,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		mismatched   []string // identities of root-verified certificates no authority accepts
 		unlogged     []string // why key-verified signatures lack the log entry their authority requires
 		outside      []string // signing times outside a key's validity window
+		provMismatch []string // verified provenance files describing another chart
 		verified     int
 		malformed    int
 		examined     int
@@ -377,7 +398,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			continue
 		}
 		var names []string // authorities that accept this signature's signer
-		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil {
+		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil && (a.Provenance != nil) == (s.Layout == LayoutHelmProvenance) {
 			if a.Log != nil && len(s.Log) == 0 {
 				// requireTransparencyLog: the key signed it, no log records it.
 				unlogged = append(unlogged, s.LogProblem)
@@ -407,9 +428,21 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			continue
 		}
 		verified++
-		if !contains(s.Subjects, ev.Digest) {
+		subject := ev.Digest
+		if s.Layout == LayoutHelmProvenance {
+			// A provenance file vouches for the chart layer of the
+			// manifest being decided, which the manifest's digest pins.
+			subject = ev.ChartLayer
+		}
+		if subject == "" || !contains(s.Subjects, subject) {
 			otherSubject = append(otherSubject, strings.Join(s.Subjects, ","))
 			continue
+		}
+		if s.Layout == LayoutHelmProvenance {
+			if why := provenanceMismatch(s.Provenance, ev); why != "" {
+				provMismatch = append(provMismatch, s.Ref+": "+why)
+				continue
+			}
 		}
 		signer := "key:" + s.KeyID
 		if s.Identity != nil && s.Authority == "" {
@@ -448,6 +481,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	expected := fmt.Sprintf("%d distinct authorities of [%s] signing %s", p.Threshold, p.authorityNames(), ev.Digest)
 	found := fmt.Sprintf("%d", counted)
 	switch {
+	case len(provMismatch) > 0 && counted == 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonProvenanceMismatch,
+			Message:  fmt.Sprintf("a Helm provenance file signed by a trusted key describes another chart than %s@%s", ev.Repository, ev.Digest),
+			Expected: fmt.Sprintf("one file entry %s-<version>.tgz, the chart of Chart.yaml", path.Base(ev.Repository)),
+			Found:    strings.Join(provMismatch, "; "),
+		})
 	case len(otherSubject) > 0 && counted == 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonSubjectMismatch,

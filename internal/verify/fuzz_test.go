@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"testing"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
@@ -205,4 +208,63 @@ func samePEM(a, b string) bool {
 	pa, _ := pem.Decode([]byte(a))
 	pb, _ := pem.Decode([]byte(b))
 	return pa != nil && pb != nil && bytes.Equal(pa.Bytes, pb.Bytes)
+}
+
+// FuzzProvenance feeds Verifier.Provenance, which reads a Helm provenance
+// layer any pusher can write (THREATS PRV-04). The seed is a file the
+// trusted key signed over the hello chart's archive, so a mutation stays
+// trusted only by leaving the signed text intact: whatever comes out trusted
+// names exactly that archive and that chart, and nothing malformed or
+// untrusted names anything.
+func FuzzProvenance(f *testing.F) {
+	trusted, err := testsign.NewPGPKey("release", testsign.PGPKeyOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	other, err := testsign.NewPGPKey("other", testsign.PGPKeyOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+		Repositories: []string{"r.example/charts/*"},
+		Authorities: []chartproofv1.Authority{{Name: "helm", HelmProvenance: &chartproofv1.HelmProvenanceAuthority{
+			PublicKeys: testsign.ArmoredKeyring(trusted, other), Fingerprints: []string{trusted.Fingerprint()},
+		}}},
+	}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := New(p.Authorities)
+	if err != nil {
+		f.Fatal(err)
+	}
+	archive := []byte("hello-0.1.0.tgz bytes")
+	text := testsign.ProvenanceText("hello", "0.1.0", "hello-0.1.0.tgz", archive)
+	want := policy.ProvenanceFacts{Name: "hello", Version: "0.1.0", File: "hello-0.1.0.tgz"}
+	sum := "sha256:" + hex.EncodeToString(sha256Sum(archive))
+	for _, k := range []*testsign.PGPKey{trusted, other} {
+		prov, err := k.ClearSign(text, testsign.ClearSignOptions{})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(prov)
+	}
+	f.Add([]byte("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nx\n-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sig := v.Provenance("sha256:prov", data)
+		if sig.Authority == "" {
+			if len(sig.Subjects) != 0 || sig.Provenance != nil {
+				t.Errorf("untrusted provenance names %v %+v", sig.Subjects, sig.Provenance)
+			}
+			return
+		}
+		if sig.Malformed || sig.KeyID != trusted.Fingerprint() || len(sig.Subjects) != 1 || sig.Subjects[0] != sum || sig.Provenance == nil || *sig.Provenance != want {
+			t.Errorf("trusted provenance says %+v", sig)
+		}
+	})
+}
+
+func sha256Sum(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
 }

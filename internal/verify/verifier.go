@@ -32,6 +32,8 @@ type Verifier struct {
 	// keylessAuthorities are the keyless authorities, for the hints of
 	// mayHaveSigned.
 	keylessAuthorities []policy.Authority
+	// provenanceAuthorities check Helm provenance files.
+	provenanceAuthorities []provenanceAuthority
 }
 
 type authorityVerifier struct {
@@ -53,6 +55,10 @@ type authorityVerifier struct {
 func New(authorities []policy.Authority) (*Verifier, error) {
 	out := &Verifier{}
 	for _, a := range authorities {
+		if a.Provenance != nil {
+			out.provenanceAuthorities = append(out.provenanceAuthorities, provenanceAuthority{name: a.Name, keyring: a.Provenance.Keyring})
+			continue
+		}
 		if a.Keyless != nil {
 			out.keylessAuthorities = append(out.keylessAuthorities, a)
 			if err := out.addKeyless(a); err != nil {
