@@ -49,7 +49,7 @@ tools:
 
 ## test: every test: unit, the controller against a real API server, e2e with real processes.
 test: tools check-generated vet
-	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3, helm and gpg, a local keyless Sigstore)"
+	@echo "==> go test (real kube-apiserver + etcd, registry, cosign v2 and v3, helm and gpg, notation, a local keyless Sigstore)"
 	KUBEBUILDER_ASSETS=$$($(TOOLS) envtest-assets) \
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V2=$$($(TOOLS) path cosign-v2) \
@@ -59,6 +59,7 @@ test: tools check-generated vet
 	CHARTPROOF_TSA=$$($(TOOLS) path timestamp-server) \
 	CHARTPROOF_ORAS=$$($(TOOLS) path oras) \
 	CHARTPROOF_HELM=$$($(TOOLS) path helm) \
+	CHARTPROOF_NOTATION=$$($(TOOLS) path notation) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 

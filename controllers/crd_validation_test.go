@@ -36,7 +36,22 @@ func TestCRDValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := objectReader{pem: []byte(pem), root: rootJSON, keyring: []byte(pgp.ArmoredPublic())}
+	pki, err := testsign.NewNotationPKI("release")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := objectReader{pem: []byte(pem), root: rootJSON, keyring: []byte(pgp.ArmoredPublic()), certs: []byte(pki.RootPEM())}
+	const notaryID = "x509.subject: C=US, ST=WA, O=Acme, CN=release"
+	notary := func(mut func(*chartproofv1.NotationAuthority)) func(*chartproofv1.TrustPolicySpec) {
+		return func(s *chartproofv1.TrustPolicySpec) {
+			n := &chartproofv1.NotationAuthority{
+				TrustStore:        chartproofv1.NotationTrustStore{CA: &chartproofv1.CertificatesSource{Certificates: pki.RootPEM()}},
+				TrustedIdentities: []string{notaryID},
+			}
+			mut(n)
+			s.Authorities[0].Key, s.Authorities[0].Notation = nil, n
+		}
+	}
 	prov := func(mut func(*chartproofv1.HelmProvenanceAuthority)) func(*chartproofv1.TrustPolicySpec) {
 		return func(s *chartproofv1.TrustPolicySpec) {
 			hp := &chartproofv1.HelmProvenanceAuthority{PublicKeys: pgp.ArmoredPublic(), Fingerprints: []string{pgp.Fingerprint()}}
@@ -103,6 +118,37 @@ func TestCRDValidation(t *testing.T) {
 		{"ClusterTrustPolicy keyring without namespace", true, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
 			hp.PublicKeys, hp.KeyringRef = "", &chartproofv1.KeyringReference{SecretRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
 		}), "a ClusterTrustPolicy's keyring references must name their namespace"},
+
+		// A Notation authority.
+		{"control: notation with inline certificates", false, notary(func(*chartproofv1.NotationAuthority) {}), ""},
+		{"control: notation with a ConfigMap trust store", false, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore.CA = &chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "notary"}}
+		}), ""},
+		{"control: cluster notation with a namespaced ConfigMap", true, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore.CA = &chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "notary", Namespace: "ns"}}
+		}), ""},
+		{"control: notation any identity with allowAnyIdentity", false, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustedIdentities, n.AllowAnyIdentity = []string{"*"}, true
+		}), ""},
+		{"key and notation", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Notation = &chartproofv1.NotationAuthority{
+				TrustStore:        chartproofv1.NotationTrustStore{CA: &chartproofv1.CertificatesSource{Certificates: pki.RootPEM()}},
+				TrustedIdentities: []string{notaryID},
+			}
+		}, "an authority needs exactly one of: key, keyless, helmProvenance, notation"},
+		{"notation without ca or signingAuthority", false, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore = chartproofv1.NotationTrustStore{TSA: &chartproofv1.CertificatesSource{Certificates: pki.RootPEM()}}
+		}), "a notation trust store needs ca or signingAuthority certificates"},
+		{"NOT-03 notation any identity without allowAnyIdentity", false, notary(func(n *chartproofv1.NotationAuthority) { n.TrustedIdentities = []string{"*"} }), "it needs allowAnyIdentity: true"},
+		{"notation certificates with both sources", false, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore.CA.ConfigMapRef = &chartproofv1.CertificatesKeyReference{Name: "notary"}
+		}), "set exactly one of certificates and configMapRef"},
+		{"TrustPolicy certificates of another namespace", false, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore.CA = &chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "notary", Namespace: "other"}}
+		}), "a TrustPolicy's certificate references are in its own namespace and must not name one"},
+		{"ClusterTrustPolicy certificates without namespace", true, notary(func(n *chartproofv1.NotationAuthority) {
+			n.TrustStore.TSA = &chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "notary"}}
+		}), "a ClusterTrustPolicy's certificate references must name their namespace"},
 
 		// A key authority that requires the transparency log.
 		{"control: key requiring the log of the public-good root", false, func(s *chartproofv1.TrustPolicySpec) {
@@ -289,8 +335,8 @@ func longRegExp(n int) string {
 
 // objectReader stands in for the API server's Secrets and ConfigMaps when
 // compiling: a trusted_root.json key holds root, a pubring.asc key keyring,
-// any other key pem.
-type objectReader struct{ pem, root, keyring []byte }
+// a ca.crt key certs, any other key pem.
+type objectReader struct{ pem, root, keyring, certs []byte }
 
 func (r objectReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
 	return r.ConfigMap(ref.Namespace, ref.Name, ref.Key)
@@ -302,6 +348,8 @@ func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
 		return r.root, nil
 	case policy.DefaultKeyringKey:
 		return r.keyring, nil
+	case policy.DefaultCertificatesKey:
+		return r.certs, nil
 	}
 	return r.pem, nil
 }

@@ -60,6 +60,14 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		if a.Keyless != nil {
 			addRoot(a.Keyless.TrustedRoot)
 		}
+		if a.Notation != nil {
+			ts := a.Notation.TrustStore
+			for _, src := range []*chartproofv1.CertificatesSource{ts.CA, ts.SigningAuthority, ts.TSA} {
+				if src != nil && src.ConfigMapRef != nil {
+					add("ConfigMap", src.ConfigMapRef.Namespace, src.ConfigMapRef.Name)
+				}
+			}
+		}
 		if a.HelmProvenance != nil && a.HelmProvenance.KeyringRef != nil {
 			if r := a.HelmProvenance.KeyringRef.SecretRef; r != nil {
 				add("Secret", r.Namespace, r.Name)

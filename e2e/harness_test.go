@@ -8,8 +8,9 @@
 // paths in KUBEBUILDER_ASSETS, CHARTPROOF_REGISTRY, CHARTPROOF_COSIGN_V2,
 // CHARTPROOF_COSIGN_V3, CHARTPROOF_FULCIO, CHARTPROOF_REKOR,
 // CHARTPROOF_TSA (Fulcio, Rekor v2 and the timestamp authority of the local
-// keyless Sigstore, see sigstore_test.go), CHARTPROOF_ORAS and
-// CHARTPROOF_HELM (the Helm CLI; gpg comes from Debian's gnupg package). Every
+// keyless Sigstore, see sigstore_test.go), CHARTPROOF_ORAS,
+// CHARTPROOF_HELM (the Helm CLI; gpg comes from Debian's gnupg package) and
+// CHARTPROOF_NOTATION. Every
 // process a test starts runs in its own process group and is stopped when
 // the test ends. Nothing leaves loopback: each subprocess gets an HTTP(S)
 // proxy that refuses connections, and Go never proxies loopback addresses.
@@ -60,6 +61,7 @@ type toolPaths struct {
 	fulcio, rekor, tsa           string // the local keyless Sigstore's servers
 	oras                         string // attaches what cosign would not
 	helm                         string // the Helm CLI: `helm package --sign`, `helm push`
+	notation                     string // the Notation CLI: `notation sign`, `notation verify`
 }
 
 func TestMain(m *testing.M) {
@@ -70,7 +72,7 @@ func run(m *testing.M) int {
 	env := map[string]string{}
 	var missing []string
 	for _, name := range []string{"KUBEBUILDER_ASSETS", "CHARTPROOF_REGISTRY", "CHARTPROOF_COSIGN_V2", "CHARTPROOF_COSIGN_V3",
-		"CHARTPROOF_FULCIO", "CHARTPROOF_REKOR", "CHARTPROOF_TSA", "CHARTPROOF_ORAS", "CHARTPROOF_HELM"} {
+		"CHARTPROOF_FULCIO", "CHARTPROOF_REKOR", "CHARTPROOF_TSA", "CHARTPROOF_ORAS", "CHARTPROOF_HELM", "CHARTPROOF_NOTATION"} {
 		v := os.Getenv(name)
 		if v == "" {
 			missing = append(missing, name)
@@ -83,12 +85,12 @@ func run(m *testing.M) int {
 		env[name] = v
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3, Fulcio, Rekor v2, timestamp authority, oras, helm) and sets the variables\n",
+		fmt.Fprintf(os.Stderr, "e2e: %s not set: run these tests with `make test`, which builds the tools they need (kube-apiserver, etcd, registry, cosign v2 and v3, Fulcio, Rekor v2, timestamp authority, oras, helm, notation) and sets the variables\n",
 			strings.Join(missing, ", "))
 		return 1
 	}
 	tools = toolPaths{registry: env["CHARTPROOF_REGISTRY"], cosignV2: env["CHARTPROOF_COSIGN_V2"], cosignV3: env["CHARTPROOF_COSIGN_V3"],
-		fulcio: env["CHARTPROOF_FULCIO"], rekor: env["CHARTPROOF_REKOR"], tsa: env["CHARTPROOF_TSA"], oras: env["CHARTPROOF_ORAS"], helm: env["CHARTPROOF_HELM"]}
+		fulcio: env["CHARTPROOF_FULCIO"], rekor: env["CHARTPROOF_REKOR"], tsa: env["CHARTPROOF_TSA"], oras: env["CHARTPROOF_ORAS"], helm: env["CHARTPROOF_HELM"], notation: env["CHARTPROOF_NOTATION"]}
 
 	dir, err := os.MkdirTemp("", "chartproof-e2e-")
 	if err != nil {

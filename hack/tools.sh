@@ -25,11 +25,12 @@ COSIGN_V2_VERSION=v2.6.5      # github.com/sigstore/cosign/v2
 FULCIO_VERSION=v1.8.8         # github.com/sigstore/fulcio (local keyless Sigstore, e2e)
 REKOR_TILES_VERSION=v2.3.0    # github.com/sigstore/rekor-tiles/v2 (Rekor v2, POSIX storage)
 TSA_VERSION=v1.2.9            # github.com/sigstore/timestamp-authority
+NOTATION_VERSION=v1.3.2       # github.com/notaryproject/notation (the CLI, for interop: `notation sign`)
 HELM_VERSION=v3.22.0          # helm.sh/helm/v3 (the CLI, for interop: `helm package --sign`, `helm push`); go.mod pins the SDK
 # -----------------------------------------------------------------------------------------------------------------
 
 # Build order for `all` (cheap, often-needed tools first).
-ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2 fulcio rekor-server timestamp-server helm)
+ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2 fulcio rekor-server timestamp-server helm notation)
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CHARTPROOF_TOOLS_CACHE:-$HOME/.cache/chartproof-tools}
@@ -116,6 +117,11 @@ tool_info() {
 	timestamp-server)
 		T_VERSION=$TSA_VERSION T_DIR=timestamp-authority-$TSA_VERSION T_BIN=timestamp-server T_EST="~1.7 min"
 		T_PKG=github.com/sigstore/timestamp-authority/cmd/timestamp-server
+		;;
+	notation)
+		T_VERSION=$NOTATION_VERSION T_DIR=notation-$NOTATION_VERSION T_BIN=notation T_EST="~1 min"
+		T_PKG=github.com/notaryproject/notation/cmd/notation
+		T_SCRATCH=notation T_MODULE=github.com/notaryproject/notation
 		;;
 	helm)
 		T_VERSION=$HELM_VERSION T_DIR=helm-$HELM_VERSION T_BIN=helm T_EST="~6.5 min"

@@ -65,10 +65,11 @@ type TrustPolicySpec struct {
 
 // Authority is one trusted signer. Exactly one kind of authority is set:
 // `key` (one public key), `keyless` (Sigstore certificates naming an
-// identity) or `helmProvenance` (OpenPGP keys signing Helm provenance
-// files). X.509 chains and attestation requirements are added as further
-// optional fields.
-// +kubebuilder:validation:XValidation:rule="(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0) + (has(self.helmProvenance) ? 1 : 0) == 1",message="an authority needs exactly one of: key, keyless, helmProvenance"
+// identity), `helmProvenance` (OpenPGP keys signing Helm provenance files)
+// or `notation` (Notary Project signatures under a trust store). X.509
+// chains and attestation requirements are added as further optional
+// fields.
+// +kubebuilder:validation:XValidation:rule="(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0) + (has(self.helmProvenance) ? 1 : 0) + (has(self.notation) ? 1 : 0) == 1",message="an authority needs exactly one of: key, keyless, helmProvenance, notation"
 type Authority struct {
 	// Name identifies the authority in status, events and metrics.
 	// +kubebuilder:validation:MinLength=1
@@ -92,6 +93,98 @@ type Authority struct {
 	// manifest) signed by one of the OpenPGP keys it lists.
 	// +optional
 	HelmProvenance *HelmProvenanceAuthority `json:"helmProvenance,omitempty"`
+
+	// Notation trusts Notary Project signatures (JWS or COSE envelopes,
+	// as `notation sign` attaches them to the chart as OCI referrers)
+	// whose certificate chain ends in its trust store and whose leaf
+	// names one of its trusted identities.
+	// +optional
+	Notation *NotationAuthority `json:"notation,omitempty"`
+}
+
+// NotationAuthority is one Notation trust-policy statement, verified at
+// Notation's `strict` level (integrity, authenticity, authentic timestamp,
+// expiry and revocation all enforced), for the charts the policy's
+// repositories cover. A signature counts when its envelope verifies, names
+// exactly the chart's manifest (digest, size and media type), its chain ends
+// in the trust store of its signing scheme (`ca` for notary.x509,
+// `signingAuthority` for notary.x509.signingAuthority, timestamps in `tsa`),
+// its leaf's subject matches a trusted identity, and it needs no plugin.
+// +kubebuilder:validation:XValidation:rule="has(self.trustStore.ca) || has(self.trustStore.signingAuthority)",message="a notation trust store needs ca or signingAuthority certificates"
+// +kubebuilder:validation:XValidation:rule="!self.trustedIdentities.exists(i, i == '*') || (has(self.allowAnyIdentity) && self.allowAnyIdentity && size(self.trustedIdentities) == 1)",message="the identity '*' trusts every certificate of the trust store: it needs allowAnyIdentity: true and no other identity (THREATS NOT-03)"
+type NotationAuthority struct {
+	// TrustStore holds the trusted certificates, by Notation's trust store
+	// types.
+	TrustStore NotationTrustStore `json:"trustStore"`
+
+	// TrustedIdentities are Notation trusted identities:
+	// `x509.subject: C=US, ST=WA, O=Acme, CN=release` (RFC 4514, at least
+	// C, ST and O; a certificate matches when its subject has every
+	// attribute given), or `*` with allowAnyIdentity.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=1024
+	TrustedIdentities []string `json:"trustedIdentities"`
+
+	// AllowAnyIdentity lets trustedIdentities be `*`: any certificate the
+	// trust store vouches for counts. Off by default.
+	// +optional
+	AllowAnyIdentity bool `json:"allowAnyIdentity,omitempty"`
+}
+
+// NotationTrustStore holds certificates by Notation trust store type.
+type NotationTrustStore struct {
+	// CA certificates (CA or self-signed signing certificates) for the
+	// notary.x509 signing scheme.
+	// +optional
+	CA *CertificatesSource `json:"ca,omitempty"`
+
+	// SigningAuthority certificates for the notary.x509.signingAuthority
+	// signing scheme.
+	// +optional
+	SigningAuthority *CertificatesSource `json:"signingAuthority,omitempty"`
+
+	// TSA root certificates of the timestamp authorities whose
+	// countersignatures vouch for a signing time.
+	// +optional
+	TSA *CertificatesSource `json:"tsa,omitempty"`
+}
+
+// CertificatesSource is PEM certificates, inline or in a ConfigMap.
+// Exactly one of certificates and configMapRef is set.
+// +kubebuilder:validation:XValidation:rule="has(self.certificates) != has(self.configMapRef)",message="set exactly one of certificates and configMapRef"
+type CertificatesSource struct {
+	// Certificates are PEM CERTIFICATE blocks.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=262144
+	// +optional
+	Certificates string `json:"certificates,omitempty"`
+
+	// ConfigMapRef names a ConfigMap key holding PEM certificates.
+	// +optional
+	ConfigMapRef *CertificatesKeyReference `json:"configMapRef,omitempty"`
+}
+
+// CertificatesKeyReference names one key of a ConfigMap. From a TrustPolicy
+// the ConfigMap is in the policy's namespace and namespace must be left
+// out; from a ClusterTrustPolicy namespace is required.
+type CertificatesKeyReference struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key in the ConfigMap's data. Defaults to "ca.crt".
+	// +kubebuilder:default="ca.crt"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // HelmProvenanceAuthority trusts the OpenPGP keys of a keyring whose primary
@@ -416,6 +509,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || !has(a.helmProvenance.keyringRef.configMapRef.__namespace__) || size(a.helmProvenance.keyringRef.configMapRef.__namespace__) == 0) && (!has(a.helmProvenance.keyringRef.secretRef) || !has(a.helmProvenance.keyringRef.secretRef.__namespace__) || size(a.helmProvenance.keyringRef.secretRef.__namespace__) == 0)))",message="a TrustPolicy's keyring references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || !has(a.notation.trustStore.ca.configMapRef.__namespace__) || size(a.notation.trustStore.ca.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || !has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) || size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || !has(a.notation.trustStore.tsa.configMapRef.__namespace__) || size(a.notation.trustStore.tsa.configMapRef.__namespace__) == 0)))",message="a TrustPolicy's certificate references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.namespaceSelector)",message="namespaceSelector makes a policy mandatory for namespaces: only a ClusterTrustPolicy may set it"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -446,6 +540,7 @@ type TrustPolicyList struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || (has(a.key.trustedRoot.configMapRef.__namespace__) && size(a.key.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.key.trustedRoot.secretRef) || (has(a.key.trustedRoot.secretRef.__namespace__) && size(a.key.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || (has(a.helmProvenance.keyringRef.configMapRef.__namespace__) && size(a.helmProvenance.keyringRef.configMapRef.__namespace__) > 0)) && (!has(a.helmProvenance.keyringRef.secretRef) || (has(a.helmProvenance.keyringRef.secretRef.__namespace__) && size(a.helmProvenance.keyringRef.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's keyring references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || (has(a.notation.trustStore.ca.configMapRef.__namespace__) && size(a.notation.trustStore.ca.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || (has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) && size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || (has(a.notation.trustStore.tsa.configMapRef.__namespace__) && size(a.notation.trustStore.tsa.configMapRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's certificate references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	helmchart "helm.sh/helm/v3/pkg/chart"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -171,6 +172,12 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		return fail(failure(fmt.Errorf("manifest %s: %w", resolved.Digest, err)))
 	}
 	res.layer, res.config = manifest.Chart, manifest.Config
+	// What a Notation signature names: the manifest as the registry serves
+	// it (a Helm chart's manifest is an OCI image manifest).
+	target := v1.Descriptor{MediaType: types.OCIManifestSchema1, Size: int64(len(resolved.Manifest))}
+	if target.Digest, err = v1.NewHash(resolved.Digest); err != nil {
+		return fail(failure(fmt.Errorf("%w: digest %q: %v", oci.ErrInvalidManifest, resolved.Digest, err)))
+	}
 	for i := range res.judged {
 		res.judged[i].evidence.ChartLayer = manifest.Chart.Digest.String()
 	}
@@ -192,6 +199,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		j := &res.judged[i]
 		fetch := func() ([]policy.Signature, error) {
 			sigs, err := verify.Collect(ctx, reg, verifiers[i], repo, resolved.Digest)
+			if err == nil && verifiers[i].HasNotation() {
+				var more []policy.Signature
+				more, err = verify.CollectNotation(ctx, reg, verifiers[i], repo, target)
+				sigs = append(sigs, more...)
+			}
 			if err != nil || manifest.Provenance == nil || !verifiers[i].HasProvenance() {
 				return sigs, err
 			}

@@ -76,6 +76,9 @@ type Authority struct {
 	// Provenance is set for a Helm provenance authority: OpenPGP keys that
 	// sign provenance files. PublicKey and KeyID are then empty.
 	Provenance *Provenance
+	// Notation is set for a Notation authority: a trust store and trusted
+	// identities. PublicKey and KeyID are then empty.
+	Notation *Notation
 }
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
@@ -158,6 +161,10 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 			p.Authorities = append(p.Authorities, auth)
 			continue
 		}
+		if auth.Notation != nil {
+			p.Authorities = append(p.Authorities, auth)
+			continue
+		}
 		if other, dup := keyOf[auth.KeyID]; dup && auth.Keyless == nil {
 			// A key verifies a signature for one authority only: a second
 			// authority with the same key could never count.
@@ -226,14 +233,20 @@ func (r hashingReader) record(kind, namespace, name, key string, b []byte, err e
 
 func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority, error) {
 	kinds := 0
-	for _, set := range []bool{a.Key != nil, a.Keyless != nil, a.HelmProvenance != nil} {
+	for _, set := range []bool{a.Key != nil, a.Keyless != nil, a.HelmProvenance != nil, a.Notation != nil} {
 		if set {
 			kinds++
 		}
 	}
 	switch {
 	case kinds > 1:
-		return Authority{}, errors.New("sets more than one of key, keyless and helmProvenance: an authority needs exactly one kind of trust material")
+		return Authority{}, errors.New("sets more than one of key, keyless, helmProvenance and notation: an authority needs exactly one kind of trust material")
+	case a.Notation != nil:
+		n, err := compileNotation(ref, a.Name, *a.Notation, read)
+		if err != nil {
+			return Authority{}, err
+		}
+		return Authority{Name: a.Name, Notation: n}, nil
 	case a.HelmProvenance != nil:
 		hp, err := compileProvenance(ref, *a.HelmProvenance, read)
 		if err != nil {
@@ -247,7 +260,7 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 		}
 		return Authority{Name: a.Name, Keyless: k}, nil
 	case a.Key == nil:
-		return Authority{}, errors.New("no key, keyless or helmProvenance: an authority needs exactly one kind of trust material")
+		return Authority{}, errors.New("no key, keyless, helmProvenance or notation: an authority needs exactly one kind of trust material")
 	}
 	var pemBytes []byte
 	switch {

@@ -23,7 +23,30 @@ const (
 	// LayoutHelmProvenance is the Helm provenance file (.prov) `helm push`
 	// writes as a layer of the chart's own manifest.
 	LayoutHelmProvenance Layout = "helm-provenance"
+	// LayoutNotation is a Notary Project signature (JWS or COSE envelope)
+	// attached as an OCI referrer.
+	LayoutNotation Layout = "notation"
 )
+
+// layoutOf is the only layout an authority's signatures come in; "" for a
+// key authority (both cosign layouts).
+func (a Authority) layoutOf() Layout {
+	switch {
+	case a.Provenance != nil:
+		return LayoutHelmProvenance
+	case a.Notation != nil:
+		return LayoutNotation
+	}
+	return ""
+}
+
+// reads reports whether a signature in layout l can count for a.
+func (a Authority) reads(l Layout) bool {
+	if own := a.layoutOf(); own != "" {
+		return l == own
+	}
+	return l != LayoutHelmProvenance && l != LayoutNotation
+}
 
 // Evidence is what internal/oci and internal/verify established about one
 // digest of one repository. It holds facts only; Evaluate judges them.
@@ -398,7 +421,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			continue
 		}
 		var names []string // authorities that accept this signature's signer
-		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil && (a.Provenance != nil) == (s.Layout == LayoutHelmProvenance) {
+		if a, ok := byName[s.Authority]; ok && s.Authority != "" && a.Keyless == nil && a.reads(s.Layout) {
 			if a.Log != nil && len(s.Log) == 0 {
 				// requireTransparencyLog: the key signed it, no log records it.
 				unlogged = append(unlogged, s.LogProblem)
@@ -456,10 +479,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		s := ev.Signatures[c.sig]
 		acc := Acceptance{Authority: c.authority, Layout: s.Layout, Signature: s.Ref, PredicateType: s.PredicateType}
 		a := byName[c.authority]
-		if a.Keyless == nil {
-			acc.KeyID = s.KeyID
-		} else {
+		switch {
+		case a.Keyless != nil:
 			acc.Identity = s.Identity
+		case a.Notation != nil:
+			acc.KeyID, acc.Identity = s.KeyID, s.Identity // the leaf certificate and its subject
+		default:
+			acc.KeyID = s.KeyID
 		}
 		if a.Keyless != nil || a.Log != nil {
 			if len(s.Log) > 0 {

@@ -271,6 +271,7 @@ func maybeBundle(artifactType string) bool {
 type ociManifest struct {
 	MediaType    string          `json:"mediaType"`
 	ArtifactType string          `json:"artifactType"`
+	Config       *v1.Descriptor  `json:"config,omitempty"`
 	Layers       []v1.Descriptor `json:"layers"`
 	Subject      *v1.Descriptor  `json:"subject"`
 }

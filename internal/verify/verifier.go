@@ -34,6 +34,8 @@ type Verifier struct {
 	keylessAuthorities []policy.Authority
 	// provenanceAuthorities check Helm provenance files.
 	provenanceAuthorities []provenanceAuthority
+	// notationAuthorities check Notary Project signatures.
+	notationAuthorities []notationAuthority
 }
 
 type authorityVerifier struct {
@@ -57,6 +59,14 @@ func New(authorities []policy.Authority) (*Verifier, error) {
 	for _, a := range authorities {
 		if a.Provenance != nil {
 			out.provenanceAuthorities = append(out.provenanceAuthorities, provenanceAuthority{name: a.Name, keyring: a.Provenance.Keyring})
+			continue
+		}
+		if a.Notation != nil {
+			na, err := newNotationAuthority(a)
+			if err != nil {
+				return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
+			}
+			out.notationAuthorities = append(out.notationAuthorities, na)
 			continue
 		}
 		if a.Keyless != nil {
