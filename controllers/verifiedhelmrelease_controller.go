@@ -312,7 +312,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	req := judges
-	req.URL, req.Version = obj.Spec.Chart.URL, obj.Spec.Chart.Version
+	req.URL, req.Version, req.SignatureRepository = obj.Spec.Chart.URL, obj.Spec.Chart.Version, obj.Spec.Chart.SignatureRepository
 	res := gate.Check(vctx, reg, r.Metrics, req)
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
@@ -396,7 +396,7 @@ func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, r
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	req := judges
-	req.URL, req.Version = obj.Spec.Chart.URL, inst.Digest
+	req.URL, req.Version, req.SignatureRepository = obj.Spec.Chart.URL, inst.Digest, obj.Spec.Chart.SignatureRepository
 	again := gate.Check(vctx, reg, r.Metrics, req)
 	if again.Verdict.Inconclusive {
 		return inst.Verified

@@ -144,11 +144,18 @@ func keyPolicySpec(glob, publicKeyPEM string) chartproofv1.TrustPolicySpec {
 // authority "ci") for repository, as `chartproof verify --policy` reads it.
 func writePolicyFile(t *testing.T, repository, publicKeyPEM string) string {
 	t.Helper()
+	return writePolicyFileWith(t, repository, publicKeyPEM, func(*chartproofv1.TrustPolicySpec) {})
+}
+
+// writePolicyFileWith is writePolicyFile with the spec changed by mut.
+func writePolicyFileWith(t *testing.T, repository, publicKeyPEM string, mut func(*chartproofv1.TrustPolicySpec)) string {
+	t.Helper()
 	ctp := chartproofv1.ClusterTrustPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: chartproofv1.GroupVersion.String(), Kind: "ClusterTrustPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: "cosign-interop"},
 		Spec:       keyPolicySpec(repository, publicKeyPEM),
 	}
+	mut(&ctp.Spec)
 	data, err := yaml.Marshal(ctp)
 	if err != nil {
 		t.Fatal(err)

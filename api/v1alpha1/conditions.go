@@ -53,6 +53,9 @@ const (
 	// ReasonNoClusterPolicy: the manager requires a ClusterTrustPolicy
 	// (--require-cluster-policy) and none judges the release.
 	ReasonNoClusterPolicy = "NoClusterPolicy"
+	// ReasonSignatureRepositoryNotAllowed: the release names a signature
+	// repository its policy does not allow.
+	ReasonSignatureRepositoryNotAllowed = "SignatureRepositoryNotAllowed"
 
 	// Tenancy: who a release acts as, and which Helm release it may touch.
 	ReasonServiceAccountRequired = "ServiceAccountRequired"
@@ -125,6 +128,7 @@ var Reasons = []ReasonInfo{
 	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
 	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key or trusted root does not parse, a key is too weak, an identity pattern does not compile or constrains nothing, a referenced Secret, ConfigMap or key is missing, or a field is out of range."},
 	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
+	{ReasonSignatureRepositoryNotAllowed, ReasonKindDenial, "The release names a signature repository (spec.chart.signatureRepository, cosign's COSIGN_REPOSITORY) that the policy's spec.signatureRepositories does not allow; nothing is read there (THREATS REG-09)."},
 	{ReasonNoClusterPolicy, ReasonKindDenial, "The manager runs with --require-cluster-policy and no ClusterTrustPolicy judges the release: it names a TrustPolicy, and no ClusterTrustPolicy whose namespaceSelector selects its namespace covers its chart. Nothing is installed until a platform team's policy applies."},
 	{ReasonInvalidSpec, ReasonKindDenial, "The VerifiedHelmRelease cannot be acted on: a bad URL or version, or missing values or credentials."},
 	{ReasonServiceAccountRequired, ReasonKindDenial, "The release names no spec.serviceAccountName and the manager has no --default-service-account: a release acts only as a ServiceAccount of its namespace, never with the manager's own rights, so nothing is installed."},

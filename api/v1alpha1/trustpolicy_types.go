@@ -32,6 +32,20 @@ type TrustPolicySpec struct {
 	// +listType=set
 	Repositories []string `json:"repositories"`
 
+	// SignatureRepositories are globs (the syntax of repositories) over the
+	// repositories a release may name as its spec.chart.signatureRepository,
+	// where its cosign signatures are read instead of beside the chart
+	// (cosign's COSIGN_REPOSITORY). A release naming one that matches none
+	// is refused with SignatureRepositoryNotAllowed before any request is
+	// made there. Empty: signatures are read beside the chart only.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9*][a-z0-9.:*-]*(/[a-z0-9*._-]+)+$`
+	// +listType=set
+	// +optional
+	SignatureRepositories []string `json:"signatureRepositories,omitempty"`
+
 	// Authorities are the signers this policy trusts. Each counts at most
 	// once towards the threshold, however many signatures it made.
 	// +kubebuilder:validation:MinItems=1

@@ -102,6 +102,21 @@ type ChartSource struct {
 	// release's namespace with the registry credentials.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
+	// SignatureRepository is where the chart's cosign signatures are
+	// stored when they are not beside it: oci://host[:port]/path, as
+	// cosign's COSIGN_REPOSITORY names it when signing. Both cosign layouts
+	// are read there (the sha256-<hex>.sig tag and referrers of the chart's
+	// digest); each signature must still name the chart's digest. Notation
+	// signatures and Helm provenance are read from the chart's repository.
+	// The policy must allow it (spec.signatureRepositories), or the release
+	// is refused with SignatureRepositoryNotAllowed. The credentials of
+	// SecretRef are matched by host: those of the chart's registry are
+	// never sent to another host.
+	// +kubebuilder:validation:Pattern=`^oci://[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$`
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	SignatureRepository string `json:"signatureRepository,omitempty"`
 }
 
 // LocalObjectReference names an object in the same namespace.

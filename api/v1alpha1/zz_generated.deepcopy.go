@@ -545,6 +545,11 @@ func (in *TrustPolicySpec) DeepCopyInto(out *TrustPolicySpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.SignatureRepositories != nil {
+		in, out := &in.SignatureRepositories, &out.SignatureRepositories
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Authorities != nil {
 		in, out := &in.Authorities, &out.Authorities
 		*out = make([]Authority, len(*in))

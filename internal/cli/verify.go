@@ -66,6 +66,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	requireCluster := fs.Bool("require-cluster-policy", false, "deny when no ClusterTrustPolicy judges the chart (NoClusterPolicy), as the manager's flag does")
 	output := fs.String("output", "text", "output format: text or json")
 	plainHTTP := fs.Bool("plain-http", false, "talk to the registry over plain HTTP (an explicit opt-in; never a fallback)")
+	sigRepo := fs.String("signature-repository", "", "read the chart's cosign signatures from this repository (oci://host[:port]/path), as cosign's COSIGN_REPOSITORY stores them")
 	timeoutFlag := fs.Duration("timeout", 0, "bound the whole verification, every registry request included; when it runs out the verdict is RegistryUnavailable (inconclusive) (default 2m)")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, verifyUsage)
@@ -94,6 +95,11 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	}
 	if *timeoutFlag < 0 {
 		return usageErr("--timeout must not be negative, got %s", *timeoutFlag)
+	}
+	if *sigRepo != "" {
+		if _, err := oci.ParseRepository(*sigRepo); err != nil {
+			return usageErr("--signature-repository: %v", err)
+		}
 	}
 	url, version, err := splitReference(fs.Arg(0))
 	if err != nil {
@@ -134,7 +140,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	// The same two steps as the controller's install: verify the digest,
 	// then read the chart by that digest and check the archive, so a signed
 	// chart that could not be installed safely is refused here too.
-	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, Policy: pol, Verifier: verifier,
+	res := gate.Check(ctx, reg, nil, gate.Request{URL: url, Version: version, SignatureRepository: *sigRepo, Policy: pol, Verifier: verifier,
 		Mandatory: mandatory, RequireClusterPolicy: *requireCluster})
 	res = gate.Load(ctx, reg, nil, res)
 

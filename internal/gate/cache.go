@@ -68,8 +68,8 @@ func NewCacheWithClock(ttl time.Duration, clk clock.PassiveClock) *Cache {
 
 // signatureKey names the signatures of digest in repo as p's verifier
 // checked them.
-func signatureKey(repo oci.Repository, digest string, p *policy.Policy) string {
-	return repo.String() + "@" + digest + " " + p.Fingerprint
+func signatureKey(repo, sigRepo oci.Repository, digest string, p *policy.Policy) string {
+	return repo.String() + "@" + digest + " " + sigRepo.String() + " " + p.Fingerprint
 }
 
 // collect returns the cached signatures for key, or runs fetch, sharing one

@@ -47,6 +47,10 @@ type Request struct {
 	URL string
 	// Version is a tag, a semver range or a sha256 digest.
 	Version string
+	// SignatureRepository, when set, is where the cosign signatures of
+	// the chart's digest are read (oci://host[:port]/path, cosign's
+	// COSIGN_REPOSITORY); empty means the chart's own repository.
+	SignatureRepository string
 	// Policy is the compiled trust policy the release names; Verifier was
 	// built from it.
 	Policy   *policy.Policy
@@ -145,7 +149,15 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 	}
 	res.repo, res.Repository = repo, repo.String()
 	res.judged[0].evidence.Repository = res.Repository
-	if req.Policy == nil || !req.Policy.Covers(res.Repository) {
+	sigRepo := repo
+	if req.SignatureRepository != "" {
+		if sigRepo, err = oci.ParseRepository(req.SignatureRepository); err != nil {
+			return fail(&policy.Failure{Code: chartproofv1.ReasonInvalidSpec, Message: "signature repository: " + err.Error()})
+		}
+		res.judged[0].evidence.SignatureRepository = sigRepo.String()
+	}
+	if req.Policy == nil || !req.Policy.Covers(res.Repository) ||
+		(req.SignatureRepository != "" && !req.Policy.AllowsSignatureRepository(sigRepo.String())) {
 		res.Verdict = res.decide() // out of scope: no registry request at all
 		return res
 	}
@@ -154,7 +166,9 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		if m.Policy == nil || !m.Policy.Covers(res.Repository) || m.Policy.Fingerprint == req.Policy.Fingerprint {
 			continue
 		}
-		res.judged = append(res.judged, judged{policy: m.Policy, evidence: policy.Evidence{Repository: res.Repository}})
+		res.judged = append(res.judged, judged{policy: m.Policy, evidence: policy.Evidence{
+			Repository: res.Repository, SignatureRepository: res.judged[0].evidence.SignatureRepository,
+		}})
 		verifiers = append(verifiers, m.Verifier)
 	}
 
@@ -197,8 +211,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 	res.Cached = true
 	for i := range res.judged {
 		j := &res.judged[i]
+		if j.evidence.SignatureRepository != "" && !j.policy.AllowsSignatureRepository(j.evidence.SignatureRepository) {
+			continue // a mandatory policy that does not allow it: refused, nothing read for it
+		}
 		fetch := func() ([]policy.Signature, error) {
-			sigs, err := verify.Collect(ctx, reg, verifiers[i], repo, resolved.Digest)
+			sigs, err := verify.Collect(ctx, reg, verifiers[i], sigRepo, resolved.Digest)
 			if err == nil && verifiers[i].HasNotation() {
 				var more []policy.Signature
 				more, err = verify.CollectNotation(ctx, reg, verifiers[i], repo, target)
@@ -219,7 +236,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 			return policy.Evaluate(j.policy, e).Passed()
 		}
 		var cached bool
-		j.evidence.Signatures, cached, err = req.Cache.collect(ctx, signatureKey(repo, resolved.Digest, j.policy), fetch, passes)
+		j.evidence.Signatures, cached, err = req.Cache.collect(ctx, signatureKey(repo, sigRepo, resolved.Digest, j.policy), fetch, passes)
 		res.Cached = res.Cached && cached
 		if err != nil {
 			j.evidence.Failure = failure(err)

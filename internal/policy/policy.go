@@ -44,9 +44,12 @@ func (r Ref) String() string {
 type Policy struct {
 	Ref          Ref
 	Repositories []string
-	Authorities  []Authority
-	Threshold    int
-	Mode         chartproofv1.Mode
+	// SignatureRepositories are the globs of the repositories a release
+	// may read its signatures from instead of its chart's.
+	SignatureRepositories []string
+	Authorities           []Authority
+	Threshold             int
+	Mode                  chartproofv1.Mode
 	// Fingerprint is the lowercase hex sha256 of everything the policy was
 	// compiled from: its Ref (with the UID), its spec, and every Secret and
 	// ConfigMap key it read. Two policies with the same fingerprint trust
@@ -129,6 +132,13 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 			continue
 		}
 		p.Repositories = append(p.Repositories, r)
+	}
+	for _, r := range spec.SignatureRepositories {
+		if err := checkGlob(r); err != nil {
+			errs = append(errs, fmt.Errorf("signatureRepositories: %w", err))
+			continue
+		}
+		p.SignatureRepositories = append(p.SignatureRepositories, r)
 	}
 	if len(spec.Authorities) == 0 {
 		errs = append(errs, errors.New("no authorities"))

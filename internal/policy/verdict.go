@@ -70,6 +70,10 @@ type Evidence struct {
 	// Chart is the name and version of the archive's Chart.yaml, once it
 	// was read and loaded; nil before.
 	Chart *ChartMeta
+	// SignatureRepository is the normalized repository the release reads
+	// its cosign signatures from instead of Repository; empty when it reads
+	// them beside the chart.
+	SignatureRepository string
 }
 
 // ChartMeta is the name and version of a chart's Chart.yaml.
@@ -332,6 +336,17 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 			Message:  fmt.Sprintf("repository %s is not covered by %s", ev.Repository, p.Ref),
 			Expected: strings.Join(p.Repositories, " | "),
 			Found:    ev.Repository,
+		})
+	}
+
+	// 1b. A signature repository other than the chart's must be one the
+	// policy names (THREATS REG-09).
+	if ev.SignatureRepository != "" && !p.AllowsSignatureRepository(ev.SignatureRepository) {
+		return deny(Reason{
+			Code:     chartproofv1.ReasonSignatureRepositoryNotAllowed,
+			Message:  fmt.Sprintf("signature repository %s is not allowed by %s", ev.SignatureRepository, p.Ref),
+			Expected: strings.Join(p.SignatureRepositories, " | "),
+			Found:    ev.SignatureRepository,
 		})
 	}
 
@@ -622,6 +637,17 @@ func assign(cands []candidate) []candidate {
 		out = append(out, c)
 	}
 	return out
+}
+
+// AllowsSignatureRepository reports whether a release may read its
+// signatures from repo (spec.signatureRepositories).
+func (p *Policy) AllowsSignatureRepository(repo string) bool {
+	for _, g := range p.SignatureRepositories {
+		if MatchRepository(g, repo) {
+			return true
+		}
+	}
+	return false
 }
 
 // Covers reports whether the policy's scope includes repo.
