@@ -19,6 +19,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/cloudauth"
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
@@ -33,6 +34,7 @@ func runManager() error {
 		defaultServiceAccount                   string
 		managerIdentityUnsafe                   bool
 		requireClusterPolicy                    bool
+		controllerCloudIdentity                 bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -44,6 +46,7 @@ func runManager() error {
 	flag.StringVar(&defaultServiceAccount, "default-service-account", "", "the ServiceAccount, in a release's own namespace, that a VerifiedHelmRelease naming no spec.serviceAccountName acts as; empty: such a release is refused (ServiceAccountRequired)")
 	flag.BoolVar(&managerIdentityUnsafe, "unsafe-releases-act-as-manager", false, "UNSAFE: a release naming no ServiceAccount, without --default-service-account, acts with the manager's own identity, giving whoever may write a VerifiedHelmRelease every right of the manager")
 	flag.BoolVar(&requireClusterPolicy, "require-cluster-policy", false, "deny every release that no ClusterTrustPolicy judges: it must name one, or a ClusterTrustPolicy whose namespaceSelector selects its namespace must cover its chart (NoClusterPolicy otherwise)")
+	flag.BoolVar(&controllerCloudIdentity, "allow-controller-cloud-identity", false, "let releases with spec.chart.provider aws, azure or gcp log in to their registry with the manager's own cloud identity (workload identity), as Flux's OCIRepository does; any release may then read what that identity may read")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -89,6 +92,13 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	cloudCache, err := cloudauth.NewCache(1024)
+	if err != nil {
+		return err
+	}
+	if controllerCloudIdentity {
+		ctrl.Log.Info("releases with spec.chart.provider aws, azure or gcp log in with the manager's own cloud identity (--allow-controller-cloud-identity): any release may read what it may")
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -100,7 +110,7 @@ func runManager() error {
 		}),
 		Metrics:         verifications,
 		RecordsTampered: tampered,
-		Registries:      &controllers.RegistryFactory{},
+		Registries:      &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
 		VerifyTimeout:   verifyTimeout,
 		Cache:           gate.NewCache(cacheTTL),
 

@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+
+	"github.com/fluxcd/pkg/cache"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/cloudauth"
 	"github.com/chartproof/chartproof/internal/oci"
 )
 
@@ -29,6 +33,14 @@ import (
 type RegistryFactory struct {
 	// Transport is the base transport; zero means http.DefaultTransport.
 	Transport *http.Transport
+	// AllowControllerCloudIdentity lets a release with a cloud provider
+	// (spec.chart.provider aws, azure or gcp) log in with the manager's own
+	// cloud identity (--allow-controller-cloud-identity). Without it such a
+	// release is refused: any tenant could read what that identity may.
+	AllowControllerCloudIdentity bool
+	// CloudCache keeps cloud registry credentials until they expire; nil
+	// fetches them anew for each client.
+	CloudCache *cloudauth.Cache
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport // by sha256 of the CA bundle; "" for the system roots
@@ -103,6 +115,17 @@ func (f *RegistryFactory) Client(ctx context.Context, reader client.Reader, obj 
 		return nil, fmt.Errorf("chart.certSecretRef: secret %s: %w", src.CertSecretRef.Name, err)
 	}
 	opts.Transport = transport
+	if src.Provider != "" && src.Provider != "generic" {
+		if !f.AllowControllerCloudIdentity {
+			return nil, fmt.Errorf("chart.provider %s logs in with the manager's own cloud identity, which this manager does not lend to releases (--allow-controller-cloud-identity)", src.Provider)
+		}
+		kc, err := cloudauth.Keychain(ctx, src.Provider, strings.TrimPrefix(src.URL, "oci://"), f.CloudCache,
+			cache.InvolvedObject{Kind: "VerifiedHelmRelease", Name: obj.Name, Namespace: obj.Namespace, Operation: "pull"})
+		if err != nil {
+			return nil, fmt.Errorf("chart.provider: %w", err)
+		}
+		opts.Keychain = kc
+	}
 	if src.SecretRef != nil {
 		s, err := secret(ctx, reader, obj.Namespace, src.SecretRef.Name)
 		if err != nil {

@@ -76,6 +76,7 @@ type VerifiedHelmReleaseSpec struct {
 }
 
 // ChartSource is a chart in an OCI registry.
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || !has(self.secretRef)",message="provider logs in with a cloud identity: it cannot be set with secretRef"
 type ChartSource struct {
 	// URL is the chart repository: oci://host[:port]/path/name.
 	// +kubebuilder:validation:Pattern=`^oci://[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$`
@@ -102,6 +103,19 @@ type ChartSource struct {
 	// release's namespace with the registry credentials.
 	// +optional
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+
+	// Provider is how chartproof logs in to the chart's registry: generic
+	// (the default: anonymous, or secretRef), or aws (ECR), azure (ACR) or
+	// gcp (Artifact Registry, GCR) with the manager's own cloud identity
+	// (workload identity), as Flux's OCIRepository does. A cloud provider
+	// is used only when the manager runs with
+	// --allow-controller-cloud-identity, since any release could then read
+	// what that identity may; its credentials go to the chart's registry
+	// host only, which must be one of the provider's.
+	// +kubebuilder:validation:Enum=generic;aws;azure;gcp
+	// +kubebuilder:default=generic
+	// +optional
+	Provider string `json:"provider,omitempty"`
 
 	// SignatureRepository is where the chart's cosign signatures are
 	// stored when they are not beside it: oci://host[:port]/path, as
