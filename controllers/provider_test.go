@@ -16,7 +16,8 @@ import (
 // InvalidSpec, saying so, when the manager does not lend it
 // (--allow-controller-cloud-identity, off in this suite): a tenant cannot
 // read what the manager's cloud identity may. Its twin with the generic
-// provider is installed. The API server refuses a provider with secretRef.
+// provider is installed. The API server refuses a provider with secretRef,
+// and one over plain HTTP (a cloud token would travel in the clear).
 func TestCloudProviderNeedsManagerOptIn(t *testing.T) {
 	for _, provider := range []string{"generic", "gcp"} {
 		t.Run(provider, func(t *testing.T) {
@@ -24,7 +25,12 @@ func TestCloudProviderNeedsManagerOptIn(t *testing.T) {
 			digest := f.push("1.0.0")
 			f.signLegacy(digest, f.key)
 			f.policy("ci", f.key, chartproofv1.ModeEnforce)
-			f.release("app", "1.0.0", "ci", func(vhr *chartproofv1.VerifiedHelmRelease) { vhr.Spec.Chart.Provider = provider })
+			f.release("app", "1.0.0", "ci", func(vhr *chartproofv1.VerifiedHelmRelease) {
+				vhr.Spec.Chart.Provider = provider
+				if provider != "generic" {
+					vhr.Spec.Chart.Insecure = false // a cloud token never travels over plain HTTP (CEL); refused before any request anyway
+				}
+			})
 			if provider == "generic" {
 				f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 				return
@@ -48,5 +54,9 @@ func TestCloudProviderNeedsManagerOptIn(t *testing.T) {
 	}
 	if err := k8s.Create(context.Background(), vhr); err == nil || !strings.Contains(err.Error(), "it cannot be set with secretRef") {
 		t.Fatalf("a provider with secretRef: %v, want refused", err)
+	}
+	vhr.Spec.Chart.SecretRef, vhr.Spec.Chart.Insecure = nil, true
+	if err := k8s.Create(context.Background(), vhr); err == nil || !strings.Contains(err.Error(), "it cannot be set with insecure") {
+		t.Fatalf("a provider over plain HTTP: %v, want refused", err)
 	}
 }

@@ -116,6 +116,9 @@ func (f *RegistryFactory) Client(ctx context.Context, reader client.Reader, obj 
 	}
 	opts.Transport = transport
 	if src.Provider != "" && src.Provider != "generic" {
+		if src.Insecure {
+			return nil, fmt.Errorf("chart.provider %s sends a cloud token, never over plain HTTP (chart.insecure)", src.Provider)
+		}
 		if !f.AllowControllerCloudIdentity {
 			return nil, fmt.Errorf("chart.provider %s logs in with the manager's own cloud identity, which this manager does not lend to releases (--allow-controller-cloud-identity)", src.Provider)
 		}

@@ -206,7 +206,7 @@ type CertificatesKeyReference struct {
 // and no keyring of the machine is ever read. A provenance file counts when
 // it is exactly one clearsigned message (SHA-256 or stronger) made by the
 // signing key or subkey of an allowed key (RSA of at least 2048 bits, ECDSA,
-// EdDSA), unexpired and unrevoked when it signed, and when its single file
+// EdDSA), unexpired and unrevoked when it signed and now, and when its single file
 // entry names `<name>-<version>.tgz` of the chart's Chart.yaml with the
 // sha256 of the exact chart layer, and its copy of Chart.yaml agrees on
 // name and version. Exactly one of publicKeys and keyringRef is set.

@@ -77,6 +77,7 @@ type VerifiedHelmReleaseSpec struct {
 
 // ChartSource is a chart in an OCI registry.
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || !has(self.secretRef)",message="provider logs in with a cloud identity: it cannot be set with secretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider == 'generic' || !has(self.insecure) || !self.insecure",message="provider sends a cloud token: it cannot be set with insecure (plain HTTP)"
 type ChartSource struct {
 	// URL is the chart repository: oci://host[:port]/path/name.
 	// +kubebuilder:validation:Pattern=`^oci://[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+$`

@@ -230,8 +230,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 			}
 			return append(sigs, verifiers[i].Provenance(manifest.Provenance.Digest.String(), data)), nil
 		}
-		passes := func(sigs []policy.Signature) bool { // only what passes is kept
-			e := j.evidence
+		// Only what passes is kept. passes may run on the cache's goroutine
+		// after this one moved on, so it reads a copy of the evidence.
+		base := j.evidence
+		passes := func(sigs []policy.Signature) bool {
+			e := base
 			e.Signatures = sigs
 			return policy.Evaluate(j.policy, e).Passed()
 		}

@@ -63,6 +63,8 @@ var refusedBecause = map[string]string{
 	"identity not trusted":                                 "does not match the X.509 trusted identities",
 	"NOT-01 another digest":                                "sha256:" + strings.Repeat("b", 64),
 	"NOT-01 another size":                                  "(size",
+	"NOT-01 another digest, under another CA":              "does not contain any trusted certificate",
+	"NOT-01 another digest, plugin attribute not critical": "is not a critical Extended attribute",
 	"NOT-01 another media type":                            "mediaType application/vnd.docker.distribution.manifest.v2+json",
 	"NOT-02 unknown critical attribute":                    `critical signed attribute "io.example.mustUnderstand"`,
 	"NOT-02 expired":                                       "digital signature has expired",
@@ -107,6 +109,12 @@ func TestNotationGate(t *testing.T) {
 			target: func(d v1.Descriptor) v1.Descriptor { d.Size++; return d }, wantCode: chartproofv1.ReasonSubjectMismatch},
 		{name: "NOT-01 another media type", authority: notationAuthority(release, "ca", releaseIdentity), signer: release,
 			target: func(d v1.Descriptor) v1.Descriptor { d.MediaType = types.DockerManifestSchema2; return d }, wantCode: chartproofv1.ReasonSubjectMismatch},
+
+		{name: "NOT-01 another digest, under another CA", authority: notationAuthority(release, "ca", releaseIdentity), signer: intruder,
+			target: func(d v1.Descriptor) v1.Descriptor { d.Digest.Hex = strings.Repeat("b", 64); return d }, wantCode: chartproofv1.ReasonUntrustedSigner},
+		{name: "NOT-01 another digest, plugin attribute not critical", authority: notationAuthority(release, "ca", releaseIdentity), signer: intruder,
+			opts:   testsign.NotationSignOptions{Attributes: []signature.Attribute{{Key: "io.cncf.notary.verificationPlugin", Value: "com.example.plugin"}}},
+			target: func(d v1.Descriptor) v1.Descriptor { d.Size++; return d }, wantCode: chartproofv1.ReasonUntrustedSigner},
 
 		// NOT-02: signed attributes.
 		{name: "NOT-02 unknown critical attribute", authority: notationAuthority(release, "ca", releaseIdentity), signer: release,
@@ -219,6 +227,65 @@ func TestNotationManifestShape(t *testing.T) {
 			want := chartproofv1.ReasonMalformedSignature
 			if shape == "control" {
 				want = chartproofv1.ReasonVerified
+			}
+			if res.Verdict.Code() != want {
+				t.Fatalf("Check: %s (%s), want %s", res.Verdict.Code(), res.Verdict.Message(), want)
+			}
+		})
+	}
+}
+
+// TestOneKeyOneSignerAcrossKinds: a key authority and a notation authority
+// whose leaf certificate holds the same key are one signer, not two: under
+// threshold 2, one holder of the key signing both ways is ThresholdNotMet;
+// the twin, two keys, is Verified.
+func TestOneKeyOneSignerAcrossKinds(t *testing.T) {
+	reg := newRegistry(t, true)
+	for i, sameKey := range []bool{false, true} {
+		t.Run(map[bool]string{false: "control: two keys", true: "one key, both kinds"}[sameKey], func(t *testing.T) {
+			pki := notationPKI(t, "release")
+			cosignKey, err := testsign.NewKey("p256")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sameKey {
+				cosignKey = &testsign.Key{Signer: pki.LeafKey}
+			}
+			repo := "charts/kinds" + itoa(i) + "/hello"
+			digest := pushChart(t, reg, repo, "1.0.0")
+			if err := reg.SignLegacy(repo, digest, digest, cosignKey); err != nil {
+				t.Fatal(err)
+			}
+			target, err := reg.Descriptor(repo, digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := pki.Sign(target, testsign.NotationSignOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.AttachNotation(repo, digest, env, testsign.NotationJWSMediaType, false); err != nil {
+				t.Fatal(err)
+			}
+			p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+				Repositories: []string{reg.Host + "/charts/**"},
+				Threshold:    2,
+				Authorities: []chartproofv1.Authority{
+					{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: cosignKey.PublicPEM()}},
+					notationAuthority(pki, "ca", releaseIdentity),
+				},
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := verify.New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{URL: "oci://" + reg.Host + "/" + repo, Version: "1.0.0", Policy: p, Verifier: v})
+			want := chartproofv1.ReasonVerified
+			if sameKey {
+				want = chartproofv1.ReasonThresholdNotMet
 			}
 			if res.Verdict.Code() != want {
 				t.Fatalf("Check: %s (%s), want %s", res.Verdict.Code(), res.Verdict.Message(), want)

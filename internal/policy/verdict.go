@@ -101,6 +101,10 @@ type Signature struct {
 	Authority string
 	// KeyID is the verifying key's ID when Authority is set.
 	KeyID string
+	// Signer, when set, identifies the signing key across authority kinds
+	// (the sha256 of its PKIX encoding, as a key authority's KeyID): an
+	// OpenPGP key whose KeyID is its fingerprint. Empty means KeyID.
+	Signer string
 	// Subjects are the digests the signed payload names. Only meaningful
 	// when Authority is set: an unverified payload names nothing.
 	Subjects []string
@@ -483,6 +487,9 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			}
 		}
 		signer := "key:" + s.KeyID
+		if s.Signer != "" {
+			signer = "key:" + s.Signer
+		}
 		if s.Identity != nil && s.Authority == "" {
 			signer = "cert:" + s.Identity.Issuer + "\x00" + s.Identity.Subject
 		}

@@ -66,6 +66,12 @@ func (k *PGPKey) Revoke() error {
 	return k.Entity.Revoke(packet.KeyCompromised, "compromised", nil)
 }
 
+// Retire adds a revocation signature saying the key was superseded: it
+// revokes the key from now on, not what it signed before.
+func (k *PGPKey) Retire() error {
+	return k.Entity.Revoke(packet.KeySuperseded, "superseded", nil)
+}
+
 // ArmoredPublic is the public key, as `gpg --export --armor` writes it.
 func (k *PGPKey) ArmoredPublic() string {
 	return ArmoredKeyring(k)

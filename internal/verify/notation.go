@@ -144,7 +144,7 @@ func (v *Verifier) notationEnvelope(ctx context.Context, env []byte, mediaType s
 		}
 		subject := target.Digest.String()
 		if err != nil {
-			named, ok := otherTarget(outcome, target)
+			named, ok := otherTarget(ctx, a, outcome, env, mediaType, target, artifactRef)
 			if !ok {
 				problems = append(problems, fmt.Sprintf("%s: %v", a.name, err))
 				continue
@@ -158,7 +158,7 @@ func (v *Verifier) notationEnvelope(ctx context.Context, env []byte, mediaType s
 			continue
 		}
 		leaf := outcome.EnvelopeContent.SignerInfo.CertificateChain[0]
-		sum := sha256.Sum256(leaf.Raw)
+		sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo) // as a key authority's KeyID: one key, one signer
 		return policy.Signature{
 			Authority: a.name,
 			KeyID:     hex.EncodeToString(sum[:]),
@@ -169,15 +169,12 @@ func (v *Verifier) notationEnvelope(ctx context.Context, env []byte, mediaType s
 	return policy.Signature{Problem: "notation: " + strings.Join(problems, "; ")}
 }
 
-// otherTarget reports what an envelope names when notation-go verified
-// everything but the target artifact: then only the descriptor differs, and
-// named describes it so that it can never equal a digest.
-func otherTarget(outcome *notation.VerificationOutcome, target v1.Descriptor) (string, bool) {
-	for _, r := range outcome.VerificationResults {
-		if r.Error != nil {
-			return "", false
-		}
-	}
+// otherTarget reports what an envelope names when it names another
+// artifact than target (THREATS NOT-01), and only when the envelope passes
+// every check of the authority against that artifact, verified again in
+// full: then named describes it so that it can never equal a digest.
+// Otherwise (any other failure) ok is false.
+func otherTarget(ctx context.Context, a notationAuthority, outcome *notation.VerificationOutcome, env []byte, mediaType string, target v1.Descriptor, artifactRef string) (named string, ok bool) {
 	var payload struct {
 		TargetArtifact ocispec.Descriptor `json:"targetArtifact"`
 	}
@@ -187,6 +184,9 @@ func otherTarget(outcome *notation.VerificationOutcome, target v1.Descriptor) (s
 	t := payload.TargetArtifact
 	if t.Digest.String() == target.Digest.String() && t.Size == target.Size && t.MediaType == string(target.MediaType) {
 		return "", false // the descriptor agrees: the failure was something else
+	}
+	if _, err := a.v.Verify(ctx, t, env, notation.VerifierVerifyOptions{ArtifactReference: artifactRef, SignatureMediaType: mediaType}); err != nil {
+		return "", false
 	}
 	return fmt.Sprintf("%s (size %d, mediaType %s)", t.Digest, t.Size, t.MediaType), true
 }

@@ -3,13 +3,23 @@ package verify
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	pgpecdsa "github.com/ProtonMail/go-crypto/openpgp/ecdsa"
+	"github.com/ProtonMail/go-crypto/openpgp/eddsa"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	openpgp "github.com/ProtonMail/go-crypto/openpgp/v2"
 	helmchart "helm.sh/helm/v3/pkg/chart"
@@ -33,8 +43,9 @@ type provenanceAuthority struct {
 // SHA-512 and one signature packet of that hash over the text, and has no
 // carriage return anywhere. The signature must verify under an allowed key
 // of a provenance authority, as of its own creation time (the key and the
-// signing subkey valid, unexpired and unrevoked then; the signature neither
-// in the future nor expired now; THREATS PRV-05). Only then is the signed
+// signing subkey valid, unexpired and unrevoked then, and still now, since
+// that time is the signer's own claim; the signature neither in the future
+// nor expired now; THREATS PRV-05). Only then is the signed
 // text read, and only the text the signature covers: exactly two YAML
 // documents separated by one "..." line, the chart's metadata and exactly
 // one file entry with a sha256 hash, which becomes the signature's subject.
@@ -66,6 +77,15 @@ func (v *Verifier) checkProvenance(data []byte) policy.Signature {
 			problems = append(problems, fmt.Sprintf("%s: %v", a.name, err))
 			continue
 		}
+		// go-crypto checked the key as of the signature's creation time,
+		// which the signer chose: a .prov carries no trusted time. The key
+		// must also be valid now, so a retired or expired key cannot sign
+		// new files dated before it ended.
+		key, ok := signer.SigningKeyById(time.Now(), issuer, config)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: the signing key %016X is expired or revoked now", a.name, issuer))
+			continue
+		}
 		facts, subject, err := parseProvenanceText(block.Plaintext)
 		if err != nil {
 			return malformed("provenance: signed by an allowed key of " + a.name + ", but " + err.Error())
@@ -73,6 +93,7 @@ func (v *Verifier) checkProvenance(data []byte) policy.Signature {
 		return policy.Signature{
 			Authority:  a.name,
 			KeyID:      policy.Fingerprint(signer.PrimaryKey),
+			Signer:     signerKey(key.PublicKey),
 			Subjects:   []string{subject},
 			Provenance: facts,
 		}
@@ -154,18 +175,46 @@ func onlyVersionHeaders(b *armor.Block) bool {
 	return true
 }
 
+// issuerKeyID is the key ID the signature names (go-crypto derives it from
+// the issuer fingerprint subpacket too); 0, which no key has, when none.
 func issuerKeyID(sig *packet.Signature) uint64 {
 	if sig.IssuerKeyId != nil {
 		return *sig.IssuerKeyId
 	}
-	if n := len(sig.IssuerFingerprint); n >= 8 {
-		var id uint64
-		for _, b := range sig.IssuerFingerprint[n-8:] {
-			id = id<<8 | uint64(b)
-		}
-		return id
-	}
 	return 0
+}
+
+// signerKey is the key ID cosign and notation signers get for the same key
+// material: the lowercase hex sha256 of the signing key's PKIX encoding, so
+// that one key used both as a cosign key and as an OpenPGP key counts as one
+// signer. "" when the key has no PKIX form here (the fingerprint is the
+// signer then).
+func signerKey(k *packet.PublicKey) string {
+	var pub any
+	switch p := k.PublicKey.(type) {
+	case *rsa.PublicKey:
+		pub = p
+	case *eddsa.PublicKey:
+		if c, err := k.Curve(); err == nil && c == packet.Curve25519 && len(p.X) == ed25519.PublicKeySize {
+			pub = ed25519.PublicKey(p.X)
+		}
+	case *pgpecdsa.PublicKey:
+		switch c, _ := k.Curve(); c {
+		case packet.CurveNistP256:
+			pub = &ecdsa.PublicKey{Curve: elliptic.P256(), X: p.X, Y: p.Y}
+		case packet.CurveNistP384:
+			pub = &ecdsa.PublicKey{Curve: elliptic.P384(), X: p.X, Y: p.Y}
+		}
+	}
+	if pub == nil {
+		return ""
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 func serialize(sig *packet.Signature) []byte {

@@ -160,10 +160,23 @@ func TestProvenanceTamperedText(t *testing.T) {
 func TestProvenanceKeyValidity(t *testing.T) {
 	now := time.Now()
 	t.Run("expired key", func(t *testing.T) {
+		// A .prov carries no trusted time: the key must be valid when the
+		// signature says it was made, and now.
 		k := pgpKey(t, "short", testsign.PGPKeyOptions{Created: now.Add(-48 * time.Hour), Lifetime: 24 * time.Hour})
 		v := provVerifier(t, []*testsign.PGPKey{k}, k)
-		accepted(t, v.Provenance("sha256:prov", clearSign(t, k, helloText(), testsign.ClearSignOptions{At: now.Add(-47 * time.Hour)})), k)
 		refused(t, v.Provenance("sha256:prov", clearSign(t, k, helloText(), testsign.ClearSignOptions{})), false, "expired")
+		refused(t, v.Provenance("sha256:prov", clearSign(t, k, helloText(), testsign.ClearSignOptions{At: now.Add(-47 * time.Hour)})), false, "expired or revoked now")
+		live := pgpKey(t, "long", testsign.PGPKeyOptions{Created: now.Add(-48 * time.Hour), Lifetime: 72 * time.Hour})
+		accepted(t, provVerifier(t, []*testsign.PGPKey{live}, live).Provenance("sha256:prov", clearSign(t, live, helloText(), testsign.ClearSignOptions{At: now.Add(-47 * time.Hour)})), live)
+	})
+	t.Run("retired key, signature dated before", func(t *testing.T) {
+		k := pgpKey(t, "retired", testsign.PGPKeyOptions{Created: now.Add(-2 * time.Hour)})
+		prov := clearSign(t, k, helloText(), testsign.ClearSignOptions{At: now.Add(-time.Hour)})
+		accepted(t, provVerifier(t, []*testsign.PGPKey{k}, k).Provenance("sha256:prov", prov), k)
+		if err := k.Retire(); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, provVerifier(t, []*testsign.PGPKey{k}, k).Provenance("sha256:prov", prov), false, "expired or revoked now")
 	})
 	t.Run("revoked key", func(t *testing.T) {
 		k := pgpKey(t, "revoked", testsign.PGPKeyOptions{})
