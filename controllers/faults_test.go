@@ -53,12 +53,28 @@ func helmHistory(t *testing.T, ns, release string) []string {
 	return out
 }
 
-// touch changes spec.interval, which makes the controller reconcile the
-// release now, without changing what it installs.
+// suspend suspends release name and waits until the controller says so.
+// Tests that write Helm release records by hand suspend the release first:
+// the record watch would otherwise wake it between two of their writes.
+func (f *fixture) suspend(name string) {
+	f.t.Helper()
+	vhr := f.get(name)
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Suspend = true
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		f.t.Fatal(err)
+	}
+	f.waitCondition(name, chartproofv1.ConditionReconciling, metav1.ConditionFalse, chartproofv1.ReasonSuspended)
+}
+
+// touch changes spec.interval (and resumes a suspended release), which
+// makes the controller reconcile the release now, without changing what it
+// installs.
 func (f *fixture) touch(name string) {
 	f.t.Helper()
 	vhr := f.get(name)
 	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Suspend = false
 	vhr.Spec.Interval = metav1.Duration{Duration: 2 * time.Second}
 	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
 		f.t.Fatal(err)
@@ -71,6 +87,7 @@ func (f *fixture) touch(name string) {
 // would have written, as if Helm had patched it and died before the rest.
 func (f *fixture) interruptUpgrade(release string, edit func(manifest string) string, cm func(*corev1.ConfigMap)) {
 	f.t.Helper()
+	f.suspend(release) // resumed by the caller's touch
 	cfg := helmConfig(f.t, f.ns)
 	deployed, err := cfg.Releases.Get(release, 1)
 	if err != nil {
@@ -163,6 +180,7 @@ func TestPendingInstallReinstalled(t *testing.T) {
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	before := f.objectUIDs("app")
 
+	f.suspend("app") // resumed by touch
 	cfg := helmConfig(t, f.ns)
 	rel, err := cfg.Releases.Get("app", 1)
 	if err != nil {

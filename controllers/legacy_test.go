@@ -25,6 +25,7 @@ func TestReleaseFromBeforeOwnershipAdopted(t *testing.T) {
 
 	// What an earlier chartproof left: no owner label, no release name in
 	// status.
+	f.suspend("app") // resumed by touch
 	cfg := helmConfig(t, f.ns)
 	rel, err := cfg.Releases.Get("app", 1)
 	if err != nil {

@@ -54,6 +54,8 @@ func TestTamperedRecordReported(t *testing.T) {
 			if err := k8s.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "victim"}}); err != nil {
 				t.Fatal(err)
 			}
+			f.suspend("app") // resumed with the version change below
+			vhr = f.get("app")
 			if forged {
 				cfg := helmConfig(t, f.ns)
 				rel, err := cfg.Releases.Get("app", 1)
@@ -68,6 +70,7 @@ func TestTamperedRecordReported(t *testing.T) {
 			before := tamperedCount(t)
 
 			patch := client.MergeFrom(vhr.DeepCopy())
+			vhr.Spec.Suspend = false
 			vhr.Spec.Chart.Version = "2.0.0"
 			if err := k8s.Patch(ctx, vhr, patch); err != nil {
 				t.Fatal(err)
@@ -123,6 +126,7 @@ func TestForgedRecordAndPendingRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n  namespace: " + f.ns + "\n"
+	f.suspend("app") // resumed by touch
 	cfg := helmConfig(t, f.ns)
 	rel, err := cfg.Releases.Get("app", 1)
 	if err != nil {
@@ -167,6 +171,16 @@ func TestFailedRepairCountedOnce(t *testing.T) {
 	f.release("app", "1.0.0", "trusted")
 	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 
+	// Suspended while its record is rewritten and its version changed, so
+	// that the repair the record watch would start at once is the install
+	// of 2.0.0 the test needs.
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Suspend = true
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		t.Fatal(err)
+	}
+	vhr = f.waitCondition("app", chartproofv1.ConditionReconciling, metav1.ConditionFalse, chartproofv1.ReasonSuspended)
+
 	cfg := helmConfig(t, f.ns)
 	rel, err := cfg.Releases.Get("app", 1)
 	if err != nil {
@@ -177,7 +191,8 @@ func TestFailedRepairCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := tamperedCount(t)
-	patch := client.MergeFrom(vhr.DeepCopy())
+	patch = client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Suspend = false
 	vhr.Spec.Chart.Version = "2.0.0"
 	vhr.Spec.Interval = metav1.Duration{Duration: time.Second}
 	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
