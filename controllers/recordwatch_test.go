@@ -1,9 +1,13 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart/loader"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -12,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testchart"
 )
 
 // TestRecordTamperingWakesRelease (issue 11, item 5, first part): two
@@ -78,5 +83,58 @@ func TestRecordTamperingWakesRelease(t *testing.T) {
 	}
 	if vhr := f.get("bystander"); vhr.Status.Installed == nil || vhr.Status.Installed.Revision != 1 {
 		t.Errorf("bystander installed = %+v; want revision 1", vhr.Status.Installed)
+	}
+}
+
+// TestManualHelmUpgradeUndone (issue 11, item 5): someone runs `helm
+// upgrade` by hand (Helm's own SDK, as the test's admin) with an unverified
+// chart. The new record wakes the release at once; the revision chartproof
+// installed is no longer the deployed one, so it is tampering: reported, and
+// undone by installing the verified digest afresh (its ConfigMap back to the
+// verified chart's). TestRecordTamperingWakesRelease is its twin's test: a
+// release nobody touched is left alone.
+func TestManualHelmUpgradeUndone(t *testing.T) {
+	f := newFixture(t)
+	d := f.pushChart("1.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	f.release("app", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	files := testchart.Files("hello", "9.9.9")
+	files["templates/planted.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n"
+	archive, err := testchart.Build(testchart.Entries("hello", files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unverified, err := loader.LoadArchive(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := action.NewUpgrade(helmConfig(t, f.ns))
+	up.Namespace = f.ns
+	if _, err := up.Run("app", unverified, nil); err != nil {
+		t.Fatalf("helm upgrade by hand: %v", err)
+	}
+
+	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	waitFor(t, waitTimeout, "the verified chart installed afresh", func() (bool, string) {
+		rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
+		if err != nil { // between the repair's drop and its install
+			return false, err.Error()
+		}
+		var got []string
+		for _, r := range rels {
+			got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
+		}
+		return len(got) == 1 && got[0] == "1:deployed", fmt.Sprintf("history %v", got)
+	})
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	f.assertInstalled("app", d)
+	// What only the hand-written record lists is not deleted: a record
+	// chartproof did not write is evidence, not a plan, and a forged one
+	// could list any victim (THREATS TEN-05). Finding such leftovers is
+	// drift detection's job (issue 11, items 1 and 2).
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: "planted"}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("the hand-installed chart's ConfigMap: %v; want it left, not deleted on an untrusted record's word", err)
 	}
 }
