@@ -138,3 +138,45 @@ func TestManualHelmUpgradeUndone(t *testing.T) {
 		t.Errorf("the hand-installed chart's ConfigMap: %v; want it left, not deleted on an untrusted record's word", err)
 	}
 }
+
+// TestManualHelmRollbackUndone (issue 11, item 5): after chartproof upgraded
+// the release to 2.0.0, someone runs `helm rollback` to revision 1 by hand.
+// The rollback's record wakes the release; the revision chartproof installed
+// is no longer the deployed one, so it is tampering: reported, and undone by
+// installing the verified 2.0.0 afresh.
+func TestManualHelmRollbackUndone(t *testing.T) {
+	f := newFixture(t)
+	f.pushChart("1.0.0", nil)
+	d2 := f.pushChart("2.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	vhr := f.release("app", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	vhr = f.get("app")
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Chart.Version = "2.0.0"
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		t.Fatal(err)
+	}
+	f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
+
+	rb := action.NewRollback(helmConfig(t, f.ns))
+	rb.Version = 1
+	if err := rb.Run("app"); err != nil {
+		t.Fatalf("helm rollback by hand: %v", err)
+	}
+
+	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	waitFor(t, waitTimeout, "the verified 2.0.0 installed afresh", func() (bool, string) {
+		rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
+		if err != nil { // between the repair's drop and its install
+			return false, err.Error()
+		}
+		var got []string
+		for _, r := range rels {
+			got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
+		}
+		return len(got) == 1 && got[0] == "1:deployed", fmt.Sprintf("history %v", got)
+	})
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	f.assertInstalled("app", d2)
+}
