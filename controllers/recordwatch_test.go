@@ -88,7 +88,7 @@ func TestRecordTamperingWakesRelease(t *testing.T) {
 
 // TestManualHelmUpgradeUndone (issue 11, item 5): someone runs `helm
 // upgrade` by hand (Helm's own SDK, as the test's admin) with an unverified
-// chart. The new record wakes the release at once; the revision chartproof
+// chart. Once the release runs again, the revision chartproof
 // installed is no longer the deployed one, so it is tampering: reported, and
 // undone by installing the verified digest afresh (its ConfigMap back to the
 // verified chart's). TestRecordTamperingWakesRelease is its twin's test: a
@@ -110,11 +110,16 @@ func TestManualHelmUpgradeUndone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Suspended while Helm runs, so the reconcile the new record wakes does
+	// not meet the upgrade half done (that is TestPendingUpgradeRecovered's
+	// case); resumed at once after it.
+	f.suspend("app")
 	up := action.NewUpgrade(helmConfig(t, f.ns))
 	up.Namespace = f.ns
 	if _, err := up.Run("app", unverified, nil); err != nil {
 		t.Fatalf("helm upgrade by hand: %v", err)
 	}
+	f.touch("app")
 
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
 	waitFor(t, waitTimeout, "the verified chart installed afresh", func() (bool, string) {
@@ -141,7 +146,7 @@ func TestManualHelmUpgradeUndone(t *testing.T) {
 
 // TestManualHelmRollbackUndone (issue 11, item 5): after chartproof upgraded
 // the release to 2.0.0, someone runs `helm rollback` to revision 1 by hand.
-// The rollback's record wakes the release; the revision chartproof installed
+// Once the release runs again, the revision chartproof installed
 // is no longer the deployed one, so it is tampering: reported, and undone by
 // installing the verified 2.0.0 afresh.
 func TestManualHelmRollbackUndone(t *testing.T) {
@@ -159,11 +164,13 @@ func TestManualHelmRollbackUndone(t *testing.T) {
 	}
 	f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
 
+	f.suspend("app") // while Helm runs, as in TestManualHelmUpgradeUndone
 	rb := action.NewRollback(helmConfig(t, f.ns))
 	rb.Version = 1
 	if err := rb.Run("app"); err != nil {
 		t.Fatalf("helm rollback by hand: %v", err)
 	}
+	f.touch("app")
 
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
 	waitFor(t, waitTimeout, "the verified 2.0.0 installed afresh", func() (bool, string) {
