@@ -345,22 +345,30 @@ func readTrustedRoot(ref Ref, tr chartproofv1.TrustedRootReference, read Reader)
 	if o.Key == "" {
 		o.Key = DefaultTrustedRootKey
 	}
-	ns, err := resolveNamespace(ref, kind+"Ref", o.Namespace, o.Name)
+	return readObjectKey(ref, "trusted root", kind, o.Namespace, o.Name, o.Key, read)
+}
+
+// readObjectKey reads one key of a ConfigMap (kind "configMap") or Secret
+// (kind "secret") that a policy references, applying the namespace rule of
+// references (resolveNamespace). It returns the bytes and a description of
+// the source for messages; what names the reference in errors.
+func readObjectKey(ref Ref, what, kind, namespace, name, key string, read Reader) ([]byte, string, error) {
+	ns, err := resolveNamespace(ref, kind+"Ref", namespace, name)
 	if err != nil {
 		return nil, "", err
 	}
-	source := fmt.Sprintf("%s %s/%s key %q", kind, ns, o.Name, o.Key)
+	source := fmt.Sprintf("%s %s/%s key %q", kind, ns, name, key)
 	if read == nil {
-		return nil, "", fmt.Errorf("trusted root %s: nothing can be read here", source)
+		return nil, "", fmt.Errorf("%s %s: nothing can be read here", what, source)
 	}
 	var data []byte
 	if kind == "configMap" {
-		data, err = read.ConfigMap(ns, o.Name, o.Key)
+		data, err = read.ConfigMap(ns, name, key)
 	} else {
-		data, err = read.Secret(chartproofv1.SecretKeyReference{Namespace: ns, Name: o.Name, Key: o.Key})
+		data, err = read.Secret(chartproofv1.SecretKeyReference{Namespace: ns, Name: name, Key: key})
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("trusted root %s: %w", source, err)
+		return nil, "", fmt.Errorf("%s %s: %w", what, source, err)
 	}
 	return data, source, nil
 }

@@ -135,16 +135,9 @@ func readCertificates(ref Ref, store string, src chartproofv1.CertificatesSource
 		if o.Key == "" {
 			o.Key = DefaultCertificatesKey
 		}
-		ns, err := resolveNamespace(ref, "configMapRef", o.Namespace, o.Name)
-		if err != nil {
+		var err error
+		if data, source, err = readObjectKey(ref, "notation trust store "+store+":", "configMap", o.Namespace, o.Name, o.Key, read); err != nil {
 			return nil, err
-		}
-		source = fmt.Sprintf("configMap %s/%s key %q", ns, o.Name, o.Key)
-		if read == nil {
-			return nil, fmt.Errorf("notation trust store %s: %s: nothing can be read here", store, source)
-		}
-		if data, err = read.ConfigMap(ns, o.Name, o.Key); err != nil {
-			return nil, fmt.Errorf("notation trust store %s: %s: %w", store, source, err)
 		}
 	default:
 		return nil, fmt.Errorf("notation trust store %s sets neither certificates nor configMapRef", store)

@@ -180,24 +180,7 @@ func readKeyring(ref Ref, kr chartproofv1.KeyringReference, read Reader) ([]byte
 	if o.Key == "" {
 		o.Key = DefaultKeyringKey
 	}
-	ns, err := resolveNamespace(ref, "keyringRef."+kind+"Ref", o.Namespace, o.Name)
-	if err != nil {
-		return nil, "", err
-	}
-	source := fmt.Sprintf("%s %s/%s key %q", kind, ns, o.Name, o.Key)
-	if read == nil {
-		return nil, "", fmt.Errorf("keyring %s: nothing can be read here", source)
-	}
-	var data []byte
-	if kind == "configMap" {
-		data, err = read.ConfigMap(ns, o.Name, o.Key)
-	} else {
-		data, err = read.Secret(chartproofv1.SecretKeyReference{Namespace: ns, Name: o.Name, Key: o.Key})
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("keyring %s: %w", source, err)
-	}
-	return data, source, nil
+	return readObjectKey(ref, "keyring", kind, o.Namespace, o.Name, o.Key, read)
 }
 
 // provenanceMismatch says why a verified provenance file does not describe
