@@ -35,6 +35,7 @@ func runManager() error {
 		managerIdentityUnsafe                   bool
 		requireClusterPolicy                    bool
 		controllerCloudIdentity                 bool
+		watchDeployed                           bool
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -47,6 +48,7 @@ func runManager() error {
 	flag.BoolVar(&managerIdentityUnsafe, "unsafe-releases-act-as-manager", false, "UNSAFE: a release naming no ServiceAccount, without --default-service-account, acts with the manager's own identity, giving whoever may write a VerifiedHelmRelease every right of the manager")
 	flag.BoolVar(&requireClusterPolicy, "require-cluster-policy", false, "deny every release that no ClusterTrustPolicy judges: it must name one, or a ClusterTrustPolicy whose namespaceSelector selects its namespace must cover its chart (NoClusterPolicy otherwise)")
 	flag.BoolVar(&controllerCloudIdentity, "allow-controller-cloud-identity", false, "let releases with spec.chart.provider aws, azure or gcp log in to their registry with the manager's own cloud identity (workload identity), as Flux's OCIRepository does; any release may then read what that identity may read")
+	flag.BoolVar(&watchDeployed, "watch-deployed-objects", true, "watch (metadata only, by the owner label) every kind of object releases deploy, so drift wakes its release at once; needs list and watch on every resource (the ClusterRole's '*' rule). false: drift is found at each release's interval only, and that rule can be removed")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -92,6 +94,10 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	driftMetrics, err := metrics.NewDrift(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	cloudCache, err := cloudauth.NewCache(1024)
 	if err != nil {
 		return err
@@ -110,11 +116,13 @@ func runManager() error {
 		}),
 		Metrics:         verifications,
 		RecordsTampered: tampered,
+		DriftMetrics:    driftMetrics,
 		Registries:      &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
 		VerifyTimeout:   verifyTimeout,
 		Cache:           gate.NewCache(cacheTTL),
 
 		RequireClusterPolicy: requireClusterPolicy,
+		WatchDeployed:        watchDeployed,
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err

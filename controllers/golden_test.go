@@ -11,18 +11,26 @@ import (
 	"strings"
 
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // checkGolden renders the release's status conditions, evidence and events,
 // with what changes from run to run replaced by placeholders, and compares
-// them with testdata/golden/<name>.yaml.
+// them with testdata/golden/<name>.yaml. An installed release is rendered
+// once its first drift check (which follows the install, woken by the watch
+// of what it deployed) is in status, so the golden never depends on timing.
 func (f *fixture) checkGolden(releaseName, golden string) {
 	f.t.Helper()
 	vhr := f.get(releaseName)
+	if vhr.Status.Installed != nil {
+		vhr = f.waitCondition(releaseName, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift)
+	}
 	type cond struct{ Type, Status, Reason, Message string }
 	type event struct{ Type, Reason, Note string }
 	out := struct {

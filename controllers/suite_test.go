@@ -111,6 +111,10 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	driftMetrics, err := metrics.NewDrift(promReg)
+	if err != nil {
+		panic(err)
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -122,6 +126,7 @@ func run(m *testing.M) int {
 		Identities:      identity.NewFactory(cfg, identity.Options{Scheme: scheme}),
 		Metrics:         verifications,
 		RecordsTampered: tampered,
+		DriftMetrics:    driftMetrics,
 		Registries:      &controllers.RegistryFactory{},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
@@ -129,6 +134,8 @@ func run(m *testing.M) int {
 		// As the manager runs by default: every test passes through the
 		// cache, so none can pass only because nothing was cached.
 		Cache: gate.NewCache(controllers.DefaultCacheTTL),
+		// As the manager runs by default.
+		WatchDeployed: true,
 	}
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: 4}); err != nil {
 		panic(err)

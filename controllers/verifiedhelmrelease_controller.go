@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	helmrelease "helm.sh/helm/v3/pkg/release"
@@ -36,6 +37,7 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
+	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/release"
 	"github.com/chartproof/chartproof/internal/verify"
@@ -93,6 +95,18 @@ type VerifiedHelmReleaseReconciler struct {
 	// RequireClusterPolicy denies every release that no ClusterTrustPolicy
 	// judges (--require-cluster-policy): deny by default for a cluster.
 	RequireClusterPolicy bool
+	// DriftMetrics counts drift and times its detection and correction;
+	// nil records nothing.
+	DriftMetrics *metrics.Drift
+	// WatchDeployed watches what releases deployed, so a change wakes its
+	// release at once (SetupWithManager builds ObjectWatches); false leaves
+	// drift to each release's interval.
+	WatchDeployed bool
+	// ObjectWatches watches what releases deployed; nil watches nothing.
+	ObjectWatches *ObjectWatches
+
+	driftOnce  sync.Once
+	driftState *driftState
 }
 
 // DefaultCacheTTL is how long the manager keeps what a verification
@@ -143,7 +157,12 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	b.WatchesMetadata(records, handler.EnqueueRequestsFromMapFunc(r.releasesOfRecord),
 		builder.WithPredicates(predicate.NewPredicateFuncs(isReleaseRecord)))
-	return b.WithOptions(opts).Complete(r)
+	c, err := b.WithOptions(opts).Build(r)
+	if err != nil || !r.WatchDeployed {
+		return err
+	}
+	r.ObjectWatches, err = newObjectWatches(mgr, c, r)
+	return err
 }
 
 // isReleaseRecord reports whether o is a Helm release record: a Secret Helm's
@@ -366,6 +385,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			installed.Verified = r.installedVerifies(ctx, reg, obj, judges, res)
 		}
 		r.refused(obj, res)
+		// What runs is still guarded while no new chart may be installed;
+		// it is corrected only while the installed chart still verifies.
+		if installed != nil && relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed) &&
+			r.checkDrift(ctx, obj, acct, rel, installed.Verified) {
+			interval = min(interval, retryInconclusive)
+		}
 	case upToDate:
 		installed.Verified = res.Verdict.Passed()
 		// Released keeps saying how the release got there (the last Helm
@@ -373,6 +398,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if !apimeta.IsStatusConditionTrue(obj.Status.Conditions, chartproofv1.ConditionReleased) {
 			r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
 				fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
+		}
+		// What the release deployed is compared with the rendering of the
+		// record just found intact, and restored (issue 11).
+		if r.checkDrift(ctx, obj, acct, rel, true) {
+			interval = min(interval, retryInconclusive)
 		}
 	default:
 		// Status says what is installed, and the cache may not have the

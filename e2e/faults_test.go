@@ -145,7 +145,9 @@ func TestFaultManagerKilledDuringUpgrade(t *testing.T) {
 	v1, v2 := f.digests["1.0.0"], f.digests["2.0.0"]
 	proxy := startAPIProxy(t)
 	patchDeployment := proxy.hold(func(r *http.Request) bool {
-		return r.Method == http.MethodPatch && r.URL.Path == "/apis/apps/v1/namespaces/"+f.ns+"/deployments/app-hello"
+		// Helm's patch, not the drift check's server-side apply dry run.
+		return r.Method == http.MethodPatch && r.URL.Path == "/apis/apps/v1/namespaces/"+f.ns+"/deployments/app-hello" &&
+			r.URL.Query().Get("dryRun") == ""
 	})
 	first, _ := startManager(t, "--kubeconfig="+proxy.kubeconfig(t)) // the later --kubeconfig wins
 

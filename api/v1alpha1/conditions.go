@@ -16,6 +16,10 @@ const (
 	// ConditionStalled is True when progress needs a change of spec or
 	// policy (kstatus).
 	ConditionStalled = "Stalled"
+	// ConditionDrifted is True when what the release deployed differs from
+	// what its verified chart renders and the difference stays (Warn mode,
+	// a failed correction); False when it matches, or was just corrected.
+	ConditionDrifted = "Drifted"
 )
 
 // Annotations the post-renderer stamps on every object a release installs.
@@ -27,8 +31,9 @@ const (
 )
 
 // LabelOwner is the label on every Helm release record (the Secret Helm
-// stores a revision in) a VerifiedHelmRelease wrote: the UID of that
-// VerifiedHelmRelease. chartproof upgrades, recovers or uninstalls only
+// stores a revision in) a VerifiedHelmRelease wrote, and on every object it
+// deployed: the UID of that VerifiedHelmRelease. On objects it only scopes
+// the manager's watches; nothing is decided on it. chartproof upgrades, recovers or uninstalls only
 // releases whose latest record carries the UID of the object acting.
 const LabelOwner = "delivery.chartproof.dev/owner-uid"
 
@@ -96,6 +101,13 @@ const (
 	// Recovery of a release an interrupted Helm action left pending.
 	ReasonPendingReleaseRecovered = "PendingReleaseRecovered"
 	ReasonPendingRecoveryFailed   = "PendingRecoveryFailed"
+
+	// Drift of what a release deployed.
+	ReasonNoDrift          = "NoDrift"
+	ReasonDriftDetected    = "DriftDetected"
+	ReasonDriftCorrected   = "DriftCorrected"
+	ReasonDriftCheckFailed = "DriftCheckFailed"
+	ReasonDriftConflict    = "DriftConflict"
 )
 
 // ReasonKind groups reason codes for SREs: a denial is an attack or a
@@ -156,5 +168,10 @@ var Reasons = []ReasonInfo{
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
 	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next."},
 	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: the unfinished record was marked failed and nothing in it applied or used to decide what to delete; the verified chart is applied at the next reconcile, upgraded from the record chartproof installed (checked first) or installed afresh when none is deployed."},
+	{ReasonNoDrift, ReasonKindSuccess, "Every object the release deployed matches what its verified chart renders (fields covered by spec.driftDetection.ignore aside)."},
+	{ReasonDriftDetected, ReasonKindRelease, "An object the release deployed was changed in the cluster: a field the chart sets edited or removed, a field another writer added (a container, an env var, a rule), or the object deleted. In Warn mode, or while the installed chart no longer verifies, it is reported (the Drifted condition names the objects, fields and writers, never values) and left; counted once in chartproof_drift_total."},
+	{ReasonDriftCorrected, ReasonKindRelease, "Drift was found and the verified state restored: the chart's fields applied again under chartproof's field manager (taking them back from other writers), fields other writers added removed, deleted objects recreated; all as the release's ServiceAccount and with the values of the verified rendering, never with a value read back from the cluster."},
+	{ReasonDriftCheckFailed, ReasonKindRelease, "Drift could not be checked or corrected: the ServiceAccount may not read or write an object, a write conflicted, or the API server failed. Checked again at the next event or soon."},
+	{ReasonDriftConflict, ReasonKindRelease, "Another writer undid chartproof's correction of the same field again and again (corrected twice within ten minutes, changed a third time): the Drifted condition names the field and the other field manager, and chartproof stops correcting that field, and only it, until the release changes (spec, chart or values) or ten minutes pass. It does not fight another controller forever; find it and give one of you the field (spec.driftDetection.ignore)."},
 	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be unlocked: its unfinished record could not be marked failed. Nothing was applied; the recovery is retried."},
 }

@@ -73,6 +73,76 @@ type VerifiedHelmReleaseSpec struct {
 	// changed while it is true.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// DriftDetection says what happens when what the release deployed is
+	// changed in the cluster: a field edited or added by another writer, an
+	// object deleted. By default drift is corrected.
+	// +optional
+	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
+}
+
+// Drift detection modes.
+const (
+	// DriftCorrect reports drift and restores the verified state.
+	DriftCorrect = "Correct"
+	// DriftWarn reports drift and leaves it.
+	DriftWarn = "Warn"
+	// DriftDisabled neither looks for drift nor reports it.
+	DriftDisabled = "Disabled"
+)
+
+// DriftDetection configures how the objects a release deployed are
+// compared with what its verified chart renders.
+type DriftDetection struct {
+	// Mode is Correct (report and restore), Warn (report only) or Disabled.
+	// +kubebuilder:validation:Enum=Correct;Warn;Disabled
+	// +kubebuilder:default=Correct
+	// +optional
+	Mode string `json:"mode,omitempty"`
+
+	// Ignore lists fields that other controllers legitimately own (an
+	// HPA's replicas, say): they are neither reported nor corrected.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Ignore []DriftIgnoreRule `json:"ignore,omitempty"`
+}
+
+// DriftIgnoreRule ignores fields of the objects its target selects.
+type DriftIgnoreRule struct {
+	// Paths are JSON pointers (RFC 6901) into the object, such as
+	// /spec/replicas. A pointer covers everything below it.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:Pattern="^(/([^~/]|~[01])*)+$"
+	// +listType=atomic
+	Paths []string `json:"paths"`
+
+	// Target selects the objects the paths apply to; no target means every
+	// object of the release.
+	// +optional
+	Target *DriftTarget `json:"target,omitempty"`
+}
+
+// DriftTarget selects objects of a release. Empty fields match anything.
+type DriftTarget struct {
+	// Group of the object's API ("" is the core group; "*" or unset any).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group *string `json:"group,omitempty"`
+	// Kind of the object, such as Deployment.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the object.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Namespace of the object.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // ChartSource is a chart in an OCI registry.

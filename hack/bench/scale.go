@@ -54,6 +54,9 @@ type scaleOptions struct {
 	intervals  int           // length of the steady-state window, in intervals
 	timeout    time.Duration // give up waiting for all Ready after this long
 	runs       []scaleSpec
+
+	driftReleases int           // VerifiedHelmReleases of the drift scenario
+	driftQuiet    time.Duration // its window with no change
 }
 
 // scaleSpec is one manager configuration to measure.

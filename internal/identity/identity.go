@@ -61,6 +61,9 @@ type Account struct {
 	Releases *release.Manager
 	// Reader reads the release's inputs (valuesFrom) as User, uncached.
 	Reader client.Reader
+	// Client reads and writes the objects the release deployed as User,
+	// uncached: drift detection and correction.
+	Client client.Client
 }
 
 // Factory returns the Account of a release, built once per user and cached:
@@ -162,5 +165,6 @@ func (f *Factory) build(user string) (*Account, error) {
 		User:     user,
 		Releases: release.NewManager(cfg, release.Options{Timeout: f.opts.Timeout, Discovery: f.discovery, Mapper: f.mapper}),
 		Reader:   reader,
+		Client:   reader,
 	}, nil
 }

@@ -81,3 +81,69 @@ func NewRecordsTampered(reg prometheus.Registerer) (prometheus.Counter, error) {
 	}
 	return c, nil
 }
+
+// Outcome label values of chartproof_drift_total.
+const (
+	DriftCorrected = "corrected"
+	DriftReported  = "reported"
+	DriftConflict  = "conflict"
+	DriftFailed    = "failed"
+)
+
+// Drift counts the drifted objects found and times how fast they were found
+// and corrected.
+type Drift struct {
+	total            *prometheus.CounterVec
+	detect, corrects prometheus.Histogram
+}
+
+// NewDrift creates the collectors and registers them on reg.
+func NewDrift(reg prometheus.Registerer) (*Drift, error) {
+	buckets := []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900}
+	m := &Drift{
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chartproof_drift_total",
+			Help: "Objects a release deployed found changed in the cluster, by kind and outcome (corrected, reported in Warn mode, conflict with another writer, failed).",
+		}, []string{"kind", "outcome"}),
+		detect: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chartproof_drift_detect_seconds",
+			Help:    "Time from the watch event of a change to an object a release deployed to the drift being found (mean time to detect).",
+			Buckets: buckets,
+		}),
+		corrects: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chartproof_drift_correct_seconds",
+			Help:    "Time from the watch event of a change to an object a release deployed to the drift being corrected (mean time to repair).",
+			Buckets: buckets,
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.total, m.detect, m.corrects} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Found counts one drifted object of kind with its outcome.
+func (m *Drift) Found(kind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.total.WithLabelValues(kind, outcome).Inc()
+}
+
+// Detected records the time from a watch event to the drift found.
+func (m *Drift) Detected(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.detect.Observe(took.Seconds())
+}
+
+// Corrected records the time from a watch event to the drift corrected.
+func (m *Drift) Corrected(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.corrects.Observe(took.Seconds())
+}

@@ -52,6 +52,13 @@ const (
 	maxHistory = 10
 )
 
+// FieldManager is the field manager of every object chartproof writes:
+// Helm's installs and upgrades, and drift corrections. Helm v3 reads it from
+// a package variable, so it is set for the whole process.
+const FieldManager = "chartproof"
+
+func init() { kube.ManagedFieldsManager = FieldManager }
+
 // Options configure a Manager.
 type Options struct {
 	// Timeout bounds each Helm action: how long Helm waits for its hooks to

@@ -78,7 +78,8 @@ func (s stamper) stampDocument(doc []byte) ([]byte, error) {
 	return yaml.Marshal(m)
 }
 
-// stampObject writes the stamp into obj's metadata.annotations, or, when obj
+// stampObject writes the stamp into obj's metadata.annotations and its owner
+// into metadata.labels (chartproofv1.LabelOwner), or, when obj
 // is a list, into each of its items. Like the unstructured decoder that Helm's
 // kube client uses to build the objects, it takes any object with an "items"
 // field for a list: the list itself is never created, its items are.
@@ -109,6 +110,14 @@ func (s stamper) stampObject(obj map[string]any) error {
 	}
 	annotations[chartproofv1.AnnotationRelease] = s.stamp.Release
 	annotations[chartproofv1.AnnotationChartDigest] = s.stamp.Digest
+	// The label lets the manager watch, by a label selector the API server
+	// evaluates, only what releases deployed (annotations cannot be
+	// selected on).
+	labels, err := field(metadata, "labels")
+	if err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	labels[chartproofv1.LabelOwner] = s.stamp.Owner
 	return nil
 }
 

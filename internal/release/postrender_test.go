@@ -16,7 +16,11 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
-var testStamp = Stamp{Release: "team-a/demo", Digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}
+var testStamp = Stamp{
+	Release: "team-a/demo",
+	Digest:  "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+	Owner:   "6f1c2a4e-0d9b-4c57-9a53-3d1e2f0a7b18",
+}
 
 // stampCases are the post-renderer's cases; they also seed FuzzStamper.
 var stampCases = []struct {
@@ -378,6 +382,19 @@ func TestStamperRun(t *testing.T) {
 			}
 			got := decodeDocuments(t, out.String())
 			want := decodeDocuments(t, tc.want)
+			// Every object also carries the owner label; the cases state
+			// the annotations and leave the label to this line.
+			for _, doc := range want {
+				for _, obj := range objects(doc) {
+					meta := obj["metadata"].(map[string]any)
+					labels, _ := meta["labels"].(map[string]any)
+					if labels == nil {
+						labels = map[string]any{}
+						meta["labels"] = labels
+					}
+					labels[chartproofv1.LabelOwner] = testStamp.Owner
+				}
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("Run() objects mismatch (-want +got):\n%s\ngot YAML:\n%s", diff, out)
 			}
@@ -415,6 +432,8 @@ metadata:
   annotations:
     delivery.chartproof.dev/chart-digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
     delivery.chartproof.dev/release: team-a/demo
+  labels:
+    delivery.chartproof.dev/owner-uid: 6f1c2a4e-0d9b-4c57-9a53-3d1e2f0a7b18
   name: demo
 ---
 # Source: demo/templates/serviceaccount.yaml
@@ -424,6 +443,8 @@ metadata:
   annotations:
     delivery.chartproof.dev/chart-digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
     delivery.chartproof.dev/release: team-a/demo
+  labels:
+    delivery.chartproof.dev/owner-uid: 6f1c2a4e-0d9b-4c57-9a53-3d1e2f0a7b18
   name: demo
 `
 	out, err := stamper{stamp: testStamp}.Run(bytes.NewBufferString(input))

@@ -1,0 +1,421 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	helmrelease "helm.sh/helm/v3/pkg/release"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/drift"
+	"github.com/chartproof/chartproof/internal/identity"
+	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/release"
+)
+
+const (
+	// conflictCorrections is how many corrections of one field within
+	// conflictWindow make the next drift of it a conflict: the field is no
+	// longer corrected.
+	conflictCorrections = 2
+	// conflictWindow is how long corrections are remembered, and how long
+	// a field in conflict is left alone when nothing else changes.
+	conflictWindow = 10 * time.Minute
+	// maxDriftListed bounds the changes a condition or event names.
+	maxDriftListed = 8
+)
+
+// driftMode is the release's drift detection mode.
+func driftMode(obj *chartproofv1.VerifiedHelmRelease) string {
+	if d := obj.Spec.DriftDetection; d != nil && d.Mode != "" {
+		return d.Mode
+	}
+	return chartproofv1.DriftCorrect
+}
+
+// driftRules are the release's ignore rules.
+func driftRules(obj *chartproofv1.VerifiedHelmRelease) []drift.Rule {
+	d := obj.Spec.DriftDetection
+	if d == nil {
+		return nil
+	}
+	rules := make([]drift.Rule, 0, len(d.Ignore))
+	for _, ig := range d.Ignore {
+		r := drift.Rule{Paths: ig.Paths}
+		if t := ig.Target; t != nil {
+			r.Group, r.Kind, r.Name, r.Namespace = t.Group, t.Kind, t.Name, t.Namespace
+		}
+		rules = append(rules, r)
+	}
+	return rules
+}
+
+// checkDrift compares what the installed release deployed with the
+// rendering in its record (the caller checked that the record is the one
+// chartproof wrote) and, in Correct mode and when mayCorrect (the installed
+// chart still verifies), restores it; it writes the Drifted condition. It
+// reports whether to look again soon (a check or a correction failed).
+func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account, rel *helmrelease.Release, mayCorrect bool) bool {
+	mode := driftMode(obj)
+	warnOnly := "drift left in place (Warn): "
+	if mode == chartproofv1.DriftCorrect && !mayCorrect {
+		mode, warnOnly = chartproofv1.DriftWarn, "drift left in place (the installed chart no longer verifies, so it is not applied again): "
+	}
+	uid := obj.UID
+	if mode == chartproofv1.DriftDisabled {
+		apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionDrifted)
+		r.drift().forget(uid)
+		return false
+	}
+	failed := func(err error) bool {
+		log.FromContext(ctx).Error(err, "drift check failed")
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionUnknown, chartproofv1.ReasonDriftCheckFailed, boundedMessage(err.Error()))
+		return true
+	}
+	desired, err := drift.Desired(rel.Manifest, rel.Name, rel.Namespace, func(u *unstructured.Unstructured) (bool, error) {
+		return acct.Client.IsObjectNamespaced(u)
+	})
+	if err != nil {
+		return failed(fmt.Errorf("reading the release's rendering: %w", err))
+	}
+	if r.ObjectWatches != nil {
+		if err := r.ObjectWatches.ensure(kindsOf(desired)); err != nil {
+			// The interval still checks; the watch is tried again next time.
+			log.FromContext(ctx).Error(err, "watching the objects of a release")
+		}
+	}
+
+	state := r.drift()
+	inst := obj.Status.Installed
+	key := fmt.Sprintf("%d/%s/%d/%s", obj.Generation, inst.Digest, inst.Revision, inst.ConfigDigest)
+	now := r.now()
+	woken := state.woken(uid)
+	var opts drift.Options
+	detect := func() ([]drift.Object, error) {
+		// Fields in conflict are ignored, by the check and by the
+		// correction alike.
+		held := state.held(uid, key, now)
+		opts = drift.Options{FieldManager: release.FieldManager, Ignore: append(driftRules(obj), held.rules()...)}
+		return drift.Detect(ctx, acct.Client, held.filter(desired), opts)
+	}
+	drifted, err := detect()
+	if err != nil {
+		return failed(err)
+	}
+	if len(drifted) > 0 && !woken.IsZero() {
+		r.DriftMetrics.Detected(now.Sub(woken))
+	}
+	if mode == chartproofv1.DriftCorrect {
+		if started := state.fighting(uid, key, drifted, now); len(started) > 0 {
+			// A field another writer keeps undoing is left to it from now on.
+			for _, c := range started {
+				r.DriftMetrics.Found(c.kind, metrics.DriftConflict)
+			}
+			msg := describeConflicts(started)
+			log.FromContext(ctx).Info("drift conflict: " + msg)
+			r.event(obj, "Warning", chartproofv1.ReasonDriftConflict, msg)
+			if drifted, err = detect(); err != nil {
+				return failed(err)
+			}
+		}
+	}
+	conflicts := state.conflicts(uid, key, now)
+
+	switch {
+	case len(drifted) == 0 && len(conflicts) > 0:
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftConflict, describeConflicts(conflicts))
+	case len(drifted) == 0:
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift,
+			fmt.Sprintf("the %d objects of the release match the verified rendering", len(desired)))
+	case mode == chartproofv1.DriftWarn:
+		msg := warnOnly + describeDrift(drifted)
+		// The same drift, still there at the next reconcile, is counted
+		// and announced once.
+		prev := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionDrifted)
+		if prev == nil || prev.Reason != chartproofv1.ReasonDriftDetected || prev.Message != msg {
+			for _, o := range drifted {
+				r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftReported)
+			}
+			r.event(obj, "Warning", chartproofv1.ReasonDriftDetected, msg)
+		}
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftDetected, msg)
+	default:
+		if err := drift.Correct(ctx, acct.Client, drifted, opts); err != nil {
+			for _, o := range drifted {
+				r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftFailed)
+			}
+			msg := "drift found and not corrected: " + describeDrift(drifted) + "; " + err.Error()
+			r.event(obj, "Warning", chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
+			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
+			return true
+		}
+		state.corrected(uid, key, drifted, r.now())
+		for _, o := range drifted {
+			r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftCorrected)
+		}
+		if !woken.IsZero() {
+			r.DriftMetrics.Corrected(r.now().Sub(woken))
+		}
+		msg := "drift corrected: " + describeDrift(drifted)
+		r.event(obj, "Warning", chartproofv1.ReasonDriftCorrected, msg)
+		if len(conflicts) > 0 {
+			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftConflict, describeConflicts(conflicts))
+		} else {
+			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonDriftCorrected, msg)
+		}
+	}
+	return false
+}
+
+// kindsOf lists the kinds of objs, each once.
+func kindsOf(objs []*unstructured.Unstructured) []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, o := range objs {
+		if gvk := o.GroupVersionKind(); !slices.Contains(out, gvk) {
+			out = append(out, gvk)
+		}
+	}
+	return out
+}
+
+// describeDrift names the drifted objects and fields, never a value, at
+// most maxDriftListed of them.
+func describeDrift(objs []drift.Object) string {
+	var parts []string
+	for _, o := range objs {
+		for _, c := range o.Changes {
+			var s string
+			switch c.Type {
+			case drift.Missing:
+				s = o.ID() + " deleted"
+			case drift.Added:
+				s = fmt.Sprintf("%s %s added by %s", o.ID(), c.Path, orUnknown(c.Manager))
+			default:
+				s = fmt.Sprintf("%s %s changed", o.ID(), c.Path)
+				if c.Manager != "" {
+					s += " by " + c.Manager
+				}
+			}
+			parts = append(parts, s)
+		}
+	}
+	return list(parts)
+}
+
+func describeConflicts(cs []conflict) string {
+	parts := make([]string, 0, len(cs))
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s %s undone again by %s", c.object, orWhole(c.path), orUnknown(c.manager)))
+	}
+	return fmt.Sprintf("another writer keeps undoing chartproof's corrections; not corrected until the release changes or %s pass: %s",
+		conflictWindow, list(parts))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown writer"
+	}
+	return s
+}
+
+func orWhole(path string) string {
+	if path == "" {
+		return "(deleted)"
+	}
+	return path
+}
+
+// list joins parts, naming at most maxDriftListed.
+func list(parts []string) string {
+	if len(parts) <= maxDriftListed {
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(parts[:maxDriftListed], "; ") + fmt.Sprintf("; and %d more", len(parts)-maxDriftListed)
+}
+
+// boundedMessage cuts a message to what a condition holds comfortably.
+func boundedMessage(s string) string {
+	const limit = 2048
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "..."
+}
+
+// driftState is what the manager remembers of releases' drift between
+// reconciles: when a watch event last woke each one, and the corrections of
+// each field, so that it stops fighting another writer.
+type driftState struct {
+	mu       sync.Mutex
+	wakes    map[types.UID]time.Time
+	releases map[types.UID]*fights
+}
+
+// fights are the corrections of one release while it stays the same
+// (key: generation, digest, revision and values).
+type fights struct {
+	key    string
+	fields map[string]*fight // by object ID + " " + path
+}
+
+type fight struct {
+	object, path, manager string
+	group, kind           string
+	corrections           []time.Time
+	heldSince             time.Time
+}
+
+// conflict is a field left to another writer.
+type conflict struct {
+	object, path, manager, kind string
+}
+
+func (r *VerifiedHelmReleaseReconciler) drift() *driftState {
+	r.driftOnce.Do(func() {
+		r.driftState = &driftState{wakes: map[types.UID]time.Time{}, releases: map[types.UID]*fights{}}
+	})
+	return r.driftState
+}
+
+// wake records that a watch event woke release uid at t, unless an earlier
+// event did and it has not been checked since.
+func (s *driftState) wake(uid types.UID, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.wakes[uid]; !ok {
+		s.wakes[uid] = t
+	}
+}
+
+// woken returns and forgets when a watch event woke uid (zero if none did).
+func (s *driftState) woken(uid types.UID) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.wakes[uid]
+	delete(s.wakes, uid)
+	return t
+}
+
+func (s *driftState) forget(uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.wakes, uid)
+	delete(s.releases, uid)
+}
+
+// of returns the fights of uid for key, starting afresh when key changed.
+// s.mu is held.
+func (s *driftState) of(uid types.UID, key string) *fights {
+	f := s.releases[uid]
+	if f == nil || f.key != key {
+		f = &fights{key: key, fields: map[string]*fight{}}
+		s.releases[uid] = f
+	}
+	return f
+}
+
+// held are the fields of uid left to another writer at now.
+type heldFields map[string]*fight
+
+func (s *driftState) held(uid types.UID, key string, now time.Time) heldFields {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := heldFields{}
+	for k, f := range s.of(uid, key).fields {
+		if !f.heldSince.IsZero() && now.Sub(f.heldSince) < conflictWindow {
+			out[k] = f
+		}
+	}
+	return out
+}
+
+// rules are ignore rules for the held fields of objects that exist.
+func (h heldFields) rules() []drift.Rule {
+	var rules []drift.Rule
+	for _, f := range h {
+		if f.path == "" {
+			continue
+		}
+		_, name, _ := strings.Cut(f.object, " ")
+		ns, n, ok := strings.Cut(name, "/")
+		if !ok {
+			ns, n = "", name
+		}
+		rules = append(rules, drift.Rule{Paths: []string{f.path}, Group: &f.group, Kind: f.kind, Name: n, Namespace: ns})
+	}
+	return rules
+}
+
+// filter drops the objects held whole (deleted again and again).
+func (h heldFields) filter(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if _, whole := h[drift.ID(o)+" "]; !whole {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// fighting marks as held every drifted field already corrected
+// conflictCorrections times within conflictWindow, and returns them.
+func (s *driftState) fighting(uid types.UID, key string, drifted []drift.Object, now time.Time) []conflict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := s.of(uid, key)
+	var marked []conflict
+	for _, o := range drifted {
+		for _, c := range o.Changes {
+			f := fs.fields[o.ID()+" "+c.Path]
+			if f == nil {
+				continue
+			}
+			f.corrections = slices.DeleteFunc(f.corrections, func(t time.Time) bool { return now.Sub(t) >= conflictWindow })
+			if len(f.corrections) >= conflictCorrections {
+				f.heldSince, f.manager, f.corrections = now, c.Manager, nil
+				marked = append(marked, conflict{object: f.object, path: f.path, manager: f.manager, kind: f.kind})
+			}
+		}
+	}
+	return marked
+}
+
+// corrected records a correction of every drifted field at now.
+func (s *driftState) corrected(uid types.UID, key string, drifted []drift.Object, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := s.of(uid, key)
+	for _, o := range drifted {
+		gvk := o.Desired.GroupVersionKind()
+		for _, c := range o.Changes {
+			k := o.ID() + " " + c.Path
+			f := fs.fields[k]
+			if f == nil {
+				f = &fight{object: o.ID(), path: c.Path, group: gvk.Group, kind: gvk.Kind}
+				fs.fields[k] = f
+			}
+			f.corrections = append(f.corrections, now)
+			f.manager = c.Manager
+		}
+	}
+}
+
+// conflicts lists the fields of uid held at now, in a stable order.
+func (s *driftState) conflicts(uid types.UID, key string, now time.Time) []conflict {
+	var out []conflict
+	for _, f := range s.held(uid, key, now) {
+		out = append(out, conflict{object: f.object, path: f.path, manager: f.manager, kind: f.kind})
+	}
+	slices.SortFunc(out, func(a, b conflict) int { return strings.Compare(a.object+" "+a.path, b.object+" "+b.path) })
+	return out
+}

@@ -1,0 +1,172 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// uidIndex indexes VerifiedHelmReleases by UID: the value of the owner label
+// on what they deployed.
+const uidIndex = ".metadata.uid"
+
+// ObjectWatches watches the objects releases deployed, so that a change
+// wakes the release that deployed it at once (issue 11, item 1). Each kind
+// is watched from the first time a release deploys one, in a cache of its
+// own that the API server scopes by label (objects carrying
+// chartproofv1.LabelOwner) and that holds metadata only, managed fields
+// stripped: the manager never caches every Secret, ConfigMap or Pod of the
+// cluster to do this.
+//
+// The label only routes events: whoever may label an object can wake a
+// release, nothing more; what is compared is the release's own rendering.
+type ObjectWatches struct {
+	cache   cache.Cache
+	ctrl    controller.Controller
+	handler handler.TypedEventHandler[*metav1.PartialObjectMetadata, ctrl.Request]
+
+	mu    sync.Mutex
+	kinds map[schema.GroupVersionKind]bool
+}
+
+// +kubebuilder:rbac:groups=*,resources=*,verbs=list;watch
+
+// newObjectWatches builds the label-scoped metadata cache, adds it to the
+// manager, and routes its events to c through r.
+func newObjectWatches(mgr ctrl.Manager, c controller.Controller, r *VerifiedHelmReleaseReconciler) (*ObjectWatches, error) {
+	owned, err := labels.NewRequirement(chartproofv1.LabelOwner, selection.Exists, nil)
+	if err != nil {
+		return nil, err
+	}
+	objCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: labels.NewSelector().Add(*owned),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(objCache); err != nil {
+		return nil, err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &chartproofv1.VerifiedHelmRelease{}, uidIndex,
+		func(o client.Object) []string { return []string{string(o.GetUID())} }); err != nil {
+		return nil, err
+	}
+	return &ObjectWatches{
+		cache:   objCache,
+		ctrl:    c,
+		handler: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject),
+		kinds:   map[schema.GroupVersionKind]bool{},
+	}, nil
+}
+
+// ensure watches every kind of gvks not watched yet.
+func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, gvk := range gvks {
+		if w.kinds[gvk] {
+			continue
+		}
+		obj := &metav1.PartialObjectMetadata{}
+		obj.SetGroupVersionKind(gvk)
+		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{})); err != nil {
+			return fmt.Errorf("watching %s: %w", gvk, err)
+		}
+		w.kinds[gvk] = true
+	}
+	return nil
+}
+
+// objectChanged lets through what may be drift: creations, deletions, and
+// updates that changed more than status (a new generation, or, for kinds
+// without one such as ConfigMaps, a new resourceVersion; labels,
+// annotations, finalizers, owners). A Deployment's status churn is
+// dropped.
+type objectChanged struct {
+	predicate.TypedFuncs[*metav1.PartialObjectMetadata]
+}
+
+func (objectChanged) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+	o, n := e.ObjectOld, e.ObjectNew
+	if o == nil || n == nil {
+		return true
+	}
+	if n.GetGeneration() == 0 {
+		return o.GetResourceVersion() != n.GetResourceVersion()
+	}
+	return o.GetGeneration() != n.GetGeneration() ||
+		!equalStrings(o.GetLabels(), n.GetLabels()) || !equalStrings(o.GetAnnotations(), n.GetAnnotations()) ||
+		!sameList(o.GetFinalizers(), n.GetFinalizers()) || len(o.GetOwnerReferences()) != len(n.GetOwnerReferences()) ||
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
+}
+
+func (objectChanged) Create(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return true }
+
+func (objectChanged) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true }
+
+func (objectChanged) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool {
+	return false
+}
+
+func equalStrings(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func sameList(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// releaseOfObject maps an object to the release whose UID its owner label
+// holds, and notes when the event woke it (time to detect).
+func (r *VerifiedHelmReleaseReconciler) releaseOfObject(ctx context.Context, o *metav1.PartialObjectMetadata) []ctrl.Request {
+	uid := o.GetLabels()[chartproofv1.LabelOwner]
+	if uid == "" {
+		return nil
+	}
+	var list chartproofv1.VerifiedHelmReleaseList
+	if err := r.List(ctx, &list, client.MatchingFields{uidIndex: uid}); err != nil {
+		log.FromContext(ctx).Error(err, "listing the release of a deployed object", "uid", uid)
+		return nil
+	}
+	if len(list.Items) > 0 {
+		r.drift().wake(types.UID(uid), time.Now())
+	}
+	return requestsFor(list)
+}
