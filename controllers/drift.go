@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -29,7 +31,8 @@ const (
 	// longer corrected.
 	conflictCorrections = 2
 	// conflictWindow is how long corrections are remembered, and how long
-	// a field in conflict is left alone when nothing else changes.
+	// a field in conflict is first left alone when nothing else changes
+	// (doubled at each new conflict over it, up to a day).
 	conflictWindow = 10 * time.Minute
 	// maxDriftListed bounds the changes a condition or event names.
 	maxDriftListed = 8
@@ -77,16 +80,14 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		r.drift().forget(uid)
 		return false
 	}
-	failed := func(err error) bool {
-		log.FromContext(ctx).Error(err, "drift check failed")
-		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionUnknown, chartproofv1.ReasonDriftCheckFailed, boundedMessage(err.Error()))
-		return true
-	}
 	desired, err := drift.Desired(rel.Manifest, rel.Name, rel.Namespace, func(u *unstructured.Unstructured) (bool, error) {
 		return acct.Client.IsObjectNamespaced(u)
 	})
 	if err != nil {
-		return failed(fmt.Errorf("reading the release's rendering: %w", err))
+		log.FromContext(ctx).Error(err, "reading the release's rendering")
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionUnknown, chartproofv1.ReasonDriftCheckFailed,
+			boundedMessage("reading the release's rendering: "+err.Error()))
+		return true
 	}
 	if r.ObjectWatches != nil {
 		if err := r.ObjectWatches.ensure(kindsOf(desired)); err != nil {
@@ -105,13 +106,12 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		// Fields in conflict are ignored, by the check and by the
 		// correction alike.
 		held := state.held(uid, key, now)
-		opts = drift.Options{FieldManager: release.FieldManager, Ignore: append(driftRules(obj), held.rules()...)}
+		opts = drift.Options{FieldManager: release.FieldManager, Ignore: append(driftRules(obj), held.rules()...), Created: state.created}
 		return drift.Detect(ctx, acct.Client, held.filter(desired), opts)
 	}
-	drifted, err := detect()
-	if err != nil {
-		return failed(err)
-	}
+	// An object that cannot be compared is reported; the others are still
+	// judged and corrected.
+	drifted, checkErr := detect()
 	if len(drifted) > 0 && !woken.IsZero() {
 		r.DriftMetrics.Detected(now.Sub(woken))
 	}
@@ -124,55 +124,72 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 			msg := describeConflicts(started)
 			log.FromContext(ctx).Info("drift conflict: " + msg)
 			r.event(obj, "Warning", chartproofv1.ReasonDriftConflict, msg)
-			if drifted, err = detect(); err != nil {
-				return failed(err)
-			}
+			drifted, checkErr = detect()
 		}
 	}
 	conflicts := state.conflicts(uid, key, now)
 
+	var (
+		corrected  []drift.Object
+		correctErr error
+		report     string // what the Warn mode leaves in place
+	)
 	switch {
-	case len(drifted) == 0 && len(conflicts) > 0:
-		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftConflict, describeConflicts(conflicts))
 	case len(drifted) == 0:
-		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift,
-			fmt.Sprintf("the %d objects of the release match the verified rendering", len(desired)))
 	case mode == chartproofv1.DriftWarn:
-		msg := warnOnly + describeDrift(drifted)
+		report = warnOnly + describeDrift(drifted)
 		// The same drift, still there at the next reconcile, is counted
 		// and announced once.
 		prev := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionDrifted)
-		if prev == nil || prev.Reason != chartproofv1.ReasonDriftDetected || prev.Message != msg {
+		if prev == nil || !strings.Contains(prev.Message, report) {
 			for _, o := range drifted {
 				r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftReported)
 			}
-			r.event(obj, "Warning", chartproofv1.ReasonDriftDetected, msg)
+			r.event(obj, "Warning", chartproofv1.ReasonDriftDetected, report)
 		}
-		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftDetected, msg)
 	default:
-		if err := drift.Correct(ctx, acct.Client, drifted, opts); err != nil {
-			for _, o := range drifted {
-				r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftFailed)
-			}
-			msg := "drift found and not corrected: " + describeDrift(drifted) + "; " + err.Error()
-			r.event(obj, "Warning", chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
-			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
-			return true
-		}
-		state.corrected(uid, key, drifted, r.now())
-		for _, o := range drifted {
+		corrected, correctErr = drift.Correct(ctx, acct.Client, drifted, opts)
+		state.corrected(uid, key, corrected, r.now())
+		for _, o := range corrected {
 			r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftCorrected)
 		}
-		if !woken.IsZero() {
-			r.DriftMetrics.Corrected(r.now().Sub(woken))
+		for range len(drifted) - len(corrected) {
+			r.DriftMetrics.Found("", metrics.DriftFailed)
 		}
-		msg := "drift corrected: " + describeDrift(drifted)
-		r.event(obj, "Warning", chartproofv1.ReasonDriftCorrected, msg)
-		if len(conflicts) > 0 {
-			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftConflict, describeConflicts(conflicts))
-		} else {
-			r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonDriftCorrected, msg)
+		if len(corrected) > 0 {
+			if !woken.IsZero() {
+				r.DriftMetrics.Corrected(r.now().Sub(woken))
+			}
+			r.event(obj, "Warning", chartproofv1.ReasonDriftCorrected, "drift corrected: "+describeDrift(corrected))
 		}
+	}
+
+	if err := errors.Join(checkErr, correctErr); err != nil {
+		log.FromContext(ctx).Error(err, "drift check or correction failed")
+		msg := "drift not checked or not corrected: " + err.Error()
+		if report != "" {
+			msg = report + "; " + msg
+		}
+		if len(corrected) > 0 {
+			msg = "drift corrected: " + describeDrift(corrected) + "; " + msg
+		}
+		status := metav1.ConditionUnknown
+		if report != "" || correctErr != nil {
+			status = metav1.ConditionTrue // drift is known to be there
+		}
+		r.setCondition(obj, chartproofv1.ConditionDrifted, status, chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
+		return true
+	}
+	switch {
+	case report != "":
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftDetected, report)
+	case len(conflicts) > 0:
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftConflict, describeConflicts(conflicts))
+	case len(corrected) > 0:
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonDriftCorrected, "drift corrected: "+describeDrift(corrected))
+	default:
+		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift,
+			fmt.Sprintf("the %d objects of the release match the verified rendering", len(desired)))
 	}
 	return false
 }
@@ -256,6 +273,10 @@ func boundedMessage(s string) string {
 // reconciles: when a watch event last woke each one, and the corrections of
 // each field, so that it stops fighting another writer.
 type driftState struct {
+	// created keeps what the API server creates from each desired object
+	// (defaults), shared by all releases.
+	created *drift.CreatedCache
+
 	mu       sync.Mutex
 	wakes    map[types.UID]time.Time
 	releases map[types.UID]*fights
@@ -265,7 +286,7 @@ type driftState struct {
 // (key: generation, digest, revision and values).
 type fights struct {
 	key    string
-	fields map[string]*fight // by object ID + " " + path
+	fields map[string]*fight // by fieldKey
 }
 
 type fight struct {
@@ -273,6 +294,18 @@ type fight struct {
 	group, kind           string
 	corrections           []time.Time
 	heldSince             time.Time
+	holds                 int // how many times the field was left to the other writer
+}
+
+// holdFor is how long the field is left alone: conflictWindow, doubled at
+// each new conflict over the same field, up to a day.
+func (f *fight) holdFor() time.Duration {
+	return min(conflictWindow<<min(max(f.holds-1, 0), 7), 24*time.Hour)
+}
+
+// fieldKey names a field of an object across kinds and groups.
+func fieldKey(group, object, path string) string {
+	return group + "/" + object + " " + path
 }
 
 // conflict is a field left to another writer.
@@ -282,7 +315,7 @@ type conflict struct {
 
 func (r *VerifiedHelmReleaseReconciler) drift() *driftState {
 	r.driftOnce.Do(func() {
-		r.driftState = &driftState{wakes: map[types.UID]time.Time{}, releases: map[types.UID]*fights{}}
+		r.driftState = &driftState{created: drift.NewCreatedCache(4096), wakes: map[types.UID]time.Time{}, releases: map[types.UID]*fights{}}
 	})
 	return r.driftState
 }
@@ -332,7 +365,7 @@ func (s *driftState) held(uid types.UID, key string, now time.Time) heldFields {
 	defer s.mu.Unlock()
 	out := heldFields{}
 	for k, f := range s.of(uid, key).fields {
-		if !f.heldSince.IsZero() && now.Sub(f.heldSince) < conflictWindow {
+		if !f.heldSince.IsZero() && now.Sub(f.heldSince) < f.holdFor() {
 			out[k] = f
 		}
 	}
@@ -360,7 +393,7 @@ func (h heldFields) rules() []drift.Rule {
 func (h heldFields) filter(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
-		if _, whole := h[drift.ID(o)+" "]; !whole {
+		if _, whole := h[fieldKey(o.GroupVersionKind().Group, drift.ID(o), "")]; !whole {
 			out = append(out, o)
 		}
 	}
@@ -376,13 +409,14 @@ func (s *driftState) fighting(uid types.UID, key string, drifted []drift.Object,
 	var marked []conflict
 	for _, o := range drifted {
 		for _, c := range o.Changes {
-			f := fs.fields[o.ID()+" "+c.Path]
+			f := fs.fields[fieldKey(o.Desired.GroupVersionKind().Group, o.ID(), c.Path)]
 			if f == nil {
 				continue
 			}
 			f.corrections = slices.DeleteFunc(f.corrections, func(t time.Time) bool { return now.Sub(t) >= conflictWindow })
 			if len(f.corrections) >= conflictCorrections {
 				f.heldSince, f.manager, f.corrections = now, c.Manager, nil
+				f.holds++
 				marked = append(marked, conflict{object: f.object, path: f.path, manager: f.manager, kind: f.kind})
 			}
 		}
@@ -395,10 +429,15 @@ func (s *driftState) corrected(uid types.UID, key string, drifted []drift.Object
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fs := s.of(uid, key)
+	// Fields neither corrected lately nor held are forgotten.
+	maps.DeleteFunc(fs.fields, func(_ string, f *fight) bool {
+		recent := slices.ContainsFunc(f.corrections, func(t time.Time) bool { return now.Sub(t) < conflictWindow })
+		return !recent && (f.heldSince.IsZero() || now.Sub(f.heldSince) >= f.holdFor())
+	})
 	for _, o := range drifted {
 		gvk := o.Desired.GroupVersionKind()
 		for _, c := range o.Changes {
-			k := o.ID() + " " + c.Path
+			k := fieldKey(gvk.Group, o.ID(), c.Path)
 			f := fs.fields[k]
 			if f == nil {
 				f = &fight{object: o.ID(), path: c.Path, group: gvk.Group, kind: gvk.Kind}

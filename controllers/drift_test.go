@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/drifttest"
 )
 
 // deployment reads the chart's Deployment of release name.
@@ -277,4 +278,47 @@ func TestDriftActsAsServiceAccount(t *testing.T) {
 		m := f.configMap("app").Data["message"]
 		return m == "hello", "message " + m
 	})
+}
+
+// TestDriftEachChange (issue 11, "How we will know"): each change of
+// drifttest.Changes, made to a release of a chart holding one object of
+// each kind, is detected and corrected in Correct (the object read back as
+// the chart renders it) and reported and left in Warn (read back still
+// changed once Drifted says so).
+func TestDriftEachChange(t *testing.T) {
+	extra := map[string]string{}
+	for name, content := range drifttest.Templates {
+		extra[strings.TrimPrefix(name, "templates/")] = content
+	}
+	for _, mode := range []string{chartproofv1.DriftCorrect, chartproofv1.DriftWarn} {
+		for _, ch := range drifttest.Changes {
+			t.Run(mode+"/"+ch.Name, func(t *testing.T) {
+				t.Parallel()
+				f := newFixture(t)
+				f.pushChart("1.0.0", extra)
+				f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+				f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+					v.Spec.DriftDetection = &chartproofv1.DriftDetection{Mode: mode}
+				})
+				f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+				f.waitCondition("app", chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift)
+				ctx := context.Background()
+				if err := ch.Apply(ctx, k8s, f.ns, "app"); err != nil {
+					t.Fatal(err)
+				}
+				if mode == chartproofv1.DriftCorrect {
+					waitFor(t, waitTimeout, "the object corrected", func() (bool, string) {
+						ok, err := ch.Restored(ctx, k8s, f.ns, "app")
+						return ok, fmt.Sprintf("restored %v, %v", ok, err)
+					})
+					f.waitEvent("app", chartproofv1.ReasonDriftCorrected)
+					return
+				}
+				f.waitCondition("app", chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftDetected)
+				if ok, err := ch.Restored(ctx, k8s, f.ns, "app"); ok || (err != nil && !apierrors.IsNotFound(err)) {
+					t.Errorf("after Drifted: restored %v, %v; Warn must leave the change", ok, err)
+				}
+			})
+		}
+	}
 }

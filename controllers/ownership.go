@@ -37,7 +37,11 @@ func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chart
 	}
 	patch := client.MergeFrom(obj.DeepCopy())
 	controllerutil.RemoveFinalizer(obj, Finalizer)
-	return r.Patch(ctx, obj, patch)
+	if err := r.Patch(ctx, obj, patch); err != nil {
+		return err
+	}
+	r.drift().forget(obj.UID)
+	return nil
 }
 
 // uninstallOwned uninstalls, on deletion, the Helm release this object

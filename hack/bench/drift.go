@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -35,199 +34,10 @@ import (
 	"github.com/chartproof/chartproof/hack/internal/tenant"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/drifttest"
 	"github.com/chartproof/chartproof/internal/testchart"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
-
-// driftChart is the chart every release of the scenario installs.
-var driftChart = map[string]string{
-	"templates/configmap.yaml": `apiVersion: v1
-kind: ConfigMap
-metadata: {name: {{ .Release.Name }}-settings}
-data: {greeting: hello}
-`,
-	"templates/secret.yaml": `apiVersion: v1
-kind: Secret
-metadata: {name: {{ .Release.Name }}-token}
-stringData: {token: s3cr3t}
-`,
-	"templates/deployment.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: {{ .Release.Name }}-web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: {{ .Release.Name }}}}
-  template:
-    metadata: {labels: {app: {{ .Release.Name }}}}
-    spec:
-      containers:
-      - name: app
-        image: registry.example/app:1.0
-        securityContext: {allowPrivilegeEscalation: false, runAsNonRoot: true}
-`,
-	"templates/rbac.yaml": `apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: {{ .Release.Name }}-reader}
-rules:
-- {apiGroups: [""], resources: [configmaps], verbs: [get]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: {{ .Release.Name }}-reader}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: {{ .Release.Name }}-reader}
-subjects:
-- {kind: ServiceAccount, name: default}
-`,
-}
-
-// mutation is one kind of change another writer makes.
-type mutation struct {
-	name string
-	// apply makes the change to release rel's objects in namespace ns.
-	apply func(ctx context.Context, c client.Client, ns, rel string) error
-	// restored reports whether the object is back as the chart renders it.
-	restored func(ctx context.Context, c client.Client, ns, rel string) (bool, error)
-}
-
-func editAs(ctx context.Context, c client.Client, obj client.Object, change func()) error {
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		return err
-	}
-	change()
-	return c.Update(ctx, obj, client.FieldOwner("kubectl-edit"))
-}
-
-func deploymentOf(ns, rel string) *appsv1.Deployment {
-	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-web"}}
-}
-
-func getDeployment(ctx context.Context, c client.Client, ns, rel string) (*appsv1.Deployment, error) {
-	d := deploymentOf(ns, rel)
-	return d, c.Get(ctx, client.ObjectKeyFromObject(d), d)
-}
-
-var mutations = []mutation{
-	{
-		name: "sidecar container added",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			d := deploymentOf(ns, rel)
-			return editAs(ctx, c, d, func() {
-				d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "miner", Image: "evil.example/miner"})
-			})
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			d, err := getDeployment(ctx, c, ns, rel)
-			return err == nil && len(d.Spec.Template.Spec.Containers) == 1, err
-		},
-	},
-	{
-		name: "image changed",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			d := deploymentOf(ns, rel)
-			return editAs(ctx, c, d, func() { d.Spec.Template.Spec.Containers[0].Image = "evil.example/app:1.0" })
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			d, err := getDeployment(ctx, c, ns, rel)
-			return err == nil && d.Spec.Template.Spec.Containers[0].Image == "registry.example/app:1.0", err
-		},
-	},
-	{
-		name: "env var added",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			d := deploymentOf(ns, rel)
-			return editAs(ctx, c, d, func() {
-				d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "LD_PRELOAD", Value: "/tmp/x.so"}}
-			})
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			d, err := getDeployment(ctx, c, ns, rel)
-			return err == nil && len(d.Spec.Template.Spec.Containers[0].Env) == 0, err
-		},
-	},
-	{
-		name: "securityContext loosened",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			d := deploymentOf(ns, rel)
-			return editAs(ctx, c, d, func() {
-				yes := true
-				sc := d.Spec.Template.Spec.Containers[0].SecurityContext
-				sc.AllowPrivilegeEscalation, sc.Privileged = &yes, &yes
-			})
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			d, err := getDeployment(ctx, c, ns, rel)
-			if err != nil {
-				return false, err
-			}
-			sc := d.Spec.Template.Spec.Containers[0].SecurityContext
-			return sc.Privileged == nil && sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation, nil
-		},
-	},
-	{
-		name: "Role rules widened",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			r := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-reader"}}
-			return editAs(ctx, c, r, func() { r.Rules[0].Verbs = []string{"*"} })
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			r := &rbacv1.Role{}
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rel + "-reader"}, r)
-			return err == nil && slices.Equal(r.Rules[0].Verbs, []string{"get"}), err
-		},
-	},
-	{
-		name: "RoleBinding subject added",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			b := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-reader"}}
-			return editAs(ctx, c, b, func() {
-				b.Subjects = append(b.Subjects, rbacv1.Subject{Kind: "Group", APIGroup: rbacv1.GroupName, Name: "system:authenticated"})
-			})
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			b := &rbacv1.RoleBinding{}
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rel + "-reader"}, b)
-			return err == nil && len(b.Subjects) == 1, err
-		},
-	},
-	{
-		name: "ConfigMap data changed",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-settings"}}
-			return editAs(ctx, c, cm, func() { cm.Data["greeting"] = "pwned" })
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			cm := &corev1.ConfigMap{}
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rel + "-settings"}, cm)
-			return err == nil && cm.Data["greeting"] == "hello", err
-		},
-	},
-	{
-		name: "Secret data changed",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-token"}}
-			return editAs(ctx, c, s, func() { s.Data["token"] = []byte("stolen") })
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			s := &corev1.Secret{}
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rel + "-token"}, s)
-			return err == nil && string(s.Data["token"]) == "s3cr3t", err
-		},
-	},
-	{
-		name: "object deleted",
-		apply: func(ctx context.Context, c client.Client, ns, rel string) error {
-			return c.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rel + "-settings"}})
-		},
-		restored: func(ctx context.Context, c client.Client, ns, rel string) (bool, error) {
-			cm := &corev1.ConfigMap{}
-			err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: rel + "-settings"}, cm)
-			if client.IgnoreNotFound(err) != nil {
-				return false, err
-			}
-			return err == nil && cm.Data["greeting"] == "hello", nil
-		},
-	},
-}
 
 // driftSample is one change and how long it took to be seen.
 type driftSample struct {
@@ -274,7 +84,7 @@ func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun
 	push := testsign.Registry{Host: reg.host}
 	files := testchart.Files("drifty", "1.0.0")
 	files = map[string]string{"Chart.yaml": files["Chart.yaml"], "values.yaml": "{}\n"}
-	for k, v := range driftChart {
+	for k, v := range drifttest.Templates {
 		files[k] = v
 	}
 	archive, err := testchart.Build(testchart.Entries("drifty", files))
@@ -400,10 +210,10 @@ func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun
 	// Warn: one change per release, each kind in turn; the time to the
 	// Drifted condition naming it.
 	for i, r := range rels {
-		m := mutations[i%len(mutations)]
+		m := drifttest.Changes[i%len(drifttest.Changes)]
 		t0 := time.Now()
-		if err := m.apply(ctx, k8s, r.ns, r.name); err != nil {
-			return nil, fmt.Errorf("%s on %s/%s: %w", m.name, r.ns, r.name, err)
+		if err := m.Apply(ctx, k8s, r.ns, r.name); err != nil {
+			return nil, fmt.Errorf("%s on %s/%s: %w", m.Name, r.ns, r.name, err)
 		}
 		if err := poll(30*time.Second, func() (bool, error) {
 			var v chartproofv1.VerifiedHelmRelease
@@ -413,9 +223,9 @@ func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun
 			c := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionDrifted)
 			return c != nil && c.Reason == chartproofv1.ReasonDriftDetected, nil
 		}); err != nil {
-			return nil, fmt.Errorf("%s on %s/%s not reported: %w", m.name, r.ns, r.name, err)
+			return nil, fmt.Errorf("%s on %s/%s not reported: %w", m.Name, r.ns, r.name, err)
 		}
-		run.Samples = append(run.Samples, driftSample{Release: r.ns + "/" + r.name, Kind: m.name, Mode: "Warn", Seconds: time.Since(t0).Seconds()})
+		run.Samples = append(run.Samples, driftSample{Release: r.ns + "/" + r.name, Kind: m.Name, Mode: "Warn", Seconds: time.Since(t0).Seconds()})
 		run.Expected++
 	}
 	say("drift: %d changes reported in Warn; switching every release to Correct", len(rels))
@@ -437,15 +247,15 @@ func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun
 	// Correct: the same changes again, each timed until the object reads
 	// back as the chart renders it.
 	for i, r := range rels {
-		m := mutations[(i+1)%len(mutations)]
+		m := drifttest.Changes[(i+1)%len(drifttest.Changes)]
 		t0 := time.Now()
-		if err := m.apply(ctx, k8s, r.ns, r.name); err != nil {
-			return nil, fmt.Errorf("%s on %s/%s: %w", m.name, r.ns, r.name, err)
+		if err := m.Apply(ctx, k8s, r.ns, r.name); err != nil {
+			return nil, fmt.Errorf("%s on %s/%s: %w", m.Name, r.ns, r.name, err)
 		}
-		if err := poll(30*time.Second, func() (bool, error) { return m.restored(ctx, k8s, r.ns, r.name) }); err != nil {
-			return nil, fmt.Errorf("%s on %s/%s not corrected: %w", m.name, r.ns, r.name, err)
+		if err := poll(30*time.Second, func() (bool, error) { return m.Restored(ctx, k8s, r.ns, r.name) }); err != nil {
+			return nil, fmt.Errorf("%s on %s/%s not corrected: %w", m.Name, r.ns, r.name, err)
 		}
-		run.Samples = append(run.Samples, driftSample{Release: r.ns + "/" + r.name, Kind: m.name, Mode: "Correct", Seconds: time.Since(t0).Seconds()})
+		run.Samples = append(run.Samples, driftSample{Release: r.ns + "/" + r.name, Kind: m.Name, Mode: "Correct", Seconds: time.Since(t0).Seconds()})
 		run.Expected++
 	}
 	// Every correction is counted before the condition is written; wait
@@ -531,13 +341,13 @@ func writeDriftRaw(run *driftRun, rawDir string) error {
 func writeDrift(b *bytes.Buffer, run *driftRun) {
 	fmt.Fprintf(b, "## Drift: %d releases, one change at a time\n\n", run.Releases)
 	fmt.Fprintf(b, "The manager binary (`--concurrent 4`) against a local kube-apiserver and etcd, %d releases of one chart (a Deployment, a ConfigMap, a Secret from `stringData`, a Role, a RoleBinding) at the default interval (10m), so only the watches of what they deployed can make them act. A writer on the same machine changes one object at a time as `kubectl edit` would (field manager `kubectl-edit`), each of the %d kinds of change in turn, and polls every 5 ms: in **Warn** mode, the time from the write to the release's `Drifted` condition reporting it; in **Correct** mode, the time from the write to the object read back as the chart renders it. Before any write, a quiet window of %.0f s in which nothing may be found. Raw: [bench/drift.json](bench/drift.json).\n\n",
-		run.Releases, len(mutations), run.QuietSeconds)
+		run.Releases, len(drifttest.Changes), run.QuietSeconds)
 	b.WriteString("| change | detect p50 (ms) | detect p99 (ms) | correct p50 (ms) | correct p99 (ms) |\n|---|---|---|---|---|\n")
 	all := map[string][]float64{}
-	for _, m := range mutations {
+	for _, m := range drifttest.Changes {
 		var warn, correct []float64
 		for _, s := range run.Samples {
-			if s.Kind != m.name {
+			if s.Kind != m.Name {
 				continue
 			}
 			if s.Mode == "Warn" {
@@ -548,7 +358,7 @@ func writeDrift(b *bytes.Buffer, run *driftRun) {
 		}
 		all["Warn"] = append(all["Warn"], warn...)
 		all["Correct"] = append(all["Correct"], correct...)
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", m.name, short(percentile(warn, 50)), short(percentile(warn, 99)), short(percentile(correct, 50)), short(percentile(correct, 99)))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", m.Name, short(percentile(warn, 50)), short(percentile(warn, 99)), short(percentile(correct, 50)), short(percentile(correct, 99)))
 	}
 	fmt.Fprintf(b, "| **all** | **%s** | **%s** | **%s** | **%s** |\n\n", short(percentile(all["Warn"], 50)), short(percentile(all["Warn"], 99)),
 		short(percentile(all["Correct"], 50)), short(percentile(all["Correct"], 99)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	ssajsondiff "github.com/fluxcd/pkg/ssa/jsondiff"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,18 +18,24 @@ import (
 // force under opts.FieldManager, which recreates a deleted object and takes
 // back every field the chart sets. Nothing read from the cluster is written
 // back but the live object minus the added fields. The objects are
-// corrected in order; one that fails does not stop the others.
-func Correct(ctx context.Context, c client.Client, drifted []Object, opts Options) error {
+// corrected in order; one that fails does not stop the others. It returns
+// those it corrected.
+func Correct(ctx context.Context, c client.Client, drifted []Object, opts Options) ([]Object, error) {
 	if opts.FieldManager == "" {
-		return errors.New("drift: no field manager")
+		return nil, errors.New("drift: no field manager")
 	}
-	var errs []error
+	var (
+		done []Object
+		errs []error
+	)
 	for _, o := range drifted {
 		if err := correct(ctx, c, o, opts); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", o.ID(), err))
+			continue
 		}
+		done = append(done, o)
 	}
-	return errors.Join(errs...)
+	return done, errors.Join(errs...)
 }
 
 func correct(ctx context.Context, c client.Client, o Object, opts Options) error {
@@ -54,6 +61,14 @@ func correct(ctx context.Context, c client.Client, o Object, opts Options) error
 	// so it neither sets them nor takes them.
 	apply := o.Desired.DeepCopy()
 	if ignore := opts.ignored(apply); len(ignore) > 0 {
+		// A Secret's data key may come from the chart's stringData.
+		if gvk := apply.GroupVersionKind(); gvk.Group == "" && gvk.Kind == "Secret" {
+			for _, p := range ignore {
+				if rest, ok := strings.CutPrefix(p, "/data/"); ok {
+					ignore = append(ignore, "/stringData/"+rest)
+				}
+			}
+		}
 		if err := ssajsondiff.ApplyPatchToUnstructured(apply, ssajsondiff.GenerateRemovePatch(ignore...)); err != nil {
 			return err
 		}

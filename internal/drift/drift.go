@@ -11,7 +11,9 @@ import (
 
 	ssajsondiff "github.com/fluxcd/pkg/ssa/jsondiff"
 	"github.com/fluxcd/pkg/ssa/normalize"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
@@ -86,8 +88,15 @@ type Options struct {
 	FieldManager string
 	// Ignore lists the fields neither reported nor corrected.
 	Ignore []Rule
+	// Created keeps what the API server creates from each desired object
+	// (its defaults), so it is asked once per object, not per check. Nil
+	// asks every time.
+	Created *CreatedCache
 }
 
+// ignored are the ignored paths of u, deepest and, within a list, highest
+// index first, so that removing them one after the other leaves the
+// others' indices valid.
 func (o Options) ignored(u *unstructured.Unstructured) []string {
 	var paths []string
 	for _, r := range o.Ignore {
@@ -95,7 +104,25 @@ func (o Options) ignored(u *unstructured.Unstructured) []string {
 			paths = append(paths, r.Paths...)
 		}
 	}
-	return paths
+	slices.SortFunc(paths, func(a, b string) int { return comparePointers(b, a) })
+	return slices.Compact(paths)
+}
+
+// comparePointers orders JSON pointers token by token, numbers by value.
+func comparePointers(a, b string) int {
+	at, bt := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		if at[i] == bt[i] {
+			continue
+		}
+		an, aerr := strconv.Atoi(at[i])
+		bn, berr := strconv.Atoi(bt[i])
+		if aerr == nil && berr == nil {
+			return an - bn
+		}
+		return strings.Compare(at[i], bt[i])
+	}
+	return len(at) - len(bt)
 }
 
 // Detect compares each desired object with the live one and returns those
@@ -129,6 +156,9 @@ func detect(ctx context.Context, c client.Client, desired *unstructured.Unstruct
 	live.SetGroupVersionKind(desired.GroupVersionKind())
 	if err := c.Get(ctx, client.ObjectKeyFromObject(desired), live); err != nil {
 		if apierrors.IsNotFound(err) {
+			if finishedJob(desired) {
+				return o, nil
+			}
 			o.Changes = []Change{{Type: Missing}}
 			return o, nil
 		}
@@ -136,19 +166,24 @@ func detect(ctx context.Context, c client.Client, desired *unstructured.Unstruct
 	}
 
 	ignore := opts.ignored(desired)
+	// What the API server would create from the chart's object: a field
+	// another writer owns is not drift when it holds exactly that (a
+	// default an adopted release's `helm` wrote, an operator writing a
+	// default back).
+	created := opts.Created.get(ctx, c, desired, opts.FieldManager)
 	dry := desired.DeepCopy()
 	if err := c.Patch(ctx, dry, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(opts.FieldManager)); err != nil { //nolint:staticcheck // unstructured objects have no apply configuration
 		if apierrors.IsInvalid(err) {
 			// What others wrote cannot be merged with the chart's fields
 			// (privileged: true beside the chart's
 			// allowPrivilegeEscalation: false): judge from the live object.
-			return unmergeable(o, live, ignore, opts)
+			return unmergeable(o, live, created, ignore, opts)
 		}
 		return o, fmt.Errorf("server-side apply dry run: %w", err)
 	}
 
 	// What other writers added: fields the dry-run result still gives them.
-	foreign, err := foreignFields(dry, opts.FieldManager)
+	foreign, err := foreignFields(dry, opts.FieldManager, false)
 	if err != nil {
 		return o, err
 	}
@@ -193,7 +228,7 @@ func detect(ctx context.Context, c client.Client, desired *unstructured.Unstruct
 
 	for _, f := range foreign {
 		ptr, ok := pointer(live.Object, f.path)
-		if !ok || covered(ptr, ignore) || injected(desired, f.path) {
+		if !ok || covered(ptr, ignore) || notDrift(live, created, f, opts.FieldManager) {
 			continue
 		}
 		// A field both changed and owned by another writer (a Secret's
@@ -207,20 +242,70 @@ func detect(ctx context.Context, c client.Client, desired *unstructured.Unstruct
 	return o, nil
 }
 
+// finishedJob reports whether desired is a Job the TTL controller deletes
+// once it finished (spec.ttlSecondsAfterFinished): its absence is its
+// normal end, and recreating it would run it again.
+func finishedJob(desired *unstructured.Unstructured) bool {
+	gvk := desired.GroupVersionKind()
+	_, ttl, _ := unstructured.NestedFieldNoCopy(desired.Object, "spec", "ttlSecondsAfterFinished")
+	return gvk.Group == "batch" && gvk.Kind == "Job" && ttl
+}
+
+// notDrift reports whether a field another manager owns in live is
+// legitimately there: filled in by the API server or a controller on every
+// object of its kind (serverOwned), or holding exactly what the API server
+// creates from the chart's object (a default). When what it creates is
+// unknown (the dry-run create was refused), Helm's own writes, made under
+// chartproof's field manager, are taken as the chart's.
+func notDrift(live, created *unstructured.Unstructured, f ownedField, fm string) bool {
+	if serverOwned(live, f.path) {
+		return true
+	}
+	if created == nil {
+		return f.manager == fm
+	}
+	want, ok := valueAt(created.Object, f.path)
+	if !ok {
+		return false
+	}
+	got, _ := valueAt(live.Object, f.path)
+	return equality.Semantic.DeepEqual(want, got)
+}
+
+// valueAt is the value of the field p selects in obj.
+func valueAt(obj map[string]any, p fieldpath.Path) (any, bool) {
+	var cur any = obj
+	for _, pe := range p {
+		next, _, ok := step(cur, pe)
+		if !ok {
+			return nil, false
+		}
+		cur = next
+	}
+	return cur, true
+}
+
 // unmergeable reports the drift of an object the desired one cannot be
 // applied to: every field another writer owns in the live object (outside
 // metadata, status, injected fields and ignored paths) is drift, Changed
 // when the chart sets it and Added otherwise, and is removed by Correct
 // before the chart's object is applied again. A field of the chart that was
 // removed is not reported; the apply restores it.
-func unmergeable(o Object, live *unstructured.Unstructured, ignore []string, opts Options) (Object, error) {
-	foreign, err := foreignFields(live, opts.FieldManager)
+func unmergeable(o Object, live, created *unstructured.Unstructured, ignore []string, opts Options) (Object, error) {
+	foreign, err := foreignFields(live, opts.FieldManager, true)
 	if err != nil {
 		return o, err
 	}
+	explained := false
 	for _, f := range foreign {
 		ptr, ok := pointer(live.Object, f.path)
-		if !ok || covered(ptr, ignore) || injected(o.Desired, f.path) {
+		if !ok || notDrift(live, created, f, opts.FieldManager) {
+			continue
+		}
+		// An ignored field (or one left to another writer) explains the
+		// refusal, but is neither reported nor removed.
+		explained = true
+		if covered(ptr, ignore) {
 			continue
 		}
 		o.added = append(o.added, f.path)
@@ -230,7 +315,7 @@ func unmergeable(o Object, live *unstructured.Unstructured, ignore []string, opt
 		}
 		o.Changes = append(o.Changes, ch)
 	}
-	if len(o.Changes) == 0 {
+	if !explained {
 		// Nothing to remove would make the apply valid: the chart's own
 		// object is refused, which is not drift but a broken release.
 		return o, errors.New("server-side apply dry run refused, and no other writer's field explains it")
@@ -294,18 +379,24 @@ func metadataChanges(got, want *unstructured.Unstructured) []string {
 	return out
 }
 
+var stringData = "stringData"
+
 // ownedField is a field a manager owns.
 type ownedField struct {
 	path    fieldpath.Path
 	manager string
 }
 
-// foreignFields are the fields of obj that managers other than fm own and
-// fm does not, outside the top-level metadata and status, and outside
-// subresources (an HPA writes replicas through /scale: ignore it by a rule
-// if the chart sets replicas). Only the topmost are returned: a container
-// another writer added is one field, not one per leaf.
-func foreignFields(obj *unstructured.Unstructured, fm string) ([]ownedField, error) {
+// foreignFields are the fields of obj that chartproof's apply (fm's Apply
+// entry) does not own and another entry does, outside the top-level
+// metadata and status, and outside subresources (an HPA writes replicas
+// through /scale: ignore it by a rule if the chart sets replicas). Only the
+// topmost are returned: a container another writer added is one field, not
+// one per leaf.
+//
+// trustUpdates also counts fm's Update entries as the chart's: only where
+// no apply tells what the chart sets (the unmergeable case).
+func foreignFields(obj *unstructured.Unstructured, fm string, trustUpdates bool) ([]ownedField, error) {
 	ours := &fieldpath.Set{}
 	type entry struct {
 		manager string
@@ -320,11 +411,24 @@ func foreignFields(obj *unstructured.Unstructured, fm string) ([]ownedField, err
 		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
 			return nil, fmt.Errorf("managedFields of %s: %w", mf.Manager, err)
 		}
-		if mf.Manager == fm {
+		// Only chartproof's apply says what the chart sets (after the
+		// forced dry run, exactly that). Its Update entries (Helm's
+		// writes, which hold the defaults of the objects it created) are
+		// judged like anyone's: a field manager is a name any writer may
+		// give, and `kubectl patch --field-manager=chartproof` must not
+		// hide a sidecar.
+		if mf.Manager == fm && (mf.Operation == metav1.ManagedFieldsOperationApply || trustUpdates) {
 			ours = ours.Union(set)
 			continue
 		}
 		others = append(others, entry{mf.Manager, set})
+	}
+	// A Secret's stringData becomes its data: the keys the chart sets
+	// through one are the chart's in the other.
+	if obj.GroupVersionKind().Group == "" && obj.GetKind() == "Secret" {
+		for p := range ours.WithPrefix(fieldpath.PathElement{FieldName: &stringData}).All() {
+			ours.Insert(append(fieldpath.MakePathOrDie("data"), p...))
+		}
 	}
 	var out []ownedField
 	seen := &fieldpath.Set{}
@@ -336,7 +440,11 @@ func foreignFields(obj *unstructured.Unstructured, fm string) ([]ownedField, err
 			if top := *p[0].FieldName; top == "metadata" || top == "status" || top == "apiVersion" || top == "kind" {
 				continue
 			}
-			if seen.Has(p) {
+			// A map or list the chart also sets fields in is shared: it is
+			// not another writer's addition (an Update entry lists the
+			// maps it created as members of their own), whatever it holds
+			// of theirs is.
+			if seen.Has(p) || within(ours, p) {
 				continue
 			}
 			seen.Insert(p)
@@ -361,10 +469,26 @@ func foreignFields(obj *unstructured.Unstructured, fm string) ([]ownedField, err
 	return top, nil
 }
 
-// injected reports whether p is a field webhooks or CA injectors fill in
-// on objects that name a service: a clientConfig's caBundle, an
-// APIService's spec.caBundle.
-func injected(u *unstructured.Unstructured, p fieldpath.Path) bool {
+// within reports whether set holds a path below p.
+func within(set *fieldpath.Set, p fieldpath.Path) bool {
+	for _, pe := range p {
+		set = set.WithPrefix(pe)
+	}
+	return !set.Empty()
+}
+
+// serverOwned reports whether p is a field the API server or a controller
+// fills in on every object of its kind, whoever created it:
+//   - a caBundle a CA injector writes: a clientConfig's (webhooks, CRD
+//     conversion), an APIService's spec.caBundle;
+//   - what a Service's allocators assign: clusterIP(s), node ports, the
+//     health check node port;
+//   - a PersistentVolumeClaim's spec.volumeName (the volume binder);
+//   - the data of a ServiceAccount token Secret (the token controller);
+//   - the rules of a ClusterRole with an aggregationRule (the aggregator);
+//   - the restartedAt annotation `kubectl rollout restart` puts on a pod
+//     template.
+func serverOwned(u *unstructured.Unstructured, p fieldpath.Path) bool {
 	n := len(p)
 	name := func(i int) string {
 		if i < 0 || i >= n || p[i].FieldName == nil {
@@ -372,10 +496,27 @@ func injected(u *unstructured.Unstructured, p fieldpath.Path) bool {
 		}
 		return *p[i].FieldName
 	}
-	if name(n-1) != "caBundle" {
-		return false
+	gvk := u.GroupVersionKind()
+	switch {
+	case name(n-1) == "caBundle" && (name(n-2) == "clientConfig" || (gvk.Kind == "APIService" && n == 2 && name(0) == "spec")):
+		return true
+	case gvk.Group == "" && gvk.Kind == "Service" && name(0) == "spec":
+		switch name(1) {
+		case "clusterIP", "clusterIPs", "healthCheckNodePort":
+			return n == 2
+		case "ports":
+			return name(n-1) == "nodePort"
+		}
+	case gvk.Group == "" && gvk.Kind == "PersistentVolumeClaim":
+		return n == 2 && name(0) == "spec" && name(1) == "volumeName"
+	case gvk.Group == "" && gvk.Kind == "Secret":
+		t, _, _ := unstructured.NestedString(u.Object, "type")
+		return t == "kubernetes.io/service-account-token" && name(0) == "data"
+	case gvk.Group == "rbac.authorization.k8s.io" && gvk.Kind == "ClusterRole":
+		_, aggregated := u.Object["aggregationRule"]
+		return aggregated && name(0) == "rules"
 	}
-	return name(n-2) == "clientConfig" || (u.GetKind() == "APIService" && n == 2 && name(0) == "spec")
+	return name(n-1) == "kubectl.kubernetes.io/restartedAt" && name(n-2) == "annotations" && name(n-3) == "metadata" && name(n-4) == "template"
 }
 
 // covered reports whether ptr is one of the paths or below one.

@@ -356,7 +356,7 @@ func TestDetectAndCorrect(t *testing.T) {
 			if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
 				t.Fatalf("Detect() (-want +got):\n%s", diff)
 			}
-			if err := Correct(t.Context(), c, drifted, opts); err != nil {
+			if _, err := Correct(t.Context(), c, drifted, opts); err != nil {
 				t.Fatalf("Correct() error = %v", err)
 			}
 			if tc.check != nil {
@@ -472,5 +472,126 @@ func scale(t *testing.T, c client.Client, ns string, replicas int32) {
 	s := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: replicas}}
 	if err := c.SubResource("scale").Update(t.Context(), d, client.WithSubResourceBody(s), client.FieldOwner("horizontal-pod-autoscaler")); err != nil {
 		t.Fatalf("scaling: %v", err)
+	}
+}
+
+// installAs creates the manifest's objects like install, under another
+// field manager: the `helm` CLI's, for a release chartproof adopted.
+func installAs(t *testing.T, c client.Client, manager string) (string, []*unstructured.Unstructured) {
+	t.Helper()
+	ns := testNamespace(t, c)
+	objs, err := Desired(strings.ReplaceAll(manifest, "NAMESPACE", ns), "demo", ns, func(u *unstructured.Unstructured) (bool, error) {
+		return c.IsObjectNamespaced(u)
+	})
+	if err != nil {
+		t.Fatalf("Desired() error = %v", err)
+	}
+	for _, o := range objs {
+		if err := c.Create(t.Context(), o.DeepCopy(), client.FieldOwner(manager)); err != nil {
+			t.Fatalf("creating %s: %v", ID(o), err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, o := range objs {
+			if o.GetNamespace() == "" {
+				_ = c.Delete(context.Background(), o.DeepCopy())
+			}
+		}
+	})
+	return ns, objs
+}
+
+// TestFieldManagersAreNotTrusted: a field manager is a name any writer
+// gives. Objects the `helm` CLI created (a release chartproof adopted) hold
+// the API server's defaults under `helm`: not drift, because they are what
+// the API server creates from the chart. A sidecar added under chartproof's
+// own manager name (`kubectl patch --field-manager=chartproof`) is drift
+// all the same; its twin, the same objects untouched, is quiet (the "no
+// change" case of TestDetectAndCorrect).
+func TestFieldManagersAreNotTrusted(t *testing.T) {
+	c := testClient(t)
+	t.Run("objects the helm CLI created", func(t *testing.T) {
+		_, objs := installAs(t, c, "helm")
+		drifted, err := Detect(t.Context(), c, objs, Options{FieldManager: fm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := summarize(drifted); len(got) > 0 {
+			t.Errorf("Detect() = %v, want no drift", got)
+		}
+	})
+	t.Run("objects the helm CLI created, then a sidecar", func(t *testing.T) {
+		ns, objs := installAs(t, c, "helm")
+		edit(t, c, "Deployment", ns, "web", "kubectl-edit", func(o map[string]any) {
+			setContainers(o, func(l []any) []any { return append(l, map[string]any{"name": "sidecar", "image": "evil.example/x"}) })
+		})
+		drifted, err := Detect(t.Context(), c, objs, Options{FieldManager: fm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []summary{{"Deployment " + ns + "/web", "Added", "/spec/template/spec/containers/1", "kubectl-edit"}}
+		if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+			t.Errorf("Detect() (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a sidecar under chartproof's name", func(t *testing.T) {
+		ns, objs := install(t, c)
+		edit(t, c, "Deployment", ns, "web", fm, func(o map[string]any) {
+			setContainers(o, func(l []any) []any { return append(l, map[string]any{"name": "sidecar", "image": "evil.example/x"}) })
+		})
+		opts := Options{FieldManager: fm}
+		drifted, err := Detect(t.Context(), c, objs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []summary{{"Deployment " + ns + "/web", "Added", "/spec/template/spec/containers/1", fm}}
+		if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+			t.Fatalf("Detect() (-want +got):\n%s", diff)
+		}
+		if _, err := Correct(t.Context(), c, drifted, opts); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(field(t, c, "Deployment", ns, "web", "spec", "template", "spec", "containers").([]any)); got != 1 {
+			t.Errorf("containers after correction = %d, want 1", got)
+		}
+	})
+}
+
+// TestFinishedJobIsNotMissing: a Job with ttlSecondsAfterFinished is
+// deleted by the TTL controller once it finished; its absence is not drift
+// (recreating it would run it again). The twin, a Job without a TTL, is
+// Missing once deleted.
+func TestFinishedJobIsNotMissing(t *testing.T) {
+	c := testClient(t)
+	ns := testNamespace(t, c)
+	job := func(name string, ttl bool) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "batch/v1", "kind": "Job",
+			"metadata": map[string]any{"name": name, "namespace": ns},
+			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+				"restartPolicy": "Never",
+				"containers":    []any{map[string]any{"name": "migrate", "image": "registry.example/migrate:1"}},
+			}}},
+		}}
+		if ttl {
+			_ = unstructured.SetNestedField(u.Object, int64(60), "spec", "ttlSecondsAfterFinished")
+		}
+		return u
+	}
+	drifted, err := Detect(t.Context(), c, []*unstructured.Unstructured{job("with-ttl", true), job("without-ttl", false)}, Options{FieldManager: fm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []summary{{"Job " + ns + "/without-ttl", "Missing", "", ""}}
+	if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+		t.Errorf("Detect() (-want +got):\n%s", diff)
+	}
+}
+
+func TestComparePointers(t *testing.T) {
+	got := Options{Ignore: []Rule{{Paths: []string{"/a/2", "/a/10", "/a/1/b", "/a/1", "/b", "/a/1"}}}}.ignored(&unstructured.Unstructured{})
+	want := []string{"/b", "/a/10", "/a/2", "/a/1/b", "/a/1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ignored() order (-want +got):\n%s", diff)
 	}
 }
