@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -320,5 +321,58 @@ func TestDriftEachChange(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDriftQuietForIntervals is the false-positive corpus on the real
+// manager: what other writers legitimately do to a release's objects (an
+// HPA scaling the ignored replicas through /scale, the deployment
+// controller's annotation and label, an operator merge-patching a ConfigMap
+// with the data it holds) stays quiet over several reconciles (a 1s
+// interval): Drifted stays NoDrift, nothing is corrected, replicas stays
+// the HPA's. Its twins, changes that are drift, are TestDriftEachChange's.
+func TestDriftQuietForIntervals(t *testing.T) {
+	f := newFixture(t)
+	f.pushChart("1.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	group := "apps"
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Interval = metav1.Duration{Duration: time.Second}
+		v.Spec.DriftDetection = &chartproofv1.DriftDetection{Ignore: []chartproofv1.DriftIgnoreRule{{
+			Paths: []string{"/spec/replicas"}, Target: &chartproofv1.DriftTarget{Group: &group, Kind: "Deployment"},
+		}}}
+	})
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	f.waitCondition("app", chartproofv1.ConditionDrifted, metav1.ConditionFalse, chartproofv1.ReasonNoDrift)
+	ctx := context.Background()
+
+	d := f.deployment("app")
+	scale := &autoscalingv1.Scale{Spec: autoscalingv1.ScaleSpec{Replicas: 5}}
+	if err := k8s.SubResource("scale").Update(ctx, d, client.WithSubResourceBody(scale), client.FieldOwner("horizontal-pod-autoscaler")); err != nil {
+		t.Fatal(err)
+	}
+	patch := `{"metadata":{"annotations":{"deployment.kubernetes.io/revision":"2"},"labels":{"pod-template-hash":"abc"}}}`
+	if err := k8s.Patch(ctx, f.deployment("app"), client.RawPatch(types.MergePatchType, []byte(patch)), client.FieldOwner("kube-controller-manager")); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.Patch(ctx, f.configMap("app"), client.RawPatch(types.MergePatchType, []byte(`{"data":{"message":"hello"}}`)), client.FieldOwner("operator")); err != nil {
+		t.Fatal(err)
+	}
+
+	since := f.get("app").Status.LastVerifiedTime.Time
+	waitFor(t, waitTimeout, "three more seconds of reconciles", func() (bool, string) {
+		last := f.get("app").Status.LastVerifiedTime
+		return last.Time.Sub(since) >= 3*time.Second, fmt.Sprintf("last verified %v", last)
+	})
+	if c := f.driftCondition("app"); c == nil || c.Reason != chartproofv1.ReasonNoDrift {
+		t.Errorf("Drifted = %+v; want NoDrift", c)
+	}
+	for _, m := range f.messages("app") {
+		if strings.Contains(m, "drift corrected") || strings.Contains(m, "drift left in place") {
+			t.Errorf("a legitimate change was taken for drift: %s", m)
+		}
+	}
+	if got := *f.deployment("app").Spec.Replicas; got != 5 {
+		t.Errorf("replicas = %d; the HPA's 5 must stay", got)
 	}
 }

@@ -98,11 +98,13 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 	return nil
 }
 
-// objectChanged lets through what may be drift: creations, deletions, and
-// updates that changed more than status (a new generation, or, for kinds
-// without one such as ConfigMaps, a new resourceVersion; labels,
-// annotations, finalizers, owners). A Deployment's status churn is
-// dropped.
+// objectChanged lets through what may be drift: deletions, and updates that
+// changed more than status (a new generation, or, for kinds without one
+// such as ConfigMaps, a new resourceVersion; labels, annotations,
+// finalizers, owners). A Deployment's status churn is dropped, and so are
+// creations: a release's objects are created by its own installs and
+// corrections (whose Helm record wakes it anyway), and by the watch's first
+// list when the manager starts (when every release is reconciled anyway).
 type objectChanged struct {
 	predicate.TypedFuncs[*metav1.PartialObjectMetadata]
 }
@@ -121,7 +123,7 @@ func (objectChanged) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetada
 		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
 }
 
-func (objectChanged) Create(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return true }
+func (objectChanged) Create(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return false }
 
 func (objectChanged) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true }
 

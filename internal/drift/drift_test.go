@@ -5,13 +5,16 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 )
 
 const fm = "chartproof"
@@ -593,5 +596,111 @@ func TestComparePointers(t *testing.T) {
 	want := []string{"/b", "/a/10", "/a/2", "/a/1/b", "/a/1"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ignored() order (-want +got):\n%s", diff)
+	}
+}
+
+// widgetCRD is a custom resource definition with a defaulted field, a list
+// and a status subresource.
+const widgetCRD = `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.drift.example.com}
+spec:
+  group: drift.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, default: 3}
+              tags: {type: array, items: {type: string}}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+`
+
+// widgetKind waits until the Widget kind is served.
+func widgetKind(t *testing.T, c client.Client) {
+	t.Helper()
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(widgetCRD), &crd.Object); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(t.Context(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion("drift.example.com/v1")
+		list.SetKind("WidgetList")
+		err := c.List(t.Context(), list)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Widget kind is not served: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the API server's discovery of a new kind
+	}
+}
+
+// TestCustomResourcePatchedIsNotDrift: an operator merge-patches a custom
+// resource the chart deployed, writing back the list the chart set and an
+// annotation, and writes its status; the chart left a field to the CRD's
+// default. None of it is drift. The twin merge-patch, which changes the
+// list, is.
+func TestCustomResourcePatchedIsNotDrift(t *testing.T) {
+	c := testClient(t)
+	widgetKind(t, c)
+	for _, tc := range []struct {
+		name  string
+		patch string
+		want  []summary
+	}{
+		{name: "the same list, an annotation", patch: `{"metadata":{"annotations":{"operator.example.com/seen":"yes"}},"spec":{"tags":["a","b"]}}`},
+		{name: "another list (twin)", patch: `{"spec":{"tags":["a","b","c"]}}`,
+			want: []summary{{"Widget NS/w", "Changed", "/spec/tags/2", "operator"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := testNamespace(t, c)
+			objs, err := Desired("apiVersion: drift.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {tags: [a, b]}\n", "demo", ns,
+				func(u *unstructured.Unstructured) (bool, error) { return c.IsObjectNamespaced(u) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Create(t.Context(), objs[0].DeepCopy(), client.FieldOwner(fm)); err != nil {
+				t.Fatal(err)
+			}
+			w := objs[0].DeepCopy()
+			if err := c.Patch(t.Context(), w, client.RawPatch(types.MergePatchType, []byte(tc.patch)), client.FieldOwner("operator")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Status().Patch(t.Context(), w, client.RawPatch(types.MergePatchType, []byte(`{"status":{"ready":true}}`)), client.FieldOwner("operator")); err != nil {
+				t.Fatal(err)
+			}
+			drifted, err := Detect(t.Context(), c, objs, Options{FieldManager: fm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []summary
+			for _, s := range tc.want {
+				s.Object = strings.ReplaceAll(s.Object, "NS", ns)
+				want = append(want, s)
+			}
+			if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+				t.Errorf("Detect() (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
