@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -130,6 +131,18 @@ func TestDemo(t *testing.T) {
 		case !apierrors.IsNotFound(err):
 			t.Errorf("ConfigMap of %s: err %v, want NotFound: a refused chart installs nothing", name, err)
 		}
+	}
+
+	// The sidecar the demo slipped into hello's Deployment was taken out.
+	if got := results["sidecar"]; got["release"] != "hello" || got["removed"] != "true" {
+		t.Errorf("printed sidecar: %v; want release=hello removed=true:\n%s", got, printed.String())
+	}
+	var dep appsv1.Deployment
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: "demo", Name: "hello-hello"}, &dep); err != nil {
+		t.Fatal(err)
+	}
+	if c := dep.Spec.Template.Spec.Containers; len(c) != 1 || c[0].Name == "miner" {
+		t.Errorf("hello's Deployment containers = %v; want the chart's one", c)
 	}
 
 	// Let the demo stop, and check it stops cleanly.

@@ -2,7 +2,8 @@
 // cluster: a local kube-apiserver and etcd, a local OCI registry (CNCF
 // distribution), the sample chart packaged and pushed with the Helm SDK and
 // signed with the real cosign, and the chartproof manager. It installs the
-// signed chart, then shows an unsigned chart and a tampered one refused, and
+// signed chart, takes out a sidecar slipped into its Deployment, then shows
+// an unsigned chart and a tampered one refused, and
 // stops everything. `make demo` runs it.
 //
 // With --hold it waits, before stopping, until its standard input is
@@ -30,6 +31,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	helmregistry "helm.sh/helm/v3/pkg/registry"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,6 +160,10 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	if err := d.report("hello", chartproofv1.ReasonInstallSucceeded); err != nil {
 		return err
 	}
+	// 5b. What it deployed is guarded: a sidecar slipped in is taken out.
+	if err := d.sidecar("hello"); err != nil {
+		return err
+	}
 
 	// 6. An unsigned chart is refused.
 	if _, err := d.packageAndPush("config/samples/chart/hello", "demo/unsigned/hello", "1.0.0"); err != nil {
@@ -206,7 +212,7 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	if err := d.table(); err != nil {
 		return err
 	}
-	say("demo done: the signed chart is installed; the unsigned and the tampered ones were refused, and the one aimed at kube-system was refused by the API server; nothing of theirs installed")
+	say("demo done: the signed chart is installed and a sidecar slipped into it was taken out; the unsigned and the tampered ones were refused, and the one aimed at kube-system was refused by the API server; nothing of theirs installed")
 	if hold {
 		say("holding until standard input is closed")
 		_, _ = io.Copy(io.Discard, os.Stdin)
@@ -265,6 +271,54 @@ func (d *demo) report(name, wantReason string) error {
 		}
 		time.Sleep(100 * time.Millisecond) // polling the API server for a condition
 	}
+}
+
+// sidecar adds a container to the release's Deployment as `kubectl edit`
+// would, and waits for chartproof to take it out again.
+func (d *demo) sidecar(name string) error {
+	ctx := context.Background()
+	var dep appsv1.Deployment
+	key := types.NamespacedName{Namespace: ns, Name: name + "-hello"}
+	if err := d.k8s.Get(ctx, key, &dep); err != nil {
+		return err
+	}
+	dep.Spec.Template.Spec.Containers = append(dep.Spec.Template.Spec.Containers, corev1.Container{Name: "miner", Image: "evil.example/miner:latest"})
+	start := time.Now()
+	if err := d.k8s.Update(ctx, &dep, client.FieldOwner("kubectl-edit")); err != nil {
+		return err
+	}
+	say("added a sidecar container \"miner\" to Deployment %s/%s, as `kubectl edit` would", ns, dep.Name)
+	deadline := start.Add(d.timeout)
+	for {
+		if err := d.k8s.Get(ctx, key, &dep); err != nil {
+			return err
+		}
+		if len(dep.Spec.Template.Spec.Containers) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the sidecar is still in Deployment %s after %s", dep.Name, d.timeout)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the API server for the correction
+	}
+	took := time.Since(start)
+	// The Drifted condition is written just after the correction.
+	var msg string
+	for msg == "" {
+		var vhr chartproofv1.VerifiedHelmRelease
+		if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &vhr); err != nil {
+			return err
+		}
+		if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionDrifted); c != nil && c.Reason == chartproofv1.ReasonDriftCorrected {
+			msg = "Drifted=False " + c.Reason + ": " + c.Message
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("release %s reported no DriftCorrected within %s; conditions: %+v", name, d.timeout, vhr.Status.Conditions)
+		} else {
+			time.Sleep(50 * time.Millisecond) // polling the API server for a condition
+		}
+	}
+	fmt.Printf("RESULT sidecar release=%s removed=true ms=%d as=%s\n       %s\n", name, took.Milliseconds(), tenant.ServiceAccount, msg)
+	return nil
 }
 
 // printStamp shows the annotations the release stamped on its ConfigMap.
