@@ -90,7 +90,7 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 		}
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
-		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{})); err != nil {
+		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{since: time.Now()})); err != nil {
 			return fmt.Errorf("watching %s: %w", gvk, err)
 		}
 		w.kinds[gvk] = true
@@ -102,11 +102,14 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 // changed more than status (a new generation, or, for kinds without one
 // such as ConfigMaps, a new resourceVersion; labels, annotations,
 // finalizers, owners). A Deployment's status churn is dropped, and so are
-// creations: a release's objects are created by its own installs and
-// corrections (whose Helm record wakes it anyway), and by the watch's first
-// list when the manager starts (when every release is reconciled anyway).
+// creations after the watch started: a release's objects are created by its
+// own installs and corrections (whose Helm record wakes it anyway). What the
+// watch's first list finds (objects created before it started) does wake
+// their release: an object edited between the release's last check and the
+// start of the watch of its kind is seen only there.
 type objectChanged struct {
 	predicate.TypedFuncs[*metav1.PartialObjectMetadata]
+	since time.Time // when the watch started
 }
 
 func (objectChanged) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
@@ -123,7 +126,10 @@ func (objectChanged) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetada
 		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp())
 }
 
-func (objectChanged) Create(event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return false }
+func (p objectChanged) Create(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool {
+	// creationTimestamp has a precision of one second.
+	return e.Object != nil && e.Object.GetCreationTimestamp().Time.Before(p.since.Add(time.Second))
+}
 
 func (objectChanged) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true }
 
