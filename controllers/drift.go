@@ -86,7 +86,7 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 	if err != nil {
 		log.FromContext(ctx).Error(err, "reading the release's rendering")
 		r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionUnknown, chartproofv1.ReasonDriftCheckFailed,
-			boundedMessage("reading the release's rendering: "+err.Error()))
+			"the release's rendering in its Helm record could not be read; the manager's log has the whole error")
 		return true
 	}
 	if r.ObjectWatches != nil {
@@ -166,7 +166,7 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 
 	if err := errors.Join(checkErr, correctErr); err != nil {
 		log.FromContext(ctx).Error(err, "drift check or correction failed")
-		msg := "drift not checked or not corrected: " + err.Error()
+		msg := "drift not checked or not corrected: " + driftFailure(err)
 		if report != "" {
 			msg = report + "; " + msg
 		}

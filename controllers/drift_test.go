@@ -258,7 +258,7 @@ func TestDriftActsAsServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	vhr := f.waitCondition("app", chartproofv1.ConditionDrifted, metav1.ConditionUnknown, chartproofv1.ReasonDriftCheckFailed)
-	if msg := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionDrifted).Message; !strings.Contains(msg, "forbidden") {
+	if msg := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionDrifted).Message; !strings.Contains(msg, "the API server answered Forbidden (HTTP 403)") {
 		t.Errorf("DriftCheckFailed message = %q; want the API server's refusal of the ServiceAccount", msg)
 	}
 	if got := f.configMap("app").Data["message"]; got != "rewritten" {

@@ -42,26 +42,51 @@ func helmFailure(err error, templates map[string]bool) string {
 	if tpl := failedTemplate(err.Error(), templates); tpl != "" {
 		summary = append(summary, "the chart did not render (template "+tpl+")")
 	}
-	var status apierrors.APIStatus
-	if errors.As(err, &status) {
-		s := status.Status()
-		about := ""
-		if d := s.Details; d != nil && word.MatchString(d.Kind) {
-			about = " on " + d.Kind
-			if word.MatchString(d.Group) {
-				about += "." + d.Group
-			}
-		}
-		reason := string(s.Reason)
-		if !word.MatchString(reason) {
-			reason = "an error"
-		}
-		summary = append(summary, fmt.Sprintf("the API server answered %s (HTTP %d)%s", reason, s.Code, about))
+	if answer := apiAnswer(err); answer != "" {
+		summary = append(summary, answer)
 	}
 	if len(summary) == 0 {
 		return "Helm failed" + seeLog
 	}
 	return bounded(strings.Join(summary, ": ")) + seeLog
+}
+
+// apiAnswer says what the API server answered, if err holds its answer: the
+// reason and code, and the kind it was about; never its message, which can
+// echo what was sent or read. "" when err holds no API status.
+func apiAnswer(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return ""
+	}
+	s := status.Status()
+	about := ""
+	if d := s.Details; d != nil && word.MatchString(d.Kind) {
+		about = " on " + d.Kind
+		if word.MatchString(d.Group) {
+			about += "." + d.Group
+		}
+	}
+	reason := string(s.Reason)
+	if !word.MatchString(reason) {
+		reason = "an error"
+	}
+	return fmt.Sprintf("the API server answered %s (HTTP %d)%s", reason, s.Code, about)
+}
+
+// driftFailure summarises a failed drift check or correction for conditions
+// and events, as helmFailure does a Helm action: what the API server
+// answered, never its message (a dry run refused as Invalid echoes the
+// fields it was sent); the whole error goes to the manager's log only.
+func driftFailure(err error) string {
+	const seeLog = "; the manager's log has the whole error"
+	if answer := apiAnswer(err); answer != "" {
+		return answer + seeLog
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "timed out" + seeLog
+	}
+	return "the check failed" + seeLog
 }
 
 // word is what a reason, kind or group may be to be written: letters, dots

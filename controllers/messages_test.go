@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/chartproof/chartproof/internal/release"
 )
@@ -88,5 +89,24 @@ func TestHelmFailureLeaksNothing(t *testing.T) {
 	long := "hello/templates/" + strings.Repeat("a", 500) + ".yaml"
 	if got := helmFailure(errors.New("execution error at ("+long+":1:1): x"), map[string]bool{long: true}); len(got) > 320 {
 		t.Errorf("helmFailure() of a long path is %d bytes; want it bounded", len(got))
+	}
+}
+
+// TestDriftFailureLeaksNothing: a dry run refused as Invalid echoes the
+// fields it was sent (a Secret's value among them); the drift summary says
+// what the API server answered and nothing of its message. Its twin, an
+// error that is no API answer, is summarised without its text either.
+func TestDriftFailureLeaksNothing(t *testing.T) {
+	invalid := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "token",
+		field.ErrorList{field.Invalid(field.NewPath("data", "token"), "s3cr3t-value", "bad")})
+	got := driftFailure(fmt.Errorf("Secret ns/token: server-side apply dry run: %w", invalid))
+	if want := "the API server answered Invalid (HTTP 422) on Secret"; !strings.HasPrefix(got, want) {
+		t.Errorf("driftFailure() = %q; want it to start with %q", got, want)
+	}
+	other := driftFailure(errors.New("manifest document 3: s3cr3t-value"))
+	for _, s := range []string{got, other} {
+		if strings.Contains(s, "s3cr3t-value") || strings.Contains(s, "token") {
+			t.Errorf("driftFailure() = %q; it must not echo the error's text", s)
+		}
 	}
 }

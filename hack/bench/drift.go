@@ -19,17 +19,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/chartproof/chartproof/hack/internal/tenant"
 
@@ -99,60 +93,26 @@ func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun
 		return nil, err
 	}
 
-	ctrllog.SetLogger(logr.Discard())
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		return nil, fmt.Errorf("starting the local API server: %w", err)
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = -1, 0
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = chartproofv1.AddToScheme(scheme)
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		return nil, err
-	}
+	// The chart holds a Role and a RoleBinding: the sample's account may
+	// also manage those, in its namespace.
 	const namespaces = 10
-	for n := 0; n < namespaces; n++ {
-		name := fmt.Sprintf("drift-%02d", n)
-		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			return nil, err
+	k8s, kubeconfig, stop, err := localCluster(ctx, dir, "drift", namespaces, reg.host+"/drift/**", key, func(ns string) []client.Object {
+		return []client.Object{
+			&rbacv1.Role{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chartproof-release-rbac"},
+				Rules:      []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}}},
+			},
+			&rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "chartproof-release-rbac"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "chartproof-release-rbac"},
+				Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: tenant.ServiceAccount}},
+			},
 		}
-		if err := tenant.Grant(ctx, k8s, name); err != nil {
-			return nil, err
-		}
-		// The chart holds a Role and a RoleBinding: the sample's account
-		// may also manage those, in its namespace.
-		rbac := &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "chartproof-release-rbac"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"roles", "rolebindings"}, Verbs: []string{"*"}}},
-		}
-		binding := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Namespace: name, Name: "chartproof-release-rbac"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: rbac.Name},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: name, Name: tenant.ServiceAccount}},
-		}
-		for _, o := range []client.Object{rbac, binding} {
-			if err := k8s.Create(ctx, o); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := k8s.Create(ctx, &chartproofv1.ClusterTrustPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "drift"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{reg.host + "/drift/**"},
-			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: key.PublicPEM()}}},
-		},
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
+	defer stop()
 	mgr, err := startManager(chartproof, kubeconfig, filepath.Join(dir, "manager-drift.log"),
 		"--leader-elect=false", "--concurrent=4", "--default-service-account="+tenant.ServiceAccount)
 	if err != nil {

@@ -221,46 +221,11 @@ func chartName(i int) string { return fmt.Sprintf("hello-%02d", i) }
 // scaleOnce measures one manager configuration on a new API server and etcd.
 func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, key *testsign.Key, spec scaleSpec, o scaleOptions) (*scaleRun, error) {
 	ctx := context.Background()
-	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		return nil, fmt.Errorf("starting the local API server: %w", err)
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = -1, 0 // the harness is not what is measured
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = chartproofv1.AddToScheme(scheme)
-	k8s, err := client.New(cfg, client.Options{Scheme: scheme})
+	k8s, kubeconfig, stop, err := localCluster(ctx, dir, "scale", o.namespaces, proxy.host+"/scale/**", key, nil)
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		return nil, err
-	}
-
-	for n := 0; n < o.namespaces; n++ {
-		name := fmt.Sprintf("scale-%02d", n)
-		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
-			return nil, err
-		}
-		// Every release acts as its namespace's ServiceAccount (the
-		// manager's --default-service-account below).
-		if err := tenant.Grant(ctx, k8s, name); err != nil {
-			return nil, err
-		}
-	}
-	if err := k8s.Create(ctx, &chartproofv1.ClusterTrustPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "scale"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{proxy.host + "/scale/**"},
-			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: key.PublicPEM()}}},
-		},
-	}); err != nil {
-		return nil, err
-	}
+	defer stop()
 
 	mgr, err := startManager(chartproof, kubeconfig, filepath.Join(dir, fmt.Sprintf("manager-%d-%s.log", spec.Concurrent, spec.CacheTTL)),
 		"--leader-elect=false", fmt.Sprintf("--concurrent=%d", spec.Concurrent), "--verification-cache-ttl="+spec.CacheTTL,
@@ -360,6 +325,67 @@ func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, 
 	run.Intervals = run.Steady.Seconds / o.interval.Seconds()
 	run.PeakRSSMiB = procStatusMiB(mgr.cmd.Process.Pid, "VmHWM:")
 	return run, nil
+}
+
+// localCluster starts a kube-apiserver and etcd with chartproof's CRDs
+// (the harness's own client is not rate limited: it is not what is
+// measured), writes their kubeconfig in dir, creates namespaces
+// prefix-00.. each granted the sample ServiceAccount (the manager's
+// --default-service-account) plus what grant adds, and a ClusterTrustPolicy
+// named prefix trusting key for repositories. stop stops the API server.
+func localCluster(ctx context.Context, dir, prefix string, namespaces int, repositories string, key *testsign.Key,
+	grant func(namespace string) []client.Object) (k8s client.Client, kubeconfig string, stop func(), err error) {
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"config/crd/bases"}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("starting the local API server: %w", err)
+	}
+	stop = func() { _ = env.Stop() }
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	cfg.QPS, cfg.Burst = -1, 0
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = chartproofv1.AddToScheme(scheme)
+	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		return nil, "", nil, err
+	}
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err = os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		return nil, "", nil, err
+	}
+	for n := 0; n < namespaces; n++ {
+		name := fmt.Sprintf("%s-%02d", prefix, n)
+		if err = k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+			return nil, "", nil, err
+		}
+		if err = tenant.Grant(ctx, k8s, name); err != nil {
+			return nil, "", nil, err
+		}
+		if grant == nil {
+			continue
+		}
+		for _, o := range grant(name) {
+			if err = k8s.Create(ctx, o); err != nil {
+				return nil, "", nil, err
+			}
+		}
+	}
+	err = k8s.Create(ctx, &chartproofv1.ClusterTrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: prefix},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{repositories},
+			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: key.PublicPEM()}}},
+		},
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return k8s, kubeconfig, stop, nil
 }
 
 // waitReady polls until want releases are Ready for their generation, and

@@ -150,7 +150,20 @@ func Detect(ctx context.Context, c client.Client, desired []*unstructured.Unstru
 	return drifted, errors.Join(errs...)
 }
 
+// detect compares one object. The dry run is made against the very
+// resourceVersion read, so that the live object and the dry-run result are
+// one state of the object: a write in between (the change being looked
+// for, often) fails it with a conflict, and the object is read again.
 func detect(ctx context.Context, c client.Client, desired *unstructured.Unstructured, opts Options) (Object, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := detectOnce(ctx, c, desired, opts)
+		if !apierrors.IsConflict(err) || attempt == 3 {
+			return o, err
+		}
+	}
+}
+
+func detectOnce(ctx context.Context, c client.Client, desired *unstructured.Unstructured, opts Options) (Object, error) {
 	o := Object{Desired: desired}
 	live := &unstructured.Unstructured{}
 	live.SetGroupVersionKind(desired.GroupVersionKind())
@@ -172,6 +185,7 @@ func detect(ctx context.Context, c client.Client, desired *unstructured.Unstruct
 	// default back).
 	created := opts.Created.get(ctx, c, desired, opts.FieldManager)
 	dry := desired.DeepCopy()
+	dry.SetResourceVersion(live.GetResourceVersion())
 	if err := c.Patch(ctx, dry, client.Apply, client.DryRunAll, client.ForceOwnership, client.FieldOwner(opts.FieldManager)); err != nil { //nolint:staticcheck // unstructured objects have no apply configuration
 		if apierrors.IsInvalid(err) {
 			// What others wrote cannot be merged with the chart's fields
@@ -599,18 +613,14 @@ func escape(s string) string {
 }
 
 // remove deletes the field p selects from obj; false when obj does not hold
-// it.
+// it. A list item is removed by rebuilding the list in its holder.
 func remove(obj map[string]any, p fieldpath.Path) bool {
 	if len(p) == 0 {
 		return false
 	}
-	var parent any = obj
-	for _, pe := range p[:len(p)-1] {
-		next, _, ok := step(parent, pe)
-		if !ok {
-			return false
-		}
-		parent = next
+	parent, ok := valueAt(obj, p[:len(p)-1])
+	if !ok {
+		return false
 	}
 	last := p[len(p)-1]
 	if last.FieldName != nil {
@@ -624,49 +634,30 @@ func remove(obj map[string]any, p fieldpath.Path) bool {
 		delete(m, *last.FieldName)
 		return true
 	}
-	// A list item: the list is rebuilt in its parent without it.
-	_, token, ok := step(parent, last)
+	list, ok := parent.([]any)
+	if !ok {
+		return false
+	}
+	_, token, ok := step(list, last)
 	if !ok {
 		return false
 	}
 	i, _ := strconv.Atoi(token)
-	return removeItem(obj, p[:len(p)-1], i)
-}
-
-// removeItem deletes item i of the list at path p of obj.
-func removeItem(obj map[string]any, p fieldpath.Path, i int) bool {
-	var holder any = obj
-	for _, pe := range p[:len(p)-1] {
-		next, _, ok := step(holder, pe)
-		if !ok {
-			return false
-		}
-		holder = next
-	}
-	last := p[len(p)-1]
+	shorter := slices.Delete(slices.Clone(list), i, i+1)
+	// The list's holder: a map (by field name) or a list (by its item).
+	holder, _ := valueAt(obj, p[:len(p)-2])
 	switch h := holder.(type) {
 	case map[string]any:
-		if last.FieldName == nil {
-			return false
+		if name := p[len(p)-2].FieldName; name != nil {
+			h[*name] = shorter
+			return true
 		}
-		list, ok := h[*last.FieldName].([]any)
-		if !ok {
-			return false
-		}
-		h[*last.FieldName] = slices.Delete(slices.Clone(list), i, i+1)
 	case []any:
-		_, token, ok := step(h, last)
-		if !ok {
-			return false
+		if _, token, ok := step(h, p[len(p)-2]); ok {
+			j, _ := strconv.Atoi(token)
+			h[j] = shorter
+			return true
 		}
-		j, _ := strconv.Atoi(token)
-		list, ok := h[j].([]any)
-		if !ok {
-			return false
-		}
-		h[j] = slices.Delete(slices.Clone(list), i, i+1)
-	default:
-		return false
 	}
-	return true
+	return false
 }

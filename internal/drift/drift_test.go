@@ -84,26 +84,7 @@ webhooks:
 // does (a create under chartproof's field manager) and returns them.
 func install(t *testing.T, c client.Client) (string, []*unstructured.Unstructured) {
 	t.Helper()
-	ns := testNamespace(t, c)
-	objs, err := Desired(strings.ReplaceAll(manifest, "NAMESPACE", ns), "demo", ns, func(u *unstructured.Unstructured) (bool, error) {
-		return c.IsObjectNamespaced(u)
-	})
-	if err != nil {
-		t.Fatalf("Desired() error = %v", err)
-	}
-	for _, o := range objs {
-		if err := c.Create(t.Context(), o.DeepCopy(), client.FieldOwner(fm)); err != nil {
-			t.Fatalf("creating %s: %v", ID(o), err)
-		}
-	}
-	t.Cleanup(func() {
-		for _, o := range objs {
-			if o.GetNamespace() == "" {
-				_ = c.Delete(context.Background(), o.DeepCopy())
-			}
-		}
-	})
-	return ns, objs
+	return installAs(t, c, fm)
 }
 
 // edit changes one object as another writer would: read it, change it,
