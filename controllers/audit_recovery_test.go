@@ -31,6 +31,8 @@ func TestRecoveryNeverRestoresAuditRevision(t *testing.T) {
 			f.policy("own", f.key, chartproofv1.ModeAudit)
 			f.release("app", "1.0.0", "own")
 			f.waitEvent("app", chartproofv1.ReasonAuditOnly)
+			// The event is sent before the install's status is written.
+			waitRevision(t, f, "app", 1)
 			if vhr := f.get("app"); vhr.Status.Installed == nil || vhr.Status.Installed.Verified {
 				t.Fatalf("status.installed = %+v; want revision 1, not verified", vhr.Status.Installed)
 			}

@@ -140,8 +140,7 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		report = warnOnly + describeDrift(drifted)
 		// The same drift, still there at the next reconcile, is counted
 		// and announced once.
-		prev := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionDrifted)
-		if prev == nil || !strings.Contains(prev.Message, report) {
+		if state.reported(uid, report) {
 			for _, o := range drifted {
 				r.DriftMetrics.Found(o.Desired.GetKind(), metrics.DriftReported)
 			}
@@ -164,6 +163,9 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		}
 	}
 
+	if report == "" {
+		state.reported(uid, "")
+	}
 	if err := errors.Join(checkErr, correctErr); err != nil {
 		log.FromContext(ctx).Error(err, "drift check or correction failed")
 		msg := "drift not checked or not corrected: " + driftFailure(err)
@@ -280,6 +282,11 @@ type driftState struct {
 	mu       sync.Mutex
 	wakes    map[types.UID]time.Time
 	releases map[types.UID]*fights
+	// reports holds what was last reported and left in place for each
+	// release (Warn), so that it is counted and announced once. It is kept
+	// here, not read back from status: the cache may not hold the last
+	// reconcile's status yet when the next one runs.
+	reports map[types.UID]string
 }
 
 // fights are the corrections of one release while it stays the same
@@ -315,7 +322,8 @@ type conflict struct {
 
 func (r *VerifiedHelmReleaseReconciler) drift() *driftState {
 	r.driftOnce.Do(func() {
-		r.driftState = &driftState{created: drift.NewCreatedCache(4096), wakes: map[types.UID]time.Time{}, releases: map[types.UID]*fights{}}
+		r.driftState = &driftState{created: drift.NewCreatedCache(4096), wakes: map[types.UID]time.Time{},
+			releases: map[types.UID]*fights{}, reports: map[types.UID]string{}}
 	})
 	return r.driftState
 }
@@ -344,6 +352,22 @@ func (s *driftState) forget(uid types.UID) {
 	defer s.mu.Unlock()
 	delete(s.wakes, uid)
 	delete(s.releases, uid)
+	delete(s.reports, uid)
+}
+
+// reported records that report is what release uid leaves in place now
+// ("" for nothing), and reports whether it is news: not what was reported
+// last.
+func (s *driftState) reported(uid types.UID, report string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if report == "" {
+		delete(s.reports, uid)
+		return false
+	}
+	news := s.reports[uid] != report
+	s.reports[uid] = report
+	return news
 }
 
 // of returns the fights of uid for key, starting afresh when key changed.

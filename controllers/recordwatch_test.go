@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -12,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -186,4 +189,106 @@ func TestManualHelmRollbackUndone(t *testing.T) {
 	})
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	f.assertInstalled("app", d2)
+}
+
+// TestRecordTamperingLeftInWarn (issue 11, item 5, mode Warn): the two ways
+// a release's records are rewritten, a record edited in place and a manual
+// `helm upgrade` with an unverified chart, are reported and left in place in
+// driftDetection mode Warn: ReleaseRecordTampered (event, Released and Ready
+// False, counted once however often the release runs again), Drifted=True,
+// the records as the tampering left them and nothing of them applied. Its
+// twin, "bystander", in Warn too and untouched, stays Ready. Switched to
+// Correct, the release is repaired as in TestRecordTamperingWakesRelease.
+func TestRecordTamperingLeftInWarn(t *testing.T) {
+	for _, change := range []string{"record edited", "manual helm upgrade"} {
+		t.Run(change, func(t *testing.T) {
+			f := newFixture(t)
+			d := f.pushChart("1.0.0", nil)
+			f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+			warn := func(v *chartproofv1.VerifiedHelmRelease) {
+				v.Spec.DriftDetection = &chartproofv1.DriftDetection{Mode: chartproofv1.DriftWarn}
+			}
+			f.release("app", "1.0.0", "trusted", warn)
+			f.release("bystander", "1.0.0", "trusted", warn)
+			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+			f.waitReady("bystander", 1, chartproofv1.ReasonInstallSucceeded)
+			ctx := context.Background()
+			counted := tamperedCount(t)
+
+			wantHistory := []string{"1:deployed"}
+			switch change {
+			case "record edited":
+				// The record watch alone wakes the release (interval 10m).
+				cfg := helmConfig(t, f.ns)
+				rel, err := cfg.Releases.Get("app", 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n  namespace: " + f.ns + "\n"
+				if err := cfg.Releases.Update(rel); err != nil {
+					t.Fatal(err)
+				}
+			case "manual helm upgrade":
+				files := testchart.Files("hello", "9.9.9")
+				archive, err := testchart.Build(testchart.Entries("hello", files))
+				if err != nil {
+					t.Fatal(err)
+				}
+				unverified, err := loader.LoadArchive(bytes.NewReader(archive))
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.suspend("app") // as in TestManualHelmUpgradeUndone
+				up := action.NewUpgrade(helmConfig(t, f.ns))
+				up.Namespace = f.ns
+				if _, err := up.Run("app", unverified, nil); err != nil {
+					t.Fatalf("helm upgrade by hand: %v", err)
+				}
+				f.touch("app") // and the release now runs every 2s
+				wantHistory = []string{"1:superseded", "2:deployed"}
+			}
+
+			f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+			f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered)
+			if c := f.driftCondition("app"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != chartproofv1.ReasonDriftDetected {
+				t.Errorf("Drifted = %+v; want True, DriftDetected", c)
+			}
+			// Run the release again (a spec change that installs nothing
+			// new), and wait until it has: still reported, counted once.
+			f.touch("app")
+			f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered)
+			if got := tamperedCount(t) - counted; got != 1 {
+				t.Errorf("tampering counted %v times; want once", got)
+			}
+			if got := helmHistory(t, f.ns, "app"); !slices.Equal(got, wantHistory) {
+				t.Errorf("history %v; want %v, left as the tampering made it", got, wantHistory)
+			}
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: "planted"}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+				t.Errorf("the planted ConfigMap: %v; want NotFound, nothing of the records applied", err)
+			}
+			if c := apimeta.FindStatusCondition(f.get("bystander").Status.Conditions, chartproofv1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+				t.Errorf("bystander Ready = %+v; want True, nobody touched it", c)
+			}
+
+			vhr := f.get("app")
+			patch := client.MergeFrom(vhr.DeepCopy())
+			vhr.Spec.DriftDetection.Mode = chartproofv1.DriftCorrect
+			if err := k8s.Patch(ctx, vhr, patch); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, waitTimeout, "the verified chart installed afresh", func() (bool, string) {
+				rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
+				if err != nil { // between the repair's drop and its install
+					return false, err.Error()
+				}
+				var got []string
+				for _, r := range rels {
+					got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
+				}
+				return slices.Equal(got, []string{"1:deployed"}) && rels[0].Chart.Metadata.Version == "1.0.0", fmt.Sprintf("history %v", got)
+			})
+			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+			f.assertInstalled("app", d)
+		})
+	}
 }

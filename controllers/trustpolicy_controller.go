@@ -28,6 +28,9 @@ type TrustPolicyReconciler struct {
 	APIReader client.Reader
 	// Cluster selects ClusterTrustPolicy instead of TrustPolicy.
 	Cluster bool
+	// Sources watches what policies read; each reconcile brings it up to
+	// date with the policies (nil watches nothing).
+	Sources *SourceWatches
 }
 
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=trustpolicies/status;clustertrustpolicies/status,verbs=get;update;patch
@@ -43,7 +46,9 @@ func (r *TrustPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named(name).
 		For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
 	// A Secret or ConfigMap the policy reads may appear, change or go.
-	watchTrustSources(b, r.policiesOfSource)
+	if r.Sources != nil {
+		b.WatchesRawSource(r.Sources.Source(r.policiesOfSource))
+	}
 	return b.Complete(r)
 }
 
@@ -83,6 +88,12 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		tp := &chartproofv1.TrustPolicy{}
 		obj, spec, status, ref = tp, &tp.Spec, &tp.Status, policy.Ref{Kind: "TrustPolicy", Namespace: req.Namespace, Name: req.Name}
 	}
+	if r.Sources != nil {
+		// A policy created, changed or deleted may read other objects.
+		if err := r.Sources.Sync(ctx, r.Client); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	if err := r.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -101,5 +112,6 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	apimeta.SetStatusCondition(&status.Conditions, cond)
 	status.ObservedGeneration = obj.GetGeneration()
-	return ctrl.Result{}, r.Status().Patch(ctx, obj, client.MergeFrom(base))
+	// A policy deleted since it was read has no status to write.
+	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, obj, client.MergeFrom(base)))
 }

@@ -6,10 +6,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -172,21 +171,10 @@ func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 }
 
 // The manager reads, with its own identity, the Secrets and ConfigMaps of
-// trust (a policy's keys and trusted roots), and watches their metadata; it
-// writes none. A release's own Secrets (values, registry credentials) are
-// read as the release's ServiceAccount.
+// trust (a policy's keys and trusted roots), and watches their metadata, each
+// by name (SourceWatches); it writes none. A release's own Secrets (values,
+// registry credentials) are read as the release's ServiceAccount.
 // +kubebuilder:rbac:groups="",resources=secrets;configmaps,verbs=get;list;watch
-
-// watchTrustSources adds to b a watch of Secrets and ConfigMaps whose
-// changes map through toRequests. Only the objects' metadata is watched and
-// cached, never their data.
-func watchTrustSources(b *builder.Builder, toRequests func(kind string) handler.MapFunc) {
-	for _, kind := range []string{"Secret", "ConfigMap"} {
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-		b.WatchesMetadata(meta, handler.EnqueueRequestsFromMapFunc(toRequests(kind)))
-	}
-}
 
 // sourceKey is the trustSourceIndex value of a Secret or ConfigMap.
 func sourceKey(kind string, o client.Object) client.MatchingFields {
@@ -221,16 +209,24 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.Ma
 
 // Setup registers chartproof's reconcilers on mgr: the VerifiedHelmRelease
 // reconciler r, and the status reconcilers of both policy kinds, with the
-// indexes they share.
+// indexes and the trust-source watches they share.
 func Setup(mgr ctrl.Manager, r *VerifiedHelmReleaseReconciler, opts controller.Options) error {
 	if err := indexTrustSources(context.Background(), mgr); err != nil {
+		return err
+	}
+	meta, err := metadata.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	r.Sources = NewSourceWatches(meta)
+	if err := mgr.Add(r.Sources); err != nil {
 		return err
 	}
 	if err := r.SetupWithManager(mgr, opts); err != nil {
 		return err
 	}
 	for _, cluster := range []bool{false, true} {
-		tp := &TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster}
+		tp := &TrustPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Cluster: cluster, Sources: r.Sources}
 		if err := tp.SetupWithManager(mgr); err != nil {
 			return err
 		}

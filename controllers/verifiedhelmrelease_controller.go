@@ -19,11 +19,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -31,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -104,6 +107,9 @@ type VerifiedHelmReleaseReconciler struct {
 	WatchDeployed bool
 	// ObjectWatches watches what releases deployed; nil watches nothing.
 	ObjectWatches *ObjectWatches
+	// Sources watches the Secrets and ConfigMaps policies read (Setup
+	// builds it); nil watches none.
+	Sources *SourceWatches
 
 	driftOnce  sync.Once
 	driftState *driftState
@@ -148,15 +154,31 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.releasesInNamespace),
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	// A change to a Secret or ConfigMap a policy reads is a trust change.
-	watchTrustSources(b, r.releasesOfSource)
+	if r.Sources != nil {
+		b.WatchesRawSource(r.Sources.Source(r.releasesOfSource))
+	}
 	// A change to a Helm release record (a Secret labelled owner=helm) wakes
 	// the releases acting on that Helm release at once: a record edited, or
 	// written by a manual `helm upgrade` or `helm rollback`, is found in
-	// about a second, not at the next interval (issue 11, item 5).
+	// about a second, not at the next interval (issue 11, item 5). The
+	// records are watched in a cache of their own that the API server
+	// scopes by Helm's label, metadata only: no other Secret is cached.
+	recordCache, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultLabelSelector: labels.SelectorFromSet(labels.Set{"owner": "helm"}),
+		DefaultTransform:     cache.TransformStripManagedFields(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(recordCache); err != nil {
+		return err
+	}
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	b.WatchesMetadata(records, handler.EnqueueRequestsFromMapFunc(r.releasesOfRecord),
-		builder.WithPredicates(predicate.NewPredicateFuncs(isReleaseRecord)))
+	b.WatchesRawSource(source.Kind(recordCache, records, handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord),
+		predicate.NewTypedPredicateFuncs(isReleaseRecord)))
 	c, err := b.WithOptions(opts).Build(r)
 	if err != nil || !r.WatchDeployed {
 		return err
@@ -167,14 +189,14 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 
 // isReleaseRecord reports whether o is a Helm release record: a Secret Helm's
 // storage driver labels owner=helm, with the release's name.
-func isReleaseRecord(o client.Object) bool {
+func isReleaseRecord(o *metav1.PartialObjectMetadata) bool {
 	l := o.GetLabels()
 	return l["owner"] == "helm" && l["name"] != ""
 }
 
 // releasesOfRecord maps a Helm release record to the releases acting on its
 // Helm release.
-func (r *VerifiedHelmReleaseReconciler) releasesOfRecord(ctx context.Context, o client.Object) []ctrl.Request {
+func (r *VerifiedHelmReleaseReconciler) releasesOfRecord(ctx context.Context, o *metav1.PartialObjectMetadata) []ctrl.Request {
 	var list chartproofv1.VerifiedHelmReleaseList
 	if err := r.List(ctx, &list, client.MatchingFields{releaseIndex: o.GetNamespace() + "/" + o.GetLabels()["name"]}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the releases of a helm release record", "namespace", o.GetNamespace(), "name", o.GetName())
@@ -375,13 +397,30 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// A release to adopt is upgraded even when it is the one installed (a
 	// release chartproof installed before it labelled records), so that its
 	// records carry this object's UID from then on.
-	upToDate := !adopt.ok && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest &&
-		relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed)
+	sameSpec := !adopt.ok && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest
+	upToDate := sameSpec && relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed)
+	// In drift mode Warn, records someone else rewrote (a manual `helm
+	// upgrade` or `rollback`, a record edited or deleted) under an
+	// unchanged spec are reported and left, like any other drift; a spec
+	// change still installs afresh over them.
+	var tampered error
+	if sameSpec && !upToDate && res.Verdict.Allowed() && driftMode(obj) == chartproofv1.DriftWarn {
+		if err := acct.Releases.CheckTrusted(ctx, r.targetNamespace(obj), r.releaseName(obj), *trustOf(installed)); errors.Is(err, release.ErrRecordTampered) {
+			tampered = err
+		}
+	}
 
 	// Decide and act.
 	switch {
 	case !res.Verdict.Allowed():
-		if installed != nil {
+		if installed == nil {
+			// "Nothing installed" is only said of what the API server
+			// holds: the cache may not have the status of the install
+			// that just ran.
+			if err := r.checkCurrent(ctx, obj); err != nil {
+				return ctrl.Result{}, err
+			}
+		} else {
 			installed.Verified = r.installedVerifies(ctx, reg, obj, judges, res)
 		}
 		r.refused(obj, res)
@@ -404,6 +443,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if r.checkDrift(ctx, obj, acct, rel, true) {
 			interval = min(interval, retryInconclusive)
 		}
+	case tampered != nil:
+		// As in the install path: status may be behind what was installed.
+		if err := r.checkCurrent(ctx, obj); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.tamperingLeft(obj, tampered)
 	default:
 		// Status says what is installed, and the cache may not have the
 		// last reconcile's status yet: check with the API server before
@@ -623,6 +668,20 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
 	return nil
+}
+
+// tamperingLeft reports release records found rewritten and left in place
+// (drift mode Warn): Released and Ready turn False, Drifted True; the
+// tampering is counted and announced once while it stays the same.
+func (r *VerifiedHelmReleaseReconciler) tamperingLeft(obj *chartproofv1.VerifiedHelmRelease, err error) {
+	msg := fmt.Sprintf("%v; left in place (driftDetection.mode Warn): nothing in the records is applied, and %s is installed afresh once the mode is Correct",
+		err, obj.Status.Installed.Digest)
+	if r.drift().reported(obj.UID, msg) {
+		r.countTampered()
+		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered, msg)
+	}
+	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered, msg)
+	r.setCondition(obj, chartproofv1.ConditionDrifted, metav1.ConditionTrue, chartproofv1.ReasonDriftDetected, msg)
 }
 
 // refused records a verdict that does not allow an install. Whatever is

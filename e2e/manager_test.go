@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,6 +153,102 @@ func TestManager(t *testing.T) {
 	stopManager(t, manager)
 }
 
+// TestManagerWithoutObjectWatch: the manager binary with
+// --watch-deployed-objects=false, as a ServiceAccount bound to config/rbac's
+// ClusterRole without its rule to list and watch every resource (the rule
+// that flag lets a platform team remove). A signed chart installs; its
+// ConfigMap, edited by hand, is found and corrected at the release's
+// interval (DriftCorrected) and read back as the chart renders it; deleting
+// the release uninstalls it; and no request of the manager is refused.
+func TestManagerWithoutObjectWatch(t *testing.T) {
+	ctx := context.Background()
+	reg := startRegistry(t)
+	digest := pushChart(t, reg.Host, "charts/hello", "1.0.0")
+	cosign := newCosign(t, tools.cosignV3, true)
+	key, pub := cosign.generateKeyPair("signer")
+	cosign.mustRun("sign", "--key", key, "--signing-config", cosign.signingConfig, "--trusted-root", cosign.trustedRoot,
+		"--allow-http-registry", "--yes", reg.Host+"/charts/hello@"+digest)
+	pubPEM, _ := readPublicKey(t, pub)
+
+	// config/rbac's ClusterRole without the rule on every resource.
+	ensureNamespace(t, managerNamespace)
+	data, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := utilyaml.Unmarshal(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	rules := role.Rules[:0]
+	for _, r := range role.Rules {
+		if !slices.Contains(r.Resources, "*") {
+			rules = append(rules, r)
+		}
+	}
+	if len(rules) != len(role.Rules)-1 {
+		t.Fatalf("config/rbac/role.yaml: %d rules on every resource; want one", len(role.Rules)-len(rules))
+	}
+	const account = "chartproof-manager-nowatch"
+	role = rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: account}, Rules: rules}
+	for _, o := range []client.Object{
+		&role,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: managerNamespace, Name: account}},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: account},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: account},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: managerNamespace, Name: account}},
+		},
+	} {
+		if err := k8s.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	manager, _ := startManagerAs(t, account, "--watch-deployed-objects=false")
+
+	apps := newNamespace(t, "e2e-nowatch-")
+	mustCreate(t, newTrustPolicy(apps, "ci", reg.Host+"/charts/*", pubPEM))
+	vhr := newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0", "ci")
+	vhr.Spec.Interval = metav1.Duration{Duration: 2 * time.Second}
+	mustCreate(t, vhr)
+	waitCondition(t, manager, apps, "hello", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
+	checkInstalled(t, apps, "hello", digest)
+
+	cm := &corev1.ConfigMap{}
+	key2 := types.NamespacedName{Namespace: apps, Name: "hello-hello"}
+	if err := k8s.Get(ctx, key2, cm); err != nil {
+		t.Fatal(err)
+	}
+	want := cm.Data
+	patch := client.MergeFrom(cm.DeepCopy())
+	cm.Data = map[string]string{"planted": "by hand"}
+	if err := k8s.Patch(ctx, cm, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, managerWait, "the ConfigMap corrected, and a DriftCorrected event", manager, func() (bool, string) {
+		if err := k8s.Get(ctx, key2, cm); err != nil {
+			return false, err.Error()
+		}
+		if !cmp.Equal(want, cm.Data, cmpopts.EquateEmpty()) {
+			return false, fmt.Sprintf("data %v", cm.Data)
+		}
+		var events eventsv1.EventList
+		if err := k8s.List(ctx, &events, client.InNamespace(apps)); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range events.Items {
+			if e.Regarding.Name == "hello" && e.Reason == chartproofv1.ReasonDriftCorrected {
+				return true, ""
+			}
+		}
+		return false, "no DriftCorrected event"
+	})
+
+	deleteReleases(t, manager, apps, "hello")
+	checkNothingInstalled(t, apps, "hello")
+	stopManager(t, manager)
+}
+
 // stopManager sends the manager SIGTERM and checks that it stops its
 // controllers and exits 0, and that everything it did, it did within its
 // RBAC: no request was refused.
@@ -178,7 +276,14 @@ func startManager(t *testing.T, flags ...string) (*process, string) {
 	// its ServiceAccount in a kubeconfig.
 	ensureNamespace(t, managerNamespace)
 	applyRBAC(t, filepath.Join("..", "config", "rbac"))
-	kubeconfig := serviceAccountKubeconfig(t, managerNamespace, managerServiceAccount)
+	return startManagerAs(t, managerServiceAccount, flags...)
+}
+
+// startManagerAs is startManager as ServiceAccount account of
+// managerNamespace, whose rights the caller granted.
+func startManagerAs(t *testing.T, account string, flags ...string) (*process, string) {
+	t.Helper()
+	kubeconfig := serviceAccountKubeconfig(t, managerNamespace, account)
 
 	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
 	args := append([]string{

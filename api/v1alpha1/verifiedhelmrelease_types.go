@@ -95,6 +95,10 @@ const (
 // compared with what its verified chart renders.
 type DriftDetection struct {
 	// Mode is Correct (report and restore), Warn (report only) or Disabled.
+	// Helm release records someone else rewrote (ReleaseRecordTampered) are
+	// drift too: restored by installing the verified chart afresh in
+	// Correct and Disabled, reported and left in Warn until the mode or
+	// the chart changes.
 	// +kubebuilder:validation:Enum=Correct;Warn;Disabled
 	// +kubebuilder:default=Correct
 	// +optional

@@ -580,6 +580,20 @@ func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, vers
 	return RecordDigest(rel)
 }
 
+// CheckTrusted returns an error wrapping ErrRecordTampered unless the record
+// trusted vouches for is intact and is the deployed revision. It changes
+// nothing: a caller that leaves tampering in place reports it with this.
+func (m *Manager) CheckTrusted(ctx context.Context, namespace, name string, trusted Trust) error {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err == nil {
+		err = checkTrusted(cfg, name, trusted)
+	}
+	if err != nil {
+		return fmt.Errorf("release: check %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
 // errNotDeployed says the trusted record is intact but no revision is
 // deployed (an interrupted install or uninstall, marked failed by Recover).
 var errNotDeployed = errors.New("no revision is deployed")

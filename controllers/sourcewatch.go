@@ -1,0 +1,170 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// SourceWatches watches the Secrets and ConfigMaps that trust policies read
+// (keys, trusted roots, keyrings), each by its name: a field selector the API
+// server applies, metadata only. A change to one is a trust change that the
+// policies reading it, and their releases, see at once. The manager caches
+// no other Secret or ConfigMap of the cluster to do this.
+//
+// Sync starts the watches the policies need and stops those no policy needs
+// any more; each watch's events go to every subscriber (a controller's
+// source).
+type SourceWatches struct {
+	client metadata.Interface
+
+	mu       sync.Mutex
+	ctx      context.Context // ends when the manager stops
+	stop     context.CancelFunc
+	watching map[string]context.CancelFunc // by trustSources key
+	subs     []chan event.GenericEvent
+}
+
+// NewSourceWatches returns watches that read through client. Add it to the
+// manager, so its watches stop with it.
+func NewSourceWatches(client metadata.Interface) *SourceWatches {
+	ctx, stop := context.WithCancel(context.Background())
+	return &SourceWatches{client: client, ctx: ctx, stop: stop, watching: map[string]context.CancelFunc{}}
+}
+
+// Start waits for the manager to stop, then stops every watch.
+func (w *SourceWatches) Start(ctx context.Context) error {
+	<-ctx.Done()
+	w.stop()
+	return nil
+}
+
+// Source is a controller source of the watched objects' changes, mapped to
+// requests by toRequests(kind) ("Secret" or "ConfigMap"). Call it before the
+// manager starts.
+func (w *SourceWatches) Source(toRequests func(kind string) handler.MapFunc) source.Source {
+	ch := make(chan event.GenericEvent, 64)
+	w.mu.Lock()
+	w.subs = append(w.subs, ch)
+	w.mu.Unlock()
+	return source.Channel(ch, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []ctrl.Request {
+		return toRequests(o.GetObjectKind().GroupVersionKind().Kind)(ctx, o)
+	}))
+}
+
+// Sync watches every Secret and ConfigMap that the policies in reader read
+// (trustSources), and no other.
+func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
+	var tps chartproofv1.TrustPolicyList
+	if err := reader.List(ctx, &tps); err != nil {
+		return fmt.Errorf("listing TrustPolicies: %w", err)
+	}
+	var ctps chartproofv1.ClusterTrustPolicyList
+	if err := reader.List(ctx, &ctps); err != nil {
+		return fmt.Errorf("listing ClusterTrustPolicies: %w", err)
+	}
+	want := map[string]bool{}
+	for _, tp := range tps.Items {
+		for _, k := range trustSources(tp.Namespace, tp.Spec) {
+			want[k] = true
+		}
+	}
+	for _, ctp := range ctps.Items {
+		for _, k := range trustSources("", ctp.Spec) {
+			want[k] = true
+		}
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, stop := range w.watching {
+		if !want[k] {
+			stop()
+			delete(w.watching, k)
+		}
+	}
+	for k := range want {
+		if w.watching[k] == nil {
+			w.watching[k] = w.watch(k)
+		}
+	}
+	return nil
+}
+
+// Watching lists the keys watched, sorted.
+func (w *SourceWatches) Watching() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keys := make([]string, 0, len(w.watching))
+	for k := range w.watching {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// watch starts a watch of one Secret or ConfigMap, key "Kind/namespace/name",
+// and returns what stops it. Its first list reports the object when it
+// exists: the releases of a policy that has just started to read it look
+// again, so a change made between their last read and the watch is not missed.
+func (w *SourceWatches) watch(key string) context.CancelFunc {
+	kind, rest, _ := strings.Cut(key, "/")
+	namespace, name, _ := strings.Cut(rest, "/")
+	gvk := corev1.SchemeGroupVersion.WithKind(kind)
+	gvr := corev1.SchemeGroupVersion.WithResource(strings.ToLower(kind) + "s")
+	inf := metadatainformer.NewFilteredMetadataInformer(w.client, gvr, namespace, 0, toolscache.Indexers{},
+		func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String() }).Informer()
+	ctx, stop := context.WithCancel(w.ctx)
+	send := func(obj any) {
+		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return
+		}
+		m = m.DeepCopy()
+		m.SetGroupVersionKind(gvk)
+		for _, ch := range w.subscribers() {
+			select {
+			case ch <- event.GenericEvent{Object: m}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: send,
+		UpdateFunc: func(old, obj any) {
+			o, n := old.(*metav1.PartialObjectMetadata), obj.(*metav1.PartialObjectMetadata)
+			if o.ResourceVersion != n.ResourceVersion {
+				send(obj)
+			}
+		},
+		DeleteFunc: send,
+	})
+	go inf.RunWithContext(ctx)
+	return stop
+}
+
+func (w *SourceWatches) subscribers() []chan event.GenericEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.subs)
+}
