@@ -113,6 +113,7 @@ func runManager() error {
 			DefaultServiceAccount: defaultServiceAccount,
 			ManagerIdentityUnsafe: managerIdentityUnsafe,
 			Scheme:                scheme,
+			Writes:                identity.NewWrites(identity.DefaultWritesTTL),
 		}),
 		Metrics:         verifications,
 		RecordsTampered: tampered,

@@ -23,8 +23,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // checkGolden renders the release's status conditions, evidence and events,
 // with what changes from run to run replaced by placeholders, and compares
 // them with testdata/golden/<name>.yaml. An installed release is rendered
-// once its first drift check (which follows the install, woken by the watch
-// of what it deployed) is in status, so the golden never depends on timing.
+// once its first drift check (run right after the install) is in status, so
+// the golden never depends on timing.
 func (f *fixture) checkGolden(releaseName, golden string) {
 	f.t.Helper()
 	vhr := f.get(releaseName)

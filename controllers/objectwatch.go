@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/identity"
 )
 
 // uidIndex indexes VerifiedHelmReleases by UID: the value of the owner label
@@ -42,6 +43,7 @@ type ObjectWatches struct {
 	cache   cache.Cache
 	ctrl    controller.Controller
 	handler handler.TypedEventHandler[*metav1.PartialObjectMetadata, ctrl.Request]
+	writes  *identity.Writes // chartproof's own writes, which wake nobody
 
 	mu    sync.Mutex
 	kinds map[schema.GroupVersionKind]bool
@@ -76,6 +78,7 @@ func newObjectWatches(mgr ctrl.Manager, c controller.Controller, r *VerifiedHelm
 		cache:   objCache,
 		ctrl:    c,
 		handler: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject),
+		writes:  r.Identities.Writes(),
 		kinds:   map[schema.GroupVersionKind]bool{},
 	}, nil
 }
@@ -90,7 +93,7 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 		}
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
-		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{since: time.Now()})); err != nil {
+		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{since: time.Now()}, notOwnWrite{w.writes})); err != nil {
 			return fmt.Errorf("watching %s: %w", gvk, err)
 		}
 		w.kinds[gvk] = true
@@ -136,6 +139,27 @@ func (objectChanged) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata
 func (objectChanged) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool {
 	return false
 }
+
+// notOwnWrite drops the creations and updates that chartproof's own
+// requests made (a Helm action, a drift correction): the release that
+// wrote them checks what it wrote itself. Deletions always pass: a deletion
+// a watch missed is reported with the object's last state, which may be
+// one chartproof wrote.
+type notOwnWrite struct {
+	writes *identity.Writes
+}
+
+func (p notOwnWrite) Create(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool {
+	return e.Object == nil || !p.writes.Ours(e.Object.GetUID(), e.Object.GetResourceVersion())
+}
+
+func (p notOwnWrite) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
+	return e.ObjectNew == nil || !p.writes.Ours(e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion())
+}
+
+func (notOwnWrite) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true }
+
+func (notOwnWrite) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool { return true }
 
 func equalStrings(a, b map[string]string) bool {
 	if len(a) != len(b) {

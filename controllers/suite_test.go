@@ -123,7 +123,7 @@ func run(m *testing.M) int {
 		// release that names none is refused. fixture.release names
 		// testServiceAccount, which newNamespace grants every right in
 		// its namespace and none elsewhere.
-		Identities:      identity.NewFactory(cfg, identity.Options{Scheme: scheme}),
+		Identities:      identity.NewFactory(cfg, identity.Options{Scheme: scheme, Writes: identity.NewWrites(identity.DefaultWritesTTL)}),
 		Metrics:         verifications,
 		RecordsTampered: tampered,
 		DriftMetrics:    driftMetrics,

@@ -178,7 +178,7 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	b.WatchesRawSource(source.Kind(recordCache, records, handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord),
-		predicate.NewTypedPredicateFuncs(isReleaseRecord)))
+		predicate.NewTypedPredicateFuncs(isReleaseRecord), notOwnWrite{r.Identities.Writes()}))
 	c, err := b.WithOptions(opts).Build(r)
 	if err != nil || !r.WatchDeployed {
 		return err
@@ -456,11 +456,18 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt); err != nil {
+		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt)
+		if err != nil {
 			logger.Error(err, "helm release failed")
 			r.setReady(obj, res)
 			r.setProgress(obj, true)
 			return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+		}
+		// The first drift check follows the Helm action at once: it
+		// starts the watches of what was deployed, and the watch events
+		// of chartproof's own writes wake nobody (identity.Writes).
+		if installedRel != nil && r.checkDrift(ctx, obj, acct, installedRel, obj.Status.Installed.Verified) {
+			interval = min(interval, retryInconclusive)
 		}
 	}
 	r.setReady(obj, res)
@@ -575,16 +582,17 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	return ctrl.Result{RequeueAfter: afterRecovery}, nil
 }
 
-// install reads the verified bytes and hands them to Helm.
+// install reads the verified bytes and hands them to Helm, and returns the
+// release Helm wrote; nil when the chart was refused as it was read.
 func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account,
-	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt adoption) error {
+	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt adoption) (*helmrelease.Release, error) {
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	loaded := gate.Load(vctx, reg, r.Metrics, res)
 	if loaded.Chart == nil {
 		r.recordVerification(obj, loaded)
 		r.refused(obj, loaded)
-		return nil
+		return nil, nil
 	}
 	action, reason, failReason := "install", chartproofv1.ReasonInstallSucceeded, chartproofv1.ReasonInstallFailed
 	if obj.Status.Installed != nil || adopt.ok {
@@ -635,7 +643,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
-		return err
+		return nil, err
 	}
 	recordDigest, derr := acct.Releases.RecordDigest(ctx, rel.Namespace, rel.Name, rel.Version)
 	if derr != nil {
@@ -667,7 +675,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		r.event(obj, corev1.EventTypeNormal, reason, msg)
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
-	return nil
+	return rel, nil
 }
 
 // tamperingLeft reports release records found rewritten and left in place

@@ -48,6 +48,9 @@ type Options struct {
 	Timeout time.Duration
 	// Scheme is the scheme of the readers For returns; nil means client-go's.
 	Scheme *runtime.Scheme
+	// Writes, when not nil, remembers what every account's requests write,
+	// so that watches can tell chartproof's own writes from others'.
+	Writes *Writes
 }
 
 // Account is who acts for one release, with what.
@@ -84,6 +87,15 @@ type Factory struct {
 // made until an account is first used.
 func NewFactory(cfg *rest.Config, opts Options) *Factory {
 	return &Factory{base: rest.CopyConfig(cfg), opts: opts, accounts: map[string]*Account{}}
+}
+
+// Writes is what the accounts' requests wrote (Options.Writes), nil when
+// nothing is remembered.
+func (f *Factory) Writes() *Writes {
+	if f == nil {
+		return nil
+	}
+	return f.opts.Writes
 }
 
 // ServiceAccountFor returns the name of the ServiceAccount a release in
@@ -156,6 +168,9 @@ func (f *Factory) build(user string) (*Account, error) {
 	}
 	cfg := rest.CopyConfig(f.base)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	if f.opts.Writes != nil {
+		cfg.Wrap(f.opts.Writes.wrap)
+	}
 	scheme := f.opts.Scheme
 	reader, err := client.New(rest.CopyConfig(cfg), client.Options{Scheme: scheme, Mapper: f.mapper})
 	if err != nil {

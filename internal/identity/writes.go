@@ -1,0 +1,139 @@
+package identity
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Writes remembers, for a while, the objects that releases' own requests
+// wrote: the UID and resourceVersion the API server answered each create,
+// update or patch with. A watch event that reports an object at one of them
+// is the echo of chartproof's own write (a Helm action, a drift correction),
+// not a change by anyone else: the release that made it already knows.
+//
+// Only the API server assigns resourceVersions, so nobody else's write can
+// look like one of these. Dry runs, deletions and answers neither JSON nor
+// protobuf are not remembered: their events wake releases as any other does.
+type Writes struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu     sync.Mutex
+	seen   map[string]time.Time // "uid/resourceVersion": when written
+	pruned time.Time
+}
+
+// DefaultWritesTTL is how long the manager remembers a write of its own:
+// far longer than a watch event takes to arrive.
+const DefaultWritesTTL = 2 * time.Minute
+
+// NewWrites returns a Writes that forgets a write after ttl: a watch event
+// later than that wakes its release even for a write of chartproof's own.
+func NewWrites(ttl time.Duration) *Writes {
+	return &Writes{ttl: ttl, now: time.Now, seen: map[string]time.Time{}}
+}
+
+// Ours reports whether a release's own request wrote the object uid at
+// resourceVersion rv. A nil Writes remembers nothing.
+func (w *Writes) Ours(uid types.UID, rv string) bool {
+	if w == nil || uid == "" || rv == "" {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.seen[string(uid)+"/"+rv]
+	return ok && w.now().Sub(at) < w.ttl
+}
+
+func (w *Writes) add(uid, rv string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	if now.Sub(w.pruned) >= w.ttl {
+		for k, at := range w.seen {
+			if now.Sub(at) >= w.ttl {
+				delete(w.seen, k)
+			}
+		}
+		w.pruned = now
+	}
+	w.seen[uid+"/"+rv] = now
+}
+
+// wrap returns rt, remembering in w what each successful write answers.
+func (w *Writes) wrap(rt http.RoundTripper) http.RoundTripper {
+	return writesTransport{next: rt, writes: w}
+}
+
+type writesTransport struct {
+	next   http.RoundTripper
+	writes *Writes
+}
+
+func (t writesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || !persists(req) || resp.StatusCode/100 != 2 {
+		return resp, err
+	}
+	contentType := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(contentType, runtime.ContentTypeJSON) && !strings.HasPrefix(contentType, runtime.ContentTypeProtobuf) {
+		return resp, nil
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if meta, ok := answeredMetadata(contentType, body); ok && meta.UID != "" && meta.ResourceVersion != "" {
+		t.writes.add(string(meta.UID), meta.ResourceVersion)
+	}
+	return resp, nil
+}
+
+// answeredMetadata decodes the metadata of the object an API server answered
+// with, as JSON or as Kubernetes protobuf (client-go's typed clients ask for
+// it): the "k8s\x00" envelope around a runtime.Unknown whose raw message has
+// the object's metadata as field 1, as every object's has, which is how
+// metav1.PartialObjectMetadata reads it.
+func answeredMetadata(contentType string, body []byte) (metav1.ObjectMeta, bool) {
+	if strings.HasPrefix(contentType, runtime.ContentTypeJSON) {
+		var answer metav1.PartialObjectMetadata
+		if json.Unmarshal(body, &answer) != nil {
+			return metav1.ObjectMeta{}, false
+		}
+		return answer.ObjectMeta, true
+	}
+	raw, ok := bytes.CutPrefix(body, []byte("k8s\x00"))
+	if !ok {
+		return metav1.ObjectMeta{}, false
+	}
+	var unknown runtime.Unknown
+	if unknown.Unmarshal(raw) != nil {
+		return metav1.ObjectMeta{}, false
+	}
+	var answer metav1.PartialObjectMetadata
+	if answer.Unmarshal(unknown.Raw) != nil {
+		return metav1.ObjectMeta{}, false
+	}
+	return answer.ObjectMeta, true
+}
+
+// persists reports whether req may write an object: a create, update or
+// patch that is not a dry run.
+func persists(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		return req.URL.Query().Get("dryRun") == ""
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+package identity
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWritesTransport: what a successful create, update or patch answers
+// with JSON is remembered; a dry run, a read, a refusal and an answer
+// neither JSON nor Kubernetes protobuf are not; a write is forgotten after the TTL. The callers read
+// the whole answer as the server sent it. (controllers.TestOwnWritesRemembered
+// checks the same on the real API server, through Helm and the drift client.)
+func TestWritesTransport(t *testing.T) {
+	const object = `{"kind":"ConfigMap","metadata":{"uid":"u-1","resourceVersion":"42"}}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/refused":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusConflict)
+		case "/cbor":
+			w.Header().Set("Content-Type", "application/cbor")
+		case "/protobuf":
+			// Not the "k8s\x00" envelope of Kubernetes protobuf.
+			w.Header().Set("Content-Type", "application/vnd.kubernetes.protobuf")
+		default:
+			w.Header().Set("Content-Type", "application/json")
+		}
+		_, _ = io.WriteString(w, object)
+	}))
+	defer srv.Close()
+
+	tests := []struct {
+		name, method, path string
+		remembered         bool
+	}{
+		{"create", http.MethodPost, "/api", true},
+		{"update", http.MethodPut, "/api", true},
+		{"patch", http.MethodPatch, "/api", true},
+		{"dry run", http.MethodPatch, "/api?dryRun=All", false},
+		{"read", http.MethodGet, "/api", false},
+		{"delete", http.MethodDelete, "/api", false},
+		{"refused", http.MethodPost, "/refused", false},
+		{"CBOR", http.MethodPost, "/cbor", false},
+		{"not Kubernetes protobuf", http.MethodPost, "/protobuf", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWrites(time.Minute)
+			now := time.Unix(1000, 0)
+			w.now = func() time.Time { return now }
+			client := &http.Client{Transport: w.wrap(http.DefaultTransport)}
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || string(body) != object {
+				t.Fatalf("the caller read %q, %v; want the server's answer", body, err)
+			}
+			if got := w.Ours("u-1", "42"); got != tc.remembered {
+				t.Fatalf("Ours = %v; want %v", got, tc.remembered)
+			}
+			if w.Ours("u-1", "43") || w.Ours("u-2", "42") {
+				t.Error("another version or object is remembered")
+			}
+			now = now.Add(time.Minute)
+			if w.Ours("u-1", "42") {
+				t.Error("remembered after the TTL")
+			}
+		})
+	}
+	var none *Writes
+	if none.Ours("u-1", "42") {
+		t.Error("a nil Writes remembers")
+	}
+}
