@@ -129,7 +129,9 @@ func (w *SourceWatches) watch(key string) context.CancelFunc {
 	gvk := corev1.SchemeGroupVersion.WithKind(kind)
 	gvr := corev1.SchemeGroupVersion.WithResource(strings.ToLower(kind) + "s")
 	inf := metadatainformer.NewFilteredMetadataInformer(w.client, gvr, namespace, 0, toolscache.Indexers{},
-		func(o *metav1.ListOptions) { o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String() }).Informer()
+		func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+		}).Informer()
 	ctx, stop := context.WithCancel(w.ctx)
 	send := func(obj any) {
 		if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
