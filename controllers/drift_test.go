@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/drifttest"
+	"github.com/chartproof/chartproof/internal/release"
 )
 
 // deployment reads the chart's Deployment of release name.
@@ -374,5 +376,74 @@ func TestDriftQuietForIntervals(t *testing.T) {
 	}
 	if got := *f.deployment("app").Spec.Replicas; got != 5 {
 		t.Errorf("replicas = %d; the HPA's 5 must stay", got)
+	}
+}
+
+// TestUnlabelledReleaseRelabelled (issue 11, item 1): a release chartproof
+// installed before it labelled what it renders (its record's manifest and
+// its objects without the owner label, so the watches cannot see them) is
+// upgraded once, with the same chart and values, and its objects carry the
+// label from then on. Its twin, installed with the label, stays at revision
+// 1 when it runs again.
+func TestUnlabelledReleaseRelabelled(t *testing.T) {
+	f := newFixture(t)
+	f.pushChart("1.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	f.release("app", "1.0.0", "trusted")
+	f.release("bystander", "1.0.0", "trusted")
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	f.waitReady("bystander", 1, chartproofv1.ReasonInstallSucceeded)
+	ctx := context.Background()
+
+	// As an older chartproof left it: no label in the record (its digest
+	// in status to match) nor on the ConfigMap.
+	f.suspend("app")
+	cfg := helmConfig(t, f.ns)
+	rel, err := cfg.Releases.Get("app", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Manifest = regexp.MustCompile(`(?m)^\s*`+regexp.QuoteMeta(chartproofv1.LabelOwner)+`: .*\n`).ReplaceAllString(rel.Manifest, "")
+	if strings.Contains(rel.Manifest, chartproofv1.LabelOwner) {
+		t.Fatalf("the owner label is still in the manifest:\n%s", rel.Manifest)
+	}
+	if err := cfg.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := cfg.Releases.Get("app", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest, err := release.RecordDigest(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhr := f.get("app")
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Status.Installed.RecordDigest = digest
+	if err := k8s.Status().Patch(ctx, vhr, patch); err != nil {
+		t.Fatal(err)
+	}
+	cm := f.configMap("app")
+	patch = client.MergeFrom(cm.DeepCopy())
+	delete(cm.Labels, chartproofv1.LabelOwner)
+	if err := k8s.Patch(ctx, cm, patch); err != nil {
+		t.Fatal(err)
+	}
+
+	f.touch("app")
+	f.touch("bystander")
+	vhr = f.waitReady("app", 2, chartproofv1.ReasonUpgradeSucceeded)
+	if got := f.configMap("app").Labels[chartproofv1.LabelOwner]; got != string(vhr.UID) {
+		t.Errorf("ConfigMap owner label %q after the upgrade; want %q", got, vhr.UID)
+	}
+	var by *chartproofv1.VerifiedHelmRelease
+	waitFor(t, waitTimeout, "bystander run again", func() (bool, string) {
+		by = f.get("bystander")
+		c := apimeta.FindStatusCondition(by.Status.Conditions, chartproofv1.ConditionReady)
+		return c != nil && c.ObservedGeneration == by.Generation, fmt.Sprintf("Ready %+v, generation %d", c, by.Generation)
+	})
+	if by.Status.Installed.Revision != 1 {
+		t.Errorf("bystander at revision %d; want 1, its objects were labelled", by.Status.Installed.Revision)
 	}
 }

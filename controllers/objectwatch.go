@@ -3,14 +3,17 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
+	"helm.sh/helm/v3/pkg/releaseutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
+	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/identity"
@@ -43,7 +47,6 @@ type ObjectWatches struct {
 	cache   cache.Cache
 	ctrl    controller.Controller
 	handler handler.TypedEventHandler[*metav1.PartialObjectMetadata, ctrl.Request]
-	writes  *identity.Writes // chartproof's own writes, which wake nobody
 
 	mu    sync.Mutex
 	kinds map[schema.GroupVersionKind]bool
@@ -77,8 +80,7 @@ func newObjectWatches(mgr ctrl.Manager, c controller.Controller, r *VerifiedHelm
 	return &ObjectWatches{
 		cache:   objCache,
 		ctrl:    c,
-		handler: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject),
-		writes:  r.Identities.Writes(),
+		handler: notOwnWrite{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject)},
 		kinds:   map[schema.GroupVersionKind]bool{},
 	}, nil
 }
@@ -93,7 +95,7 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 		}
 		obj := &metav1.PartialObjectMetadata{}
 		obj.SetGroupVersionKind(gvk)
-		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{since: time.Now()}, notOwnWrite{w.writes})); err != nil {
+		if err := w.ctrl.Watch(source.Kind(w.cache, obj, w.handler, objectChanged{since: time.Now()})); err != nil {
 			return fmt.Errorf("watching %s: %w", gvk, err)
 		}
 		w.kinds[gvk] = true
@@ -140,26 +142,58 @@ func (objectChanged) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetada
 	return false
 }
 
-// notOwnWrite drops the creations and updates that chartproof's own
-// requests made (a Helm action, a drift correction): the release that
-// wrote them checks what it wrote itself. Deletions always pass: a deletion
-// a watch missed is reported with the object's last state, which may be
-// one chartproof wrote.
+// ownWriteSettle is how long an event that may be the echo of a write
+// still under way waits for that write's answer (identity.Writes.Settling).
+const ownWriteSettle = 250 * time.Millisecond
+
+// notOwnWrite passes events on to next, but for the creations and updates
+// that chartproof's own requests made (a Helm action, a drift correction):
+// the release that wrote them checks what it wrote itself. An event that
+// arrives while a write to its namespace is still under way is looked at
+// again after ownWriteSettle: the API server may send it before the answer
+// that says which version chartproof wrote. Deletions always pass: a
+// deletion a watch missed is reported with the object's last state, which
+// may be one chartproof wrote.
 type notOwnWrite struct {
 	writes *identity.Writes
+	next   handler.TypedEventHandler[*metav1.PartialObjectMetadata, ctrl.Request]
 }
 
-func (p notOwnWrite) Create(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool {
-	return e.Object == nil || !p.writes.Ours(e.Object.GetUID(), e.Object.GetResourceVersion())
+func (h notOwnWrite) Create(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.unlessOurs(e.Object, func() { h.next.Create(ctx, e, q) })
 }
 
-func (p notOwnWrite) Update(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool {
-	return e.ObjectNew == nil || !p.writes.Ours(e.ObjectNew.GetUID(), e.ObjectNew.GetResourceVersion())
+func (h notOwnWrite) Update(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.unlessOurs(e.ObjectNew, func() { h.next.Update(ctx, e, q) })
 }
 
-func (notOwnWrite) Delete(event.TypedDeleteEvent[*metav1.PartialObjectMetadata]) bool { return true }
+func (h notOwnWrite) Delete(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.next.Delete(ctx, e, q)
+}
 
-func (notOwnWrite) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetadata]) bool { return true }
+func (h notOwnWrite) Generic(ctx context.Context, e event.TypedGenericEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.next.Generic(ctx, e, q)
+}
+
+// unlessOurs calls pass unless chartproof wrote o at its version.
+func (h notOwnWrite) unlessOurs(o *metav1.PartialObjectMetadata, pass func()) {
+	if o == nil {
+		pass()
+		return
+	}
+	ours := func() bool { return h.writes.Ours(o.GetUID(), o.GetResourceVersion()) }
+	switch {
+	case ours():
+	case h.writes.Settling(o.GetNamespace()):
+		time.AfterFunc(ownWriteSettle, func() {
+			if !ours() {
+				pass()
+			}
+		})
+	default:
+		pass()
+	}
+}
 
 func equalStrings(a, b map[string]string) bool {
 	if len(a) != len(b) {
@@ -201,4 +235,23 @@ func (r *VerifiedHelmReleaseReconciler) releaseOfObject(ctx context.Context, o *
 		r.drift().wake(types.UID(uid), time.Now())
 	}
 	return requestsFor(list)
+}
+
+// ownerUnlabelled reports whether a release's manifest has objects and none
+// carries the owner label: chartproof rendered it before it labelled what it
+// renders, so the watches cannot see them. (Once chartproof renders a
+// manifest, every object in it carries the label.)
+func ownerUnlabelled(manifest string) bool {
+	if strings.Contains(manifest, chartproofv1.LabelOwner) {
+		return false
+	}
+	for _, doc := range releaseutil.SplitManifests(manifest) {
+		var head struct {
+			Kind string `json:"kind"`
+		}
+		if yaml.Unmarshal([]byte(doc), &head) == nil && head.Kind != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -177,8 +177,9 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	}
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	b.WatchesRawSource(source.Kind(recordCache, records, handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord),
-		predicate.NewTypedPredicateFuncs(isReleaseRecord), notOwnWrite{r.Identities.Writes()}))
+	b.WatchesRawSource(source.Kind(recordCache, records,
+		notOwnWrite{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord)},
+		predicate.NewTypedPredicateFuncs(isReleaseRecord)))
 	c, err := b.WithOptions(opts).Build(r)
 	if err != nil || !r.WatchDeployed {
 		return err
@@ -399,6 +400,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// records carry this object's UID from then on.
 	sameSpec := !adopt.ok && installed != nil && installed.Digest == res.Digest && installed.ConfigDigest == configDigest
 	upToDate := sameSpec && relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed)
+	// A release installed before chartproof labelled what it renders is
+	// upgraded once, the same chart and values, so that the watches of
+	// what it deployed see its objects (issue 11).
+	relabel := upToDate && r.WatchDeployed && ownerUnlabelled(rel.Manifest)
+	upToDate = upToDate && !relabel
 	// In drift mode Warn, records someone else rewrote (a manual `helm
 	// upgrade` or `rollback`, a record edited or deleted) under an
 	// unchanged spec are reported and left, like any other drift; a spec
@@ -456,7 +462,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
-		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt)
+		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt, relabel)
 		if err != nil {
 			logger.Error(err, "helm release failed")
 			r.setReady(obj, res)
@@ -585,7 +591,7 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 // install reads the verified bytes and hands them to Helm, and returns the
 // release Helm wrote; nil when the chart was refused as it was read.
 func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account,
-	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt adoption) (*helmrelease.Release, error) {
+	reg gate.Registry, res gate.Result, values map[string]any, configDigest string, adopt adoption, relabel bool) (*helmrelease.Release, error) {
 	vctx, cancel := r.verifyContext(ctx)
 	defer cancel()
 	loaded := gate.Load(vctx, reg, r.Metrics, res)
@@ -666,6 +672,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	}
 	if adopt.ok {
 		msg += fmt.Sprintf(" (adopted release %s/%s)", rel.Namespace, rel.Name)
+	}
+	if relabel {
+		msg += " (its objects labelled " + chartproofv1.LabelOwner + ", so that drift is watched)"
 	}
 	if loaded.Verdict.Audited() {
 		msg += fmt.Sprintf(" (Audit mode: installed although %s: %s)", loaded.Verdict.Code(), loaded.Verdict.Message())

@@ -27,9 +27,10 @@ type Writes struct {
 	ttl time.Duration
 	now func() time.Time
 
-	mu     sync.Mutex
-	seen   map[string]time.Time // "uid/resourceVersion": when written
-	pruned time.Time
+	mu       sync.Mutex
+	seen     map[string]time.Time // "uid/resourceVersion": when written
+	pruned   time.Time
+	inflight map[string]int // writes under way, by namespace ("" for cluster-scoped)
 }
 
 // DefaultWritesTTL is how long the manager remembers a write of its own:
@@ -39,7 +40,7 @@ const DefaultWritesTTL = 2 * time.Minute
 // NewWrites returns a Writes that forgets a write after ttl: a watch event
 // later than that wakes its release even for a write of chartproof's own.
 func NewWrites(ttl time.Duration) *Writes {
-	return &Writes{ttl: ttl, now: time.Now, seen: map[string]time.Time{}}
+	return &Writes{ttl: ttl, now: time.Now, seen: map[string]time.Time{}, inflight: map[string]int{}}
 }
 
 // Ours reports whether a release's own request wrote the object uid at
@@ -52,6 +53,33 @@ func (w *Writes) Ours(uid types.UID, rv string) bool {
 	defer w.mu.Unlock()
 	at, ok := w.seen[string(uid)+"/"+rv]
 	return ok && w.now().Sub(at) < w.ttl
+}
+
+// Settling reports whether a write of a release's account to namespace
+// ("" for cluster-scoped objects) is under way: a watch event there that
+// Ours does not know yet may be the echo of a write whose answer has not
+// been read. The API server may send the watch event before the answer.
+func (w *Writes) Settling(namespace string) bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.inflight[namespace] > 0
+}
+
+func (w *Writes) begin(namespace string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inflight[namespace]++
+}
+
+func (w *Writes) end(namespace string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.inflight[namespace]--; w.inflight[namespace] <= 0 {
+		delete(w.inflight, namespace)
+	}
 }
 
 func (w *Writes) add(uid, rv string) {
@@ -80,8 +108,15 @@ type writesTransport struct {
 }
 
 func (t writesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !persists(req) {
+		return t.next.RoundTrip(req)
+	}
+	// Under way until what it wrote is remembered.
+	namespace := namespaceOf(req.URL.Path)
+	t.writes.begin(namespace)
+	defer t.writes.end(namespace)
 	resp, err := t.next.RoundTrip(req)
-	if err != nil || !persists(req) || resp.StatusCode/100 != 2 {
+	if err != nil || resp.StatusCode/100 != 2 {
 		return resp, err
 	}
 	contentType := resp.Header.Get("Content-Type")
@@ -136,4 +171,16 @@ func persists(req *http.Request) bool {
 		return req.URL.Query().Get("dryRun") == ""
 	}
 	return false
+}
+
+// namespaceOf is the namespace of an API path (/api/v1/namespaces/NS/...,
+// /apis/GROUP/VERSION/namespaces/NS/...), "" for a cluster-scoped one.
+func namespaceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+2 < len(parts); i++ {
+		if parts[i] == "namespaces" && (i == 2 || i == 3) {
+			return parts[i+1]
+		}
+	}
+	return ""
 }

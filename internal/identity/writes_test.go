@@ -83,3 +83,49 @@ func TestWritesTransport(t *testing.T) {
 		t.Error("a nil Writes remembers")
 	}
 }
+
+// TestWritesSettling: while a write to a namespace is under way, events
+// there may be its echo before its answer is read (Settling); before and
+// after it, and in other namespaces, they may not.
+func TestWritesSettling(t *testing.T) {
+	w := NewWrites(time.Minute)
+	var during, elsewhere bool
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		during, elsewhere = w.Settling("team-a"), w.Settling("team-b")
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(rw, `{"metadata":{"uid":"u-1","resourceVersion":"7"}}`)
+	}))
+	defer srv.Close()
+	if w.Settling("team-a") {
+		t.Fatal("settling before any write")
+	}
+	client := &http.Client{Transport: w.wrap(http.DefaultTransport)}
+	resp, err := client.Post(srv.URL+"/api/v1/namespaces/team-a/configmaps", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !during || elsewhere {
+		t.Errorf("during the write: settling in its namespace %v, in another %v; want true, false", during, elsewhere)
+	}
+	if w.Settling("team-a") || !w.Ours("u-1", "7") {
+		t.Errorf("after the write: settling %v, remembered %v; want false, true", w.Settling("team-a"), w.Ours("u-1", "7"))
+	}
+}
+
+func TestNamespaceOf(t *testing.T) {
+	for path, want := range map[string]string{
+		"/api/v1/namespaces/team-a/secrets":                   "team-a",
+		"/api/v1/namespaces/team-a/secrets/s":                 "team-a",
+		"/apis/apps/v1/namespaces/team-a/deployments/d":       "team-a",
+		"/apis/apps/v1/namespaces/team-a/deployments/d/scale": "team-a",
+		"/api/v1/namespaces":                                  "",
+		"/api/v1/namespaces/team-a":                           "", // the Namespace object, cluster-scoped
+		"/apis/rbac.authorization.k8s.io/v1/clusterroles":     "",
+		"/apis/example.com/v1/namespaces":                     "",
+	} {
+		if got := namespaceOf(path); got != want {
+			t.Errorf("namespaceOf(%q) = %q; want %q", path, got, want)
+		}
+	}
+}
