@@ -93,6 +93,36 @@ func TestCRDValidation(t *testing.T) {
 			s.Authorities[0].Key = &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Name: "k"}}
 		}, "must name their namespace"},
 
+		// Revocations (issue 12).
+		{"control: revocations inline and from a ConfigMap", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{
+				RevocationList: chartproofv1.RevocationList{
+					KeyIDs:     []string{strings.Repeat("ab", 32)},
+					Identities: []chartproofv1.RevokedIdentity{{Issuer: "https://issuer.example", Subject: "ci@example.com", SignedAfter: &metav1.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}},
+					Digests:    []string{"sha256:" + strings.Repeat("0", 64)},
+				},
+				ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked"},
+			}
+		}, ""},
+		{"control: cluster revocation list with a namespace", true, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked", Namespace: "ns"}}
+		}, ""},
+		{"revoked key ID not hex", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{"ABC"}}}
+		}, "keyIDs[0]"},
+		{"denied digest not canonical", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Digests: []string{"sha256:ABC"}}}
+		}, "digests[0]"},
+		{"revoked identity without subject", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Identities: []chartproofv1.RevokedIdentity{{Issuer: "https://issuer.example"}}}}
+		}, "subject"},
+		{"TrustPolicy revocation list of another namespace", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked", Namespace: "other"}}
+		}, "a TrustPolicy's revocation list is in its own namespace and must not name one"},
+		{"ClusterTrustPolicy revocation list without namespace", true, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked"}}
+		}, "a ClusterTrustPolicy's revocation list must name its namespace"},
+
 		// A Helm provenance authority.
 		{"control: helmProvenance with inline keys", false, prov(func(*chartproofv1.HelmProvenanceAuthority) {}), ""},
 		{"control: helmProvenance with a ConfigMap keyring", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
@@ -350,6 +380,8 @@ func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
 		return r.keyring, nil
 	case policy.DefaultCertificatesKey:
 		return r.certs, nil
+	case policy.DefaultRevocationsKey:
+		return []byte("digests: []\n"), nil
 	}
 	return r.pem, nil
 }

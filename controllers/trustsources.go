@@ -49,6 +49,9 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 			add("ConfigMap", r.Namespace, r.Name)
 		}
 	}
+	if r := spec.Revocations; r != nil && r.ConfigMapRef != nil {
+		add("ConfigMap", r.ConfigMapRef.Namespace, r.ConfigMapRef.Name)
+	}
 	for _, a := range spec.Authorities {
 		if a.Key != nil {
 			if a.Key.SecretRef != nil {

@@ -76,6 +76,8 @@ const (
 	ReasonIdentityMismatch         = "IdentityMismatch"
 	ReasonNotLogged                = "NotLogged"
 	ReasonKeyNotValidAtSigningTime = "KeyNotValidAtSigningTime"
+	ReasonSignerRevoked            = "SignerRevoked"
+	ReasonDigestDenied             = "DigestDenied"
 	// ReasonProvenanceMismatch: a Helm provenance file a trusted key
 	// signed describes another chart than the one its manifest holds.
 	ReasonProvenanceMismatch = "ProvenanceMismatch"
@@ -152,6 +154,8 @@ var Reasons = []ReasonInfo{
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
 	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
 	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},
+	{ReasonSignerRevoked, ReasonKindDenial, "Signatures that would count were made by signers the policy's revocations list (a key ID; a keyless identity, or what it signed at or after its cutoff, judged by the verified signing time), so too few authorities count. The installed release stays and is marked Verified=False; nothing new is installed."},
+	{ReasonDigestDenied, ReasonKindDenial, "The chart's digest is in the policy's revocations.digests: it is refused whatever signs it, in Audit mode too."},
 	{ReasonKeyNotValidAtSigningTime, ReasonKindDenial, "A key authority with validFor verifies the signature, but the signing time its log or timestamp authority vouches for lies outside the key's validity window (a retired or not yet valid key)."},
 	{ReasonProvenanceMismatch, ReasonKindDenial, "A Helm provenance file signed by a trusted OpenPGP key describes another chart: its file entry is not `<name>-<version>.tgz` of its Chart.yaml copy, or that copy names another chart or version than the repository or the chart archive's Chart.yaml (THREATS PRV-03, PRV-07). A wrong archive hash is SubjectMismatch."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},

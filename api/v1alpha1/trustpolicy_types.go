@@ -75,6 +75,99 @@ type TrustPolicySpec struct {
 	// its namespaces, a tenant cannot.
 	// +optional
 	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// Revocations withdraw trust without removing an authority: signers
+	// whose signatures no longer count toward the threshold (all of a
+	// revoked key's; a keyless identity's, or those it made after a time),
+	// and charts refused whatever signs them. A change re-verifies every
+	// release the policy judges at once.
+	// +optional
+	Revocations *Revocations `json:"revocations,omitempty"`
+}
+
+// Revocations is a revocation list: inline, and from a ConfigMap a security
+// team may own apart from the policy. Both count.
+type Revocations struct {
+	RevocationList `json:",inline"`
+
+	// ConfigMapRef reads more revocations from a key of a ConfigMap: YAML or
+	// JSON with the fields of an inline list (keyIDs, identities, digests),
+	// checked as strictly (an unknown field, a malformed key ID or digest
+	// make the policy invalid, and it then denies every chart). From a
+	// TrustPolicy the ConfigMap is in the policy's namespace.
+	// +optional
+	ConfigMapRef *RevocationsKeyReference `json:"configMapRef,omitempty"`
+}
+
+// RevocationList lists revoked signers and denied charts.
+type RevocationList struct {
+	// KeyIDs are revoked keys, as status.evidence names them: the sha256 of
+	// the public key's PKIX DER encoding, lowercase hex (for a Helm
+	// provenance authority, the OpenPGP key's fingerprint). A signature such
+	// a key made no longer counts, whenever it was made (SignerRevoked).
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:Pattern=`^[0-9a-f]{40}$|^[0-9a-f]{64}$`
+	// +listType=set
+	// +optional
+	KeyIDs []string `json:"keyIDs,omitempty"`
+
+	// Identities are revoked keyless signers (SignerRevoked).
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=atomic
+	// +optional
+	Identities []RevokedIdentity `json:"identities,omitempty"`
+
+	// Digests are denied charts: a chart manifest with one of these digests
+	// is refused whatever signs it, in Audit mode too (DigestDenied).
+	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:items:Pattern=`^sha256:[0-9a-f]{64}$`
+	// +listType=set
+	// +optional
+	Digests []string `json:"digests,omitempty"`
+}
+
+// RevokedIdentity is a keyless signer, the certificate's issuer and subject
+// compared exactly, whose signatures no longer count.
+type RevokedIdentity struct {
+	// Issuer is the OIDC issuer the certificate names.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Issuer string `json:"issuer"`
+
+	// Subject is the certificate's subject alternative name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Subject string `json:"subject"`
+
+	// SignedAfter, when set, revokes only the signatures whose verified
+	// signing time (from a transparency log or a timestamp authority) is at
+	// or after it: what the identity signed before it was compromised
+	// still counts. A signature without a verified signing time is revoked.
+	// Unset: every signature of the identity.
+	// +optional
+	SignedAfter *metav1.Time `json:"signedAfter,omitempty"`
+}
+
+// RevocationsKeyReference names one key of a ConfigMap holding a
+// revocation list. From a TrustPolicy the ConfigMap is in the policy's
+// namespace and namespace must be left out; from a ClusterTrustPolicy
+// namespace is required.
+type RevocationsKeyReference struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key in the ConfigMap's data. Defaults to "revocations.yaml".
+	// +kubebuilder:default="revocations.yaml"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // Authority is one trusted signer. Exactly one kind of authority is set:
@@ -523,6 +616,7 @@ type TrustPolicyStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || !has(a.helmProvenance.keyringRef.configMapRef.__namespace__) || size(a.helmProvenance.keyringRef.configMapRef.__namespace__) == 0) && (!has(a.helmProvenance.keyringRef.secretRef) || !has(a.helmProvenance.keyringRef.secretRef.__namespace__) || size(a.helmProvenance.keyringRef.secretRef.__namespace__) == 0)))",message="a TrustPolicy's keyring references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.revocations) || !has(self.spec.revocations.configMapRef) || !has(self.spec.revocations.configMapRef.__namespace__) || size(self.spec.revocations.configMapRef.__namespace__) == 0",message="a TrustPolicy's revocation list is in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || !has(a.notation.trustStore.ca.configMapRef.__namespace__) || size(a.notation.trustStore.ca.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || !has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) || size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || !has(a.notation.trustStore.tsa.configMapRef.__namespace__) || size(a.notation.trustStore.tsa.configMapRef.__namespace__) == 0)))",message="a TrustPolicy's certificate references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.namespaceSelector)",message="namespaceSelector makes a policy mandatory for namespaces: only a ClusterTrustPolicy may set it"
 type TrustPolicy struct {
@@ -554,6 +648,7 @@ type TrustPolicyList struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || (has(a.key.trustedRoot.configMapRef.__namespace__) && size(a.key.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.key.trustedRoot.secretRef) || (has(a.key.trustedRoot.secretRef.__namespace__) && size(a.key.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || (has(a.helmProvenance.keyringRef.configMapRef.__namespace__) && size(a.helmProvenance.keyringRef.configMapRef.__namespace__) > 0)) && (!has(a.helmProvenance.keyringRef.secretRef) || (has(a.helmProvenance.keyringRef.secretRef.__namespace__) && size(a.helmProvenance.keyringRef.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's keyring references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.revocations) || !has(self.spec.revocations.configMapRef) || (has(self.spec.revocations.configMapRef.__namespace__) && size(self.spec.revocations.configMapRef.__namespace__) > 0)",message="a ClusterTrustPolicy's revocation list must name its namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || (has(a.notation.trustStore.ca.configMapRef.__namespace__) && size(a.notation.trustStore.ca.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || (has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) && size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || (has(a.notation.trustStore.tsa.configMapRef.__namespace__) && size(a.notation.trustStore.tsa.configMapRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's certificate references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

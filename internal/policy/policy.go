@@ -50,6 +50,9 @@ type Policy struct {
 	Authorities           []Authority
 	Threshold             int
 	Mode                  chartproofv1.Mode
+	// Revoked lists the signers whose signatures no longer count and the
+	// digests denied; nil revokes nothing.
+	Revoked *Revoked
 	// Fingerprint is the lowercase hex sha256 of everything the policy was
 	// compiled from: its Ref (with the UID), its spec, and every Secret and
 	// ConfigMap key it read. Two policies with the same fingerprint trust
@@ -185,6 +188,9 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 			keyOf[auth.KeyID] = a.Name
 		}
 		p.Authorities = append(p.Authorities, auth)
+	}
+	if p.Revoked, err = compileRevocations(ref, spec.Revocations, read); err != nil {
+		errs = append(errs, err)
 	}
 	if p.Threshold < 1 {
 		errs = append(errs, fmt.Errorf("threshold %d is below 1", p.Threshold))

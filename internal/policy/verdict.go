@@ -371,6 +371,16 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 		})
 	}
 
+	// 3b. A denied digest is refused whatever signs it, in Audit mode too.
+	if p.Revoked.denies(ev.Digest) {
+		return deny(Reason{
+			Code:     chartproofv1.ReasonDigestDenied,
+			Message:  fmt.Sprintf("%s is denied by the revocations of %s", ev.Digest, p.Ref),
+			Expected: "a digest the policy does not deny",
+			Found:    ev.Digest,
+		})
+	}
+
 	// 4-6. Signatures, key identity and binding, threshold.
 	v = p.judgeSignatures(v, ev)
 	signed := len(v.Reasons) == 0
@@ -426,6 +436,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		unlogged     []string // why key-verified signatures lack the log entry their authority requires
 		outside      []string // signing times outside a key's validity window
 		provMismatch []string // verified provenance files describing another chart
+		revoked      []string // why signatures that would count are by revoked signers
 		verified     int
 		malformed    int
 		examined     int
@@ -486,6 +497,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 				continue
 			}
 		}
+		if why := p.Revoked.signer(s); why != "" {
+			revoked = append(revoked, s.Ref+": "+why)
+			continue
+		}
 		signer := "key:" + s.KeyID
 		if s.Signer != "" {
 			signer = "key:" + s.Signer
@@ -529,6 +544,14 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	expected := fmt.Sprintf("%d distinct authorities of [%s] signing %s", p.Threshold, p.authorityNames(), ev.Digest)
 	found := fmt.Sprintf("%d", counted)
 	switch {
+	case len(revoked) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code: chartproofv1.ReasonSignerRevoked,
+			Message: fmt.Sprintf("%d signature(s) for %s are by signers %s revokes; %d of the required %d authorities count",
+				len(revoked), ev.Digest, p.Ref, counted, p.Threshold),
+			Expected: expected,
+			Found:    strings.Join(revoked, "; "),
+		})
 	case len(provMismatch) > 0 && counted == 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonProvenanceMismatch,
