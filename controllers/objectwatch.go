@@ -80,7 +80,7 @@ func newObjectWatches(mgr ctrl.Manager, c controller.Controller, r *VerifiedHelm
 	return &ObjectWatches{
 		cache:   objCache,
 		ctrl:    c,
-		handler: notOwnWrite{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject)},
+		handler: settleOwnWrites{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releaseOfObject)},
 		kinds:   map[schema.GroupVersionKind]bool{},
 	}, nil
 }
@@ -108,7 +108,7 @@ func (w *ObjectWatches) ensure(gvks []schema.GroupVersionKind) error {
 // such as ConfigMaps, a new resourceVersion; labels, annotations,
 // finalizers, owners). A Deployment's status churn is dropped, and so are
 // creations after the watch started: a release's objects are created by its
-// own installs and corrections (whose Helm record wakes it anyway). What the
+// own installs and corrections, which check what they wrote. What the
 // watch's first list finds (objects created before it started) does wake
 // their release: an object edited between the release's last check and the
 // start of the watch of its kind is seen only there.
@@ -146,53 +146,46 @@ func (objectChanged) Generic(event.TypedGenericEvent[*metav1.PartialObjectMetada
 // still under way waits for that write's answer (identity.Writes.Settling).
 const ownWriteSettle = 250 * time.Millisecond
 
-// notOwnWrite passes events on to next, but for the creations and updates
-// that chartproof's own requests made (a Helm action, a drift correction):
-// the release that wrote them checks what it wrote itself. An event that
-// arrives while a write to its namespace is still under way is looked at
-// again after ownWriteSettle: the API server may send it before the answer
-// that says which version chartproof wrote. Deletions always pass: a
-// deletion a watch missed is reported with the object's last state, which
-// may be one chartproof wrote.
-type notOwnWrite struct {
+// settleOwnWrites passes events on to next, which drops the echoes of
+// chartproof's own writes (identity.Writes.Ours, checked when it maps an
+// object to its release). A creation or update that arrives while a write
+// to its namespace is still under way is passed on ownWriteSettle later:
+// the API server may send it before the answer that says which version
+// chartproof wrote. Deletions always pass at once.
+type settleOwnWrites struct {
 	writes *identity.Writes
 	next   handler.TypedEventHandler[*metav1.PartialObjectMetadata, ctrl.Request]
 }
 
-func (h notOwnWrite) Create(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
-	h.unlessOurs(e.Object, func() { h.next.Create(ctx, e, q) })
+func (h settleOwnWrites) Create(ctx context.Context, e event.TypedCreateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.settle(e.Object, func() { h.next.Create(ctx, e, q) })
 }
 
-func (h notOwnWrite) Update(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
-	h.unlessOurs(e.ObjectNew, func() { h.next.Update(ctx, e, q) })
+func (h settleOwnWrites) Update(ctx context.Context, e event.TypedUpdateEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+	h.settle(e.ObjectNew, func() { h.next.Update(ctx, e, q) })
 }
 
-func (h notOwnWrite) Delete(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+func (h settleOwnWrites) Delete(ctx context.Context, e event.TypedDeleteEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
 	h.next.Delete(ctx, e, q)
 }
 
-func (h notOwnWrite) Generic(ctx context.Context, e event.TypedGenericEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
+func (h settleOwnWrites) Generic(ctx context.Context, e event.TypedGenericEvent[*metav1.PartialObjectMetadata], q workqueue.TypedRateLimitingInterface[ctrl.Request]) {
 	h.next.Generic(ctx, e, q)
 }
 
-// unlessOurs calls pass unless chartproof wrote o at its version.
-func (h notOwnWrite) unlessOurs(o *metav1.PartialObjectMetadata, pass func()) {
-	if o == nil {
-		pass()
+func (h settleOwnWrites) settle(o *metav1.PartialObjectMetadata, pass func()) {
+	if o != nil && !ownWrite(h.writes, o) && h.writes.Settling(o.GetNamespace()) {
+		time.AfterFunc(ownWriteSettle, pass)
 		return
 	}
-	ours := func() bool { return h.writes.Ours(o.GetUID(), o.GetResourceVersion()) }
-	switch {
-	case ours():
-	case h.writes.Settling(o.GetNamespace()):
-		time.AfterFunc(ownWriteSettle, func() {
-			if !ours() {
-				pass()
-			}
-		})
-	default:
-		pass()
-	}
+	pass()
+}
+
+// ownWrite reports whether o is at a version chartproof's own request
+// wrote; deleted objects never are (a deletion a watch missed is reported
+// with the object's last state, which may be one chartproof wrote).
+func ownWrite(w *identity.Writes, o *metav1.PartialObjectMetadata) bool {
+	return o.GetDeletionTimestamp() == nil && w.Ours(o.GetUID(), o.GetResourceVersion())
 }
 
 func equalStrings(a, b map[string]string) bool {
@@ -226,6 +219,11 @@ func (r *VerifiedHelmReleaseReconciler) releaseOfObject(ctx context.Context, o *
 	if uid == "" {
 		return nil
 	}
+	// The echo of the release's own write (the owner label names the
+	// release whose rendering wrote it: the post-renderer sets it).
+	if ownWrite(r.Identities.Writes(), o) {
+		return nil
+	}
 	var list chartproofv1.VerifiedHelmReleaseList
 	if err := r.List(ctx, &list, client.MatchingFields{uidIndex: uid}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the release of a deployed object", "uid", uid)
@@ -247,9 +245,15 @@ func ownerUnlabelled(manifest string) bool {
 	}
 	for _, doc := range releaseutil.SplitManifests(manifest) {
 		var head struct {
-			Kind string `json:"kind"`
+			Kind  string `json:"kind"`
+			Items *[]any `json:"items"`
 		}
-		if yaml.Unmarshal([]byte(doc), &head) == nil && head.Kind != "" {
+		if yaml.Unmarshal([]byte(doc), &head) != nil || head.Kind == "" {
+			continue
+		}
+		// The post-renderer labels a list's items, not the list: an
+		// empty list has nothing to label.
+		if head.Items == nil || len(*head.Items) > 0 {
 			return true
 		}
 	}

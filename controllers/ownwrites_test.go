@@ -7,7 +7,6 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/chartproof/chartproof/internal/identity"
@@ -20,7 +19,9 @@ import (
 // record Secret, through Helm's storage driver, and the chart's ConfigMap,
 // through Helm's kube client) and an update through the drift client, is
 // remembered at the resourceVersion the API server answered. Its twins are
-// not: the same object written by someone else afterwards, and a dry run.
+// not: the same object written by someone else afterwards, and that version
+// answered again to the account's patch that changes nothing (a patch
+// merges into what someone else wrote) and to its dry run.
 func TestOwnWritesRemembered(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
@@ -72,22 +73,35 @@ func TestOwnWritesRemembered(t *testing.T) {
 	if writes.Ours(cm.UID, cm.ResourceVersion) {
 		t.Errorf("the ConfigMap at resourceVersion %s, written by the test's admin, is remembered as chartproof's", cm.ResourceVersion)
 	}
-	// The account writes it back: remembered again.
-	patch = client.MergeFrom(cm.DeepCopy())
+	// The account writes it back with an update: remembered again.
 	cm.Data = nil
-	if err := acct.Client.Patch(ctx, cm, patch); err != nil {
+	if err := acct.Client.Update(ctx, cm); err != nil {
 		t.Fatal(err)
 	}
 	if !writes.Ours(cm.UID, cm.ResourceVersion) {
-		t.Errorf("the ConfigMap at resourceVersion %s, written by the account's client, is not remembered", cm.ResourceVersion)
+		t.Errorf("the ConfigMap at resourceVersion %s, updated by the account's client, is not remembered", cm.ResourceVersion)
 	}
 
-	// A dry run writes nothing, and is not remembered.
-	dry := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dry"}}
-	if err := acct.Client.Create(ctx, dry, client.DryRunAll); err != nil {
+	// Someone else writes it again; the account's patch that changes
+	// nothing, and its dry run, answer with that version: not remembered.
+	patch = client.MergeFrom(cm.DeepCopy())
+	cm.Data = map[string]string{"planted": "again"}
+	if err := k8s.Patch(ctx, cm, patch); err != nil {
 		t.Fatal(err)
 	}
-	if writes.Ours(dry.UID, dry.ResourceVersion) {
-		t.Errorf("a dry-run create (uid %q, resourceVersion %q) is remembered", dry.UID, dry.ResourceVersion)
+	theirs := cm.ResourceVersion
+	noop := cm.DeepCopy()
+	if err := acct.Client.Patch(ctx, noop, client.RawPatch("application/merge-patch+json", []byte(`{"data":{"planted":"again"}}`))); err != nil {
+		t.Fatal(err)
+	}
+	dry := cm.DeepCopy()
+	if err := acct.Client.Patch(ctx, dry, client.RawPatch("application/merge-patch+json", []byte(`{"data":{"planted":"dry"}}`)), client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	if noop.ResourceVersion != theirs {
+		t.Fatalf("the no-op patch answered resourceVersion %s; want %s, the test's own premise", noop.ResourceVersion, theirs)
+	}
+	if writes.Ours(cm.UID, theirs) {
+		t.Errorf("the ConfigMap at resourceVersion %s, written by the test's admin, is remembered after the account's no-op patch and dry run", theirs)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -255,7 +256,12 @@ func TestRecordTamperingLeftInWarn(t *testing.T) {
 			}
 			// Run the release again (a spec change that installs nothing
 			// new), and wait until it has: still reported, counted once.
-			f.touch("app")
+			vhr0 := f.get("app")
+			patch0 := client.MergeFrom(vhr0.DeepCopy())
+			vhr0.Spec.Interval = metav1.Duration{Duration: 3 * time.Second}
+			if err := k8s.Patch(ctx, vhr0, patch0); err != nil {
+				t.Fatal(err)
+			}
 			f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered)
 			if got := tamperedCount(t) - counted; got != 1 {
 				t.Errorf("tampering counted %v times; want once", got)

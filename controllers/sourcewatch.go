@@ -33,6 +33,10 @@ import (
 // source).
 type SourceWatches struct {
 	client metadata.Interface
+	// syncing makes each Sync list and apply at once: a Sync that listed
+	// before a policy arrived must not stop the watch a later Sync started
+	// for it.
+	syncing sync.Mutex
 
 	mu       sync.Mutex
 	ctx      context.Context // ends when the manager stops
@@ -71,6 +75,8 @@ func (w *SourceWatches) Source(toRequests func(kind string) handler.MapFunc) sou
 // Sync watches every Secret and ConfigMap that the policies in reader read
 // (trustSources), and no other.
 func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
+	w.syncing.Lock()
+	defer w.syncing.Unlock()
 	var tps chartproofv1.TrustPolicyList
 	if err := reader.List(ctx, &tps); err != nil {
 		return fmt.Errorf("listing TrustPolicies: %w", err)

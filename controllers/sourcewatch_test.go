@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,9 +67,17 @@ func TestTrustSourcesWatchedByName(t *testing.T) {
 	// next returns the name of the next request delivered.
 	next := func() string {
 		t.Helper()
-		item, shutdown := queue.Get()
-		if shutdown {
-			t.Fatal("queue shut down")
+		got := make(chan reconcile.Request, 1)
+		go func() {
+			if item, shutdown := queue.Get(); !shutdown {
+				got <- item
+			}
+		}()
+		var item reconcile.Request
+		select {
+		case item = <-got:
+		case <-time.After(waitTimeout):
+			t.Fatal("no request delivered")
 		}
 		queue.Done(item)
 		queue.Forget(item)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -178,7 +179,7 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	b.WatchesRawSource(source.Kind(recordCache, records,
-		notOwnWrite{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord)},
+		settleOwnWrites{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord)},
 		predicate.NewTypedPredicateFuncs(isReleaseRecord)))
 	c, err := b.WithOptions(opts).Build(r)
 	if err != nil || !r.WatchDeployed {
@@ -202,6 +203,14 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfRecord(ctx context.Context, o 
 	if err := r.List(ctx, &list, client.MatchingFields{releaseIndex: o.GetNamespace() + "/" + o.GetLabels()["name"]}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the releases of a helm release record", "namespace", o.GetNamespace(), "name", o.GetName())
 		return nil
+	}
+	// The echo of a release's own record write wakes the others acting on
+	// the Helm release, not it: a record another release's chart rendered
+	// carries that release's owner label.
+	if ownWrite(r.Identities.Writes(), o) {
+		list.Items = slices.DeleteFunc(list.Items, func(v chartproofv1.VerifiedHelmRelease) bool {
+			return o.GetLabels()[chartproofv1.LabelOwner] == string(v.UID)
+		})
 	}
 	return requestsFor(list)
 }
@@ -402,8 +411,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	upToDate := sameSpec && relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed)
 	// A release installed before chartproof labelled what it renders is
 	// upgraded once, the same chart and values, so that the watches of
-	// what it deployed see its objects (issue 11).
-	relabel := upToDate && r.WatchDeployed && ownerUnlabelled(rel.Manifest)
+	// what it deployed see its objects (issue 11). Only in drift mode
+	// Correct: Helm's upgrade also puts back what the chart sets, which
+	// Warn and Disabled leave alone (their releases' objects are watched
+	// from their next upgrade; the interval checks them until then).
+	relabel := upToDate && r.WatchDeployed && driftMode(obj) == chartproofv1.DriftCorrect && ownerUnlabelled(rel.Manifest)
 	upToDate = upToDate && !relabel
 	// In drift mode Warn, records someone else rewrote (a manual `helm
 	// upgrade` or `rollback`, a record edited or deleted) under an
@@ -472,7 +484,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		// The first drift check follows the Helm action at once: it
 		// starts the watches of what was deployed, and the watch events
 		// of chartproof's own writes wake nobody (identity.Writes).
-		if installedRel != nil && r.checkDrift(ctx, obj, acct, installedRel, obj.Status.Installed.Verified) {
+		if installedRel != nil && r.checkDrift(ctx, obj, acct, installedRel, true) {
 			interval = min(interval, retryInconclusive)
 		}
 	}

@@ -204,6 +204,16 @@ func TestManagerWithoutObjectWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A role left by an earlier run of this test on the same API server
+	// gets today's rules.
+	existing := &rbacv1.ClusterRole{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: account}, existing); err != nil {
+		t.Fatal(err)
+	}
+	existing.Rules = rules
+	if err := k8s.Update(ctx, existing); err != nil {
+		t.Fatal(err)
+	}
 	manager, _ := startManagerAs(t, account, "--watch-deployed-objects=false")
 
 	apps := newNamespace(t, "e2e-nowatch-")

@@ -15,14 +15,19 @@ import (
 )
 
 // Writes remembers, for a while, the objects that releases' own requests
-// wrote: the UID and resourceVersion the API server answered each create,
-// update or patch with. A watch event that reports an object at one of them
-// is the echo of chartproof's own write (a Helm action, a drift correction),
-// not a change by anyone else: the release that made it already knows.
+// wrote: the UID and resourceVersion the API server answered each create or
+// update with, at which the object is exactly what chartproof sent. A watch
+// event that reports an object at one of them is the echo of chartproof's
+// own write (a Helm install, the records Helm keeps, a correction's update),
+// not a change by anyone else.
 //
 // Only the API server assigns resourceVersions, so nobody else's write can
-// look like one of these. Dry runs, deletions and answers neither JSON nor
-// protobuf are not remembered: their events wake releases as any other does.
+// look like one of these. A patch is not remembered: it merges into what is
+// there, and one that changes nothing answers with the version whoever
+// wrote last made. Nor are dry runs, deletions and answers neither JSON nor
+// protobuf: their events wake releases as any other does. Writes does not
+// know which release wrote: callers that map an event to releases check
+// that the object is that release's (its owner label).
 type Writes struct {
 	ttl time.Duration
 	now func() time.Time
@@ -129,14 +134,26 @@ func (t writesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if meta, ok := answeredMetadata(contentType, body); ok && meta.UID != "" && meta.ResourceVersion != "" {
+	meta, ok := answeredMetadata(contentType, body)
+	if ok && meta.UID != "" && meta.ResourceVersion != "" && wrote(req) {
 		t.writes.add(string(meta.UID), meta.ResourceVersion)
 	}
 	return resp, nil
 }
 
-// answeredMetadata decodes the metadata of the object an API server answered
-// with, as JSON or as Kubernetes protobuf (client-go's typed clients ask for
+// wrote reports whether the object at the version a successful write
+// answered with is exactly what chartproof sent: a create writes what was
+// sent, and an update replaces the whole object with it (when it changed
+// nothing, what was there was already what was sent). A patch merges into
+// whatever is there, someone else's fields included, and one that changes
+// nothing answers with the version whoever wrote last made: never taken as
+// chartproof's.
+func wrote(req *http.Request) bool {
+	return req.Method == http.MethodPost || req.Method == http.MethodPut
+}
+
+// answeredMetadata decodes the metadata of an object sent to or answered by
+// an API server, as JSON or as Kubernetes protobuf (client-go's typed clients ask for
 // it): the "k8s\x00" envelope around a runtime.Unknown whose raw message has
 // the object's metadata as field 1, as every object's has, which is how
 // metav1.PartialObjectMetadata reads it.

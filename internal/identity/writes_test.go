@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// TestWritesTransport: what a successful create, update or patch answers
-// with JSON is remembered; a dry run, a read, a refusal and an answer
-// neither JSON nor Kubernetes protobuf are not; a write is forgotten after the TTL. The callers read
+// TestWritesTransport: what a successful create or update answers with is
+// remembered (the object is then exactly what was sent); a patch (it merges
+// into what is there, and may change nothing), a dry run, a read, a refusal and an answer neither JSON nor Kubernetes
+// protobuf are not; a write is forgotten after the TTL. The callers read
 // the whole answer as the server sent it. (controllers.TestOwnWritesRemembered
 // checks the same on the real API server, through Helm and the drift client.)
 func TestWritesTransport(t *testing.T) {
@@ -33,19 +34,22 @@ func TestWritesTransport(t *testing.T) {
 	}))
 	defer srv.Close()
 
+	const from41 = `{"metadata":{"uid":"u-1","resourceVersion":"41"}}`
+	const at42 = `{"metadata":{"uid":"u-1","resourceVersion":"42"}}`
 	tests := []struct {
-		name, method, path string
-		remembered         bool
+		name, method, path, body string
+		remembered               bool
 	}{
-		{"create", http.MethodPost, "/api", true},
-		{"update", http.MethodPut, "/api", true},
-		{"patch", http.MethodPatch, "/api", true},
-		{"dry run", http.MethodPatch, "/api?dryRun=All", false},
-		{"read", http.MethodGet, "/api", false},
-		{"delete", http.MethodDelete, "/api", false},
-		{"refused", http.MethodPost, "/refused", false},
-		{"CBOR", http.MethodPost, "/cbor", false},
-		{"not Kubernetes protobuf", http.MethodPost, "/protobuf", false},
+		{"create", http.MethodPost, "/api", "{}", true},
+		{"update", http.MethodPut, "/api", from41, true},
+		{"update that changed nothing: the object is what was sent", http.MethodPut, "/api", at42, true},
+		{"patch (may change nothing)", http.MethodPatch, "/api", "{}", false},
+		{"dry run", http.MethodPost, "/api?dryRun=All", "{}", false},
+		{"read", http.MethodGet, "/api", "", false},
+		{"delete", http.MethodDelete, "/api", "", false},
+		{"refused", http.MethodPost, "/refused", "{}", false},
+		{"CBOR", http.MethodPost, "/cbor", "{}", false},
+		{"not Kubernetes protobuf", http.MethodPost, "/protobuf", "{}", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,10 +57,11 @@ func TestWritesTransport(t *testing.T) {
 			now := time.Unix(1000, 0)
 			w.now = func() time.Time { return now }
 			client := &http.Client{Transport: w.wrap(http.DefaultTransport)}
-			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader("{}"))
+			req, err := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
