@@ -98,6 +98,10 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	revocationMetrics, err := metrics.NewRevocation(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	cloudCache, err := cloudauth.NewCache(1024)
 	if err != nil {
 		return err
@@ -115,12 +119,13 @@ func runManager() error {
 			Scheme:                scheme,
 			Writes:                identity.NewWrites(identity.DefaultWritesTTL),
 		}),
-		Metrics:         verifications,
-		RecordsTampered: tampered,
-		DriftMetrics:    driftMetrics,
-		Registries:      &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
-		VerifyTimeout:   verifyTimeout,
-		Cache:           gate.NewCache(cacheTTL),
+		Metrics:           verifications,
+		RecordsTampered:   tampered,
+		DriftMetrics:      driftMetrics,
+		RevocationMetrics: revocationMetrics,
+		Registries:        &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
+		VerifyTimeout:     verifyTimeout,
+		Cache:             gate.NewCache(cacheTTL),
 
 		RequireClusterPolicy: requireClusterPolicy,
 		WatchDeployed:        watchDeployed,

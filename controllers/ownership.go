@@ -41,6 +41,7 @@ func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chart
 		return err
 	}
 	r.drift().forget(obj.UID)
+	r.forgetTrust(obj.UID)
 	return nil
 }
 

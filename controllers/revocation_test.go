@@ -71,6 +71,7 @@ func TestRevocationListReverifies(t *testing.T) {
 		return time.Now().Truncate(time.Second).After(last.Time), ""
 	})
 
+	revoked0, unverified0 := metricValue(t, "chartproof_time_to_revoke_seconds"), metricValue(t, "chartproof_installed_unverified_releases")
 	patch := client.MergeFrom(list.DeepCopy())
 	list.Data["revocations.yaml"] = "keyIDs: [" + revokedKey + "]\n"
 	if err := k8s.Patch(ctx, list, patch); err != nil {
@@ -86,6 +87,14 @@ func TestRevocationListReverifies(t *testing.T) {
 	}
 	f.assertInstalled("app", d1)
 	f.waitEvent("app", chartproofv1.ReasonSignerRevoked)
+	// Issue 12, item 7: the revocation is timed from the ConfigMap's change,
+	// and the release counts among those installed that do not verify.
+	if got := metricValue(t, "chartproof_time_to_revoke_seconds") - revoked0; got < 1 {
+		t.Errorf("chartproof_time_to_revoke_seconds observed %v more times; want at least once", got)
+	}
+	if got := metricValue(t, "chartproof_installed_unverified_releases") - unverified0; got < 1 {
+		t.Errorf("chartproof_installed_unverified_releases rose by %v; want at least 1", got)
+	}
 
 	// The policy's own status says what it revokes, read from the ConfigMap.
 	waitFor(t, waitTimeout, "policy first reporting the revoked key", func() (bool, string) {
@@ -104,4 +113,25 @@ func TestRevocationListReverifies(t *testing.T) {
 		return again && c != nil && c.Status == metav1.ConditionTrue,
 			fmt.Sprintf("verified again %v, Verified %+v", again, c)
 	})
+}
+
+// metricValue is the value of a gauge, or the sample count of a histogram,
+// in the suite's registry (0 when absent).
+func metricValue(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := promReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if h := m.GetHistogram(); h != nil {
+			return float64(h.GetSampleCount())
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
 }

@@ -115,6 +115,10 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	revocationMetrics, err := metrics.NewRevocation(promReg)
+	if err != nil {
+		panic(err)
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -123,11 +127,12 @@ func run(m *testing.M) int {
 		// release that names none is refused. fixture.release names
 		// testServiceAccount, which newNamespace grants every right in
 		// its namespace and none elsewhere.
-		Identities:      identity.NewFactory(cfg, identity.Options{Scheme: scheme, Writes: identity.NewWrites(identity.DefaultWritesTTL)}),
-		Metrics:         verifications,
-		RecordsTampered: tampered,
-		DriftMetrics:    driftMetrics,
-		Registries:      &controllers.RegistryFactory{},
+		Identities:        identity.NewFactory(cfg, identity.Options{Scheme: scheme, Writes: identity.NewWrites(identity.DefaultWritesTTL)}),
+		Metrics:           verifications,
+		RecordsTampered:   tampered,
+		DriftMetrics:      driftMetrics,
+		RevocationMetrics: revocationMetrics,
+		Registries:        &controllers.RegistryFactory{},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,

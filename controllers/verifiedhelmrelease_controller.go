@@ -112,8 +112,14 @@ type VerifiedHelmReleaseReconciler struct {
 	// builds it); nil watches none.
 	Sources *SourceWatches
 
+	// RevocationMetrics counts installed releases that do not verify and
+	// times revocations; nil records nothing.
+	RevocationMetrics *metrics.Revocation
+
 	driftOnce  sync.Once
 	driftState *driftState
+	trustOnce  sync.Once
+	trustState *trustState
 }
 
 // DefaultCacheTTL is how long the manager keeps what a verification
@@ -241,7 +247,7 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfPolicy(kind string) handler.Ma
 			log.FromContext(ctx).Error(err, "listing releases of policy", "policy", o.GetName())
 			return nil
 		}
-		return requestsFor(list)
+		return r.trustChanged(list)
 	}
 }
 
@@ -286,7 +292,7 @@ func (r *VerifiedHelmReleaseReconciler) releasesInNamespace(ctx context.Context,
 		log.FromContext(ctx).Error(err, "listing releases of a namespace", "namespace", o.GetName())
 		return nil
 	}
-	return requestsFor(list)
+	return r.trustChanged(list)
 }
 
 func (r *VerifiedHelmReleaseReconciler) now() time.Time {
@@ -327,6 +333,7 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 	if perr := r.Status().Patch(ctx, &obj, client.MergeFrom(before)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
+	r.trackVerified(&obj)
 	return res, err
 }
 

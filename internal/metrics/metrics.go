@@ -147,3 +147,50 @@ func (m *Drift) Corrected(took time.Duration) {
 	}
 	m.corrects.Observe(took.Seconds())
 }
+
+// Revocation measures how fast a change of trust reaches what is installed:
+// how many installed releases do not verify now, and the time from a trust
+// change being observed to an installed release found no longer verifying
+// (time to revoke).
+type Revocation struct {
+	unverified   prometheus.Gauge
+	timeToRevoke prometheus.Histogram
+}
+
+// NewRevocation creates the collectors and registers them on reg.
+func NewRevocation(reg prometheus.Registerer) (*Revocation, error) {
+	m := &Revocation{
+		unverified: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chartproof_installed_unverified_releases",
+			Help: "Installed releases whose installed chart does not verify now (a revoked signer, a denied digest, a key removed, an Audit-mode install).",
+		}),
+		timeToRevoke: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "chartproof_time_to_revoke_seconds",
+			Help:    "Time from a change of trust being observed (a policy, a Secret or ConfigMap it reads, a namespace's labels) to an installed release that verified found no longer verifying.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.unverified, m.timeToRevoke} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// SetUnverified sets how many installed releases do not verify now.
+func (m *Revocation) SetUnverified(n int) {
+	if m == nil {
+		return
+	}
+	m.unverified.Set(float64(n))
+}
+
+// Revoked records the time from a trust change to a release found no
+// longer verifying.
+func (m *Revocation) Revoked(took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.timeToRevoke.Observe(took.Seconds())
+}

@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+)
+
+// trustState is what the manager remembers of trust changes between
+// reconciles (issue 12, item 7): when a trust change was observed for each
+// release, and which installed releases do not verify now.
+type trustState struct {
+	mu      sync.Mutex
+	changed map[types.UID]time.Time
+	// verified says, for each installed release, whether it verified when
+	// last reconciled.
+	verified map[types.UID]bool
+}
+
+func (r *VerifiedHelmReleaseReconciler) trust() *trustState {
+	r.trustOnce.Do(func() {
+		r.trustState = &trustState{changed: map[types.UID]time.Time{}, verified: map[types.UID]bool{}}
+	})
+	return r.trustState
+}
+
+// trustChanged records that a change of trust (a policy, what it reads, a
+// namespace's labels) was observed for the releases listed, and returns
+// their requests.
+func (r *VerifiedHelmReleaseReconciler) trustChanged(list chartproofv1.VerifiedHelmReleaseList) []ctrl.Request {
+	s, now := r.trust(), time.Now()
+	s.mu.Lock()
+	for _, v := range list.Items {
+		if _, ok := s.changed[v.UID]; !ok {
+			s.changed[v.UID] = now
+		}
+	}
+	s.mu.Unlock()
+	return requestsFor(list)
+}
+
+// trackVerified records whether obj's installed release verifies now, sets
+// the gauge of installed releases that do not, and times a release that
+// verified and no longer does from the trust change observed before it.
+func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.VerifiedHelmRelease) {
+	s := r.trust()
+	s.mu.Lock()
+	changed, observed := s.changed[obj.UID]
+	delete(s.changed, obj.UID)
+	was, known := s.verified[obj.UID]
+	inst := obj.Status.Installed
+	if inst == nil {
+		delete(s.verified, obj.UID)
+	} else {
+		s.verified[obj.UID] = inst.Verified
+	}
+	n := s.unverifiedLocked()
+	s.mu.Unlock()
+	r.RevocationMetrics.SetUnverified(n)
+	if inst != nil && !inst.Verified && known && was && observed {
+		r.RevocationMetrics.Revoked(time.Since(changed))
+	}
+}
+
+// unverifiedLocked counts the installed releases that do not verify; s.mu
+// is held.
+func (s *trustState) unverifiedLocked() int {
+	n := 0
+	for _, ok := range s.verified {
+		if !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// forgetTrust drops what is remembered of a release being deleted.
+func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
+	s := r.trust()
+	s.mu.Lock()
+	delete(s.changed, uid)
+	delete(s.verified, uid)
+	n := s.unverifiedLocked()
+	s.mu.Unlock()
+	r.RevocationMetrics.SetUnverified(n)
+}
