@@ -438,27 +438,13 @@ func TestUnlabelledReleaseRelabelled(t *testing.T) {
 		t.Errorf("ConfigMap owner label %q after the upgrade; want %q", got, vhr.UID)
 	}
 	// Once: run it again, and it stays at revision 2.
-	patch = client.MergeFrom(vhr.DeepCopy())
-	vhr.Spec.Interval = metav1.Duration{Duration: 3 * time.Second}
-	if err := k8s.Patch(ctx, vhr, patch); err != nil {
-		t.Fatal(err)
+	if v := f.rerun("app"); v.Status.Installed.Revision != 2 {
+		t.Errorf("app at revision %d after running again; want 2", v.Status.Installed.Revision)
 	}
-	waitFor(t, waitTimeout, "app run again", func() (bool, string) {
-		v := f.get("app")
-		c := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionReady)
-		return c != nil && c.ObservedGeneration == v.Generation && v.Status.Installed.Revision == 2,
-			fmt.Sprintf("Ready %+v, revision %d", c, v.Status.Installed.Revision)
-	})
 	if got := helmHistory(t, f.ns, "app"); len(got) != 2 {
 		t.Errorf("history %v after running again; want 2 revisions, the relabel done once", got)
 	}
-	var by *chartproofv1.VerifiedHelmRelease
-	waitFor(t, waitTimeout, "bystander run again", func() (bool, string) {
-		by = f.get("bystander")
-		c := apimeta.FindStatusCondition(by.Status.Conditions, chartproofv1.ConditionReady)
-		return c != nil && c.ObservedGeneration == by.Generation, fmt.Sprintf("Ready %+v, generation %d", c, by.Generation)
-	})
-	if by.Status.Installed.Revision != 1 {
+	if by := f.waitObserved("bystander"); by.Status.Installed.Revision != 1 {
 		t.Errorf("bystander at revision %d; want 1, its objects were labelled", by.Status.Installed.Revision)
 	}
 }

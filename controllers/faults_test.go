@@ -12,6 +12,7 @@ import (
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
@@ -79,6 +80,33 @@ func (f *fixture) touch(name string) {
 	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// rerun makes the controller reconcile release name again, a spec change
+// that installs nothing new (its interval one second longer), and waits
+// until it has: Ready observed at the new generation.
+func (f *fixture) rerun(name string) *chartproofv1.VerifiedHelmRelease {
+	f.t.Helper()
+	vhr := f.get(name)
+	patch := client.MergeFrom(vhr.DeepCopy())
+	vhr.Spec.Interval = metav1.Duration{Duration: vhr.Spec.Interval.Duration + time.Second}
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		f.t.Fatal(err)
+	}
+	return f.waitObserved(name)
+}
+
+// waitObserved waits until the release's Ready condition is for its
+// current generation.
+func (f *fixture) waitObserved(name string) *chartproofv1.VerifiedHelmRelease {
+	f.t.Helper()
+	var vhr *chartproofv1.VerifiedHelmRelease
+	waitFor(f.t, waitTimeout, name+" reconciled at its generation", func() (bool, string) {
+		vhr = f.get(name)
+		c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
+		return c != nil && c.ObservedGeneration == vhr.Generation, fmt.Sprintf("Ready %+v, generation %d", c, vhr.Generation)
+	})
+	return vhr
 }
 
 // interruptUpgrade stores revision 2 of release as an upgrade Helm began

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -50,15 +49,7 @@ func TestRecordTamperingWakesRelease(t *testing.T) {
 	}
 	bystanderUID, targetUID := recordUID("bystander"), recordUID("target")
 
-	cfg := helmConfig(t, f.ns)
-	rel, err := cfg.Releases.Get("target", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n  namespace: " + f.ns + "\n"
-	if err := cfg.Releases.Update(rel); err != nil {
-		t.Fatal(err)
-	}
+	f.plantInRecord("target")
 
 	f.waitEvent("target", chartproofv1.ReasonReleaseRecordTampered)
 	waitFor(t, waitTimeout, "target's record replaced by the repair, and deployed", func() (bool, string) {
@@ -104,39 +95,10 @@ func TestManualHelmUpgradeUndone(t *testing.T) {
 	f.release("app", "1.0.0", "trusted")
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 
-	files := testchart.Files("hello", "9.9.9")
-	files["templates/planted.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n"
-	archive, err := testchart.Build(testchart.Entries("hello", files))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unverified, err := loader.LoadArchive(bytes.NewReader(archive))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Suspended while Helm runs, so the reconcile the new record wakes does
-	// not meet the upgrade half done (that is TestPendingUpgradeRecovered's
-	// case); resumed at once after it.
-	f.suspend("app")
-	up := action.NewUpgrade(helmConfig(t, f.ns))
-	up.Namespace = f.ns
-	if _, err := up.Run("app", unverified, nil); err != nil {
-		t.Fatalf("helm upgrade by hand: %v", err)
-	}
-	f.touch("app")
+	f.helmUpgradeByHand("app", map[string]string{"planted.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n"})
 
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
-	waitFor(t, waitTimeout, "the verified chart installed afresh", func() (bool, string) {
-		rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
-		if err != nil { // between the repair's drop and its install
-			return false, err.Error()
-		}
-		var got []string
-		for _, r := range rels {
-			got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
-		}
-		return len(got) == 1 && got[0] == "1:deployed", fmt.Sprintf("history %v", got)
-	})
+	f.waitHistory("app", "1:deployed") // the verified chart installed afresh
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	f.assertInstalled("app", d)
 	// What only the hand-written record lists is not deleted: a record
@@ -177,17 +139,7 @@ func TestManualHelmRollbackUndone(t *testing.T) {
 	f.touch("app")
 
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
-	waitFor(t, waitTimeout, "the verified 2.0.0 installed afresh", func() (bool, string) {
-		rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
-		if err != nil { // between the repair's drop and its install
-			return false, err.Error()
-		}
-		var got []string
-		for _, r := range rels {
-			got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
-		}
-		return len(got) == 1 && got[0] == "1:deployed", fmt.Sprintf("history %v", got)
-	})
+	f.waitHistory("app", "1:deployed") // the verified 2.0.0 installed afresh
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	f.assertInstalled("app", d2)
 }
@@ -220,32 +172,9 @@ func TestRecordTamperingLeftInWarn(t *testing.T) {
 			switch change {
 			case "record edited":
 				// The record watch alone wakes the release (interval 10m).
-				cfg := helmConfig(t, f.ns)
-				rel, err := cfg.Releases.Get("app", 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n  namespace: " + f.ns + "\n"
-				if err := cfg.Releases.Update(rel); err != nil {
-					t.Fatal(err)
-				}
+				f.plantInRecord("app")
 			case "manual helm upgrade":
-				files := testchart.Files("hello", "9.9.9")
-				archive, err := testchart.Build(testchart.Entries("hello", files))
-				if err != nil {
-					t.Fatal(err)
-				}
-				unverified, err := loader.LoadArchive(bytes.NewReader(archive))
-				if err != nil {
-					t.Fatal(err)
-				}
-				f.suspend("app") // as in TestManualHelmUpgradeUndone
-				up := action.NewUpgrade(helmConfig(t, f.ns))
-				up.Namespace = f.ns
-				if _, err := up.Run("app", unverified, nil); err != nil {
-					t.Fatalf("helm upgrade by hand: %v", err)
-				}
-				f.touch("app") // and the release now runs every 2s
+				f.helmUpgradeByHand("app", nil) // the release now runs every 2s
 				wantHistory = []string{"1:superseded", "2:deployed"}
 			}
 
@@ -254,14 +183,8 @@ func TestRecordTamperingLeftInWarn(t *testing.T) {
 			if c := f.driftCondition("app"); c == nil || c.Status != metav1.ConditionTrue || c.Reason != chartproofv1.ReasonDriftDetected {
 				t.Errorf("Drifted = %+v; want True, DriftDetected", c)
 			}
-			// Run the release again (a spec change that installs nothing
-			// new), and wait until it has: still reported, counted once.
-			vhr0 := f.get("app")
-			patch0 := client.MergeFrom(vhr0.DeepCopy())
-			vhr0.Spec.Interval = metav1.Duration{Duration: 3 * time.Second}
-			if err := k8s.Patch(ctx, vhr0, patch0); err != nil {
-				t.Fatal(err)
-			}
+			// Run the release again: still reported, counted once.
+			f.rerun("app")
 			f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonReleaseRecordTampered)
 			if got := tamperedCount(t) - counted; got != 1 {
 				t.Errorf("tampering counted %v times; want once", got)
@@ -282,19 +205,72 @@ func TestRecordTamperingLeftInWarn(t *testing.T) {
 			if err := k8s.Patch(ctx, vhr, patch); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, waitTimeout, "the verified chart installed afresh", func() (bool, string) {
-				rels, err := action.NewHistory(helmConfig(t, f.ns)).Run("app")
-				if err != nil { // between the repair's drop and its install
-					return false, err.Error()
-				}
-				var got []string
-				for _, r := range rels {
-					got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
-				}
-				return slices.Equal(got, []string{"1:deployed"}) && rels[0].Chart.Metadata.Version == "1.0.0", fmt.Sprintf("history %v", got)
-			})
+			f.waitHistory("app", "1:deployed") // the verified chart installed afresh
 			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 			f.assertInstalled("app", d)
 		})
 	}
+}
+
+// plantInRecord rewrites revision 1 of release's Helm record in place, as
+// anyone who may write Secrets in the namespace can: its manifest also
+// lists a ConfigMap "planted".
+func (f *fixture) plantInRecord(release string) {
+	f.t.Helper()
+	cfg := helmConfig(f.t, f.ns)
+	rel, err := cfg.Releases.Get(release, 1)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: planted\n  namespace: " + f.ns + "\n"
+	if err := cfg.Releases.Update(rel); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// helmUpgradeByHand runs `helm upgrade` of release with an unverified hello
+// chart 9.9.9 and the extra templates (path under templates/ -> content),
+// as an admin with Helm's own SDK would. The release is suspended while
+// Helm runs, so the reconcile the new record wakes does not meet the upgrade
+// half done (that is TestPendingUpgradeRecovered's case), and resumed after
+// it (f.touch).
+func (f *fixture) helmUpgradeByHand(release string, extra map[string]string) {
+	f.t.Helper()
+	files := testchart.Files("hello", "9.9.9")
+	for name, content := range extra {
+		files["templates/"+name] = content
+	}
+	archive, err := testchart.Build(testchart.Entries("hello", files))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	unverified, err := loader.LoadArchive(bytes.NewReader(archive))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.suspend(release)
+	up := action.NewUpgrade(helmConfig(f.t, f.ns))
+	up.Namespace = f.ns
+	if _, err := up.Run(release, unverified, nil); err != nil {
+		f.t.Fatalf("helm upgrade by hand: %v", err)
+	}
+	f.touch(release)
+}
+
+// waitHistory waits until `helm history` of release is want
+// ("revision:status"); an error reading it (between a repair's drop of the
+// records and its install) is waited out.
+func (f *fixture) waitHistory(release string, want ...string) {
+	f.t.Helper()
+	waitFor(f.t, waitTimeout, fmt.Sprintf("helm history of %s %v", release, want), func() (bool, string) {
+		rels, err := action.NewHistory(helmConfig(f.t, f.ns)).Run(release)
+		if err != nil {
+			return false, err.Error()
+		}
+		var got []string
+		for _, r := range rels {
+			got = append(got, fmt.Sprintf("%d:%s", r.Version, r.Info.Status))
+		}
+		return slices.Equal(got, want), fmt.Sprintf("history %v", got)
+	})
 }

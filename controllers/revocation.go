@@ -17,8 +17,9 @@ type trustState struct {
 	mu      sync.Mutex
 	changed map[types.UID]time.Time
 	// verified says, for each installed release, whether it verified when
-	// last reconciled.
-	verified map[types.UID]bool
+	// last reconciled; unverified counts those that did not.
+	verified   map[types.UID]bool
+	unverified int
 }
 
 func (r *VerifiedHelmReleaseReconciler) trust() *trustState {
@@ -51,14 +52,15 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	s.mu.Lock()
 	changed, observed := s.changed[obj.UID]
 	delete(s.changed, obj.UID)
-	was, known := s.verified[obj.UID]
+	was, known := s.forget(obj.UID)
 	inst := obj.Status.Installed
-	if inst == nil {
-		delete(s.verified, obj.UID)
-	} else {
+	if inst != nil {
 		s.verified[obj.UID] = inst.Verified
+		if !inst.Verified {
+			s.unverified++
+		}
 	}
-	n := s.unverifiedLocked()
+	n := s.unverified
 	s.mu.Unlock()
 	r.RevocationMetrics.SetUnverified(n)
 	if inst != nil && !inst.Verified && known && was && observed {
@@ -66,16 +68,15 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	}
 }
 
-// unverifiedLocked counts the installed releases that do not verify; s.mu
-// is held.
-func (s *trustState) unverifiedLocked() int {
-	n := 0
-	for _, ok := range s.verified {
-		if !ok {
-			n++
-		}
+// forget drops what is remembered of uid's verification, and returns it;
+// s.mu is held.
+func (s *trustState) forget(uid types.UID) (verified, known bool) {
+	verified, known = s.verified[uid]
+	if known && !verified {
+		s.unverified--
 	}
-	return n
+	delete(s.verified, uid)
+	return verified, known
 }
 
 // forgetTrust drops what is remembered of a release being deleted.
@@ -83,8 +84,8 @@ func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
 	s := r.trust()
 	s.mu.Lock()
 	delete(s.changed, uid)
-	delete(s.verified, uid)
-	n := s.unverifiedLocked()
+	s.forget(uid)
+	n := s.unverified
 	s.mu.Unlock()
 	r.RevocationMetrics.SetUnverified(n)
 }

@@ -101,6 +101,21 @@ func pushChart(t *testing.T, host, repo, version string) string {
 	return digest
 }
 
+// pushSignedChart pushes hello at version to host/repo (pushChart) and signs
+// it with a new key by the real cosign v3 (a Sigstore bundle, in the
+// referrers fallback tag of the distribution registry). It returns the
+// chart's digest, and the key's PEM and key ID.
+func pushSignedChart(t *testing.T, host, repo, version string) (digest, pubPEM, keyID string) {
+	t.Helper()
+	digest = pushChart(t, host, repo, version)
+	cosign := newCosign(t, tools.cosignV3, true)
+	key, pub := cosign.generateKeyPair("signer")
+	cosign.mustRun("sign", "--key", key, "--signing-config", cosign.signingConfig, "--trusted-root", cosign.trustedRoot,
+		"--allow-http-registry", "--yes", host+"/"+repo+"@"+digest)
+	pubPEM, keyID = readPublicKey(t, pub)
+	return digest, pubPEM, keyID
+}
+
 // startReferrersRegistry serves go-containerregistry's registry with the OCI
 // referrers API on loopback, in process.
 func startReferrersRegistry(t *testing.T) string {

@@ -57,13 +57,8 @@ func TestManager(t *testing.T) {
 	// Charts: hello 1.0.0 signed with cosign v3 (a Sigstore bundle, in the
 	// referrers fallback tag of the distribution registry), and hello 2.0.0
 	// unsigned in another repository.
-	signedDigest := pushChart(t, reg.Host, "charts/hello", "1.0.0")
-	cosign := newCosign(t, tools.cosignV3, true)
-	key, pub := cosign.generateKeyPair("signer")
-	cosign.mustRun("sign", "--key", key, "--signing-config", cosign.signingConfig, "--trusted-root", cosign.trustedRoot,
-		"--allow-http-registry", "--yes", reg.Host+"/charts/hello@"+signedDigest)
+	signedDigest, pubPEM, keyID := pushSignedChart(t, reg.Host, "charts/hello", "1.0.0")
 	unsignedDigest := pushChart(t, reg.Host, "charts/unsigned", "2.0.0")
-	pubPEM, keyID := readPublicKey(t, pub)
 
 	// The manager, with leader election as config/manager runs it; out of
 	// a cluster the Lease's namespace is given by flag.
@@ -163,12 +158,7 @@ func TestManager(t *testing.T) {
 func TestManagerWithoutObjectWatch(t *testing.T) {
 	ctx := context.Background()
 	reg := startRegistry(t)
-	digest := pushChart(t, reg.Host, "charts/hello", "1.0.0")
-	cosign := newCosign(t, tools.cosignV3, true)
-	key, pub := cosign.generateKeyPair("signer")
-	cosign.mustRun("sign", "--key", key, "--signing-config", cosign.signingConfig, "--trusted-root", cosign.trustedRoot,
-		"--allow-http-registry", "--yes", reg.Host+"/charts/hello@"+digest)
-	pubPEM, _ := readPublicKey(t, pub)
+	digest, pubPEM, _ := pushSignedChart(t, reg.Host, "charts/hello", "1.0.0")
 
 	// config/rbac's ClusterRole without the rule on every resource.
 	ensureNamespace(t, managerNamespace)

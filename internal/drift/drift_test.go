@@ -119,6 +119,16 @@ type summary struct {
 	Object, Type, Path, Manager string
 }
 
+// inNamespace is want with "NS" in its object names replaced by ns.
+func inNamespace(ns string, want ...summary) []summary {
+	var out []summary
+	for _, w := range want {
+		w.Object = strings.ReplaceAll(w.Object, "NS", ns)
+		out = append(out, w)
+	}
+	return out
+}
+
 func summarize(objs []Object) []summary {
 	var out []summary
 	for _, o := range objs {
@@ -332,12 +342,7 @@ func TestDetectAndCorrect(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Detect() error = %v", err)
 			}
-			var want []summary
-			for _, w := range tc.want {
-				w.Object = strings.ReplaceAll(w.Object, "NS", ns)
-				want = append(want, w)
-			}
-			if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+			if diff := cmp.Diff(inNamespace(ns, tc.want...), summarize(drifted)); diff != "" {
 				t.Fatalf("Detect() (-want +got):\n%s", diff)
 			}
 			if _, err := Correct(t.Context(), c, drifted, opts); err != nil {
@@ -439,9 +444,7 @@ func TestNotDrift(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Detect() error = %v", err)
 			}
-			want := tc.twin
-			want.Object = strings.ReplaceAll(want.Object, "NS", ns)
-			if diff := cmp.Diff([]summary{want}, summarize(drifted)); diff != "" {
+			if diff := cmp.Diff(inNamespace(ns, tc.twin), summarize(drifted)); diff != "" {
 				t.Errorf("Detect() (-want +got):\n%s", diff)
 			}
 		})
@@ -674,12 +677,7 @@ func TestCustomResourcePatchedIsNotDrift(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var want []summary
-			for _, s := range tc.want {
-				s.Object = strings.ReplaceAll(s.Object, "NS", ns)
-				want = append(want, s)
-			}
-			if diff := cmp.Diff(want, summarize(drifted)); diff != "" {
+			if diff := cmp.Diff(inNamespace(ns, tc.want...), summarize(drifted)); diff != "" {
 				t.Errorf("Detect() (-want +got):\n%s", diff)
 			}
 		})

@@ -60,10 +60,11 @@ func (w *Writes) Ours(uid types.UID, rv string) bool {
 	return ok && w.now().Sub(at) < w.ttl
 }
 
-// Settling reports whether a write of a release's account to namespace
-// ("" for cluster-scoped objects) is under way: a watch event there that
-// Ours does not know yet may be the echo of a write whose answer has not
-// been read. The API server may send the watch event before the answer.
+// Settling reports whether a create or update of a release's account in
+// namespace ("" for cluster-scoped objects) is under way: a watch event
+// there that Ours does not know yet may be the echo of a write whose answer
+// has not been read. The API server may send the watch event before the
+// answer.
 func (w *Writes) Settling(namespace string) bool {
 	if w == nil {
 		return false
@@ -113,7 +114,7 @@ type writesTransport struct {
 }
 
 func (t writesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !persists(req) {
+	if !remembered(req) {
 		return t.next.RoundTrip(req)
 	}
 	// Under way until what it wrote is remembered.
@@ -135,26 +136,15 @@ func (t writesTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	meta, ok := answeredMetadata(contentType, body)
-	if ok && meta.UID != "" && meta.ResourceVersion != "" && wrote(req) {
+	if ok && meta.UID != "" && meta.ResourceVersion != "" {
 		t.writes.add(string(meta.UID), meta.ResourceVersion)
 	}
 	return resp, nil
 }
 
-// wrote reports whether the object at the version a successful write
-// answered with is exactly what chartproof sent: a create writes what was
-// sent, and an update replaces the whole object with it (when it changed
-// nothing, what was there was already what was sent). A patch merges into
-// whatever is there, someone else's fields included, and one that changes
-// nothing answers with the version whoever wrote last made: never taken as
-// chartproof's.
-func wrote(req *http.Request) bool {
-	return req.Method == http.MethodPost || req.Method == http.MethodPut
-}
-
-// answeredMetadata decodes the metadata of an object sent to or answered by
-// an API server, as JSON or as Kubernetes protobuf (client-go's typed clients ask for
-// it): the "k8s\x00" envelope around a runtime.Unknown whose raw message has
+// answeredMetadata decodes the metadata of the object an API server
+// answered with, as JSON or as Kubernetes protobuf (client-go's typed
+// clients ask for it): the "k8s\x00" envelope around a runtime.Unknown whose raw message has
 // the object's metadata as field 1, as every object's has, which is how
 // metav1.PartialObjectMetadata reads it.
 func answeredMetadata(contentType string, body []byte) (metav1.ObjectMeta, bool) {
@@ -180,14 +170,15 @@ func answeredMetadata(contentType string, body []byte) (metav1.ObjectMeta, bool)
 	return answer.ObjectMeta, true
 }
 
-// persists reports whether req may write an object: a create, update or
-// patch that is not a dry run.
-func persists(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		return req.URL.Query().Get("dryRun") == ""
-	}
-	return false
+// remembered reports whether what req writes is remembered: a create or an
+// update, not a dry run. At the version either answers with, the object is
+// exactly what chartproof sent (an update replaces the whole object; one
+// that changed nothing found it as sent). A patch merges into whatever is
+// there, someone else's fields included, and one that changes nothing
+// answers with the version whoever wrote last made: never taken as
+// chartproof's, nor waited for (Settling).
+func remembered(req *http.Request) bool {
+	return (req.Method == http.MethodPost || req.Method == http.MethodPut) && req.URL.Query().Get("dryRun") == ""
 }
 
 // namespaceOf is the namespace of an API path (/api/v1/namespaces/NS/...,

@@ -11,10 +11,11 @@ import (
 
 // TestWritesTransport: what a successful create or update answers with is
 // remembered (the object is then exactly what was sent); a patch (it merges
-// into what is there, and may change nothing), a dry run, a read, a refusal and an answer neither JSON nor Kubernetes
-// protobuf are not; a write is forgotten after the TTL. The callers read
-// the whole answer as the server sent it. (controllers.TestOwnWritesRemembered
-// checks the same on the real API server, through Helm and the drift client.)
+// into what is there, and may change nothing), a dry run, a read, a refusal
+// and an answer neither JSON nor Kubernetes protobuf are not; a write is
+// forgotten after the TTL. The callers read the whole answer as the server
+// sent it. (controllers.TestOwnWritesRemembered checks the same on the real
+// API server, through Helm and the drift client.)
 func TestWritesTransport(t *testing.T) {
 	const object = `{"kind":"ConfigMap","metadata":{"uid":"u-1","resourceVersion":"42"}}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
