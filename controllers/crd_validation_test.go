@@ -52,6 +52,16 @@ func TestCRDValidation(t *testing.T) {
 			s.Authorities[0].Key, s.Authorities[0].Notation = nil, n
 		}
 	}
+	x509a := func(mut func(*chartproofv1.X509Authority)) func(*chartproofv1.TrustPolicySpec) {
+		return func(s *chartproofv1.TrustPolicySpec) {
+			x := &chartproofv1.X509Authority{
+				Roots:      chartproofv1.CertificatesSource{Certificates: pki.RootPEM()},
+				Identities: []chartproofv1.X509Identity{{SubjectAlternativeName: "release@chartproof.test"}},
+			}
+			mut(x)
+			s.Authorities[0].Key, s.Authorities[0].X509 = nil, x
+		}
+	}
 	prov := func(mut func(*chartproofv1.HelmProvenanceAuthority)) func(*chartproofv1.TrustPolicySpec) {
 		return func(s *chartproofv1.TrustPolicySpec) {
 			hp := &chartproofv1.HelmProvenanceAuthority{PublicKeys: pgp.ArmoredPublic(), Fingerprints: []string{pgp.Fingerprint()}}
@@ -97,9 +107,10 @@ func TestCRDValidation(t *testing.T) {
 		{"control: revocations inline and from a ConfigMap", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Revocations = &chartproofv1.Revocations{
 				RevocationList: chartproofv1.RevocationList{
-					KeyIDs:     []string{strings.Repeat("ab", 32)},
-					Identities: []chartproofv1.RevokedIdentity{{Issuer: "https://issuer.example", Subject: "ci@example.com", SignedAfter: &metav1.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}},
-					Digests:    []string{"sha256:" + strings.Repeat("0", 64)},
+					KeyIDs:       []string{strings.Repeat("ab", 32)},
+					Identities:   []chartproofv1.RevokedIdentity{{Issuer: "https://issuer.example", Subject: "ci@example.com", SignedAfter: &metav1.Time{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}}},
+					Certificates: []chartproofv1.RevokedCertificate{{Issuer: strings.Repeat("cd", 32), Serial: "1A2b"}},
+					Digests:      []string{"sha256:" + strings.Repeat("0", 64)},
 				},
 				ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked"},
 			}
@@ -116,6 +127,12 @@ func TestCRDValidation(t *testing.T) {
 		{"revoked identity without subject", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Identities: []chartproofv1.RevokedIdentity{{Issuer: "https://issuer.example"}}}}
 		}, "subject"},
+		{"revoked certificate issuer not a fingerprint", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: []chartproofv1.RevokedCertificate{{Issuer: "CD:12", Serial: "01"}}}}
+		}, "certificates[0].issuer"},
+		{"revoked certificate serial over 20 bytes", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: []chartproofv1.RevokedCertificate{{Issuer: strings.Repeat("cd", 32), Serial: strings.Repeat("1", 41)}}}}
+		}, "certificates[0].serial"},
 		{"TrustPolicy revocation list of another namespace", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Revocations = &chartproofv1.Revocations{ConfigMapRef: &chartproofv1.RevocationsKeyReference{Name: "revoked", Namespace: "other"}}
 		}, "a TrustPolicy's revocation list is in its own namespace and must not name one"},
@@ -133,7 +150,7 @@ func TestCRDValidation(t *testing.T) {
 		}), ""},
 		{"key and helmProvenance", false, func(s *chartproofv1.TrustPolicySpec) {
 			s.Authorities[0].HelmProvenance = &chartproofv1.HelmProvenanceAuthority{PublicKeys: pgp.ArmoredPublic(), Fingerprints: []string{pgp.Fingerprint()}}
-		}, "an authority needs exactly one of: key, keyless, helmProvenance"},
+		}, "an authority needs exactly one of: key, keyless, x509, helmProvenance"},
 		{"helmProvenance with publicKeys and keyringRef", false, prov(func(hp *chartproofv1.HelmProvenanceAuthority) {
 			hp.KeyringRef = &chartproofv1.KeyringReference{ConfigMapRef: &chartproofv1.KeyringKeyReference{Name: "keys"}}
 		}), "set exactly one of publicKeys and keyringRef"},
@@ -165,7 +182,25 @@ func TestCRDValidation(t *testing.T) {
 				TrustStore:        chartproofv1.NotationTrustStore{CA: &chartproofv1.CertificatesSource{Certificates: pki.RootPEM()}},
 				TrustedIdentities: []string{notaryID},
 			}
-		}, "an authority needs exactly one of: key, keyless, helmProvenance, notation"},
+		}, "an authority needs exactly one of: key, keyless, x509, helmProvenance, notation"},
+
+		// An x509 authority (issue 12).
+		{"control: x509 with inline roots", false, x509a(func(*chartproofv1.X509Authority) {}), ""},
+		{"control: x509 roots, intermediates and trusted root from ConfigMaps", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Roots = chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "pki"}}
+			x.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), ""},
+		{"key and x509", false, func(s *chartproofv1.TrustPolicySpec) {
+			x509a(func(*chartproofv1.X509Authority) {})(s)
+			s.Authorities[0].Key = &chartproofv1.KeyAuthority{PublicKey: pem}
+		}, "an authority needs exactly one of: key, keyless, x509, helmProvenance, notation"},
+		{"x509 without identities", false, x509a(func(x *chartproofv1.X509Authority) { x.Identities = nil }), "identities"},
+		{"TrustPolicy x509 roots of another namespace", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Roots = chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "pki", Namespace: "other"}}
+		}), "a TrustPolicy's certificate references are in its own namespace and must not name one"},
+		{"ClusterTrustPolicy x509 trusted root without namespace", true, x509a(func(x *chartproofv1.X509Authority) {
+			x.TrustedRoot = &chartproofv1.TrustedRootReference{SecretRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), "a ClusterTrustPolicy's trusted root references must name their namespace"},
 		{"notation without ca or signingAuthority", false, notary(func(n *chartproofv1.NotationAuthority) {
 			n.TrustStore = chartproofv1.NotationTrustStore{TSA: &chartproofv1.CertificatesSource{Certificates: pki.RootPEM()}}
 		}), "a notation trust store needs ca or signingAuthority certificates"},

@@ -110,7 +110,7 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		cond.Status, cond.Reason = metav1.ConditionTrue, chartproofv1.ReasonPolicyReady
 		cond.Message = fmt.Sprintf("%d authorities, threshold %d, mode %s", len(p.Authorities), p.Threshold, p.Mode)
 		if r := p.Revoked; r != nil {
-			cond.Message += fmt.Sprintf("; revokes %d keys and %d identities, denies %d digests", len(r.KeyIDs), len(r.Identities), len(r.Digests))
+			cond.Message += fmt.Sprintf("; revokes %d keys, %d identities and %d certificates, denies %d digests", len(r.KeyIDs), len(r.Identities), len(r.Certificates), len(r.Digests))
 		}
 	}
 	apimeta.SetStatusCondition(&status.Conditions, cond)

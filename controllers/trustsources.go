@@ -70,6 +70,14 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 				}
 			}
 		}
+		if a.X509 != nil {
+			for _, src := range []*chartproofv1.CertificatesSource{&a.X509.Roots, a.X509.Intermediates} {
+				if src != nil && src.ConfigMapRef != nil {
+					add("ConfigMap", src.ConfigMapRef.Namespace, src.ConfigMapRef.Name)
+				}
+			}
+			addRoot(a.X509.TrustedRoot)
+		}
 		if a.HelmProvenance != nil && a.HelmProvenance.KeyringRef != nil {
 			if r := a.HelmProvenance.KeyringRef.SecretRef; r != nil {
 				add("Secret", r.Namespace, r.Name)

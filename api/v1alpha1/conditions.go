@@ -78,6 +78,9 @@ const (
 	ReasonKeyNotValidAtSigningTime = "KeyNotValidAtSigningTime"
 	ReasonSignerRevoked            = "SignerRevoked"
 	ReasonDigestDenied             = "DigestDenied"
+	// ReasonCertificateRejected: a signature's certificate was issued in
+	// an x509 authority's PKI, but its path fails a check.
+	ReasonCertificateRejected = "CertificateRejected"
 	// ReasonProvenanceMismatch: a Helm provenance file a trusted key
 	// signed describes another chart than the one its manifest holds.
 	ReasonProvenanceMismatch = "ProvenanceMismatch"
@@ -152,10 +155,11 @@ var Reasons = []ReasonInfo{
 	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
-	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows."},
+	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows; or a signature verifies under an x509 authority's PKI, but its leaf names none of the authority's subjectAlternativeNames."},
 	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},
 	{ReasonSignerRevoked, ReasonKindDenial, "Signatures that would count were made by signers the policy's revocations list (a key ID; a keyless identity, or what it signed at or after its cutoff, judged by the verified signing time), so too few authorities count. The installed release stays and is marked Verified=False; nothing new is installed."},
 	{ReasonDigestDenied, ReasonKindDenial, "The chart's digest is in the policy's revocations.digests: it is refused whatever signs it, in Audit mode too."},
+	{ReasonCertificateRejected, ReasonKindDenial, "A signature carries a certificate of an x509 authority's PKI whose path fails strict validation (docs/security.md, THREATS PKI-*): the leaf lacks the codeSigning extended key usage or the digitalSignature key usage or is a CA; an issuer is no CA, lacks keyCertSign or exceeds its path length; a key or signature algorithm is weak (SHA-1, RSA under 2048 bits, a curve other than P-256 or P-384); a certificate of the path is not valid at the signing time (or now, without a trusted root); an unknown critical extension or a name constraint chartproof cannot enforce. The message names the certificate, the check and the THREATS row."},
 	{ReasonKeyNotValidAtSigningTime, ReasonKindDenial, "A key authority with validFor verifies the signature, but the signing time its log or timestamp authority vouches for lies outside the key's validity window (a retired or not yet valid key)."},
 	{ReasonProvenanceMismatch, ReasonKindDenial, "A Helm provenance file signed by a trusted OpenPGP key describes another chart: its file entry is not `<name>-<version>.tgz` of its Chart.yaml copy, or that copy names another chart or version than the repository or the chart archive's Chart.yaml (THREATS PRV-03, PRV-07). A wrong archive hash is SubjectMismatch."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},

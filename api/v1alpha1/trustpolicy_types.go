@@ -91,9 +91,10 @@ type Revocations struct {
 	RevocationList `json:",inline"`
 
 	// ConfigMapRef reads more revocations from a key of a ConfigMap: YAML or
-	// JSON with the fields of an inline list (keyIDs, identities, digests),
-	// checked as strictly (an unknown field, a malformed key ID or digest
-	// make the policy invalid, and it then denies every chart). From a
+	// JSON with the fields of an inline list (keyIDs, identities,
+	// certificates, digests), checked as strictly (an unknown field, a
+	// malformed key ID, serial or digest make the policy invalid, and it
+	// then denies every chart). From a
 	// TrustPolicy the ConfigMap is in the policy's namespace.
 	// +optional
 	ConfigMapRef *RevocationsKeyReference `json:"configMapRef,omitempty"`
@@ -116,6 +117,16 @@ type RevocationList struct {
 	// +listType=atomic
 	// +optional
 	Identities []RevokedIdentity `json:"identities,omitempty"`
+
+	// Certificates are revoked X.509 certificates, by issuer and serial
+	// number: a signature whose validated certificate path (an x509
+	// authority's) holds one no longer counts (SignerRevoked). The leaf,
+	// an intermediate or a root may be revoked; revoking an intermediate
+	// revokes everything it issued.
+	// +kubebuilder:validation:MaxItems=1024
+	// +listType=atomic
+	// +optional
+	Certificates []RevokedCertificate `json:"certificates,omitempty"`
 
 	// Digests are denied charts: a chart manifest with one of these digests
 	// is refused whatever signs it, in Audit mode too (DigestDenied).
@@ -148,6 +159,22 @@ type RevokedIdentity struct {
 	SignedAfter *metav1.Time `json:"signedAfter,omitempty"`
 }
 
+// RevokedCertificate names one certificate: its issuer's certificate and
+// its serial number. Certificate serial numbers are unique per issuer only.
+type RevokedCertificate struct {
+	// Issuer is the SHA-256 fingerprint of the issuing CA's certificate
+	// (of its DER encoding), 64 lowercase hex digits: `openssl x509 -in
+	// ca.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F
+	// a-f`. For a root, its own.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
+	Issuer string `json:"issuer"`
+
+	// Serial is the certificate's serial number in hex, as `openssl x509
+	// -noout -serial` prints it (either case, no colons, at most 20 bytes).
+	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f]{1,40}$`
+	Serial string `json:"serial"`
+}
+
 // RevocationsKeyReference names one key of a ConfigMap holding a
 // revocation list. From a TrustPolicy the ConfigMap is in the policy's
 // namespace and namespace must be left out; from a ClusterTrustPolicy
@@ -172,11 +199,11 @@ type RevocationsKeyReference struct {
 
 // Authority is one trusted signer. Exactly one kind of authority is set:
 // `key` (one public key), `keyless` (Sigstore certificates naming an
-// identity), `helmProvenance` (OpenPGP keys signing Helm provenance files)
-// or `notation` (Notary Project signatures under a trust store). X.509
-// chains and attestation requirements are added as further optional
-// fields.
-// +kubebuilder:validation:XValidation:rule="(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0) + (has(self.helmProvenance) ? 1 : 0) + (has(self.notation) ? 1 : 0) == 1",message="an authority needs exactly one of: key, keyless, helmProvenance, notation"
+// identity), `x509` (code-signing certificates of your own PKI),
+// `helmProvenance` (OpenPGP keys signing Helm provenance files) or
+// `notation` (Notary Project signatures under a trust store). Attestation
+// requirements are added as further optional fields.
+// +kubebuilder:validation:XValidation:rule="(has(self.key) ? 1 : 0) + (has(self.keyless) ? 1 : 0) + (has(self.x509) ? 1 : 0) + (has(self.helmProvenance) ? 1 : 0) + (has(self.notation) ? 1 : 0) == 1",message="an authority needs exactly one of: key, keyless, x509, helmProvenance, notation"
 type Authority struct {
 	// Name identifies the authority in status, events and metrics.
 	// +kubebuilder:validation:MinLength=1
@@ -195,6 +222,13 @@ type Authority struct {
 	// +optional
 	Keyless *KeylessAuthority `json:"keyless,omitempty"`
 
+	// X509 trusts cosign signatures made with the key of a code-signing
+	// certificate that chains to its roots (bring-your-own PKI: `cosign sign
+	// --key K --certificate C --certificate-chain CH`), the path validated
+	// strictly.
+	// +optional
+	X509 *X509Authority `json:"x509,omitempty"`
+
 	// HelmProvenance trusts Helm provenance files (`helm package --sign`,
 	// pushed by `helm push` as the provenance layer of the chart's
 	// manifest) signed by one of the OpenPGP keys it lists.
@@ -207,6 +241,57 @@ type Authority struct {
 	// names one of its trusted identities.
 	// +optional
 	Notation *NotationAuthority `json:"notation,omitempty"`
+}
+
+// X509Authority trusts cosign signatures (either layout) that carry a leaf
+// certificate of its PKI: the signature verifies under the leaf's key, and
+// the leaf chains to one of its roots through CA certificates (its own
+// intermediates, or those the signature carries, which add candidates but
+// never trust), validated strictly (docs/security.md, THREATS PKI-*): the
+// leaf has the codeSigning extended key usage (a leaf without an EKU
+// extension, or with anyExtendedKeyUsage only, is refused, as Go's x509
+// would not), the digitalSignature key usage, and is no CA; every issuer is
+// a CA (basicConstraints) with keyCertSign, within its path length, its
+// name constraints of forms chartproof enforces; keys are RSA of at least
+// 2048 bits, ECDSA P-256 or P-384, or Ed25519, signatures SHA-256 or
+// stronger; no unknown critical extension. Every certificate of the path
+// must be valid at the signing time trustedRoot vouches for, or now when
+// the authority names no trustedRoot. The leaf must name one of the
+// identities in a URI or email Subject Alternative Name.
+type X509Authority struct {
+	// Roots are the trusted root CA certificates: self-signed CA
+	// certificates, with keyCertSign when they carry a key usage.
+	Roots CertificatesSource `json:"roots"`
+
+	// Intermediates are intermediate CA certificates to build paths with,
+	// besides those a signature carries in its chain.
+	// +optional
+	Intermediates *CertificatesSource `json:"intermediates,omitempty"`
+
+	// Identities the leaf certificate may name; one must match.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	Identities []X509Identity `json:"identities"`
+
+	// TrustedRoot holds the transparency logs and timestamp authorities
+	// (trusted_root.json; its certificate authorities play no part) that
+	// vouch for signing times. Set: a signature counts only with a signing
+	// time from one of them (a log's integrated time, or an RFC 3161
+	// timestamp over the signature), and the path must be valid at that
+	// time, so a certificate that expired since still counts for what it
+	// signed while valid. Unset: the path must be valid now.
+	// +optional
+	TrustedRoot *TrustedRootReference `json:"trustedRoot,omitempty"`
+}
+
+// X509Identity is one signer a code-signing certificate may name.
+type X509Identity struct {
+	// SubjectAlternativeName is compared exactly with each URI and email
+	// address Subject Alternative Name of the leaf.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	SubjectAlternativeName string `json:"subjectAlternativeName"`
 }
 
 // NotationAuthority is one Notation trust-policy statement, verified at
@@ -615,9 +700,11 @@ type TrustPolicyStatus struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || !has(a.key.secretRef.__namespace__) || size(a.key.secretRef.__namespace__) == 0)",message="a TrustPolicy's Secret references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || !has(a.keyless.trustedRoot.configMapRef.__namespace__) || size(a.keyless.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.keyless.trustedRoot.secretRef) || !has(a.keyless.trustedRoot.secretRef.__namespace__) || size(a.keyless.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || !has(a.key.trustedRoot.configMapRef.__namespace__) || size(a.key.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.key.trustedRoot.secretRef) || !has(a.key.trustedRoot.secretRef.__namespace__) || size(a.key.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.x509) || !has(a.x509.trustedRoot) || ((!has(a.x509.trustedRoot.configMapRef) || !has(a.x509.trustedRoot.configMapRef.__namespace__) || size(a.x509.trustedRoot.configMapRef.__namespace__) == 0) && (!has(a.x509.trustedRoot.secretRef) || !has(a.x509.trustedRoot.secretRef.__namespace__) || size(a.x509.trustedRoot.secretRef.__namespace__) == 0)))",message="a TrustPolicy's trusted root references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || !has(a.helmProvenance.keyringRef.configMapRef.__namespace__) || size(a.helmProvenance.keyringRef.configMapRef.__namespace__) == 0) && (!has(a.helmProvenance.keyringRef.secretRef) || !has(a.helmProvenance.keyringRef.secretRef.__namespace__) || size(a.helmProvenance.keyringRef.secretRef.__namespace__) == 0)))",message="a TrustPolicy's keyring references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.revocations) || !has(self.spec.revocations.configMapRef) || !has(self.spec.revocations.configMapRef.__namespace__) || size(self.spec.revocations.configMapRef.__namespace__) == 0",message="a TrustPolicy's revocation list is in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || !has(a.notation.trustStore.ca.configMapRef.__namespace__) || size(a.notation.trustStore.ca.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || !has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) || size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) == 0) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || !has(a.notation.trustStore.tsa.configMapRef.__namespace__) || size(a.notation.trustStore.tsa.configMapRef.__namespace__) == 0)))",message="a TrustPolicy's certificate references are in its own namespace and must not name one"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.x509) || ((!has(a.x509.roots.configMapRef) || !has(a.x509.roots.configMapRef.__namespace__) || size(a.x509.roots.configMapRef.__namespace__) == 0) && (!has(a.x509.intermediates) || !has(a.x509.intermediates.configMapRef) || !has(a.x509.intermediates.configMapRef.__namespace__) || size(a.x509.intermediates.configMapRef.__namespace__) == 0)))",message="a TrustPolicy's certificate references are in its own namespace and must not name one"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.namespaceSelector)",message="namespaceSelector makes a policy mandatory for namespaces: only a ClusterTrustPolicy may set it"
 type TrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -647,9 +734,11 @@ type TrustPolicyList struct {
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.secretRef) || (has(a.key.secretRef.__namespace__) && size(a.key.secretRef.__namespace__) > 0))",message="a ClusterTrustPolicy's Secret references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.keyless) || !has(a.keyless.trustedRoot) || ((!has(a.keyless.trustedRoot.configMapRef) || (has(a.keyless.trustedRoot.configMapRef.__namespace__) && size(a.keyless.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.keyless.trustedRoot.secretRef) || (has(a.keyless.trustedRoot.secretRef.__namespace__) && size(a.keyless.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.key) || !has(a.key.trustedRoot) || ((!has(a.key.trustedRoot.configMapRef) || (has(a.key.trustedRoot.configMapRef.__namespace__) && size(a.key.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.key.trustedRoot.secretRef) || (has(a.key.trustedRoot.secretRef.__namespace__) && size(a.key.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.x509) || !has(a.x509.trustedRoot) || ((!has(a.x509.trustedRoot.configMapRef) || (has(a.x509.trustedRoot.configMapRef.__namespace__) && size(a.x509.trustedRoot.configMapRef.__namespace__) > 0)) && (!has(a.x509.trustedRoot.secretRef) || (has(a.x509.trustedRoot.secretRef.__namespace__) && size(a.x509.trustedRoot.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's trusted root references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.helmProvenance) || !has(a.helmProvenance.keyringRef) || ((!has(a.helmProvenance.keyringRef.configMapRef) || (has(a.helmProvenance.keyringRef.configMapRef.__namespace__) && size(a.helmProvenance.keyringRef.configMapRef.__namespace__) > 0)) && (!has(a.helmProvenance.keyringRef.secretRef) || (has(a.helmProvenance.keyringRef.secretRef.__namespace__) && size(a.helmProvenance.keyringRef.secretRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's keyring references must name their namespace"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.revocations) || !has(self.spec.revocations.configMapRef) || (has(self.spec.revocations.configMapRef.__namespace__) && size(self.spec.revocations.configMapRef.__namespace__) > 0)",message="a ClusterTrustPolicy's revocation list must name its namespace"
 // +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.notation) || ((!has(a.notation.trustStore.ca) || !has(a.notation.trustStore.ca.configMapRef) || (has(a.notation.trustStore.ca.configMapRef.__namespace__) && size(a.notation.trustStore.ca.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.signingAuthority) || !has(a.notation.trustStore.signingAuthority.configMapRef) || (has(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) && size(a.notation.trustStore.signingAuthority.configMapRef.__namespace__) > 0)) && (!has(a.notation.trustStore.tsa) || !has(a.notation.trustStore.tsa.configMapRef) || (has(a.notation.trustStore.tsa.configMapRef.__namespace__) && size(a.notation.trustStore.tsa.configMapRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's certificate references must name their namespace"
+// +kubebuilder:validation:XValidation:rule="self.spec.authorities.all(a, !has(a.x509) || ((!has(a.x509.roots.configMapRef) || (has(a.x509.roots.configMapRef.__namespace__) && size(a.x509.roots.configMapRef.__namespace__) > 0)) && (!has(a.x509.intermediates) || !has(a.x509.intermediates.configMapRef) || (has(a.x509.intermediates.configMapRef.__namespace__) && size(a.x509.intermediates.configMapRef.__namespace__) > 0))))",message="a ClusterTrustPolicy's certificate references must name their namespace"
 type ClusterTrustPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

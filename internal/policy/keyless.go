@@ -302,21 +302,30 @@ func compileTrustRoot(ref Ref, tr *chartproofv1.TrustedRootReference, read Reade
 	if tr == nil {
 		return TrustRoot{RootSource: "sigstore-public-good (embedded)"}, nil
 	}
-	data, source, err := readTrustedRoot(ref, *tr, read)
+	out, err := parseTrustRoot(ref, *tr, read)
+	switch {
+	case err != nil:
+		return TrustRoot{}, err
+	case needCA && len(out.TrustedRoot.FulcioCertificateAuthorities()) == 0:
+		return TrustRoot{}, fmt.Errorf("trusted root %s lists no certificate authority", out.RootSource)
+	case len(out.TrustedRoot.RekorLogs()) == 0:
+		return TrustRoot{}, fmt.Errorf("trusted root %s lists no transparency log: the signatures it vouches for must be logged", out.RootSource)
+	}
+	return out, nil
+}
+
+// parseTrustRoot reads and parses a trusted root.
+func parseTrustRoot(ref Ref, tr chartproofv1.TrustedRootReference, read Reader) (TrustRoot, error) {
+	data, source, err := readTrustedRoot(ref, tr, read)
 	if err != nil {
 		return TrustRoot{}, err
 	}
 	parsed, err := root.NewTrustedRootFromJSON(data)
-	switch {
-	case err != nil:
+	if err != nil {
 		// Not the parser's words: they quote the bytes they met, and a
 		// TrustPolicy's author may point at a Secret they cannot read
 		// themselves (THREATS TEN-07); this message reaches status.
 		return TrustRoot{}, fmt.Errorf("trusted root %s is not a valid trusted_root.json", source)
-	case needCA && len(parsed.FulcioCertificateAuthorities()) == 0:
-		return TrustRoot{}, fmt.Errorf("trusted root %s lists no certificate authority", source)
-	case len(parsed.RekorLogs()) == 0:
-		return TrustRoot{}, fmt.Errorf("trusted root %s lists no transparency log: the signatures it vouches for must be logged", source)
 	}
 	sum := sha256.Sum256(data)
 	out := TrustRoot{TrustedRoot: parsed, RootDigest: "sha256:" + hex.EncodeToString(sum[:])}

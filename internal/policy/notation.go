@@ -56,7 +56,7 @@ func compileNotation(ref Ref, name string, na chartproofv1.NotationAuthority, re
 		if s.src == nil {
 			continue
 		}
-		certs, err := readCertificates(ref, string(s.typ), *s.src, read)
+		certs, err := readCertificates(ref, "notation trust store "+string(s.typ), *s.src, read)
 		if err != nil {
 			return nil, err
 		}
@@ -119,15 +119,16 @@ func storeCertificateOK(typ truststore.Type, c *x509.Certificate) error {
 	return nil
 }
 
-// readCertificates reads PEM certificates, inline or from a ConfigMap.
-func readCertificates(ref Ref, store string, src chartproofv1.CertificatesSource, read Reader) ([]*x509.Certificate, error) {
+// readCertificates reads PEM certificates, inline or from a ConfigMap;
+// what names them in errors ("notation trust store ca", "x509 roots").
+func readCertificates(ref Ref, what string, src chartproofv1.CertificatesSource, read Reader) ([]*x509.Certificate, error) {
 	var (
 		data   []byte
 		source = "inline certificates"
 	)
 	switch {
 	case src.Certificates != "" && src.ConfigMapRef != nil:
-		return nil, fmt.Errorf("notation trust store %s sets both certificates and configMapRef", store)
+		return nil, fmt.Errorf("%s sets both certificates and configMapRef", what)
 	case src.Certificates != "":
 		data = []byte(src.Certificates)
 	case src.ConfigMapRef != nil:
@@ -136,11 +137,11 @@ func readCertificates(ref Ref, store string, src chartproofv1.CertificatesSource
 			o.Key = DefaultCertificatesKey
 		}
 		var err error
-		if data, source, err = readObjectKey(ref, "notation trust store "+store+":", "configMap", o.Namespace, o.Name, o.Key, read); err != nil {
+		if data, source, err = readObjectKey(ref, what+":", "configMap", o.Namespace, o.Name, o.Key, read); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("notation trust store %s sets neither certificates nor configMapRef", store)
+		return nil, fmt.Errorf("%s sets neither certificates nor configMapRef", what)
 	}
 	var certs []*x509.Certificate
 	for rest := data; ; {
@@ -148,24 +149,24 @@ func readCertificates(ref Ref, store string, src chartproofv1.CertificatesSource
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			if strings.TrimSpace(string(rest)) != "" {
-				return nil, fmt.Errorf("notation trust store %s: %s: data that is not PEM", store, source)
+				return nil, fmt.Errorf("%s: %s: data that is not PEM", what, source)
 			}
 			break
 		}
 		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("notation trust store %s: %s holds a PEM block that is not a CERTIFICATE", store, source)
+			return nil, fmt.Errorf("%s: %s holds a PEM block that is not a CERTIFICATE", what, source)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("notation trust store %s: %s: a certificate does not parse", store, source)
+			return nil, fmt.Errorf("%s: %s: a certificate does not parse", what, source)
 		}
 		certs = append(certs, c)
 		if len(certs) > maxStoreCertificates {
-			return nil, fmt.Errorf("notation trust store %s: %s holds more than %d certificates", store, source, maxStoreCertificates)
+			return nil, fmt.Errorf("%s: %s holds more than %d certificates", what, source, maxStoreCertificates)
 		}
 	}
 	if len(certs) == 0 {
-		return nil, fmt.Errorf("notation trust store %s: %s holds no certificate", store, source)
+		return nil, fmt.Errorf("%s: %s holds no certificate", what, source)
 	}
 	return certs, nil
 }

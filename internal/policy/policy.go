@@ -85,6 +85,9 @@ type Authority struct {
 	// Notation is set for a Notation authority: a trust store and trusted
 	// identities. PublicKey and KeyID are then empty.
 	Notation *Notation
+	// X509 is set for an x509 authority: a PKI's roots and the identities
+	// its leaves may name. PublicKey and KeyID are then empty.
+	X509 *X509
 }
 
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
@@ -174,7 +177,7 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 			p.Authorities = append(p.Authorities, auth)
 			continue
 		}
-		if auth.Notation != nil {
+		if auth.Notation != nil || auth.X509 != nil {
 			p.Authorities = append(p.Authorities, auth)
 			continue
 		}
@@ -249,14 +252,20 @@ func (r hashingReader) record(kind, namespace, name, key string, b []byte, err e
 
 func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority, error) {
 	kinds := 0
-	for _, set := range []bool{a.Key != nil, a.Keyless != nil, a.HelmProvenance != nil, a.Notation != nil} {
+	for _, set := range []bool{a.Key != nil, a.Keyless != nil, a.X509 != nil, a.HelmProvenance != nil, a.Notation != nil} {
 		if set {
 			kinds++
 		}
 	}
 	switch {
 	case kinds > 1:
-		return Authority{}, errors.New("sets more than one of key, keyless, helmProvenance and notation: an authority needs exactly one kind of trust material")
+		return Authority{}, errors.New("sets more than one of key, keyless, x509, helmProvenance and notation: an authority needs exactly one kind of trust material")
+	case a.X509 != nil:
+		x, err := compileX509(ref, *a.X509, read)
+		if err != nil {
+			return Authority{}, err
+		}
+		return Authority{Name: a.Name, X509: x}, nil
 	case a.Notation != nil:
 		n, err := compileNotation(ref, a.Name, *a.Notation, read)
 		if err != nil {
@@ -276,7 +285,7 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 		}
 		return Authority{Name: a.Name, Keyless: k}, nil
 	case a.Key == nil:
-		return Authority{}, errors.New("no key, keyless, helmProvenance or notation: an authority needs exactly one kind of trust material")
+		return Authority{}, errors.New("no key, keyless, x509, helmProvenance or notation: an authority needs exactly one kind of trust material")
 	}
 	var pemBytes []byte
 	switch {

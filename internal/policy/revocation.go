@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"math/big"
 	"regexp"
 	"slices"
 	"time"
@@ -20,6 +21,9 @@ type Revoked struct {
 	KeyIDs map[string]bool
 	// Identities are revoked keyless signers.
 	Identities []RevokedIdentity
+	// Certificates are revoked certificates, by "issuer fingerprint/serial"
+	// (PathCert's Issuer and Serial).
+	Certificates map[string]bool
 	// Digests are denied chart digests.
 	Digests map[string]bool
 }
@@ -37,6 +41,8 @@ const DefaultRevocationsKey = "revocations.yaml"
 
 var (
 	keyIDPattern  = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+	issuerPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	serialPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,40}$`)
 	digestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
 
@@ -46,7 +52,7 @@ func compileRevocations(ref Ref, spec *chartproofv1.Revocations, read Reader) (*
 	if spec == nil {
 		return nil, nil
 	}
-	r := &Revoked{KeyIDs: map[string]bool{}, Digests: map[string]bool{}}
+	r := &Revoked{KeyIDs: map[string]bool{}, Certificates: map[string]bool{}, Digests: map[string]bool{}}
 	errs := r.add("revocations", spec.RevocationList)
 	if cm := spec.ConfigMapRef; cm != nil {
 		key := cm.Key
@@ -106,6 +112,14 @@ func (r *Revoked) add(what string, list chartproofv1.RevocationList) []error {
 		}
 		r.Identities = append(r.Identities, ri)
 	}
+	for _, c := range list.Certificates {
+		serial, ok := new(big.Int).SetString(c.Serial, 16)
+		if !issuerPattern.MatchString(c.Issuer) || !serialPattern.MatchString(c.Serial) || !ok {
+			errs = append(errs, fmt.Errorf("%s: certificate %q/%q is not an issuer's SHA-256 fingerprint (64 lowercase hex) and a hex serial number of at most 20 bytes", what, c.Issuer, c.Serial))
+			continue
+		}
+		r.Certificates[c.Issuer+"/"+serial.Text(16)] = true
+	}
 	for _, d := range list.Digests {
 		if !digestPattern.MatchString(d) {
 			errs = append(errs, fmt.Errorf("%s: digest %q is not sha256:<64 lowercase hex>", what, d))
@@ -131,6 +145,13 @@ func (r *Revoked) signer(s Signature) string {
 	for _, k := range []string{s.KeyID, s.Signer} {
 		if k != "" && r.KeyIDs[k] {
 			return "key " + k + " is revoked"
+		}
+	}
+	if s.X509 != nil {
+		for _, c := range s.X509.Path {
+			if r.Certificates[c.Issuer+"/"+c.Serial] {
+				return fmt.Sprintf("certificate %q (serial %s, issuer %s) is revoked", c.Subject, c.Serial, c.Issuer)
+			}
 		}
 	}
 	if s.Identity == nil {

@@ -143,6 +143,10 @@ type Signature struct {
 	// time or an RFC 3161 timestamp); zero when none was verified.
 	SignedAt time.Time
 
+	// X509 is set for a signature that carries a certificate, when the
+	// policy has x509 authorities: what their PKIs established.
+	X509 *X509Facts
+
 	// Provenance is set for a Helm provenance file a provenance authority's
 	// key verified (LayoutHelmProvenance): what its signed text says. Its
 	// subject is the chart layer's digest, not the manifest's.
@@ -433,6 +437,8 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		cands        []candidate
 		otherSubject []string
 		mismatched   []string // identities of root-verified certificates no authority accepts
+		rejected     []string // why x509 authorities refused the certificate paths
+		pkiMismatch  bool     // an x509 authority's PKI verified a certificate naming another signer
 		unlogged     []string // why key-verified signatures lack the log entry their authority requires
 		outside      []string // signing times outside a key's validity window
 		provMismatch []string // verified provenance files describing another chart
@@ -474,9 +480,26 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 				names = append(names, a.Name)
 			}
 		}
+		pkiOK := false
+		if s.X509 != nil {
+			for _, n := range s.X509.Authorities {
+				if a, ok := byName[n]; ok && a.X509 != nil {
+					pkiOK = true
+					if a.matchesX509(s.X509.SANs) {
+						names = append(names, a.Name)
+					}
+				}
+			}
+		}
 		if len(names) == 0 {
-			if rootOK {
+			switch {
+			case rootOK:
 				mismatched = append(mismatched, s.Identity.typed())
+			case pkiOK:
+				pkiMismatch = true
+				mismatched = append(mismatched, strings.Join(s.X509.SANs, ", ")+" ("+s.X509.Path[0].Subject+")")
+			case s.X509 != nil && s.X509.Problem != "":
+				rejected = append(rejected, s.Ref+": "+s.X509.Problem)
 			}
 			continue
 		}
@@ -521,10 +544,13 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			acc.Identity = s.Identity
 		case a.Notation != nil:
 			acc.KeyID, acc.Identity = s.KeyID, s.Identity // the leaf certificate and its subject
+		case a.X509 != nil:
+			acc.KeyID = s.KeyID // the leaf's key
+			acc.Identity = &CertIdentity{Subject: a.matchingSAN(s.X509.SANs), Issuer: s.X509.Path[1].Subject}
 		default:
 			acc.KeyID = s.KeyID
 		}
-		if a.Keyless != nil || a.Log != nil {
+		if a.Keyless != nil || a.Log != nil || (a.X509 != nil && a.X509.Times != nil) {
 			if len(s.Log) > 0 {
 				l := s.Log[0]
 				acc.Log = &l
@@ -588,11 +614,22 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			Found:    strings.Join(unlogged, "; "),
 		})
 	case len(mismatched) > 0:
+		kind, under := "keyless", "trusted root"
+		if pkiMismatch {
+			kind, under = "certificate", "trusted root or an x509 authority's PKI"
+		}
 		v.Reasons = append(v.Reasons, Reason{
 			Code:     chartproofv1.ReasonIdentityMismatch,
-			Message:  fmt.Sprintf("%d keyless signature(s) for %s verify under a trusted root, but no certificate names an identity of %s", len(mismatched), ev.Digest, p.Ref),
+			Message:  fmt.Sprintf("%d %s signature(s) for %s verify under a %s, but no certificate names an identity of %s", len(mismatched), kind, ev.Digest, under, p.Ref),
 			Expected: p.identities(),
 			Found:    strings.Join(mismatched, "; "),
+		})
+	case len(rejected) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code:     chartproofv1.ReasonCertificateRejected,
+			Message:  fmt.Sprintf("%d signature(s) for %s carry a certificate of an x509 authority's PKI whose path is refused", len(rejected), ev.Digest),
+			Expected: "a code-signing certificate whose path passes every check (docs/security.md, THREATS PKI-*)",
+			Found:    strings.Join(rejected, "; "),
 		})
 	case verified == 0 && malformed == examined:
 		v.Reasons = append(v.Reasons, Reason{
@@ -698,15 +735,20 @@ func (p *Policy) authorityNames() string {
 	return strings.Join(names, ", ")
 }
 
-// identities lists every keyless authority's identities, for reasons.
+// identities lists every keyless and x509 authority's identities, for
+// reasons.
 func (p *Policy) identities() string {
 	var out []string
 	for _, a := range p.Authorities {
-		if a.Keyless == nil {
-			continue
-		}
-		for _, id := range a.Keyless.Identities {
-			out = append(out, a.Name+": "+id.String())
+		switch {
+		case a.Keyless != nil:
+			for _, id := range a.Keyless.Identities {
+				out = append(out, a.Name+": "+id.String())
+			}
+		case a.X509 != nil:
+			for _, id := range a.X509.Identities {
+				out = append(out, a.Name+": "+id)
+			}
 		}
 	}
 	return strings.Join(out, "; ")

@@ -33,6 +33,10 @@ type LegacyOptions struct {
 	// Key signs instead of a certificate's key: a keyed signature, logged
 	// with its public key (as `cosign sign --key` v2 writes it by default).
 	Key *Key
+	// KeyCert, with Key, is the key's certificate: the layer carries it and
+	// Chain, and the log records it, as `cosign sign --key K --certificate
+	// C --certificate-chain CH` writes them.
+	KeyCert *x509.Certificate
 	// LoggedAt is the log's integrated time; zero means one minute ago (one
 	// minute ahead for UntrustedCA, whose certificates start now).
 	LoggedAt time.Time
@@ -65,9 +69,16 @@ func (s *Sigstore) SignLegacy(payload []byte, o LegacyOptions) (Blob, error) {
 		signerPEM []byte // the certificate or public key, as the log records it
 		ann       = map[string]string{}
 	)
-	if o.Key != nil {
+	switch {
+	case o.Key != nil && o.KeyCert != nil:
+		sign, signerPEM = o.Key.Sign, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: o.KeyCert.Raw})
+		ann[CertificateAnnotation] = string(signerPEM)
+		if o.Chain != nil {
+			ann[ChainAnnotation] = *o.Chain
+		}
+	case o.Key != nil:
 		sign, signerPEM = o.Key.Sign, []byte(o.Key.PublicPEM())
-	} else {
+	default:
 		leafCert, key, err := s.leaf(o.Cert)
 		if err != nil {
 			return Blob{}, err

@@ -72,15 +72,23 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 		// A signature made with a key and carrying a certificate (cosign
 		// sign --key --certificate) counts for a key authority whose key
 		// verifies it, as with `cosign verify --key`: the certificate adds
-		// no trust and need not chain anywhere. Otherwise it is a keyless
+		// no trust and need not chain anywhere. It counts for an x509
+		// authority whose PKI issued the certificate, and the chain it
+		// carries adds candidate intermediates. Otherwise it is a keyless
 		// signature, judged by its certificate.
-		return Prepared{Likely: len(v.authorities) > 0 || v.mayHaveSigned(l.bundle), verify: func() (policy.Signature, bool) {
+		return Prepared{Likely: len(v.authorities) > 0 || v.mayHaveSigned(l.bundle) || v.mayBeX509(l.leaf), verify: func() (policy.Signature, bool) {
+			var keyed policy.Signature
 			if len(v.authorities) > 0 {
-				if sig := v.legacyKeyed(l, payload); sig.Authority != "" {
-					return sig, true
+				if keyed = v.legacyKeyed(l, payload); keyed.Authority != "" && len(v.x509Authorities) == 0 {
+					return keyed, true
 				}
 			}
-			return v.keyless(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false)
+			sig, ok := v.certificate(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false, l.chain)
+			if keyed.Authority != "" {
+				keyed.X509 = sig.X509 // the key counts; the PKI may count too, for the same signer
+				return keyed, true
+			}
+			return sig, ok
 		}}
 	}
 	return Prepared{Likely: len(v.authorities) > 0, verify: func() (policy.Signature, bool) {
@@ -115,13 +123,19 @@ type legacySignature struct {
 	keyed   *bundle.Bundle
 	subject string // the digest the simple-signing payload names
 	digest  [sha256.Size]byte
+	// leaf and chain are the certificate and the chain annotation of a
+	// signature that carries a certificate: for x509 authorities only
+	// (candidates for a path, never trust).
+	leaf  *x509.Certificate
+	chain []*x509.Certificate
 }
 
 // parseLegacy reads a legacy layer. Every annotation is capped, decoded
 // strictly and checked for shape here; what it proves is left to
-// sigstore-go. The chain annotation is parsed and dropped: a bundle's chain
-// would add no trust (sigstore-go reads only the leaf of a chain before
-// bundle v0.3), and a legacy signature's must not either.
+// sigstore-go. The chain annotation adds no trust to a keyless signature
+// (a bundle's would not: sigstore-go reads only the leaf of a chain before
+// bundle v0.3); it is kept as candidate intermediates for x509
+// authorities, whose roots decide.
 func parseLegacy(payload []byte, annotations map[string]string) (legacySignature, error) {
 	for _, k := range []string{SignatureAnnotation, CertificateAnnotation, ChainAnnotation, RekorBundleAnnotation, TimestampAnnotation} {
 		if n := len(annotations[k]); n > limits.MaxSignatureAnnotationBytes {
@@ -150,9 +164,11 @@ func parseLegacy(payload []byte, annotations map[string]string) (legacySignature
 		if len(certs) != 1 {
 			return legacySignature{}, fmt.Errorf("certificate annotation: %d certificates, want one", len(certs))
 		}
-		if _, err := parsePEMCertificates(chainPEM); err != nil {
+		chain, err := parsePEMCertificates(chainPEM)
+		if err != nil {
 			return legacySignature{}, fmt.Errorf("chain annotation: %w", err)
 		}
+		l.leaf, l.chain = certs[0], chain
 		vm.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: certs[0].Raw}}
 		l.keyless = true
 	case chainPEM != "":

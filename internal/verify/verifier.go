@@ -36,6 +36,9 @@ type Verifier struct {
 	provenanceAuthorities []provenanceAuthority
 	// notationAuthorities check Notary Project signatures.
 	notationAuthorities []notationAuthority
+	// x509Authorities check signatures that carry a certificate of their
+	// PKI.
+	x509Authorities []x509Authority
 }
 
 type authorityVerifier struct {
@@ -67,6 +70,10 @@ func New(authorities []policy.Authority) (*Verifier, error) {
 				return nil, fmt.Errorf("verify: authority %q: %w", a.Name, err)
 			}
 			out.notationAuthorities = append(out.notationAuthorities, na)
+			continue
+		}
+		if a.X509 != nil {
+			out.x509Authorities = append(out.x509Authorities, newX509Authority(a))
 			continue
 		}
 		if a.Keyless != nil {
@@ -265,8 +272,8 @@ func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
 	}
 	if vc.Certificate() != nil {
-		return Prepared{Likely: v.mayHaveSigned(&b), verify: func() (policy.Signature, bool) {
-			return v.keyless(&b, artifact, subject, "keyless bundle", use == useBlob)
+		return Prepared{Likely: v.mayHaveSigned(&b) || v.mayBeX509(vc.Certificate()), verify: func() (policy.Signature, bool) {
+			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Intermediates())
 		}}
 	}
 	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {

@@ -1,0 +1,105 @@
+package testsign
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// CA is a certificate authority of a throwaway PKI: a root, or an
+// intermediate under another CA. Tests shape each certificate with a
+// function that edits its template before it is signed, to build the
+// broken paths of THREATS PKI-* and their control twins.
+type CA struct {
+	Cert *x509.Certificate
+	Key  *Key
+}
+
+var serials atomic.Int64
+
+// nextSerial returns a fresh positive serial number.
+func nextSerial() *big.Int {
+	return big.NewInt(1000 + serials.Add(1))
+}
+
+// NewRootCA makes a self-signed root CA (P-256, valid ±10h, CA:TRUE,
+// keyCertSign and cRLSign), its template edited by edit when not nil.
+func NewRootCA(cn string, edit func(*x509.Certificate)) (*CA, error) {
+	return newCA(nil, cn, "p256", edit)
+}
+
+// NewIntermediate makes an intermediate CA under ca, shaped like a root
+// but signed by ca.
+func (ca *CA) NewIntermediate(cn string, edit func(*x509.Certificate)) (*CA, error) {
+	return newCA(ca, cn, "p256", edit)
+}
+
+func newCA(parent *CA, cn, kind string, edit func(*x509.Certificate)) (*CA, error) {
+	key, err := NewKey(kind)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: cn, Organization: []string{"chartproof.test"}},
+		NotBefore: now.Add(-10 * time.Hour), NotAfter: now.Add(10 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	if edit != nil {
+		edit(tmpl)
+	}
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, key.Signer.Public(), signer.Signer)
+	if err != nil {
+		return nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: c, Key: key}, nil
+}
+
+// Issue makes a code-signing leaf for key (codeSigning EKU, digitalSignature,
+// the email SAN given, valid ±1h), its template edited by edit when not nil.
+func (ca *CA) Issue(key *Key, email string, edit func(*x509.Certificate)) (*x509.Certificate, error) {
+	return ca.IssueFor(key.Signer.Public(), email, edit)
+}
+
+// IssueFor is Issue for a public key whose private key is elsewhere (a
+// cosign.key).
+func (ca *CA) IssueFor(pub crypto.PublicKey, email string, edit func(*x509.Certificate)) (*x509.Certificate, error) {
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: nextSerial(), Subject: pkix.Name{CommonName: "release signing", Organization: []string{"chartproof.test"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		EmailAddresses: []string{email},
+	}
+	if edit != nil {
+		edit(tmpl)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key.Signer)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// PEM encodes certificates as PEM CERTIFICATE blocks.
+func PEM(certs ...*x509.Certificate) string {
+	var b strings.Builder
+	for _, c := range certs {
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return b.String()
+}

@@ -1,0 +1,202 @@
+package verify
+
+import (
+	"crypto/x509"
+	"strings"
+	"testing"
+	"time"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/testsign"
+)
+
+const releaseSigner = "release@chartproof.test"
+
+// x509PKI is a root -> intermediate PKI and a code-signing key.
+type x509PKI struct {
+	root, inter *testsign.CA
+	key         *testsign.Key
+}
+
+func newX509PKI(t *testing.T) x509PKI {
+	t.Helper()
+	root, err := testsign.NewRootCA("release root", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := root.NewIntermediate("release intermediate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x509PKI{root: root, inter: inter, key: key}
+}
+
+// TestX509Authority signs legacy layers the way `cosign sign --key K
+// --certificate C --certificate-chain CH` does, with leaves of a PKI made in
+// Go, and judges them under an x509 authority of that PKI. Every refusal
+// has a control twin among the first rows.
+func TestX509Authority(t *testing.T) {
+	s := newSigstore(t)
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := newX509PKI(t)
+	other := newX509PKI(t)
+	now := time.Now()
+	expired := func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour) }
+	type row struct {
+		name string
+		// leaf edits the leaf's template; issuer issues it (default pk.inter).
+		leaf   func(*x509.Certificate)
+		issuer *testsign.CA
+		// chain is the chain annotation; nil: the intermediate and root.
+		chain *string
+		// policyInters puts the intermediate in the policy instead.
+		policyInters bool
+		// times names the trusted root; loggedAt is the log's integrated
+		// time (zero: not logged).
+		times    bool
+		loggedAt time.Time
+		identity string
+		revoke   func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate
+		want     string
+		wantText string // in the verdict's message or found
+	}
+	empty := ""
+	serial := func(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
+	tests := []row{
+		{name: "control: a sound path, judged now", want: chartproofv1.ReasonVerified},
+		{name: "control: the intermediate from the policy, no chain carried", chain: &empty, policyInters: true, want: chartproofv1.ReasonVerified},
+		{name: "control: logged, judged at the integrated time", times: true, loggedAt: now.Add(-time.Minute), want: chartproofv1.ReasonVerified},
+		{name: "expired leaf logged while valid (PKI-01 +)", leaf: expired, times: true, loggedAt: now.Add(-90 * time.Minute), want: chartproofv1.ReasonVerified},
+		// sigstore-go compares the integrated time with the leaf's validity
+		// before it asks for a path: no path was refused, none was built.
+		{name: "expired leaf logged after it expired (PKI-01 -)", leaf: expired, times: true, loggedAt: now.Add(-30 * time.Minute), want: chartproofv1.ReasonUntrustedSigner, wantText: "outside certificate validity"},
+		{name: "expired leaf without a trusted time (PKI-01 -)", leaf: expired, want: chartproofv1.ReasonCertificateRejected, wantText: "PKI-01"},
+		{name: "trusted root named, signature not logged", times: true, want: chartproofv1.ReasonUntrustedSigner},
+		{name: "leaf without EKU (PKI-03)", leaf: func(c *x509.Certificate) { c.ExtKeyUsage = nil }, want: chartproofv1.ReasonCertificateRejected, wantText: "PKI-03"},
+		{name: "leaf not yet valid (PKI-02)", leaf: func(c *x509.Certificate) { c.NotBefore = now.Add(time.Hour) }, want: chartproofv1.ReasonCertificateRejected, wantText: "PKI-02"},
+		{name: "intermediate nowhere: no chain carried, none in the policy", chain: &empty, want: chartproofv1.ReasonUntrustedSigner},
+		{name: "leaf of another PKI", issuer: other.inter, chain: ptr(testsign.PEM(other.inter.Cert, other.root.Cert)), want: chartproofv1.ReasonUntrustedSigner},
+		{name: "leaf names another signer", identity: "other@chartproof.test", want: chartproofv1.ReasonIdentityMismatch},
+		{name: "leaf's serial revoked (PKI-08)", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.inter.Cert), Serial: strings.ToUpper(serial(leaf))}}
+		}, want: chartproofv1.ReasonSignerRevoked, wantText: "is revoked"},
+		{name: "intermediate's serial revoked (PKI-08)", revoke: func(*x509.Certificate) []chartproofv1.RevokedCertificate {
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.root.Cert), Serial: serial(pk.inter.Cert)}}
+		}, want: chartproofv1.ReasonSignerRevoked, wantText: "release intermediate"},
+		{name: "control: the leaf's serial revoked under another issuer", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.root.Cert), Serial: serial(leaf)}}
+		}, want: chartproofv1.ReasonVerified},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			issuer := tc.issuer
+			if issuer == nil {
+				issuer = pk.inter
+			}
+			leaf, err := issuer.Issue(pk.key, releaseSigner, tc.leaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chain := tc.chain
+			if chain == nil {
+				chain = ptr(testsign.PEM(pk.inter.Cert, pk.root.Cert))
+			}
+			xa := &chartproofv1.X509Authority{
+				Roots:      chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.root.Cert)},
+				Identities: []chartproofv1.X509Identity{{SubjectAlternativeName: releaseSigner}},
+			}
+			if tc.identity != "" {
+				xa.Identities[0].SubjectAlternativeName = tc.identity
+			}
+			if tc.policyInters {
+				xa.Intermediates = &chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.inter.Cert)}
+			}
+			if tc.times {
+				xa.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "sigstore"}}
+			}
+			spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: xa}}}
+			if tc.revoke != nil {
+				spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: tc.revoke(leaf)}}
+			}
+			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objects{"ns/sigstore/trusted_root.json": rootJSON})
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			v, err := New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{
+				Key: pk.key, KeyCert: leaf, Chain: chain, NoLog: tc.loggedAt.IsZero(), LoggedAt: tc.loggedAt,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := v.Legacy(layer.Data, layer.Annotations)
+			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s); want %s\nsignature: %+v", got, verdict.Message(), tc.want, sig)
+			}
+			if tc.wantText != "" {
+				if text := verdict.Message() + " " + verdict.Reasons[0].Found; !strings.Contains(text, tc.wantText) {
+					t.Errorf("verdict %q does not say %q", text, tc.wantText)
+				}
+			}
+			if tc.want != chartproofv1.ReasonVerified {
+				return
+			}
+			acc := verdict.Accepted[0]
+			if acc.Authority != "pki" || acc.KeyID == "" || acc.Identity == nil || acc.Identity.Subject != releaseSigner {
+				t.Errorf("acceptance %+v: want authority pki, the leaf's key and its SAN", acc)
+			}
+			if tc.times && (acc.SignedAt == nil || !acc.SignedAt.Equal(tc.loggedAt.Truncate(time.Second))) {
+				t.Errorf("acceptance signed at %v, want the integrated time %v", acc.SignedAt, tc.loggedAt)
+			}
+		})
+	}
+}
+
+// TestX509IgnoresFulcio: an x509 authority's trusted root vouches for
+// times only: a keyless certificate of that root's certificate authority,
+// naming the authority's identity, does not count for it.
+func TestX509IgnoresFulcio(t *testing.T) {
+	s := newSigstore(t)
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := newX509PKI(t)
+	spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: &chartproofv1.X509Authority{
+		Roots:       chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.root.Cert)},
+		Identities:  []chartproofv1.X509Identity{{SubjectAlternativeName: releaseSigner}},
+		TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "sigstore"}},
+	}}}}
+	p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objects{"ns/sigstore/trusted_root.json": rootJSON})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(p.Authorities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{Cert: testsign.Cert{Email: releaseSigner, Issuer: mailIssuer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := v.Legacy(layer.Data, layer.Annotations)
+	verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+	if verdict.Code() != chartproofv1.ReasonUntrustedSigner {
+		t.Fatalf("a Fulcio certificate under an x509 authority: %s (%s), want UntrustedSigner", verdict.Code(), verdict.Message())
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
