@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -408,6 +409,10 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	defer cancel()
 	req := judges
 	req.URL, req.Version, req.SignatureRepository = obj.Spec.Chart.URL, obj.Spec.Chart.Version, obj.Spec.Chart.SignatureRepository
+	if n := obj.Status.Newest; n != nil {
+		req.Floor = &policy.Floor{Version: n.ChartVersion, Digest: n.Digest}
+	}
+	req.AllowDowngrade = obj.Spec.AllowDowngrade
 	res := gate.Check(vctx, reg, r.Metrics, req)
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
@@ -447,6 +452,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			}
 		} else {
 			installed.Verified = r.installedVerifies(ctx, reg, obj, judges, res)
+			forgetUnverifiedNewest(obj)
 		}
 		r.refused(obj, res)
 		// What runs is still guarded while no new chart may be installed;
@@ -457,6 +463,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		}
 	case upToDate:
 		installed.Verified = res.Verdict.Passed()
+		forgetUnverifiedNewest(obj)
 		// Released keeps saying how the release got there (the last Helm
 		// action) while it stays true; it is only restated when it was not.
 		if !apimeta.IsStatusConditionTrue(obj.Status.Conditions, chartproofv1.ConditionReleased) {
@@ -685,6 +692,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		ConfigDigest: configDigest,
 		Verified:     loaded.Verdict.Passed(),
 	}
+	if loaded.Verdict.Passed() {
+		raiseNewest(obj, loaded.Chart.Metadata.Version, loaded.Digest)
+	}
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
 	if replaced {
 		msg += " (its tampered records replaced)"
@@ -704,6 +714,32 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
 	return rel, nil
+}
+
+// raiseNewest records a chart verified and installed as the release's
+// newest when it is not older than the newest so far, or when the spec
+// allows a downgrade (the floor then follows it down). A version that is not
+// semantic never lowers it.
+func raiseNewest(obj *chartproofv1.VerifiedHelmRelease, version, digest string) {
+	n := obj.Status.Newest
+	if n != nil && !obj.Spec.AllowDowngrade {
+		v, err := semver.NewVersion(version)
+		floor, ferr := semver.NewVersion(n.ChartVersion)
+		if err != nil || (ferr == nil && v.LessThan(floor)) {
+			return
+		}
+	}
+	obj.Status.Newest = &chartproofv1.NewestChart{ChartVersion: version, Digest: digest}
+}
+
+// forgetUnverifiedNewest clears the newest chart when it is the one
+// installed and no longer verifies: a version a revoked signer pushed ahead
+// does not hold the legitimate ones back (THREATS FRS-03).
+func forgetUnverifiedNewest(obj *chartproofv1.VerifiedHelmRelease) {
+	inst, n := obj.Status.Installed, obj.Status.Newest
+	if inst != nil && n != nil && !inst.Verified && inst.Digest == n.Digest {
+		obj.Status.Newest = nil
+	}
 }
 
 // tamperingLeft reports release records found rewritten and left in place

@@ -81,6 +81,10 @@ const (
 	// ReasonCertificateRejected: a signature's certificate was issued in
 	// an x509 authority's PKI, but its path fails a check.
 	ReasonCertificateRejected = "CertificateRejected"
+	// Freshness (THREATS FRS-01 to FRS-03).
+	ReasonSignatureTooOld    = "SignatureTooOld"
+	ReasonChartVersionTooOld = "ChartVersionTooOld"
+	ReasonDowngradeRefused   = "DowngradeRefused"
 	// ReasonProvenanceMismatch: a Helm provenance file a trusted key
 	// signed describes another chart than the one its manifest holds.
 	ReasonProvenanceMismatch = "ProvenanceMismatch"
@@ -160,6 +164,9 @@ var Reasons = []ReasonInfo{
 	{ReasonSignerRevoked, ReasonKindDenial, "Signatures that would count were made by signers the policy's revocations list (a key ID; a keyless identity, or what it signed at or after its cutoff, judged by the verified signing time), so too few authorities count. The installed release stays and is marked Verified=False; nothing new is installed."},
 	{ReasonDigestDenied, ReasonKindDenial, "The chart's digest is in the policy's revocations.digests: it is refused whatever signs it, in Audit mode too."},
 	{ReasonCertificateRejected, ReasonKindDenial, "A signature carries a certificate of an x509 authority's PKI whose path fails strict validation (docs/security.md, THREATS PKI-*): the leaf lacks the codeSigning extended key usage or the digitalSignature key usage or is a CA; an issuer is no CA, lacks keyCertSign or exceeds its path length; a key or signature algorithm is weak (SHA-1, RSA under 2048 bits, a curve other than P-256 or P-384); a certificate of the path is not valid at the signing time (or now, without a trusted root); an unknown critical extension or a name constraint chartproof cannot enforce. The message names the certificate, the check and the THREATS row."},
+	{ReasonSignatureTooOld, ReasonKindDenial, "Signatures that would count are older than the policy's freshness.maxSignatureAge, by their verified signing time (or have none), so too few authorities count: sign the chart again. An installed release whose signatures aged past it is marked Verified=False and stays."},
+	{ReasonChartVersionTooOld, ReasonKindDenial, "The chart's version (Chart.yaml, or the tag it resolved through) is below the policy's freshness.minChartVersion, or is not a semantic version: refused whatever signs it, in Audit mode too."},
+	{ReasonDowngradeRefused, ReasonKindDenial, "The chart resolved is an older version than the newest this release verified and installed (status.newest): a tag or range re-pointed to an older signed chart, or a spec naming one. Nothing is installed; the installed release stays. Set spec.allowDowngrade to roll back on purpose."},
 	{ReasonKeyNotValidAtSigningTime, ReasonKindDenial, "A key authority with validFor verifies the signature, but the signing time its log or timestamp authority vouches for lies outside the key's validity window (a retired or not yet valid key)."},
 	{ReasonProvenanceMismatch, ReasonKindDenial, "A Helm provenance file signed by a trusted OpenPGP key describes another chart: its file entry is not `<name>-<version>.tgz` of its Chart.yaml copy, or that copy names another chart or version than the repository or the chart archive's Chart.yaml (THREATS PRV-03, PRV-07). A wrong archive hash is SubjectMismatch."},
 	{ReasonMalformedSignature, ReasonKindDenial, "A signature artifact is malformed (bad payload, bad encoding, unsupported layout) and no valid signature remains."},

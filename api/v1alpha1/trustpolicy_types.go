@@ -83,6 +83,31 @@ type TrustPolicySpec struct {
 	// release the policy judges at once.
 	// +optional
 	Revocations *Revocations `json:"revocations,omitempty"`
+
+	// Freshness bounds the charts the policy admits by age and version,
+	// whatever signs them (THREATS FRS-01, FRS-02).
+	// +optional
+	Freshness *Freshness `json:"freshness,omitempty"`
+}
+
+// Freshness bounds what a policy admits by signature age and chart version.
+type Freshness struct {
+	// MaxSignatureAge: a signature counts only while its verified signing
+	// time (a transparency log's or a timestamp authority's) is at most
+	// this old, judged at every verification: an installed release whose
+	// signatures age past it stops verifying (SignatureTooOld) until the
+	// chart is signed again. A signature without a verified signing time
+	// does not count.
+	// +optional
+	MaxSignatureAge *metav1.Duration `json:"maxSignatureAge,omitempty"`
+
+	// MinChartVersion is the oldest chart version admitted, a semantic
+	// version: a chart whose Chart.yaml version (or the tag it resolved
+	// through) is lower, or not a semantic version, is refused whatever
+	// signs it, in Audit mode too (ChartVersionTooOld).
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	MinChartVersion string `json:"minChartVersion,omitempty"`
 }
 
 // Revocations is a revocation list: inline, and from a ConfigMap a security

@@ -79,6 +79,16 @@ type VerifiedHelmReleaseSpec struct {
 	// object deleted. By default drift is corrected.
 	// +optional
 	DriftDetection *DriftDetection `json:"driftDetection,omitempty"`
+
+	// AllowDowngrade lets the release move to a chart version older than
+	// the newest it verified and installed (status.newest). Off by
+	// default: a registry re-pointing a tag or a range to an older signed
+	// chart, or a spec naming one, is refused with DowngradeRefused and
+	// the installed release stays (THREATS FRS-01). While it is true, the
+	// chart installed becomes status.newest whatever its version: set it
+	// to roll back on purpose, then unset it.
+	// +optional
+	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
 }
 
 // Drift detection modes.
@@ -292,6 +302,20 @@ type VerifiedHelmReleaseStatus struct {
 	// verified, whatever the outcome.
 	// +optional
 	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
+
+	// Newest is the newest chart the release verified and installed: it
+	// does not move to an older version unless spec.allowDowngrade. It is
+	// cleared when that chart, still installed, stops verifying (its
+	// signer revoked): what a compromised key pushed ahead does not hold
+	// the legitimate versions back (THREATS FRS-03).
+	// +optional
+	Newest *NewestChart `json:"newest,omitempty"`
+}
+
+// NewestChart is a chart version and the digest it was installed from.
+type NewestChart struct {
+	ChartVersion string `json:"chartVersion"`
+	Digest       string `json:"digest"`
 }
 
 // InstalledRelease is the Helm release chartproof installed.

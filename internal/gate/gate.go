@@ -66,6 +66,10 @@ type Request struct {
 	// Cache, when set, keeps signatures that passed and chart layers for a
 	// while (see Cache).
 	Cache *Cache
+	// Floor is the newest chart the release verified and installed, which
+	// it does not move below unless AllowDowngrade (policy.Evidence).
+	Floor          *policy.Floor
+	AllowDowngrade bool
 }
 
 // Judge is a policy and the verifier built from it.
@@ -177,8 +181,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		return fail(failure(fmt.Errorf("resolve %s: %w", reference(repo, req.Version), err)))
 	}
 	res.Digest, res.Tag = resolved.Digest, resolved.Tag
+	now := time.Now()
 	for i := range res.judged {
-		res.judged[i].evidence.Digest = resolved.Digest
+		e := &res.judged[i].evidence
+		e.Digest, e.Tag, e.Now = resolved.Digest, resolved.Tag, now
+		e.Floor, e.AllowDowngrade = req.Floor, req.AllowDowngrade
 	}
 
 	manifest, err := oci.ParseChartManifest(resolved.Manifest)

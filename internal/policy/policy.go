@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
@@ -53,6 +55,11 @@ type Policy struct {
 	// Revoked lists the signers whose signatures no longer count and the
 	// digests denied; nil revokes nothing.
 	Revoked *Revoked
+	// MaxSignatureAge, when not zero, is how old a signature's verified
+	// signing time may be for it to count.
+	MaxSignatureAge time.Duration
+	// MinChartVersion, when set, is the oldest chart version admitted.
+	MinChartVersion *semver.Version
 	// Fingerprint is the lowercase hex sha256 of everything the policy was
 	// compiled from: its Ref (with the UID), its spec, and every Secret and
 	// ConfigMap key it read. Two policies with the same fingerprint trust
@@ -193,6 +200,9 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		p.Authorities = append(p.Authorities, auth)
 	}
 	if p.Revoked, err = compileRevocations(ref, spec.Revocations, read); err != nil {
+		errs = append(errs, err)
+	}
+	if err := compileFreshness(p, spec.Freshness); err != nil {
 		errs = append(errs, err)
 	}
 	if p.Threshold < 1 {

@@ -74,6 +74,16 @@ type Evidence struct {
 	// its cosign signatures from instead of Repository; empty when it reads
 	// them beside the chart.
 	SignatureRepository string
+	// Tag is the tag the version resolved through; empty for a digest.
+	Tag string
+	// Floor is the newest chart the release verified and installed; nil
+	// when it installed none (or for `chartproof verify`).
+	Floor *Floor
+	// AllowDowngrade lets the chart be older than Floor.
+	AllowDowngrade bool
+	// Now is when the evidence is judged, for the age of signatures; zero
+	// means the time Evaluate runs.
+	Now time.Time
 }
 
 // ChartMeta is the name and version of a chart's Chart.yaml.
@@ -385,6 +395,12 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 		})
 	}
 
+	// 3c. Freshness: a chart below the minimum version, or older than the
+	// newest this release installed, whatever signs it.
+	if r := p.judgeFreshness(ev); r != nil {
+		return deny(*r)
+	}
+
 	// 4-6. Signatures, key identity and binding, threshold.
 	v = p.judgeSignatures(v, ev)
 	signed := len(v.Reasons) == 0
@@ -433,6 +449,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	for _, a := range p.Authorities {
 		byName[a.Name] = a
 	}
+	now := ev.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	var (
 		cands        []candidate
 		otherSubject []string
@@ -443,6 +463,7 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		outside      []string // signing times outside a key's validity window
 		provMismatch []string // verified provenance files describing another chart
 		revoked      []string // why signatures that would count are by revoked signers
+		aged         []string // why signatures that would count are too old
 		verified     int
 		malformed    int
 		examined     int
@@ -524,6 +545,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			revoked = append(revoked, s.Ref+": "+why)
 			continue
 		}
+		if why := p.tooOld(s, now); why != "" {
+			aged = append(aged, s.Ref+": "+why)
+			continue
+		}
 		signer := "key:" + s.KeyID
 		if s.Signer != "" {
 			signer = "key:" + s.Signer
@@ -577,6 +602,14 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 				len(revoked), ev.Digest, p.Ref, counted, p.Threshold),
 			Expected: expected,
 			Found:    strings.Join(revoked, "; "),
+		})
+	case len(aged) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code: chartproofv1.ReasonSignatureTooOld,
+			Message: fmt.Sprintf("%d signature(s) for %s are older than %s's maxSignatureAge %s (or have no verified signing time); %d of the required %d authorities count",
+				len(aged), ev.Digest, p.Ref, p.MaxSignatureAge, counted, p.Threshold),
+			Expected: fmt.Sprintf("signatures made within %s", p.MaxSignatureAge),
+			Found:    strings.Join(aged, "; "),
 		})
 	case len(provMismatch) > 0 && counted == 0:
 		v.Reasons = append(v.Reasons, Reason{
