@@ -455,6 +455,28 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			forgetUnverifiedNewest(obj)
 		}
 		r.refused(obj, res)
+		// An installed chart that no longer verifies is rolled back or
+		// uninstalled when the spec says so (not on an outage).
+		if installed != nil && !installed.Verified && !res.Verdict.Inconclusive && onFailure(obj) != chartproofv1.VerificationFailureHold &&
+			relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed) {
+			if err := r.checkCurrent(ctx, obj); err != nil {
+				return ctrl.Result{}, err
+			}
+			rolledBack, failed := r.actOnUnverified(ctx, obj, unverifiedAction{acct: acct, reg: reg, judges: judges, res: res, values: values, configDigest: configDigest})
+			switch {
+			case failed:
+				interval = min(interval, retryInconclusive)
+			case rolledBack != nil:
+				// As after any Helm action: the first drift check at once.
+				if r.checkDrift(ctx, obj, acct, rolledBack, true) {
+					interval = min(interval, retryInconclusive)
+				}
+			}
+			installed = nil // acted on: what runs now is checked above, or gone
+			if rolledBack == nil {
+				installed = obj.Status.Installed
+			}
+		}
 		// What runs is still guarded while no new chart may be installed;
 		// it is corrected only while the installed chart still verifies.
 		if installed != nil && relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed) &&
@@ -695,6 +717,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	if loaded.Verdict.Passed() {
 		raiseNewest(obj, loaded.Chart.Metadata.Version, loaded.Digest)
 	}
+	recordHistory(obj, loaded.Chart.Metadata.Version, loaded.Digest)
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
 	if replaced {
 		msg += " (its tampered records replaced)"
@@ -729,7 +752,7 @@ func raiseNewest(obj *chartproofv1.VerifiedHelmRelease, version, digest string) 
 			return
 		}
 	}
-	obj.Status.Newest = &chartproofv1.NewestChart{ChartVersion: version, Digest: digest}
+	obj.Status.Newest = &chartproofv1.ChartRecord{ChartVersion: version, Digest: digest}
 }
 
 // forgetUnverifiedNewest clears the newest chart when it is the one

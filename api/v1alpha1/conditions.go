@@ -85,6 +85,11 @@ const (
 	ReasonSignatureTooOld    = "SignatureTooOld"
 	ReasonChartVersionTooOld = "ChartVersionTooOld"
 	ReasonDowngradeRefused   = "DowngradeRefused"
+	// What onVerificationFailure did to an installed release that stopped
+	// verifying.
+	ReasonRolledBack            = "RolledBack"
+	ReasonRollbackFailed        = "RollbackFailed"
+	ReasonUninstalledUnverified = "UninstalledUnverified"
 	// ReasonProvenanceMismatch: a Helm provenance file a trusted key
 	// signed describes another chart than the one its manifest holds.
 	ReasonProvenanceMismatch = "ProvenanceMismatch"
@@ -181,6 +186,9 @@ var Reasons = []ReasonInfo{
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
+	{ReasonRolledBack, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback: the release was upgraded to the newest earlier chart it installed (status.history) whose digest verifies now, fetched and rendered again from that digest with the current values. Upgrades stay blocked while the chart the spec names does not verify."},
+	{ReasonRollbackFailed, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback, but no earlier chart of status.history verifies now, or its Helm upgrade failed: the release is held as it is (as with Hold) and the rollback is tried again at the next reconcile."},
+	{ReasonUninstalledUnverified, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Uninstall: the release was uninstalled as its ServiceAccount. A chart that verifies is installed again when the spec resolves to one."},
 	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next."},
 	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: the unfinished record was marked failed and nothing in it applied or used to decide what to delete; the verified chart is applied at the next reconcile, upgraded from the record chartproof installed (checked first) or installed afresh when none is deployed."},
 	{ReasonNoDrift, ReasonKindSuccess, "Every object the release deployed matches what its verified chart renders (fields covered by spec.driftDetection.ignore aside)."},

@@ -89,6 +89,22 @@ type VerifiedHelmReleaseSpec struct {
 	// to roll back on purpose, then unset it.
 	// +optional
 	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+
+	// OnVerificationFailure says what happens to the installed release when
+	// its chart stops verifying (a revoked signer or certificate, a trust
+	// change, signatures aged past the policy's maxSignatureAge): Hold (the
+	// default) keeps it running, blocks every upgrade and alerts
+	// (Verified=False, an event, chartproof_installed_unverified_releases);
+	// Rollback upgrades it to the newest earlier chart this release
+	// installed (status.history) whose digest still verifies, fetched and
+	// rendered again from that digest with the current values, and holds
+	// when none does; Uninstall uninstalls it. Whichever, nothing that does
+	// not verify is installed afterwards. Nothing is done in Audit mode, or
+	// while the verification is inconclusive (an outage).
+	// +kubebuilder:validation:Enum=Hold;Rollback;Uninstall
+	// +kubebuilder:default=Hold
+	// +optional
+	OnVerificationFailure VerificationFailureAction `json:"onVerificationFailure,omitempty"`
 }
 
 // Drift detection modes.
@@ -309,11 +325,32 @@ type VerifiedHelmReleaseStatus struct {
 	// signer revoked): what a compromised key pushed ahead does not hold
 	// the legitimate versions back (THREATS FRS-03).
 	// +optional
-	Newest *NewestChart `json:"newest,omitempty"`
+	Newest *ChartRecord `json:"newest,omitempty"`
+
+	// History lists the charts this release installed, oldest first, at
+	// most ten, each digest once: where onVerificationFailure: Rollback
+	// looks for an earlier chart that still verifies.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	History []ChartRecord `json:"history,omitempty"`
 }
 
-// NewestChart is a chart version and the digest it was installed from.
-type NewestChart struct {
+// VerificationFailureAction is what happens to an installed release whose
+// chart stops verifying.
+type VerificationFailureAction string
+
+// The actions of spec.onVerificationFailure.
+const (
+	VerificationFailureHold      VerificationFailureAction = "Hold"
+	VerificationFailureRollback  VerificationFailureAction = "Rollback"
+	VerificationFailureUninstall VerificationFailureAction = "Uninstall"
+)
+
+// MaxHistory bounds status.history.
+const MaxHistory = 10
+
+// ChartRecord is a chart version and the digest it was installed from.
+type ChartRecord struct {
 	ChartVersion string `json:"chartVersion"`
 	Digest       string `json:"digest"`
 }

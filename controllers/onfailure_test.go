@@ -1,0 +1,164 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testsign"
+)
+
+// TestOnVerificationFailure (issue 12, item 6): three releases installed
+// 1.0.0 (signed by the release key) and were upgraded to 2.0.0 (signed by
+// a build key); the build key is revoked. Each turns Verified=False with
+// SignerRevoked at once, and does what its spec.onVerificationFailure
+// says: Hold keeps 2.0.0 running, Rollback goes back to 1.0.0 (verified
+// again, rendered from its digest), Uninstall removes the release. Run
+// again, none installs anything that does not verify.
+func TestOnVerificationFailure(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d1 := f.pushChart("1.0.0", nil) // signed by f.key
+	build, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := f.push("2.0.0")
+	f.signLegacy(d2, build)
+	tp := &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "trusted"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities: []chartproofv1.Authority{
+				{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: f.key.PublicPEM()}},
+				{Name: "build", Key: &chartproofv1.KeyAuthority{PublicKey: build.PublicPEM()}},
+			},
+		},
+	}
+	if err := k8s.Create(ctx, tp); err != nil {
+		t.Fatal(err)
+	}
+	actions := map[string]chartproofv1.VerificationFailureAction{
+		"hold": chartproofv1.VerificationFailureHold, "rollback": chartproofv1.VerificationFailureRollback, "uninstall": chartproofv1.VerificationFailureUninstall,
+	}
+	for name, action := range actions {
+		f.release(name, "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.OnVerificationFailure = action })
+	}
+	for name := range actions {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+		f.edit(name, func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.Chart.Version = "2.0.0" })
+	}
+	var buildKeyID string
+	for name := range actions {
+		vhr := f.waitReady(name, 2, chartproofv1.ReasonUpgradeSucceeded)
+		if h := vhr.Status.History; len(h) != 2 || h[0].Digest != d1 || h[1].Digest != d2 {
+			t.Fatalf("%s: status.history = %+v; want 1.0.0 then 2.0.0", name, h)
+		}
+		buildKeyID = vhr.Status.Evidence[0].KeyID
+	}
+
+	patch := client.MergeFrom(tp.DeepCopy())
+	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{buildKeyID}}}
+	if err := k8s.Patch(ctx, tp, patch); err != nil {
+		t.Fatal(err)
+	}
+
+	// check checks the three releases; first, that the rollback's Released
+	// says RolledBack (later runs say it stays there).
+	check := func(first bool) {
+		t.Helper()
+		hold := f.waitCondition("hold", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonSignerRevoked)
+		if inst := hold.Status.Installed; inst == nil || inst.Digest != d2 || inst.Verified {
+			t.Errorf("hold: installed = %+v; want %s kept, marked unverified", inst, d2)
+		}
+		f.assertInstalled("hold", d2)
+
+		reason := chartproofv1.ReasonReleaseUpToDate
+		if first {
+			reason = chartproofv1.ReasonRolledBack
+		}
+		rb := f.waitCondition("rollback", chartproofv1.ConditionReleased, metav1.ConditionTrue, reason)
+		if inst := rb.Status.Installed; inst == nil || inst.Digest != d1 || !inst.Verified || inst.ChartVersion != "1.0.0" {
+			t.Errorf("rollback: installed = %+v; want 1.0.0 %s, verified", inst, d1)
+		}
+		if c := apimeta.FindStatusCondition(rb.Status.Conditions, chartproofv1.ConditionVerified); c == nil || c.Reason != chartproofv1.ReasonSignerRevoked {
+			t.Errorf("rollback: Verified = %+v; want False SignerRevoked (the spec still names 2.0.0)", c)
+		}
+		f.assertInstalled("rollback", d1)
+
+		// Released says UninstalledUnverified, then, at the next
+		// reconcile, why nothing is installed (the revoked signer); the
+		// event stays.
+		waitFor(t, waitTimeout, "uninstall: nothing installed", func() (bool, string) {
+			un := f.get("uninstall")
+			c := apimeta.FindStatusCondition(un.Status.Conditions, chartproofv1.ConditionReleased)
+			return un.Status.Installed == nil && c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("installed %+v, Released %+v", un.Status.Installed, c)
+		})
+		waitFor(t, waitTimeout, "the uninstalled release's objects gone", func() (bool, string) {
+			return f.configMap("uninstall") == nil, "ConfigMap uninstall-hello still there"
+		})
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rollback: %q", f.messages("rollback"))
+		}
+	})
+	check(true)
+	f.waitEvent("rollback", chartproofv1.ReasonRolledBack)
+	f.waitEvent("uninstall", chartproofv1.ReasonUninstalledUnverified)
+
+	// Run again: each stays as it is; nothing unverified comes back.
+	for name := range actions {
+		before := f.get(name).Status.LastVerifiedTime
+		waitFor(t, 2*time.Second, "the clock past the last verification", func() (bool, string) {
+			return time.Now().Truncate(time.Second).After(before.Time), ""
+		})
+		f.touch(name)
+		waitFor(t, waitTimeout, name+" verified again", func() (bool, string) {
+			v := f.get(name)
+			return v.Status.LastVerifiedTime.After(before.Time), fmt.Sprintf("last verified %v", v.Status.LastVerifiedTime)
+		})
+	}
+	check(false)
+	if rev := f.get("rollback").Status.Installed.Revision; rev != 3 {
+		t.Errorf("rollback: revision %d after running again; want 3 (no further Helm action)", rev)
+	}
+}
+
+// TestRollbackHoldsWithoutVerifiedHistory: a release whose only chart
+// stops verifying has nothing to roll back to: it is held as it is
+// (RollbackFailed event, 2.0.0 still installed, marked unverified). The
+// twin is TestOnVerificationFailure's rollback, which had 1.0.0 to go to.
+func TestRollbackHoldsWithoutVerifiedHistory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d2 := f.pushChart("2.0.0", nil)
+	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
+	f.release("app", "2.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.OnVerificationFailure = chartproofv1.VerificationFailureRollback
+	})
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+
+	var tp chartproofv1.TrustPolicy
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "trusted"}, &tp); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(tp.DeepCopy())
+	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{vhr.Status.Evidence[0].KeyID}}}
+	if err := k8s.Patch(ctx, &tp, patch); err != nil {
+		t.Fatal(err)
+	}
+	vhr = f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonSignerRevoked)
+	f.waitEvent("app", chartproofv1.ReasonRollbackFailed)
+	vhr = f.get("app")
+	if inst := vhr.Status.Installed; inst == nil || inst.Digest != d2 || inst.Verified || inst.Revision != 1 {
+		t.Errorf("installed = %+v; want %s revision 1 held, marked unverified", inst, d2)
+	}
+	f.assertInstalled("app", d2)
+}
