@@ -130,6 +130,49 @@ func TestKeyless(t *testing.T) {
 		}
 	})
 
+	// Issue 12, item 1: an identity revoked from a cutoff. The email signer
+	// signs a second chart after the cutoff; under the revocation, what it
+	// signed before (by the TSA's verified signing time) still counts, what
+	// it signed after does not (SignerRevoked). The control is the same two
+	// charts under the same policy without the revocation.
+	t.Run("identity revoked from a cutoff", func(t *testing.T) {
+		s := signers[0]
+		early := charts[s.name]
+		cutoff := early.after.Add(time.Second).Truncate(time.Second) // signedAfter has a precision of one second
+		time.Sleep(time.Until(cutoff))                               // the cutoff is a time on the clock
+		late := signChart(t, cosign, ss, reg.Host, "cutoff/hello", s.issuer.token(t, s.subject))
+		if late.before.Before(cutoff) {
+			t.Fatalf("signed at %v, before the cutoff %v", late.before, cutoff)
+		}
+		for _, tc := range []struct {
+			name   string
+			c      keylessChart
+			revoke bool
+			want   string
+		}{
+			{"control: signed before, nothing revoked", early, false, chartproofv1.ReasonVerified},
+			{"control: signed after, nothing revoked", late, false, chartproofv1.ReasonVerified},
+			{"signed before the cutoff", early, true, chartproofv1.ReasonVerified},
+			{"signed after the cutoff", late, true, chartproofv1.ReasonSignerRevoked},
+		} {
+			spec := keylessPolicySpec(reg.Host+"/**", policyFileNamespace, chartproofv1.Identity{Issuer: s.issuer.URL, Subject: s.subject})
+			if tc.revoke {
+				spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Identities: []chartproofv1.RevokedIdentity{{
+					Issuer: s.issuer.URL, Subject: s.subject, SignedAfter: &metav1.Time{Time: cutoff},
+				}}}}
+			}
+			res, _ := chartproofVerify(t, "oci://"+tc.c.ref, writePolicyWithRoot(t, spec, trustedRoot))
+			out := parseKeyless(t, res)
+			got := chartproofv1.ReasonVerified
+			if !out.Passed {
+				got = strings.Join(out.codes(), ",")
+			}
+			if got != tc.want {
+				t.Errorf("%s: chartproof verify: %s, want %s\n%s", tc.name, got, tc.want, res)
+			}
+		}
+	})
+
 	// The manager and verify-blob: the email signer's chart.
 	signer, other := signers[0], signers[0].others[0]
 	c := charts[signer.name]

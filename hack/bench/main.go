@@ -24,6 +24,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -51,7 +52,7 @@ func main() {
 		count      = flag.Int("count", 5, "counts of each Go benchmark")
 		runs       = flag.Int("runs", 20, "runs of each command, warm")
 		coldRuns   = flag.Int("cold-runs", 5, "runs of each command, cold")
-		only       = flag.String("only", "", `run only this part ("scale", "drift" or "processes"), while developing; the docs need a full run`)
+		only       = flag.String("only", "", `run only this part ("scale", "drift", "revoke" or "processes"), while developing; the docs need a full run`)
 		so         = scaleOptions{charts: 20, namespaces: 10}
 		scaleRuns  = flag.String("scale-runs", "4:5m,16:5m,4:0s", "manager configurations of the scale scenario, --concurrent:--verification-cache-ttl, comma-separated")
 	)
@@ -61,6 +62,7 @@ func main() {
 	flag.DurationVar(&so.timeout, "scale-timeout", 6*time.Minute, "longest wait for all releases Ready")
 	flag.IntVar(&so.driftReleases, "drift-releases", 100, "VerifiedHelmReleases of the drift scenario")
 	flag.DurationVar(&so.driftQuiet, "drift-quiet", 30*time.Second, "the drift scenario's window with no change, in which nothing may be found")
+	flag.IntVar(&so.revokeReleases, "revoke-releases", 1000, "VerifiedHelmReleases of the revocation scenario")
 	flag.Parse()
 	for _, r := range strings.Split(*scaleRuns, ",") {
 		c, ttl, _ := strings.Cut(r, ":")
@@ -102,6 +104,12 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 		}
 		return writeDoc(&doc, out)
 	}
+	if only == "revoke" {
+		if err := runRevoke(&doc, bins.full, rawDir, so); err != nil {
+			return err
+		}
+		return writeDoc(&doc, out)
+	}
 
 	var goBench []*benchResult
 	if only != "processes" {
@@ -139,7 +147,29 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 	if err := runDrift(&doc, bins.full, rawDir, so); err != nil {
 		return err
 	}
+	if err := runRevoke(&doc, bins.full, rawDir, so); err != nil {
+		return err
+	}
 	return writeDoc(&doc, out)
+}
+
+func runRevoke(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
+	o := so
+	o.releases = so.revokeReleases
+	say("revoke: the manager with %d releases under one policy, their signer revoked", o.releases)
+	run, err := revokeBench(chartproof, o)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(run, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(rawDir, "revoke.json"), data, 0o644); err != nil {
+		return err
+	}
+	writeRevoke(doc, run)
+	return nil
 }
 
 func runDrift(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
@@ -569,7 +599,7 @@ func verdict(ok bool) string {
 
 const notMeasured = `## Not measured yet
 
-- Time-to-revoke and admission latency (their capabilities do not exist yet).
+- Admission latency (the admission webhook does not exist yet).
 - Drift on a real cluster, where controllers write status all the time (the watch drops status-only updates of kinds with a generation), and at 1,000 releases with several kinds each (the scale scenario's releases hold one ConfigMap each: the ConfigMap watch is in place there).
 - The scale scenario on a real cluster (kubelets, real workloads, a remote registry with TLS and tokens), with more than 100 releases per namespace, or with several policies (the verification cache holds one entry per repository, digest and policy).
 - Repeated runs of the scale scenario: each configuration runs once per ` + "`make bench`" + `.

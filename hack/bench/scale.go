@@ -55,8 +55,9 @@ type scaleOptions struct {
 	timeout    time.Duration // give up waiting for all Ready after this long
 	runs       []scaleSpec
 
-	driftReleases int           // VerifiedHelmReleases of the drift scenario
-	driftQuiet    time.Duration // its window with no change
+	driftReleases  int           // VerifiedHelmReleases of the drift scenario
+	driftQuiet     time.Duration // its window with no change
+	revokeReleases int           // VerifiedHelmReleases of the revocation scenario
 }
 
 // scaleSpec is one manager configuration to measure.
@@ -156,40 +157,19 @@ func scale(chartproof string, o scaleOptions) ([]*scaleRun, error) {
 	}
 	defer proxy.close()
 
-	// Twenty tiny charts (one ConfigMap each: envtest has no kubelet and
-	// only 254 Service IPs), half signed in the legacy layout, half with a
-	// bundle referrer, all by one key. Pushed through the proxy, so the
-	// signed references name the host the manager reads from.
+	// Twenty tiny charts (pushTinyCharts), pushed through the proxy, so
+	// the signed references name the host the manager reads from.
 	key, err := testsign.NewKey("p256")
 	if err != nil {
 		return nil, err
 	}
 	push := testsign.Registry{Host: proxy.host}
-	for i := 0; i < o.charts; i++ {
-		name := chartName(i)
-		files := testchart.Files(name, "1.0.0")
-		small := map[string]string{"Chart.yaml": files["Chart.yaml"], "values.yaml": "message: hello\n",
-			"templates/_helpers.tpl": files["templates/_helpers.tpl"], "templates/configmap.yaml": files["templates/configmap.yaml"]}
-		archive, err := testchart.Build(testchart.Entries(name, small))
-		if err != nil {
-			return nil, err
-		}
-		repo := "scale/" + name
-		digest, err := push.PushChart(repo, "1.0.0", archive, name, "1.0.0")
-		if err != nil {
-			return nil, err
-		}
-		if i%2 == 0 {
-			err = push.SignLegacy(repo, digest, digest, key)
-		} else {
-			var b []byte
-			if b, err = testsign.Bundle(testsign.Statement(proxy.host+"/"+repo, digest), key); err == nil {
-				_, err = push.AttachBundle(repo, digest, b, true)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("signing %s: %w", repo, err)
-		}
+	digests, err := pushTinyCharts(push, o.charts, key)
+	if err != nil {
+		return nil, err
+	}
+	for i, digest := range digests {
+		repo := "scale/" + chartName(i)
 		manifest, err := push.RawManifest(repo, digest)
 		if err != nil {
 			return nil, err
@@ -325,6 +305,42 @@ func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, 
 	run.Intervals = run.Steady.Seconds / o.interval.Seconds()
 	run.PeakRSSMiB = procStatusMiB(mgr.cmd.Process.Pid, "VmHWM:")
 	return run, nil
+}
+
+// pushTinyCharts pushes that many tiny charts (one ConfigMap each: envtest has
+// no kubelet and only 254 Service IPs) to push's scale/<chartName(i)>, half
+// signed by key in the legacy layout, half with a bundle referrer, and
+// returns their digests.
+func pushTinyCharts(push testsign.Registry, charts int, key *testsign.Key) ([]string, error) {
+	var digests []string
+	for i := 0; i < charts; i++ {
+		name := chartName(i)
+		files := testchart.Files(name, "1.0.0")
+		small := map[string]string{"Chart.yaml": files["Chart.yaml"], "values.yaml": "message: hello\n",
+			"templates/_helpers.tpl": files["templates/_helpers.tpl"], "templates/configmap.yaml": files["templates/configmap.yaml"]}
+		archive, err := testchart.Build(testchart.Entries(name, small))
+		if err != nil {
+			return nil, err
+		}
+		repo := "scale/" + name
+		digest, err := push.PushChart(repo, "1.0.0", archive, name, "1.0.0")
+		if err != nil {
+			return nil, err
+		}
+		if i%2 == 0 {
+			err = push.SignLegacy(repo, digest, digest, key)
+		} else {
+			var b []byte
+			if b, err = testsign.Bundle(testsign.Statement(push.Host+"/"+repo, digest), key); err == nil {
+				_, err = push.AttachBundle(repo, digest, b, true)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("signing %s: %w", repo, err)
+		}
+		digests = append(digests, digest)
+	}
+	return digests, nil
 }
 
 // localCluster starts a kube-apiserver and etcd with chartproof's CRDs

@@ -1,0 +1,285 @@
+package main
+
+// The revocation scenario (issue 12, item 8): the real manager binary
+// against a local kube-apiserver and etcd, N releases (1,000) of 20 charts
+// (the scale scenario's tiny charts, half in each cosign layout) sharing one
+// ClusterTrustPolicy, whose key is read from a Secret. Their
+// signer is revoked twice, each measured from outside the manager through a
+// watch of the releases: a revocation list entry added to the policy
+// (SignerRevoked), and, once that is undone and every release verifies
+// again, the key replaced in the Secret (UntrustedSigner). The time from
+// the change to each release's Verified=False, whether each got its event,
+// and what it cost the manager (API requests, CPU, memory).
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/chartproof/chartproof/hack/internal/tenant"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testsign"
+)
+
+// revokeWay is one way of revoking the signer and what it took.
+type revokeWay struct {
+	Name    string    `json:"name"`
+	Reason  string    `json:"reason"`
+	Seconds []float64 `json:"seconds"` // per release, from the change to Verified=False with Reason
+	Events  int       `json:"events"`  // releases with a Warning event of Reason
+	// What the manager spent from the change until every release was
+	// marked.
+	APIRequests float64 `json:"apiRequests"`
+	ManagerCPU  float64 `json:"managerCPU"`
+}
+
+// revokeRun is what the revocation scenario measured.
+type revokeRun struct {
+	Releases    int         `json:"releases"`
+	Concurrent  int         `json:"concurrent"`
+	Ways        []revokeWay `json:"ways"`
+	PeakRSSMiB  float64     `json:"peakRSSMiB"` // manager VmHWM over the whole run
+	InstallSecs float64     `json:"installSeconds"`
+}
+
+// revokeBench runs the scenario.
+func revokeBench(chartproof string, o scaleOptions) (*revokeRun, error) {
+	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
+	if registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return nil, errors.New("KUBEBUILDER_ASSETS and CHARTPROOF_REGISTRY must be set: run `make bench`")
+	}
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "chartproof-revoke-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	reg, err := startRegistry(registryBin, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer reg.stop()
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pushTinyCharts(testsign.Registry{Host: reg.host}, o.charts, key); err != nil {
+		return nil, err
+	}
+
+	k8s, kubeconfig, stop, err := localCluster(ctx, dir, "scale", o.namespaces, reg.host+"/scale/**", key, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	// The policy reads its key from a Secret, as a security team would
+	// keep it.
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "scale-00", Name: "release-key"},
+		Data: map[string][]byte{"cosign.pub": []byte(key.PublicPEM())}}
+	if err := k8s.Create(ctx, secret); err != nil {
+		return nil, err
+	}
+	var policy chartproofv1.ClusterTrustPolicy
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "scale"}, &policy); err != nil {
+		return nil, err
+	}
+	patch := client.MergeFrom(policy.DeepCopy())
+	policy.Spec.Authorities[0].Key = &chartproofv1.KeyAuthority{SecretRef: &chartproofv1.SecretKeyReference{Namespace: "scale-00", Name: "release-key"}}
+	if err := k8s.Patch(ctx, &policy, patch); err != nil {
+		return nil, err
+	}
+
+	const concurrent = 4
+	mgr, err := startManager(chartproof, kubeconfig, filepath.Join(dir, "manager-revoke.log"),
+		"--leader-elect=false", fmt.Sprintf("--concurrent=%d", concurrent), "--default-service-account="+tenant.ServiceAccount)
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.stop()
+	run := &revokeRun{Releases: o.releases, Concurrent: concurrent}
+	start := time.Now()
+	if err := createReleases(ctx, k8s, reg.host, o); err != nil {
+		return nil, err
+	}
+	say("revoke: %d releases created; waiting for every one to be Ready", o.releases)
+	ready, err := waitReady(ctx, k8s, mgr, &scaleRun{}, start, start.Add(o.timeout), o.releases)
+	if err != nil {
+		return nil, err
+	}
+	if ready == 0 {
+		var list chartproofv1.VerifiedHelmReleaseList
+		if err := k8s.List(ctx, &list); err == nil {
+			for _, v := range list.Items {
+				if c := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+					return nil, fmt.Errorf("revoke: not every release was Ready within %s; %s/%s: %+v", o.timeout, v.Namespace, v.Name, c)
+				}
+			}
+		}
+		return nil, fmt.Errorf("revoke: not every release was Ready within %s", o.timeout)
+	}
+	run.InstallSecs = ready
+	if err := idle(mgr, time.Minute); err != nil {
+		return nil, err
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	watcher, err := client.NewWithWatch(cfg, client.Options{Scheme: k8s.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	measure := func(name, reason string, change func() error) error {
+		say("revoke: %s", name)
+		w, err := watcher.Watch(ctx, &chartproofv1.VerifiedHelmReleaseList{})
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
+		m0, err := scrape(mgr.metricsURL)
+		if err != nil {
+			return err
+		}
+		cpu0 := cpuSeconds(mgr.cmd.Process.Pid)
+		t0 := time.Now()
+		if err := change(); err != nil {
+			return err
+		}
+		marked := map[string]float64{}
+		deadline := time.After(5 * time.Minute)
+		for len(marked) < o.releases {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					return errors.New("revoke: the watch of the releases ended")
+				}
+				v, isVHR := ev.Object.(*chartproofv1.VerifiedHelmRelease)
+				if !isVHR || ev.Type == watch.Deleted {
+					continue
+				}
+				c := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionVerified)
+				id := v.Namespace + "/" + v.Name
+				if _, done := marked[id]; !done && c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason {
+					marked[id] = time.Since(t0).Seconds()
+				}
+			case <-deadline:
+				return fmt.Errorf("revoke: %s: %d of %d releases marked within 5m", name, len(marked), o.releases)
+			}
+		}
+		way := revokeWay{Name: name, Reason: reason, ManagerCPU: cpuSeconds(mgr.cmd.Process.Pid) - cpu0}
+		m1, err := scrape(mgr.metricsURL)
+		if err != nil {
+			return err
+		}
+		way.APIRequests = m1["rest_client_requests_total"] - m0["rest_client_requests_total"]
+		for _, s := range marked {
+			way.Seconds = append(way.Seconds, s)
+		}
+		slices.Sort(way.Seconds)
+		// Every release announces it with a Warning event (the recorder
+		// writes them asynchronously: wait for them).
+		if err := poll(time.Minute, func() (bool, error) {
+			var evs eventsv1.EventList
+			if err := k8s.List(ctx, &evs); err != nil {
+				return false, err
+			}
+			seen := map[string]bool{}
+			for _, e := range evs.Items {
+				if e.Reason == reason && e.Regarding.Kind == "VerifiedHelmRelease" && !e.CreationTimestamp.Time.Before(t0.Truncate(time.Second)) {
+					seen[e.Regarding.Namespace+"/"+e.Regarding.Name] = true
+				}
+			}
+			way.Events = len(seen)
+			return way.Events == o.releases, nil
+		}); err != nil {
+			say("revoke: %s: %d of %d releases have their event", name, way.Events, o.releases)
+		}
+		run.Ways = append(run.Ways, way)
+		return nil
+	}
+
+	keyID := func() string {
+		var v chartproofv1.VerifiedHelmRelease
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "scale-00", Name: "r-0000"}, &v); err != nil || len(v.Status.Evidence) == 0 {
+			return ""
+		}
+		return v.Status.Evidence[0].KeyID
+	}()
+	if keyID == "" {
+		return nil, errors.New("revoke: release scale-00/r-0000 has no evidence")
+	}
+	setRevocations := func(r *chartproofv1.Revocations) error {
+		var p chartproofv1.ClusterTrustPolicy
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "scale"}, &p); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(p.DeepCopy())
+		p.Spec.Revocations = r
+		return k8s.Patch(ctx, &p, patch)
+	}
+	if err := measure("a revocation list entry added to the policy", chartproofv1.ReasonSignerRevoked, func() error {
+		return setRevocations(&chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{keyID}}})
+	}); err != nil {
+		return nil, err
+	}
+	if err := setRevocations(nil); err != nil {
+		return nil, err
+	}
+	if err := waitAll(ctx, k8s, mgr, o.releases, 5*time.Minute, func(v *chartproofv1.VerifiedHelmRelease) bool {
+		return apimeta.IsStatusConditionTrue(v.Status.Conditions, chartproofv1.ConditionVerified)
+	}); err != nil {
+		return nil, err
+	}
+	if err := idle(mgr, time.Minute); err != nil {
+		return nil, err
+	}
+	other, err := testsign.NewKey("p256")
+	if err != nil {
+		return nil, err
+	}
+	if err := measure("the key replaced in the Secret the policy reads", chartproofv1.ReasonUntrustedSigner, func() error {
+		var s corev1.Secret
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &s); err != nil {
+			return err
+		}
+		s.Data["cosign.pub"] = []byte(other.PublicPEM())
+		return k8s.Update(ctx, &s)
+	}); err != nil {
+		return nil, err
+	}
+	run.PeakRSSMiB = procStatusMiB(mgr.cmd.Process.Pid, "VmHWM:")
+	return run, nil
+}
+
+// writeRevoke writes the scenario's section of the report.
+func writeRevoke(b *bytes.Buffer, run *revokeRun) {
+	fmt.Fprintf(b, "\n## Time to revoke (issue 12, item 8)\n\n")
+	fmt.Fprintf(b, "The real manager (--concurrent=%d) with %d releases of 20 charts, all under one ClusterTrustPolicy whose key\n", run.Concurrent, run.Releases)
+	b.WriteString("is read from a Secret, installed and Ready first (" + fmt.Sprintf("%.0f s", run.InstallSecs) + "). Their signer is then revoked, and the time from\n")
+	b.WriteString("the change to each release's Verified=False is read from outside the manager, through a watch of the releases.\n")
+	b.WriteString("Target: p99 at most 5 s. Events: releases with a Warning event of the reason.\n\n")
+	b.WriteString("| revoked by | reason | p50 | p99 | max | events | manager API requests | manager CPU | target p99 <= 5 s |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, w := range run.Ways {
+		p99 := percentile(w.Seconds, 99)
+		fmt.Fprintf(b, "| %s | %s | %.2f s | %.2f s | %.2f s | %d of %d | %.0f | %.1f s | %s |\n",
+			w.Name, w.Reason, percentile(w.Seconds, 50), p99, w.Seconds[len(w.Seconds)-1], w.Events, run.Releases, w.APIRequests, w.ManagerCPU, verdict(p99 <= 5))
+	}
+	fmt.Fprintf(b, "\nManager peak RSS over the run (installs included): %.0f MiB.\n", run.PeakRSSMiB)
+}
