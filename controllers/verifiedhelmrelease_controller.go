@@ -443,6 +443,15 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// Decide and act.
 	switch {
 	case !res.Verdict.Allowed():
+		if installed != nil && relErr == nil && !deployedAs(rel, installed) {
+			// Helm holds another revision than status names: a record
+			// rewritten, or a cache that has not seen the status of the
+			// action that wrote it (a rollback just done). Nothing is
+			// written from a stale status.
+			if err := r.checkCurrent(ctx, obj); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
 		if installed == nil {
 			// "Nothing installed" is only said of what the API server
 			// holds: the cache may not have the status of the install
@@ -456,8 +465,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		}
 		r.refused(obj, res)
 		// An installed chart that no longer verifies is rolled back or
-		// uninstalled when the spec says so (not on an outage).
+		// uninstalled when the spec says so: never on an outage, and never
+		// under a policy in Audit mode (which installed what did not verify
+		// to begin with; a denied digest or a too old version there must
+		// not remove what runs).
 		if installed != nil && !installed.Verified && !res.Verdict.Inconclusive && onFailure(obj) != chartproofv1.VerificationFailureHold &&
+			!auditing(judges) &&
 			relErr == nil && deployedAs(rel, installed) && recordIntact(rel, installed) {
 			if err := r.checkCurrent(ctx, obj); err != nil {
 				return ctrl.Result{}, err
@@ -755,14 +768,40 @@ func raiseNewest(obj *chartproofv1.VerifiedHelmRelease, version, digest string) 
 	obj.Status.Newest = &chartproofv1.ChartRecord{ChartVersion: version, Digest: digest}
 }
 
-// forgetUnverifiedNewest clears the newest chart when it is the one
-// installed and no longer verifies: a version a revoked signer pushed ahead
-// does not hold the legitimate ones back (THREATS FRS-03).
+// forgetUnverifiedNewest moves the floor down when the newest chart is the
+// one installed and no longer verifies: a version a revoked signer pushed
+// ahead does not hold the legitimate ones back (THREATS FRS-03). The floor
+// becomes the highest other version of status.history, so what was
+// installed before still may not be undercut; none left, no floor.
 func forgetUnverifiedNewest(obj *chartproofv1.VerifiedHelmRelease) {
 	inst, n := obj.Status.Installed, obj.Status.Newest
-	if inst != nil && n != nil && !inst.Verified && inst.Digest == n.Digest {
-		obj.Status.Newest = nil
+	if inst == nil || n == nil || inst.Verified || inst.Digest != n.Digest {
+		return
 	}
+	obj.Status.Newest = nil
+	var best *semver.Version
+	for _, c := range obj.Status.History {
+		v, err := semver.NewVersion(c.ChartVersion)
+		if c.Digest == n.Digest || err != nil || (best != nil && !v.GreaterThan(best)) {
+			continue
+		}
+		best = v
+		obj.Status.Newest = &chartproofv1.ChartRecord{ChartVersion: c.ChartVersion, Digest: c.Digest}
+	}
+}
+
+// auditing reports whether a policy that judges the release is in Audit
+// mode.
+func auditing(judges gate.Request) bool {
+	if judges.Policy != nil && judges.Policy.Mode == chartproofv1.ModeAudit {
+		return true
+	}
+	for _, m := range judges.Mandatory {
+		if m.Policy != nil && m.Policy.Mode == chartproofv1.ModeAudit {
+			return true
+		}
+	}
+	return false
 }
 
 // tamperingLeft reports release records found rewritten and left in place

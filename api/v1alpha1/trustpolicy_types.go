@@ -187,10 +187,12 @@ type RevokedIdentity struct {
 // RevokedCertificate names one certificate: its issuer's certificate and
 // its serial number. Certificate serial numbers are unique per issuer only.
 type RevokedCertificate struct {
-	// Issuer is the SHA-256 fingerprint of the issuing CA's certificate
-	// (of its DER encoding), 64 lowercase hex digits: `openssl x509 -in
-	// ca.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F
-	// a-f`. For a root, its own.
+	// Issuer is the issuing CA's key ID: the SHA-256 of its public key's
+	// DER SubjectPublicKeyInfo, 64 lowercase hex digits (`openssl x509 -in
+	// ca.pem -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum`).
+	// For a root, its own. A key rather than a certificate fingerprint:
+	// the intermediate a signature carries can be re-encoded without its
+	// key changing.
 	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
 	Issuer string `json:"issuer"`
 

@@ -320,10 +320,11 @@ type VerifiedHelmReleaseStatus struct {
 	LastVerifiedTime *metav1.Time `json:"lastVerifiedTime,omitempty"`
 
 	// Newest is the newest chart the release verified and installed: it
-	// does not move to an older version unless spec.allowDowngrade. It is
-	// cleared when that chart, still installed, stops verifying (its
-	// signer revoked): what a compromised key pushed ahead does not hold
-	// the legitimate versions back (THREATS FRS-03).
+	// does not move to an older version unless spec.allowDowngrade. When
+	// that chart, still installed, stops verifying (its signer revoked), it
+	// falls back to the highest other version of status.history (none: no
+	// floor): what a compromised key pushed ahead does not hold the
+	// legitimate versions back (THREATS FRS-03).
 	// +optional
 	Newest *ChartRecord `json:"newest,omitempty"`
 

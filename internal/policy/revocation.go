@@ -21,7 +21,7 @@ type Revoked struct {
 	KeyIDs map[string]bool
 	// Identities are revoked keyless signers.
 	Identities []RevokedIdentity
-	// Certificates are revoked certificates, by "issuer fingerprint/serial"
+	// Certificates are revoked certificates, by "issuer key ID/serial"
 	// (PathCert's Issuer and Serial).
 	Certificates map[string]bool
 	// Digests are denied chart digests.
@@ -115,7 +115,7 @@ func (r *Revoked) add(what string, list chartproofv1.RevocationList) []error {
 	for _, c := range list.Certificates {
 		serial, ok := new(big.Int).SetString(c.Serial, 16)
 		if !issuerPattern.MatchString(c.Issuer) || !serialPattern.MatchString(c.Serial) || !ok {
-			errs = append(errs, fmt.Errorf("%s: certificate %q/%q is not an issuer's SHA-256 fingerprint (64 lowercase hex) and a hex serial number of at most 20 bytes", what, c.Issuer, c.Serial))
+			errs = append(errs, fmt.Errorf("%s: certificate %q/%q is not an issuer's key ID (the SHA-256 of its public key, 64 lowercase hex) and a hex serial number of at most 20 bytes", what, c.Issuer, c.Serial))
 			continue
 		}
 		r.Certificates[c.Issuer+"/"+serial.Text(16)] = true
@@ -148,7 +148,7 @@ func (r *Revoked) signer(s Signature) string {
 		}
 	}
 	if s.X509 != nil {
-		for _, c := range s.X509.Path {
+		for _, c := range slices.Concat(s.X509.Path, s.X509.Others) {
 			if r.Certificates[c.Issuer+"/"+c.Serial] {
 				return fmt.Sprintf("certificate %q (serial %s, issuer %s) is revoked", c.Subject, c.Serial, c.Issuer)
 			}

@@ -41,8 +41,12 @@ type X509Facts struct {
 	Authorities []string
 	// SANs are the leaf's URI and email Subject Alternative Names.
 	SANs []string
-	// Path is the validated path, leaf first, root last.
+	// Path is the validated path, leaf first, root last, under the first
+	// authority that verified the signature.
 	Path []PathCert
+	// Others are the certificates of the paths validated under the other
+	// authorities: revocations apply to every certificate of every path.
+	Others []PathCert
 	// Problem says why the path was refused, when an authority's PKI
 	// issued the certificate but a check failed ("... (PKI-03)").
 	Problem string
@@ -54,14 +58,19 @@ type PathCert struct {
 	Subject string `json:"subject"`
 	// Serial is the serial number in lowercase hex, without leading zeros.
 	Serial string `json:"serial"`
-	// Issuer is the lowercase hex SHA-256 fingerprint of the issuer's
-	// certificate (the certificate's own for a root).
+	// Issuer is the issuer's key ID: the lowercase hex SHA-256 of its
+	// public key's DER SubjectPublicKeyInfo (the certificate's own for a
+	// root). A key, not a certificate's bytes: the signature of an
+	// intermediate a signature carries can be re-encoded (an ECDSA s and
+	// n-s both verify), which changes the certificate's fingerprint, never
+	// its key.
 	Issuer string `json:"issuer"`
 }
 
-// CertFingerprint is the lowercase hex SHA-256 of a certificate's DER.
-func CertFingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
+// IssuerKeyID is the key ID revocations name an issuer by: the lowercase
+// hex SHA-256 of its DER SubjectPublicKeyInfo.
+func IssuerKeyID(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
 }
 
@@ -73,7 +82,7 @@ func PathOf(chain []*x509.Certificate) []PathCert {
 		if i+1 < len(chain) {
 			issuer = chain[i+1]
 		}
-		out[i] = PathCert{Subject: c.Subject.String(), Serial: c.SerialNumber.Text(16), Issuer: CertFingerprint(issuer)}
+		out[i] = PathCert{Subject: c.Subject.String(), Serial: c.SerialNumber.Text(16), Issuer: IssuerKeyID(issuer)}
 	}
 	return out
 }

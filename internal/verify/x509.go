@@ -115,6 +115,9 @@ func (x x509Authority) verify(b *bundle.Bundle, artifact sgverify.ArtifactPolicy
 			attempts = append(attempts, []sgverify.VerifierOption{sgverify.WithObserverTimestamps(1)})
 		}
 	}
+	if len(attempts) == 0 { // compileX509 refuses such a root; never verify without a time
+		return nil, nil, nil, fmt.Errorf("trusted root %s has neither a transparency log nor a timestamp authority", x.source)
+	}
 	var errs []error
 	for _, opts := range attempts {
 		ca := &strictCA{roots: x.pki.Roots, intermediates: inters}
@@ -165,10 +168,11 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 		res, path, refused, err := x.verify(b, artifact, chain)
 		switch {
 		case refused != nil:
+			problem := fmt.Sprintf("x509 authority %s: %v", x.name, refused)
 			if facts.Problem == "" {
-				facts.Problem = fmt.Sprintf("x509 authority %s: %v", x.name, refused)
+				facts.Problem = problem
 			}
-			problems = append(problems, facts.Problem)
+			problems = append(problems, problem)
 			continue
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("x509 authority %s: %v", x.name, err))
@@ -183,6 +187,8 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 				return malformed(problem), true
 			}
 			facts.Path = policy.PathOf(path)
+		} else {
+			facts.Others = append(facts.Others, policy.PathOf(path)...)
 		}
 		facts.Authorities = append(facts.Authorities, x.name)
 		if x.times != nil {

@@ -1,7 +1,11 @@
 package verify
 
 import (
+	"bytes"
+	"crypto/elliptic"
 	"crypto/x509"
+	"encoding/asn1"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -86,13 +90,19 @@ func TestX509Authority(t *testing.T) {
 		{name: "leaf of another PKI", issuer: other.inter, chain: ptr(testsign.PEM(other.inter.Cert, other.root.Cert)), want: chartproofv1.ReasonUntrustedSigner},
 		{name: "leaf names another signer", identity: "other@chartproof.test", want: chartproofv1.ReasonIdentityMismatch},
 		{name: "leaf's serial revoked (PKI-08)", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.inter.Cert), Serial: strings.ToUpper(serial(leaf))}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.inter.Cert), Serial: strings.ToUpper(serial(leaf))}}
 		}, want: chartproofv1.ReasonSignerRevoked, wantText: "is revoked"},
+		{name: "leaf's serial revoked, the intermediate carried re-encoded (ECDSA s to n-s)", chain: ptr(testsign.PEM(malleate(t, pk.inter.Cert), pk.root.Cert)),
+			revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
+				return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.inter.Cert), Serial: serial(leaf)}}
+			}, want: chartproofv1.ReasonSignerRevoked, wantText: "is revoked"},
+		{name: "control: the intermediate carried re-encoded still chains", chain: ptr(testsign.PEM(malleate(t, pk.inter.Cert), pk.root.Cert)),
+			want: chartproofv1.ReasonVerified},
 		{name: "intermediate's serial revoked (PKI-08)", revoke: func(*x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.root.Cert), Serial: serial(pk.inter.Cert)}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.root.Cert), Serial: serial(pk.inter.Cert)}}
 		}, want: chartproofv1.ReasonSignerRevoked, wantText: "release intermediate"},
 		{name: "control: the leaf's serial revoked under another issuer", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertFingerprint(pk.root.Cert), Serial: serial(leaf)}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.root.Cert), Serial: serial(leaf)}}
 		}, want: chartproofv1.ReasonVerified},
 	}
 	for _, tc := range tests {
@@ -200,3 +210,39 @@ func TestX509IgnoresFulcio(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// malleate re-encodes an ECDSA P-256 certificate's signature (r, s) as
+// (r, n-s), which verifies as well: another certificate, the same key and
+// contents.
+func malleate(t *testing.T, c *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	var cert struct {
+		TBS, Alg asn1.RawValue
+		Sig      asn1.BitString
+	}
+	var sig struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(c.Raw, &cert); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asn1.Unmarshal(cert.Sig.Bytes, &sig); err != nil {
+		t.Fatal(err)
+	}
+	sig.S = new(big.Int).Sub(elliptic.P256().Params().N, sig.S)
+	sigDER, err := asn1.Marshal(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert.Sig = asn1.BitString{Bytes: sigDER, BitLength: 8 * len(sigDER)}
+	der, err := asn1.Marshal(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(out.Raw, c.Raw) {
+		t.Fatal("not re-encoded")
+	}
+	return out
+}
