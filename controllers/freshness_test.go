@@ -13,6 +13,48 @@ import (
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
+// buildSigned pushes version signed by a key of its own, the "build" key,
+// creates TrustPolicy "trusted" trusting the fixture's key (authority
+// "release") and the build key (authority "build"), and returns the
+// digest.
+func (f *fixture) buildSigned(version string) string {
+	f.t.Helper()
+	build, err := testsign.NewKey("p256")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	d := f.push(version)
+	f.signLegacy(d, build)
+	tp := &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "trusted"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities: []chartproofv1.Authority{
+				{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: f.key.PublicPEM()}},
+				{Name: "build", Key: &chartproofv1.KeyAuthority{PublicKey: build.PublicPEM()}},
+			},
+		},
+	}
+	if err := k8s.Create(context.Background(), tp); err != nil {
+		f.t.Fatal(err)
+	}
+	return d
+}
+
+// revokeKey adds keyID to the revocation list of TrustPolicy name.
+func (f *fixture) revokeKey(name, keyID string) {
+	f.t.Helper()
+	var tp chartproofv1.TrustPolicy
+	if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: f.ns, Name: name}, &tp); err != nil {
+		f.t.Fatal(err)
+	}
+	patch := client.MergeFrom(tp.DeepCopy())
+	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{keyID}}}
+	if err := k8s.Patch(context.Background(), &tp, patch); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 // edit changes a release's spec.
 func (f *fixture) edit(name string, change func(*chartproofv1.VerifiedHelmRelease)) {
 	f.t.Helper()
@@ -67,38 +109,15 @@ func TestDowngradeRefused(t *testing.T) {
 // verifies.)
 func TestNewestForgottenWhenRevoked(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	d1 := f.pushChart("1.0.0", nil)
-	rogue, err := testsign.NewKey("p256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d9 := f.push("9.0.0")
-	f.signLegacy(d9, rogue)
-	tp := &chartproofv1.TrustPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "trusted"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
-			Authorities: []chartproofv1.Authority{
-				{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: f.key.PublicPEM()}},
-				{Name: "build", Key: &chartproofv1.KeyAuthority{PublicKey: rogue.PublicPEM()}},
-			},
-		},
-	}
-	if err := k8s.Create(ctx, tp); err != nil {
-		t.Fatal(err)
-	}
+	d9 := f.buildSigned("9.0.0") // the build key, compromised
 	f.release("app", "9.0.0", "trusted")
 	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	if n := vhr.Status.Newest; n == nil || n.Digest != d9 {
 		t.Fatalf("status.newest = %+v; want 9.0.0 %s", n, d9)
 	}
 
-	patch := client.MergeFrom(tp.DeepCopy())
-	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{vhr.Status.Evidence[0].KeyID}}}
-	if err := k8s.Patch(ctx, tp, patch); err != nil {
-		t.Fatal(err)
-	}
+	f.revokeKey("trusted", vhr.Status.Evidence[0].KeyID)
 	vhr = f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonSignerRevoked)
 	if vhr.Status.Newest != nil {
 		t.Errorf("status.newest = %+v; want it forgotten once 9.0.0 no longer verifies", vhr.Status.Newest)

@@ -1,17 +1,14 @@
 package controllers_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
-	"github.com/chartproof/chartproof/internal/testsign"
 )
 
 // TestOnVerificationFailure (issue 12, item 6): three releases installed
@@ -23,27 +20,8 @@ import (
 // again, none installs anything that does not verify.
 func TestOnVerificationFailure(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	d1 := f.pushChart("1.0.0", nil) // signed by f.key
-	build, err := testsign.NewKey("p256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2 := f.push("2.0.0")
-	f.signLegacy(d2, build)
-	tp := &chartproofv1.TrustPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "trusted"},
-		Spec: chartproofv1.TrustPolicySpec{
-			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
-			Authorities: []chartproofv1.Authority{
-				{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: f.key.PublicPEM()}},
-				{Name: "build", Key: &chartproofv1.KeyAuthority{PublicKey: build.PublicPEM()}},
-			},
-		},
-	}
-	if err := k8s.Create(ctx, tp); err != nil {
-		t.Fatal(err)
-	}
+	d2 := f.buildSigned("2.0.0")
 	actions := map[string]chartproofv1.VerificationFailureAction{
 		"hold": chartproofv1.VerificationFailureHold, "rollback": chartproofv1.VerificationFailureRollback, "uninstall": chartproofv1.VerificationFailureUninstall,
 	}
@@ -63,11 +41,7 @@ func TestOnVerificationFailure(t *testing.T) {
 		buildKeyID = vhr.Status.Evidence[0].KeyID
 	}
 
-	patch := client.MergeFrom(tp.DeepCopy())
-	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{buildKeyID}}}
-	if err := k8s.Patch(ctx, tp, patch); err != nil {
-		t.Fatal(err)
-	}
+	f.revokeKey("trusted", buildKeyID)
 
 	// check checks the three releases; first, that the rollback's Released
 	// says RolledBack (later runs say it stays there).
@@ -137,7 +111,6 @@ func TestOnVerificationFailure(t *testing.T) {
 // twin is TestOnVerificationFailure's rollback, which had 1.0.0 to go to.
 func TestRollbackHoldsWithoutVerifiedHistory(t *testing.T) {
 	f := newFixture(t)
-	ctx := context.Background()
 	d2 := f.pushChart("2.0.0", nil)
 	f.policy("trusted", f.key, chartproofv1.ModeEnforce)
 	f.release("app", "2.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
@@ -145,15 +118,7 @@ func TestRollbackHoldsWithoutVerifiedHistory(t *testing.T) {
 	})
 	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 
-	var tp chartproofv1.TrustPolicy
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: f.ns, Name: "trusted"}, &tp); err != nil {
-		t.Fatal(err)
-	}
-	patch := client.MergeFrom(tp.DeepCopy())
-	tp.Spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{KeyIDs: []string{vhr.Status.Evidence[0].KeyID}}}
-	if err := k8s.Patch(ctx, &tp, patch); err != nil {
-		t.Fatal(err)
-	}
+	f.revokeKey("trusted", vhr.Status.Evidence[0].KeyID)
 	vhr = f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonSignerRevoked)
 	f.waitEvent("app", chartproofv1.ReasonRollbackFailed)
 	vhr = f.get("app")

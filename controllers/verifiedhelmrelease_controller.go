@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Masterminds/semver/v3"
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -409,10 +408,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	defer cancel()
 	req := judges
 	req.URL, req.Version, req.SignatureRepository = obj.Spec.Chart.URL, obj.Spec.Chart.Version, obj.Spec.Chart.SignatureRepository
-	if n := obj.Status.Newest; n != nil {
-		req.Floor = &policy.Floor{Version: n.ChartVersion, Digest: n.Digest}
-	}
-	req.AllowDowngrade = obj.Spec.AllowDowngrade
+	req.Floor, req.AllowDowngrade = obj.Status.Newest, obj.Spec.AllowDowngrade
 	res := gate.Check(vctx, reg, r.Metrics, req)
 	r.recordVerification(obj, res)
 	installed := obj.Status.Installed
@@ -728,7 +724,8 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Verified:     loaded.Verdict.Passed(),
 	}
 	if loaded.Verdict.Passed() {
-		raiseNewest(obj, loaded.Chart.Metadata.Version, loaded.Digest)
+		obj.Status.Newest = policy.RaiseFloor(obj.Status.Newest,
+			chartproofv1.ChartRecord{ChartVersion: loaded.Chart.Metadata.Version, Digest: loaded.Digest}, obj.Spec.AllowDowngrade)
 	}
 	recordHistory(obj, loaded.Chart.Metadata.Version, loaded.Digest)
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
@@ -752,41 +749,12 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	return rel, nil
 }
 
-// raiseNewest records a chart verified and installed as the release's
-// newest when it is not older than the newest so far, or when the spec
-// allows a downgrade (the floor then follows it down). A version that is not
-// semantic never lowers it.
-func raiseNewest(obj *chartproofv1.VerifiedHelmRelease, version, digest string) {
-	n := obj.Status.Newest
-	if n != nil && !obj.Spec.AllowDowngrade {
-		v, err := semver.NewVersion(version)
-		floor, ferr := semver.NewVersion(n.ChartVersion)
-		if err != nil || (ferr == nil && v.LessThan(floor)) {
-			return
-		}
-	}
-	obj.Status.Newest = &chartproofv1.ChartRecord{ChartVersion: version, Digest: digest}
-}
-
 // forgetUnverifiedNewest moves the floor down when the newest chart is the
-// one installed and no longer verifies: a version a revoked signer pushed
-// ahead does not hold the legitimate ones back (THREATS FRS-03). The floor
-// becomes the highest other version of status.history, so what was
-// installed before still may not be undercut; none left, no floor.
+// one installed and no longer verifies (policy.FallbackFloor).
 func forgetUnverifiedNewest(obj *chartproofv1.VerifiedHelmRelease) {
 	inst, n := obj.Status.Installed, obj.Status.Newest
-	if inst == nil || n == nil || inst.Verified || inst.Digest != n.Digest {
-		return
-	}
-	obj.Status.Newest = nil
-	var best *semver.Version
-	for _, c := range obj.Status.History {
-		v, err := semver.NewVersion(c.ChartVersion)
-		if c.Digest == n.Digest || err != nil || (best != nil && !v.GreaterThan(best)) {
-			continue
-		}
-		best = v
-		obj.Status.Newest = &chartproofv1.ChartRecord{ChartVersion: c.ChartVersion, Digest: c.Digest}
+	if inst != nil && n != nil && !inst.Verified && inst.Digest == n.Digest {
+		obj.Status.Newest = policy.FallbackFloor(obj.Status.History, n.Digest)
 	}
 }
 

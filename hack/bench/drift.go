@@ -55,21 +55,12 @@ type driftRun struct {
 
 // driftBench runs the scenario with releases releases.
 func driftBench(chartproof string, releases int, quiet time.Duration) (*driftRun, error) {
-	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
-	if registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return nil, errors.New("KUBEBUILDER_ASSETS and CHARTPROOF_REGISTRY must be set: run `make bench`")
-	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "chartproof-drift-")
+	dir, reg, cleanup, err := newTestBed("drift")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	reg, err := startRegistry(registryBin, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
+	defer cleanup()
 
 	key, err := testsign.NewKey("p256")
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -58,21 +57,12 @@ type revokeRun struct {
 
 // revokeBench runs the scenario.
 func revokeBench(chartproof string, o scaleOptions) (*revokeRun, error) {
-	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
-	if registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return nil, errors.New("KUBEBUILDER_ASSETS and CHARTPROOF_REGISTRY must be set: run `make bench`")
-	}
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "chartproof-revoke-")
+	dir, reg, cleanup, err := newTestBed("revoke")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	reg, err := startRegistry(registryBin, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
+	defer cleanup()
 	key, err := testsign.NewKey("p256")
 	if err != nil {
 		return nil, err

@@ -137,20 +137,11 @@ type snapshot struct {
 }
 
 func scale(chartproof string, o scaleOptions) ([]*scaleRun, error) {
-	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
-	if registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return nil, errors.New("KUBEBUILDER_ASSETS and CHARTPROOF_REGISTRY must be set: run `make bench`")
-	}
-	dir, err := os.MkdirTemp("", "chartproof-scale-")
+	dir, reg, cleanup, err := newTestBed("scale")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	reg, err := startRegistry(registryBin, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer reg.stop()
+	defer cleanup()
 	proxy, err := startProxy(reg.host)
 	if err != nil {
 		return nil, err
@@ -305,6 +296,24 @@ func scaleOnce(chartproof, dir string, proxy *countingProxy, reg *registryProc, 
 	run.Intervals = run.Steady.Seconds / o.interval.Seconds()
 	run.PeakRSSMiB = procStatusMiB(mgr.cmd.Process.Pid, "VmHWM:")
 	return run, nil
+}
+
+// newTestBed starts a loopback registry in a new temporary directory, for a
+// scenario that starts a local API server; cleanup stops the registry and
+// removes the directory.
+func newTestBed(scenario string) (dir string, reg *registryProc, cleanup func(), err error) {
+	registryBin := os.Getenv("CHARTPROOF_REGISTRY")
+	if registryBin == "" || os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return "", nil, nil, errors.New("KUBEBUILDER_ASSETS and CHARTPROOF_REGISTRY must be set: run `make bench`")
+	}
+	if dir, err = os.MkdirTemp("", "chartproof-"+scenario+"-"); err != nil {
+		return "", nil, nil, err
+	}
+	if reg, err = startRegistry(registryBin, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, nil, err
+	}
+	return dir, reg, func() { reg.stop(); os.RemoveAll(dir) }, nil
 }
 
 // pushTinyCharts pushes that many tiny charts (one ConfigMap each: envtest has

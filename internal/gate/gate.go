@@ -68,7 +68,7 @@ type Request struct {
 	Cache *Cache
 	// Floor is the newest chart the release verified and installed, which
 	// it does not move below unless AllowDowngrade (policy.Evidence).
-	Floor          *policy.Floor
+	Floor          *chartproofv1.ChartRecord
 	AllowDowngrade bool
 }
 

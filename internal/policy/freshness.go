@@ -10,10 +10,38 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
-// Floor is the newest chart a release verified and installed: it does not
-// move to an older version unless it allows a downgrade.
-type Floor struct {
-	Version, Digest string
+// RaiseFloor is a release's floor (status.newest) once it verified and
+// installed chart: chart when it is not older than floor, or when the
+// release allows a downgrade (the floor then follows it down); floor
+// otherwise. A version that is not semantic never lowers it.
+func RaiseFloor(floor *chartproofv1.ChartRecord, chart chartproofv1.ChartRecord, allowDowngrade bool) *chartproofv1.ChartRecord {
+	if floor != nil && !allowDowngrade {
+		v, err := semver.NewVersion(chart.ChartVersion)
+		f, ferr := semver.NewVersion(floor.ChartVersion)
+		if err != nil || (ferr == nil && v.LessThan(f)) {
+			return floor
+		}
+	}
+	return &chart
+}
+
+// FallbackFloor is a release's floor once the chart of digest, its newest,
+// stopped verifying: the highest other version it installed (history), so
+// what ran before may still not be undercut, while what a revoked signer
+// pushed ahead holds nothing back (THREATS FRS-03); nil when none.
+func FallbackFloor(history []chartproofv1.ChartRecord, digest string) *chartproofv1.ChartRecord {
+	var (
+		best *semver.Version
+		out  *chartproofv1.ChartRecord
+	)
+	for _, c := range history {
+		v, err := semver.NewVersion(c.ChartVersion)
+		if c.Digest == digest || err != nil || (best != nil && !v.GreaterThan(best)) {
+			continue
+		}
+		best, out = v, &c
+	}
+	return out
 }
 
 // compileFreshness checks a policy's freshness bounds.
@@ -67,12 +95,12 @@ func (p *Policy) judgeFreshness(ev Evidence) *Reason {
 		}
 	}
 	if f := ev.Floor; f != nil && !ev.AllowDowngrade && verr == nil {
-		if floor, err := semver.NewVersion(f.Version); err == nil && v.LessThan(floor) {
+		if floor, err := semver.NewVersion(f.ChartVersion); err == nil && v.LessThan(floor) {
 			return &Reason{
 				Code: chartproofv1.ReasonDowngradeRefused,
 				Message: fmt.Sprintf("chart version %s (%s) is older than %s (%s), the newest this release verified and installed; set spec.allowDowngrade to roll back on purpose",
-					version, ev.Digest, f.Version, f.Digest),
-				Expected: ">= " + f.Version,
+					version, ev.Digest, f.ChartVersion, f.Digest),
+				Expected: ">= " + f.ChartVersion,
 				Found:    version,
 			}
 		}

@@ -23,7 +23,7 @@ func TestEvaluateFreshness(t *testing.T) {
 	}
 	minVersion := chartproofv1.Freshness{MinChartVersion: "1.1.0"}
 	maxAge := chartproofv1.Freshness{MaxSignatureAge: &metav1.Duration{Duration: time.Hour}}
-	floor := &policy.Floor{Version: "1.2.0", Digest: digestB}
+	floor := &chartproofv1.ChartRecord{ChartVersion: "1.2.0", Digest: digestB}
 	signedAgo := func(d time.Duration) policy.Signature {
 		s := signedBy("alice", aliceID, digestA)
 		if d >= 0 {

@@ -78,7 +78,7 @@ type Evidence struct {
 	Tag string
 	// Floor is the newest chart the release verified and installed; nil
 	// when it installed none (or for `chartproof verify`).
-	Floor *Floor
+	Floor *chartproofv1.ChartRecord
 	// AllowDowngrade lets the chart be older than Floor.
 	AllowDowngrade bool
 	// Now is when the evidence is judged, for the age of signatures; zero

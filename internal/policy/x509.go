@@ -67,9 +67,11 @@ type PathCert struct {
 	Issuer string `json:"issuer"`
 }
 
-// IssuerKeyID is the key ID revocations name an issuer by: the lowercase
-// hex SHA-256 of its DER SubjectPublicKeyInfo.
-func IssuerKeyID(c *x509.Certificate) string {
+// CertKeyID is the key ID of a certificate's public key: the lowercase hex
+// SHA-256 of its DER SubjectPublicKeyInfo, as a key authority's KeyID names
+// the same key (one key, one signer across kinds of authority), and as
+// revocations name an issuer.
+func CertKeyID(c *x509.Certificate) string {
 	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(sum[:])
 }
@@ -82,7 +84,7 @@ func PathOf(chain []*x509.Certificate) []PathCert {
 		if i+1 < len(chain) {
 			issuer = chain[i+1]
 		}
-		out[i] = PathCert{Subject: c.Subject.String(), Serial: c.SerialNumber.Text(16), Issuer: IssuerKeyID(issuer)}
+		out[i] = PathCert{Subject: c.Subject.String(), Serial: c.SerialNumber.Text(16), Issuer: CertKeyID(issuer)}
 	}
 	return out
 }

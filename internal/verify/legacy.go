@@ -83,7 +83,7 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 					return keyed, true
 				}
 			}
-			sig, ok := v.certificate(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false, l.chain)
+			sig, ok := v.certificate(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false, l.leaf, l.chain)
 			if keyed.Authority != "" {
 				keyed.X509 = sig.X509 // the key counts; the PKI may count too, for the same signer
 				return keyed, true

@@ -2,8 +2,6 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -158,10 +156,9 @@ func (v *Verifier) notationEnvelope(ctx context.Context, env []byte, mediaType s
 			continue
 		}
 		leaf := outcome.EnvelopeContent.SignerInfo.CertificateChain[0]
-		sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo) // as a key authority's KeyID: one key, one signer
 		return policy.Signature{
 			Authority: a.name,
-			KeyID:     hex.EncodeToString(sum[:]),
+			KeyID:     policy.CertKeyID(leaf),
 			Subjects:  []string{subject},
 			Identity:  &policy.CertIdentity{Subject: leaf.Subject.String(), Issuer: leaf.Issuer.String(), SubjectType: "x509.subject"},
 		}

@@ -273,7 +273,7 @@ func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 	}
 	if vc.Certificate() != nil {
 		return Prepared{Likely: v.mayHaveSigned(&b) || v.mayBeX509(vc.Certificate()), verify: func() (policy.Signature, bool) {
-			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Intermediates())
+			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Certificate(), vc.Intermediates())
 		}}
 	}
 	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {

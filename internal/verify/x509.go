@@ -1,11 +1,10 @@
 package verify
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -139,9 +138,9 @@ func (x x509Authority) verify(b *bundle.Bundle, artifact sgverify.ArtifactPolicy
 
 // certificate checks a signature that carries a certificate: against the
 // trusted roots of the keyless authorities (keyless), and the PKIs of the
-// x509 authorities. chain is the certificates the signature carries above
-// its leaf. ok is false for an attestation (see keyless).
-func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, attestations bool, chain []*x509.Certificate) (policy.Signature, bool) {
+// x509 authorities. leaf is the certificate, chain what the signature
+// carries above it. ok is false for an attestation (see keyless).
+func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, attestations bool, leaf *x509.Certificate, chain []*x509.Certificate) (policy.Signature, bool) {
 	var sig policy.Signature
 	if len(v.roots) > 0 || len(v.x509Authorities) == 0 {
 		var ok bool
@@ -152,11 +151,6 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 	if len(v.x509Authorities) == 0 {
 		return sig, true
 	}
-	vc, err := b.VerificationContent()
-	if err != nil || vc.Certificate() == nil {
-		return malformed("bundle: no certificate"), true
-	}
-	leaf := vc.Certificate()
 	facts := &policy.X509Facts{SANs: sansOf(leaf)}
 	var (
 		problems  []string
@@ -202,8 +196,7 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 		sig.Problem = strings.Join(append(nonEmpty(sig.Problem), problems...), "; ")
 		return sig, true
 	}
-	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	sig.KeyID = hex.EncodeToString(sum[:])
+	sig.KeyID = policy.CertKeyID(leaf)
 	if len(sig.RootVerified) == 0 { // the keyless roots' problem is not this signature's
 		sig.Problem, sig.Subjects, sig.PredicateType = "", subjects, predicate
 	}
@@ -232,14 +225,8 @@ func sansOf(c *x509.Certificate) []string {
 // mayBeX509 reports whether a certificate names an identity of an x509
 // authority: a hint for the order of checks, never trust.
 func (v *Verifier) mayBeX509(leaf *x509.Certificate) bool {
-	for _, x := range v.x509Authorities {
-		for _, san := range sansOf(leaf) {
-			for _, id := range x.pki.Identities {
-				if san == id {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	sans := sansOf(leaf)
+	return slices.ContainsFunc(v.x509Authorities, func(x x509Authority) bool {
+		return slices.ContainsFunc(x.pki.Identities, func(id string) bool { return slices.Contains(sans, id) })
+	})
 }

@@ -90,19 +90,19 @@ func TestX509Authority(t *testing.T) {
 		{name: "leaf of another PKI", issuer: other.inter, chain: ptr(testsign.PEM(other.inter.Cert, other.root.Cert)), want: chartproofv1.ReasonUntrustedSigner},
 		{name: "leaf names another signer", identity: "other@chartproof.test", want: chartproofv1.ReasonIdentityMismatch},
 		{name: "leaf's serial revoked (PKI-08)", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.inter.Cert), Serial: strings.ToUpper(serial(leaf))}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertKeyID(pk.inter.Cert), Serial: strings.ToUpper(serial(leaf))}}
 		}, want: chartproofv1.ReasonSignerRevoked, wantText: "is revoked"},
 		{name: "leaf's serial revoked, the intermediate carried re-encoded (ECDSA s to n-s)", chain: ptr(testsign.PEM(malleate(t, pk.inter.Cert), pk.root.Cert)),
 			revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
-				return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.inter.Cert), Serial: serial(leaf)}}
+				return []chartproofv1.RevokedCertificate{{Issuer: policy.CertKeyID(pk.inter.Cert), Serial: serial(leaf)}}
 			}, want: chartproofv1.ReasonSignerRevoked, wantText: "is revoked"},
 		{name: "control: the intermediate carried re-encoded still chains", chain: ptr(testsign.PEM(malleate(t, pk.inter.Cert), pk.root.Cert)),
 			want: chartproofv1.ReasonVerified},
 		{name: "intermediate's serial revoked (PKI-08)", revoke: func(*x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.root.Cert), Serial: serial(pk.inter.Cert)}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertKeyID(pk.root.Cert), Serial: serial(pk.inter.Cert)}}
 		}, want: chartproofv1.ReasonSignerRevoked, wantText: "release intermediate"},
 		{name: "control: the leaf's serial revoked under another issuer", revoke: func(leaf *x509.Certificate) []chartproofv1.RevokedCertificate {
-			return []chartproofv1.RevokedCertificate{{Issuer: policy.IssuerKeyID(pk.root.Cert), Serial: serial(leaf)}}
+			return []chartproofv1.RevokedCertificate{{Issuer: policy.CertKeyID(pk.root.Cert), Serial: serial(leaf)}}
 		}, want: chartproofv1.ReasonVerified},
 	}
 	for _, tc := range tests {
