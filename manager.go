@@ -28,6 +28,7 @@ import (
 func runManager() error {
 	var (
 		metricsAddr, probeAddr, leaderNamespace string
+		pprofAddr                               string
 		leaderElect                             bool
 		concurrent                              int
 		verifyTimeout, cacheTTL                 time.Duration
@@ -39,6 +40,7 @@ func runManager() error {
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints (profiling); 0 disables them")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
 	flag.StringVar(&leaderNamespace, "leader-election-namespace", "", "namespace of the leader-election Lease; default: the pod's own (required outside a cluster)")
 	flag.IntVar(&concurrent, "concurrent", 4, "how many VerifiedHelmReleases are reconciled at once")
@@ -76,6 +78,7 @@ func runManager() error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
+		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "chartproof-leader.delivery.chartproof.dev",
 		LeaderElectionNamespace: leaderNamespace,

@@ -80,6 +80,20 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		r.drift().forget(uid)
 		return false
 	}
+	state := r.drift()
+	inst := obj.Status.Installed
+	key := fmt.Sprintf("%d/%s/%d/%s", obj.Generation, inst.Digest, inst.Revision, inst.ConfigDigest)
+	now := r.now()
+	// A reconcile that a change of trust queued re-verifies; it does not
+	// compare the objects again when the last comparison of the same
+	// release found them intact while their watches ran, nothing woke the
+	// release since, and the interval's own check is not due (a thousand
+	// releases under a revoked signer are marked in seconds, not after a
+	// thousand dry-run applies).
+	if r.queuedByTrustChange(uid) && state.stillIntact(uid, key, now, releaseInterval(obj)/2) {
+		return false
+	}
+	watched := false
 	desired, err := drift.Desired(rel.Manifest, rel.Name, rel.Namespace, func(u *unstructured.Unstructured) (bool, error) {
 		return acct.Client.IsObjectNamespaced(u)
 	})
@@ -93,13 +107,11 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		if err := r.ObjectWatches.ensure(kindsOf(desired)); err != nil {
 			// The interval still checks; the watch is tried again next time.
 			log.FromContext(ctx).Error(err, "watching the objects of a release")
+		} else {
+			watched = true
 		}
 	}
 
-	state := r.drift()
-	inst := obj.Status.Installed
-	key := fmt.Sprintf("%d/%s/%d/%s", obj.Generation, inst.Digest, inst.Revision, inst.ConfigDigest)
-	now := r.now()
 	woken := state.woken(uid)
 	var opts drift.Options
 	detect := func() ([]drift.Object, error) {
@@ -166,6 +178,8 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 	if report == "" {
 		state.reported(uid, "")
 	}
+	// Intact: compared with nothing found, corrected or held.
+	state.checked(uid, key, now, watched && checkErr == nil && correctErr == nil && len(drifted) == 0 && len(conflicts) == 0)
 	if err := errors.Join(checkErr, correctErr); err != nil {
 		log.FromContext(ctx).Error(err, "drift check or correction failed")
 		msg := "drift not checked or not corrected: " + driftFailure(err)
@@ -282,11 +296,19 @@ type driftState struct {
 	mu       sync.Mutex
 	wakes    map[types.UID]time.Time
 	releases map[types.UID]*fights
+	// intact holds, for each release whose objects were last found intact
+	// while watched, that comparison's key and time.
+	intact map[types.UID]intactCheck
 	// reports holds what was last reported and left in place for each
 	// release (Warn), so that it is counted and announced once. It is kept
 	// here, not read back from status: the cache may not hold the last
 	// reconcile's status yet when the next one runs.
 	reports map[types.UID]string
+}
+
+type intactCheck struct {
+	key string
+	at  time.Time
 }
 
 // fights are the corrections of one release while it stays the same
@@ -323,7 +345,7 @@ type conflict struct {
 func (r *VerifiedHelmReleaseReconciler) drift() *driftState {
 	r.driftOnce.Do(func() {
 		r.driftState = &driftState{created: drift.NewCreatedCache(4096), wakes: map[types.UID]time.Time{},
-			releases: map[types.UID]*fights{}, reports: map[types.UID]string{}}
+			releases: map[types.UID]*fights{}, reports: map[types.UID]string{}, intact: map[types.UID]intactCheck{}}
 	})
 	return r.driftState
 }
@@ -347,9 +369,33 @@ func (s *driftState) woken(uid types.UID) time.Time {
 	return t
 }
 
+// checked records the comparison of uid's objects under key at now:
+// intact, or not (drift found, a conflict held, a check that failed, or
+// objects not watched).
+func (s *driftState) checked(uid types.UID, key string, now time.Time, intact bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if intact {
+		s.intact[uid] = intactCheck{key: key, at: now}
+	} else {
+		delete(s.intact, uid)
+	}
+}
+
+// stillIntact reports whether uid's objects were found intact under key
+// less than maxAge before now, and no watch event woke it since.
+func (s *driftState) stillIntact(uid types.UID, key string, now time.Time, maxAge time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.intact[uid]
+	_, woken := s.wakes[uid]
+	return ok && !woken && c.key == key && !now.Before(c.at) && now.Sub(c.at) < maxAge
+}
+
 func (s *driftState) forget(uid types.UID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.intact, uid)
 	delete(s.wakes, uid)
 	delete(s.releases, uid)
 	delete(s.reports, uid)

@@ -79,6 +79,16 @@ func (s *trustState) forget(uid types.UID) (verified, known bool) {
 	return verified, known
 }
 
+// queuedByTrustChange reports whether a change of trust was observed for
+// uid since its last reconcile.
+func (r *VerifiedHelmReleaseReconciler) queuedByTrustChange(uid types.UID) bool {
+	s := r.trust()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.changed[uid]
+	return ok
+}
+
 // forgetTrust drops what is remembered of a release being deleted.
 func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
 	s := r.trust()

@@ -42,6 +42,7 @@ type SourceWatches struct {
 	ctx      context.Context // ends when the manager stops
 	stop     context.CancelFunc
 	watching map[string]context.CancelFunc // by trustSources key
+	stores   map[string]toolscache.SharedIndexInformer
 	subs     []chan event.GenericEvent
 }
 
@@ -49,7 +50,8 @@ type SourceWatches struct {
 // manager, so its watches stop with it.
 func NewSourceWatches(client metadata.Interface) *SourceWatches {
 	ctx, stop := context.WithCancel(context.Background())
-	return &SourceWatches{client: client, ctx: ctx, stop: stop, watching: map[string]context.CancelFunc{}}
+	return &SourceWatches{client: client, ctx: ctx, stop: stop, watching: map[string]context.CancelFunc{},
+		stores: map[string]toolscache.SharedIndexInformer{}}
 }
 
 // Start waits for the manager to stop, then stops every watch.
@@ -103,14 +105,51 @@ func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
 		if !want[k] {
 			stop()
 			delete(w.watching, k)
+			delete(w.stores, k)
 		}
 	}
 	for k := range want {
 		if w.watching[k] == nil {
-			w.watching[k] = w.watch(k)
+			w.watching[k], w.stores[k] = w.watch(k)
 		}
 	}
 	return nil
+}
+
+// Versions returns the resourceVersion of each Secret or ConfigMap named by
+// keys (trustSources keys) as its watch last saw it, "" for one that does
+// not exist, and false when one is not watched or its watch has not listed
+// yet. A watch sees a change shortly after the API server made it, and the
+// change's event follows: a caller that keys what it derived from these
+// objects by their versions may use it until the event arrives, as a read
+// made a moment earlier would have.
+func (w *SourceWatches) Versions(keys []string) ([]string, bool) {
+	if w == nil {
+		return nil, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		inf := w.stores[k]
+		if inf == nil || !inf.HasSynced() {
+			return nil, false
+		}
+		_, rest, _ := strings.Cut(k, "/")
+		namespace, name, _ := strings.Cut(rest, "/")
+		o, exists, err := inf.GetStore().GetByKey(namespace + "/" + name)
+		if err != nil {
+			return nil, false
+		}
+		if exists {
+			m, ok := o.(*metav1.PartialObjectMetadata)
+			if !ok {
+				return nil, false
+			}
+			out[i] = m.ResourceVersion
+		}
+	}
+	return out, true
 }
 
 // Watching lists the keys watched, sorted.
@@ -126,10 +165,10 @@ func (w *SourceWatches) Watching() []string {
 }
 
 // watch starts a watch of one Secret or ConfigMap, key "Kind/namespace/name",
-// and returns what stops it. Its first list reports the object when it
+// and returns what stops it and its informer. Its first list reports the object when it
 // exists: the releases of a policy that has just started to read it look
 // again, so a change made between their last read and the watch is not missed.
-func (w *SourceWatches) watch(key string) context.CancelFunc {
+func (w *SourceWatches) watch(key string) (context.CancelFunc, toolscache.SharedIndexInformer) {
 	kind, rest, _ := strings.Cut(key, "/")
 	namespace, name, _ := strings.Cut(rest, "/")
 	gvk := corev1.SchemeGroupVersion.WithKind(kind)
@@ -168,7 +207,7 @@ func (w *SourceWatches) watch(key string) context.CancelFunc {
 		DeleteFunc: send,
 	})
 	go inf.RunWithContext(ctx)
-	return stop
+	return stop, inf
 }
 
 func (w *SourceWatches) subscribers() []chan event.GenericEvent {

@@ -110,6 +110,23 @@ func TestTrustSourcesWatchedByName(t *testing.T) {
 	if got := next(); got != "Secret/ci-key" {
 		t.Fatalf("first request %s; want Secret/ci-key", got)
 	}
+	// Versions says what the watch saw, which keys what the manager
+	// compiles from the Secret (compiledPolicies); "" for one that does not
+	// exist, and nothing for a key no watch has listed.
+	key := "Secret/" + ns + "/ci-key"
+	version := func(name string) string {
+		var s corev1.Secret
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.ResourceVersion
+	}
+	if got, ok := w.Versions([]string{key}); !ok || !slices.Equal(got, []string{version("ci-key")}) {
+		t.Fatalf("Versions = %v, %v; want [%s], true", got, ok, version("ci-key"))
+	}
+	if got, ok := w.Versions([]string{key, "Secret/" + ns + "/unrelated"}); ok {
+		t.Fatalf("Versions of an unwatched Secret = %v, true; want false", got)
+	}
 
 	// A change to the unrelated Secret, then one to the key's: only the
 	// key's is delivered.
@@ -123,6 +140,19 @@ func TestTrustSourcesWatchedByName(t *testing.T) {
 	if got := next(); got != "Secret/ci-key" {
 		t.Fatalf("request %s after both Secrets changed; want Secret/ci-key only", got)
 	}
+	// The event follows the watch's own copy: it has the new version.
+	if got, ok := w.Versions([]string{key}); !ok || !slices.Equal(got, []string{version("ci-key")}) {
+		t.Fatalf("Versions after the change = %v, %v; want [%s], true", got, ok, version("ci-key"))
+	}
+	if err := k8s.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ci-key"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got != "Secret/ci-key" {
+		t.Fatalf("request %s after the Secret was deleted; want Secret/ci-key", got)
+	}
+	if got, ok := w.Versions([]string{key}); !ok || !slices.Equal(got, []string{""}) {
+		t.Fatalf("Versions of a deleted Secret = %v, %v; want [\"\"], true", got, ok)
+	}
 
 	if err := k8s.Delete(ctx, tp); err != nil {
 		t.Fatal(err)
@@ -132,5 +162,8 @@ func TestTrustSourcesWatchedByName(t *testing.T) {
 	}
 	if got := w.Watching(); len(got) != 0 {
 		t.Fatalf("watching %v after the policy was deleted; want nothing", got)
+	}
+	if got, ok := w.Versions([]string{key}); ok {
+		t.Fatalf("Versions after the watch stopped = %v, true; want false", got)
 	}
 }

@@ -120,6 +120,7 @@ type VerifiedHelmReleaseReconciler struct {
 	driftState *driftState
 	trustOnce  sync.Once
 	trustState *trustState
+	compiled   compiledPolicies
 }
 
 // DefaultCacheTTL is how long the manager keeps what a verification
@@ -339,10 +340,7 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 
 func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) (ctrl.Result, error) {
 	logger := log.FromContext(ctx)
-	interval := obj.Spec.Interval.Duration
-	if interval <= 0 {
-		interval = 10 * time.Minute
-	}
+	interval := releaseInterval(obj)
 	if obj.Spec.Suspend {
 		r.setCondition(obj, chartproofv1.ConditionReconciling, metav1.ConditionFalse, chartproofv1.ReasonSuspended, "reconciliation is suspended")
 		return ctrl.Result{}, nil
@@ -539,6 +537,15 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// releaseInterval is how often obj is verified again, its drift checked
+// and its Helm release looked at, when nothing else wakes it.
+func releaseInterval(obj *chartproofv1.VerifiedHelmRelease) time.Duration {
+	if d := obj.Spec.Interval.Duration; d > 0 {
+		return d
+	}
+	return 10 * time.Minute
 }
 
 // setProgress writes the kstatus conditions from Ready: nothing when Ready;
@@ -946,6 +953,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	var (
 		spec chartproofv1.TrustPolicySpec
 		pref policy.Ref
+		rv   string
 	)
 	switch ref.Kind {
 	case "", "TrustPolicy":
@@ -953,17 +961,17 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, &tp); err != nil {
 			return gate.Request{}, notFoundCode(err), fmt.Errorf("TrustPolicy %s/%s: %w", obj.Namespace, ref.Name, err)
 		}
-		spec, pref = tp.Spec, policy.Ref{Kind: "TrustPolicy", Namespace: tp.Namespace, Name: tp.Name, UID: string(tp.UID)}
+		spec, pref, rv = tp.Spec, policy.Ref{Kind: "TrustPolicy", Namespace: tp.Namespace, Name: tp.Name, UID: string(tp.UID)}, tp.ResourceVersion
 	case "ClusterTrustPolicy":
 		var ctp chartproofv1.ClusterTrustPolicy
 		if err := r.Get(ctx, types.NamespacedName{Name: ref.Name}, &ctp); err != nil {
 			return gate.Request{}, notFoundCode(err), fmt.Errorf("ClusterTrustPolicy %s: %w", ref.Name, err)
 		}
-		spec, pref = ctp.Spec, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}
+		spec, pref, rv = ctp.Spec, policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}, ctp.ResourceVersion
 	default:
 		return gate.Request{}, chartproofv1.ReasonInvalidSpec, fmt.Errorf("trustPolicyRef kind %q is neither TrustPolicy nor ClusterTrustPolicy", ref.Kind)
 	}
-	named, err := r.compile(ctx, pref, spec)
+	named, err := r.compile(ctx, pref, rv, spec)
 	if err != nil {
 		return gate.Request{}, chartproofv1.ReasonInvalidPolicy, err
 	}
@@ -1013,7 +1021,7 @@ func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, names
 			judges = append(judges, named)
 			continue
 		}
-		j, err := r.compile(ctx, ref, ctp.Spec)
+		j, err := r.compile(ctx, ref, ctp.ResourceVersion, ctp.Spec)
 		if err != nil {
 			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %w", err)
 		}
@@ -1023,8 +1031,18 @@ func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, names
 }
 
 // compile compiles a policy, reading its trust material, and builds its
-// verifier.
-func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.Ref, spec chartproofv1.TrustPolicySpec) (gate.Judge, error) {
+// verifier; resourceVersion is the policy object's. A policy compiled
+// from the same object and the same versions of its Secrets and ConfigMaps
+// is reused (compiledPolicies).
+func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.Ref, resourceVersion string, spec chartproofv1.TrustPolicySpec) (gate.Judge, error) {
+	now := time.Now()
+	var key string
+	if versions, ok := r.Sources.Versions(trustSources(ref.Namespace, spec)); ok && resourceVersion != "" {
+		key = compiledKey(ref.UID+"@"+resourceVersion, versions)
+		if j, ok := r.compiled.get(ref.String(), key, now); ok {
+			return j, nil
+		}
+	}
 	p, err := policy.Compile(ref, spec, fetchTrustSources(ctx, r.APIReader, ref.Namespace, spec))
 	if err != nil {
 		return gate.Judge{}, err
@@ -1033,7 +1051,11 @@ func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.
 	if err != nil {
 		return gate.Judge{}, err
 	}
-	return gate.Judge{Policy: p, Verifier: v}, nil
+	j := gate.Judge{Policy: p, Verifier: v}
+	if key != "" {
+		r.compiled.put(ref.String(), key, j, now)
+	}
+	return j, nil
 }
 
 func notFoundCode(err error) string {

@@ -63,6 +63,8 @@ func main() {
 	flag.IntVar(&so.driftReleases, "drift-releases", 100, "VerifiedHelmReleases of the drift scenario")
 	flag.DurationVar(&so.driftQuiet, "drift-quiet", 30*time.Second, "the drift scenario's window with no change, in which nothing may be found")
 	flag.IntVar(&so.revokeReleases, "revoke-releases", 1000, "VerifiedHelmReleases of the revocation scenario")
+	revokeConcurrent := flag.String("revoke-concurrent", "4,16", "the manager's --concurrent values in the revocation scenario, comma-separated (the default first)")
+	flag.StringVar(&so.revokeProfile, "revoke-profile", "", "write the manager's CPU profile of each revocation to this directory (pprof), while developing")
 	flag.Parse()
 	for _, r := range strings.Split(*scaleRuns, ",") {
 		c, ttl, _ := strings.Cut(r, ":")
@@ -72,6 +74,14 @@ func main() {
 			os.Exit(2)
 		}
 		so.runs = append(so.runs, scaleSpec{Concurrent: n, CacheTTL: ttl})
+	}
+	for _, c := range strings.Split(*revokeConcurrent, ",") {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: --revoke-concurrent: %q is not a number of workers\n", c)
+			os.Exit(2)
+		}
+		so.revokeConcurrent = append(so.revokeConcurrent, n)
 	}
 	if err := run(binaries{full: *chartproof, cli: *cliBin}, *out, *only, *count, *runs, *coldRuns, so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -154,21 +164,25 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 }
 
 func runRevoke(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
-	o := so
-	o.releases = so.revokeReleases
-	say("revoke: the manager with %d releases under one policy, their signer revoked", o.releases)
-	run, err := revokeBench(chartproof, o)
-	if err != nil {
-		return err
+	var runs []*revokeRun
+	for _, c := range so.revokeConcurrent {
+		o := so
+		o.releases = so.revokeReleases
+		say("revoke: the manager (--concurrent %d) with %d releases under one policy, their signer revoked", c, o.releases)
+		run, err := revokeBench(chartproof, o, c)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run)
 	}
-	data, err := json.MarshalIndent(run, "", "  ")
+	data, err := json.MarshalIndent(runs, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(rawDir, "revoke.json"), data, 0o644); err != nil {
 		return err
 	}
-	writeRevoke(doc, run)
+	writeRevoke(doc, runs)
 	return nil
 }
 

@@ -55,9 +55,11 @@ type scaleOptions struct {
 	timeout    time.Duration // give up waiting for all Ready after this long
 	runs       []scaleSpec
 
-	driftReleases  int           // VerifiedHelmReleases of the drift scenario
-	driftQuiet     time.Duration // its window with no change
-	revokeReleases int           // VerifiedHelmReleases of the revocation scenario
+	driftReleases    int           // VerifiedHelmReleases of the drift scenario
+	driftQuiet       time.Duration // its window with no change
+	revokeReleases   int           // VerifiedHelmReleases of the revocation scenario
+	revokeConcurrent []int         // the manager's --concurrent values in it, one run each
+	revokeProfile    string        // when set, a directory for the manager's CPU profile of each revocation
 }
 
 // scaleSpec is one manager configuration to measure.

@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,11 +15,16 @@ import (
 )
 
 // Cache sizes. A cached chart layer is at most MaxCachedChartBytes, so the
-// chart cache holds at most MaxCachedCharts*MaxCachedChartBytes (64 MiB).
+// chart cache holds at most MaxCachedCharts*MaxCachedChartBytes (64 MiB);
+// the reads by digest of signatures, at most
+// MaxCachedReads*MaxCachedReadBytes (64 MiB, a few MiB in practice: a
+// signature manifest or layer is a few KiB).
 const (
 	MaxCachedVerifications = 4096
 	MaxCachedCharts        = 64
 	MaxCachedChartBytes    = 1 << 20
+	MaxCachedReads         = 2048
+	MaxCachedReadBytes     = 32 << 10
 )
 
 // Cache remembers, for a bounded time, what a verification established that
@@ -45,6 +51,7 @@ type Cache struct {
 	ttl        time.Duration
 	signatures *cache.LRUExpireCache
 	charts     *cache.LRUExpireCache
+	reads      *cache.LRUExpireCache
 	flight     singleflight.Group
 }
 
@@ -63,6 +70,7 @@ func NewCacheWithClock(ttl time.Duration, clk clock.PassiveClock) *Cache {
 		ttl:        ttl,
 		signatures: cache.NewLRUExpireCacheWithClock(MaxCachedVerifications, clk),
 		charts:     cache.NewLRUExpireCacheWithClock(MaxCachedCharts, clk),
+		reads:      cache.NewLRUExpireCacheWithClock(MaxCachedReads, clk),
 	}
 }
 
@@ -117,6 +125,58 @@ func (c *Cache) blob(ctx context.Context, repo oci.Repository, layer v1.Descript
 	})
 	data, _ := v.([]byte)
 	return data, err
+}
+
+// read returns what key names from the cache, or reads it with read,
+// sharing one read among concurrent callers, and keeps it when it is small
+// enough. key must name bytes that never change (a digest), and read must
+// check them against it. The slice is shared: read it only.
+func (c *Cache) read(ctx context.Context, key string, read func() ([]byte, error)) ([]byte, error) {
+	if v, ok := c.reads.Get(key); ok {
+		return v.([]byte), nil
+	}
+	v, err := c.share(ctx, "read "+key, func() (any, error) {
+		data, err := read()
+		if err == nil && len(data) <= MaxCachedReadBytes {
+			c.reads.Add(key, data, c.ttl)
+		}
+		return data, err
+	})
+	data, _ := v.([]byte)
+	return data, err
+}
+
+// cachedReads is a Registry whose reads by digest go through a Cache; the
+// lookups by name (tags, referrers, cosign's signature tag) are the
+// registry's own.
+type cachedReads struct {
+	Registry
+	cache *Cache
+}
+
+// withCache returns reg, its reads by digest cached in c when c is set.
+func withCache(reg Registry, c *Cache) Registry {
+	if c == nil {
+		return reg
+	}
+	return cachedReads{Registry: reg, cache: c}
+}
+
+func (r cachedReads) Manifest(ctx context.Context, repo oci.Repository, digest string) ([]byte, error) {
+	return r.cache.read(ctx, "manifest "+repo.String()+"@"+digest, func() ([]byte, error) {
+		return r.Registry.Manifest(ctx, repo, digest)
+	})
+}
+
+// Blob is keyed by the descriptor's size too: a read under a descriptor of
+// another size fails, as a fresh read checks, whatever another caller read.
+func (r cachedReads) Blob(ctx context.Context, repo oci.Repository, desc v1.Descriptor, max int64) ([]byte, error) {
+	if desc.Size > max || desc.Size > MaxCachedReadBytes {
+		return r.Registry.Blob(ctx, repo, desc, max)
+	}
+	return r.cache.read(ctx, fmt.Sprintf("blob %s@%s %d", repo, desc.Digest, desc.Size), func() ([]byte, error) {
+		return r.Registry.Blob(ctx, repo, desc, max)
+	})
 }
 
 // share runs fn once for concurrent callers with the same key. A caller

@@ -30,6 +30,7 @@ type countingRegistry struct {
 	testsign.Registry
 	mu                   sync.Mutex
 	signatureReqs, blobs int
+	byDigest             int // manifests read by digest
 }
 
 func newCountingRegistry(t *testing.T) *countingRegistry {
@@ -43,6 +44,8 @@ func newCountingRegistry(t *testing.T) *countingRegistry {
 			c.blobs++
 		case strings.Contains(r.URL.Path, "/referrers/"), strings.Contains(r.URL.Path, "/manifests/sha256-"):
 			c.signatureReqs++
+		case strings.Contains(r.URL.Path, "/manifests/sha256:"):
+			c.byDigest++
 		}
 		c.mu.Unlock()
 		handler.ServeHTTP(w, r)
@@ -56,8 +59,14 @@ func (c *countingRegistry) take() (signatureReqs, blobs int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, b := c.signatureReqs, c.blobs
-	c.signatureReqs, c.blobs = 0, 0
+	c.signatureReqs, c.blobs, c.byDigest = 0, 0, 0
 	return s, b
+}
+
+func (c *countingRegistry) manifestsByDigest() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.byDigest
 }
 
 // TestCacheSkipsSignatureReads checks what a Cache saves and when it must
@@ -134,6 +143,47 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	}
 	if sigs, _ := reg.take(); sigs == 0 {
 		t.Error("after the TTL: no signature read")
+	}
+}
+
+// TestCacheRefusalReadsLookupsAgain: a refusal keeps no verdict and no
+// list of signatures — the referrers are looked up again at every check, so
+// a signature attached after a refusal counts at the very next one — but
+// what a digest names (a referrer's manifest, a bundle) is read once.
+func TestCacheRefusalReadsLookupsAgain(t *testing.T) {
+	reg := newCountingRegistry(t)
+	k, _ := testsign.NewKey("p256")
+	other, _ := testsign.NewKey("p256")
+	d := pushChart(t, reg.Registry, "charts/hello", "1.0.0")
+	if err := attach(reg.Registry, "charts/hello", d, other, false); err != nil {
+		t.Fatal(err)
+	}
+	p, v := compile(t, reg.Host, k)
+	cache := gate.NewCache(time.Hour)
+	client := oci.NewClient(oci.Options{PlainHTTP: true})
+	req := gate.Request{URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v, Cache: cache}
+	reg.take()
+
+	for i := range 2 {
+		res := gate.Check(context.Background(), client, nil, req)
+		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached {
+			t.Fatalf("check %d: %s cached %v; want %s, not cached", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner)
+		}
+		byDigest := reg.manifestsByDigest()
+		sigs, blobs := reg.take()
+		if sigs == 0 {
+			t.Fatalf("check %d did not look the referrers up", i)
+		}
+		if first := i == 0; first != (blobs > 0 && byDigest > 0) {
+			t.Fatalf("check %d: %d blob and %d manifest-by-digest requests; want some the first time only", i, blobs, byDigest)
+		}
+	}
+	// Signed by the policy's key now: the next check sees it.
+	if err := attach(reg.Registry, "charts/hello", d, k, false); err != nil {
+		t.Fatal(err)
+	}
+	if res := gate.Check(context.Background(), client, nil, req); !res.Verdict.Passed() || res.Cached {
+		t.Fatalf("after the signature was attached: %s cached %v; want passed, read afresh", res.Verdict.Message(), res.Cached)
 	}
 }
 

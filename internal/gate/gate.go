@@ -136,6 +136,7 @@ func Check(ctx context.Context, reg Registry, obs Observer, req Request) Result 
 }
 
 func check(ctx context.Context, reg Registry, req Request) Result {
+	reg = withCache(reg, req.Cache)
 	res := Result{cache: req.Cache, requireCluster: req.RequireClusterPolicy}
 	res.judged = []judged{{policy: req.Policy}}
 	// fail records a failure to gather evidence: every policy sees it.
