@@ -23,6 +23,7 @@ import (
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/revocation"
 )
 
 func runManager() error {
@@ -129,6 +130,7 @@ func runManager() error {
 		Registries:        &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
 		VerifyTimeout:     verifyTimeout,
 		Cache:             gate.NewCache(cacheTTL),
+		Revocation:        revocation.New(nil),
 
 		RequireClusterPolicy: requireClusterPolicy,
 		WatchDeployed:        watchDeployed,

@@ -40,7 +40,15 @@ func TestCRDValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := objectReader{pem: []byte(pem), root: rootJSON, keyring: []byte(pgp.ArmoredPublic()), certs: []byte(pki.RootPEM())}
+	crlCA, err := testsign.NewRootCA("crl issuer", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := crlCA.CRL(nil, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := objectReader{pem: []byte(pem), root: rootJSON, keyring: []byte(pgp.ArmoredPublic()), certs: []byte(pki.RootPEM()), crl: crl}
 	const notaryID = "x509.subject: C=US, ST=WA, O=Acme, CN=release"
 	notary := func(mut func(*chartproofv1.NotationAuthority)) func(*chartproofv1.TrustPolicySpec) {
 		return func(s *chartproofv1.TrustPolicySpec) {
@@ -195,6 +203,22 @@ func TestCRDValidation(t *testing.T) {
 			s.Authorities[0].Key = &chartproofv1.KeyAuthority{PublicKey: pem}
 		}, "an authority needs exactly one of: key, keyless, x509, helmProvenance, notation"},
 		{"x509 without identities", false, x509a(func(x *chartproofv1.X509Authority) { x.Identities = nil }), "identities"},
+		{"control: x509 revocation SoftFail with a CRL from a ConfigMap and one from a Secret", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Revocation = &chartproofv1.X509Revocation{Mode: "SoftFail", RefreshInterval: &metav1.Duration{Duration: 30 * time.Second}, CRLs: []chartproofv1.CRLSource{
+				{URL: "http://crl.example.com/a.crl", ConfigMapRef: &chartproofv1.CRLKeyReference{Name: "crls"}},
+				{URL: "http://crl.example.com/b.crl", SecretRef: &chartproofv1.CRLKeyReference{Name: "crls"}},
+			}}
+		}), ""},
+		{"x509 revocation CRL from both a ConfigMap and a Secret", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Revocation = &chartproofv1.X509Revocation{CRLs: []chartproofv1.CRLSource{{URL: "http://crl.example.com/a.crl",
+				ConfigMapRef: &chartproofv1.CRLKeyReference{Name: "crls"}, SecretRef: &chartproofv1.CRLKeyReference{Name: "crls"}}}}
+		}), "exactly one of configMapRef and secretRef"},
+		{"x509 revocation CRL from nowhere", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Revocation = &chartproofv1.X509Revocation{CRLs: []chartproofv1.CRLSource{{URL: "http://crl.example.com/a.crl"}}}
+		}), "exactly one of configMapRef and secretRef"},
+		{"x509 revocation mode unknown", false, x509a(func(x *chartproofv1.X509Authority) {
+			x.Revocation = &chartproofv1.X509Revocation{Mode: "Lenient"}
+		}), "Unsupported value: \"Lenient\""},
 		{"TrustPolicy x509 roots of another namespace", false, x509a(func(x *chartproofv1.X509Authority) {
 			x.Roots = chartproofv1.CertificatesSource{ConfigMapRef: &chartproofv1.CertificatesKeyReference{Name: "pki", Namespace: "other"}}
 		}), "a TrustPolicy's certificate references are in its own namespace and must not name one"},
@@ -401,7 +425,7 @@ func longRegExp(n int) string {
 // objectReader stands in for the API server's Secrets and ConfigMaps when
 // compiling: a trusted_root.json key holds root, a pubring.asc key keyring,
 // a ca.crt key certs, any other key pem.
-type objectReader struct{ pem, root, keyring, certs []byte }
+type objectReader struct{ pem, root, keyring, certs, crl []byte }
 
 func (r objectReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
 	return r.ConfigMap(ref.Namespace, ref.Name, ref.Key)
@@ -417,6 +441,8 @@ func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
 		return r.certs, nil
 	case policy.DefaultRevocationsKey:
 		return []byte("digests: []\n"), nil
+	case "crl":
+		return r.crl, nil
 	}
 	return r.pem, nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/revocation"
 )
 
 // The suite runs the reconciler in a manager against a real kube-apiserver
@@ -138,7 +139,8 @@ func run(m *testing.M) int {
 		VerifyTimeout: 10 * time.Second,
 		// As the manager runs by default: every test passes through the
 		// cache, so none can pass only because nothing was cached.
-		Cache: gate.NewCache(controllers.DefaultCacheTTL),
+		Cache:      gate.NewCache(controllers.DefaultCacheTTL),
+		Revocation: revocation.New(nil),
 		// As the manager runs by default.
 		WatchDeployed: true,
 	}

@@ -77,6 +77,16 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 				}
 			}
 			addRoot(a.X509.TrustedRoot)
+			if r := a.X509.Revocation; r != nil {
+				for _, c := range r.CRLs {
+					if c.ConfigMapRef != nil {
+						add("ConfigMap", c.ConfigMapRef.Namespace, c.ConfigMapRef.Name)
+					}
+					if c.SecretRef != nil {
+						add("Secret", c.SecretRef.Namespace, c.SecretRef.Name)
+					}
+				}
+			}
 		}
 		if a.HelmProvenance != nil && a.HelmProvenance.KeyringRef != nil {
 			if r := a.HelmProvenance.KeyringRef.SecretRef; r != nil {

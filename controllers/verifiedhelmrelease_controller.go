@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -44,6 +45,7 @@ import (
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/release"
+	"github.com/chartproof/chartproof/internal/revocation"
 	"github.com/chartproof/chartproof/internal/verify"
 )
 
@@ -96,6 +98,10 @@ type VerifiedHelmReleaseReconciler struct {
 	// time, so releases sharing a chart and a policy share one
 	// verification (gate.Cache). Nil caches nothing.
 	Cache *gate.Cache
+	// Revocation checks x509 authorities' certificate paths with OCSP and
+	// CRLs, keeping answers within each authority's refresh interval; nil
+	// checks them keeping nothing.
+	Revocation *revocation.Checker
 	// RequireClusterPolicy denies every release that no ClusterTrustPolicy
 	// judges (--require-cluster-policy): deny by default for a cluster.
 	RequireClusterPolicy bool
@@ -390,6 +396,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		r.stalled(obj, code, err.Error())
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
+	// What a CRL or an OCSP responder says is looked at again within the
+	// x509 authorities' refresh interval.
+	interval = min(interval, revocationRefresh(judges))
 	values, configDigest, err := r.values(ctx, acct.Reader, obj)
 	if err != nil {
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
@@ -537,6 +546,36 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// revocationRefresh is the shortest refresh interval of the x509
+// authorities of the policies that judge a release; a long time when there
+// is none.
+func revocationRefresh(judges gate.Request) time.Duration {
+	refresh := time.Duration(math.MaxInt64)
+	policies := []*policy.Policy{judges.Policy}
+	for _, m := range judges.Mandatory {
+		policies = append(policies, m.Policy)
+	}
+	for _, p := range policies {
+		if p == nil {
+			continue
+		}
+		for _, a := range p.Authorities {
+			if a.X509 != nil {
+				refresh = min(refresh, a.X509.Revocation.Refresh)
+			}
+		}
+	}
+	return refresh
+}
+
+// boundedString cuts s to at most n bytes, marking the cut.
+func boundedString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }
 
 // releaseInterval is how often obj is verified again, its drift checked
@@ -820,6 +859,7 @@ func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.Ver
 	for _, a := range v.Accepted {
 		e := chartproofv1.SignatureEvidence{
 			Policy: a.Policy, Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
+			Revocation: boundedString(a.Revocation, 1024),
 		}
 		if a.Identity != nil {
 			e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject
@@ -980,7 +1020,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 		return gate.Request{}, code, err
 	}
 	return gate.Request{Policy: named.Policy, Verifier: named.Verifier, Mandatory: mandatory,
-		RequireClusterPolicy: r.RequireClusterPolicy, Cache: r.Cache}, "", nil
+		RequireClusterPolicy: r.RequireClusterPolicy, Cache: r.Cache, Revocation: r.Revocation}, "", nil
 }
 
 // The manager reads namespaces' labels, which mandatory ClusterTrustPolicies

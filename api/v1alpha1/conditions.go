@@ -81,6 +81,12 @@ const (
 	// ReasonCertificateRejected: a signature's certificate was issued in
 	// an x509 authority's PKI, but its path fails a check.
 	ReasonCertificateRejected = "CertificateRejected"
+	// ReasonCertificateRevoked: a CRL or OCSP responder says a certificate
+	// of a validated path is revoked.
+	ReasonCertificateRevoked = "CertificateRevoked"
+	// ReasonRevocationUnknown: the revocation status of a certificate of a
+	// validated path could not be established (inconclusive).
+	ReasonRevocationUnknown = "RevocationUnknown"
 	// Freshness (THREATS FRS-01 to FRS-03).
 	ReasonSignatureTooOld    = "SignatureTooOld"
 	ReasonChartVersionTooOld = "ChartVersionTooOld"
@@ -169,6 +175,8 @@ var Reasons = []ReasonInfo{
 	{ReasonSignerRevoked, ReasonKindDenial, "Signatures that would count were made by signers the policy's revocations list (a key ID; a keyless identity, or what it signed at or after its cutoff, judged by the verified signing time), so too few authorities count. The installed release stays and is marked Verified=False; nothing new is installed."},
 	{ReasonDigestDenied, ReasonKindDenial, "The chart's digest is in the policy's revocations.digests: it is refused whatever signs it, in Audit mode too."},
 	{ReasonCertificateRejected, ReasonKindDenial, "A signature carries a certificate of an x509 authority's PKI whose path fails strict validation (docs/security.md, THREATS PKI-*): the leaf lacks the codeSigning extended key usage or the digitalSignature key usage or is a CA; an issuer is no CA, lacks keyCertSign or exceeds its path length; a key or signature algorithm is weak (SHA-1, RSA under 2048 bits, a curve other than P-256 or P-384); a certificate of the path is not valid at the signing time (or now, without a trusted root); an unknown critical extension or a name constraint chartproof cannot enforce. The message names the certificate, the check and the THREATS row."},
+	{ReasonCertificateRevoked, ReasonKindDenial, "A signature verifies under an x509 authority's PKI, but a certificate of its path is revoked: its OCSP responder says so, or the CRL of its distribution point (fetched, or served from the cluster by revocation.crls) lists it, revoked before the signing time. It does not count; an installed release is marked Verified=False and stays, or is rolled back or uninstalled as spec.onVerificationFailure says."},
+	{ReasonRevocationUnknown, ReasonKindInconclusive, "A signature verifies under an x509 authority's PKI, but the revocation status of a certificate of its path that names an OCSP responder or a CRL distribution point could not be established (no answer within the timeout, a CRL past its nextUpdate or signed by another issuer, an OCSP answer of unknown). In the authority's revocation mode Enforce (the default) it does not count, nothing new is installed and the verification is retried; in SoftFail it counts and the evidence says its status was unknown."},
 	{ReasonSignatureTooOld, ReasonKindDenial, "Signatures that would count are older than the policy's freshness.maxSignatureAge, by their verified signing time (or have none), so too few authorities count: sign the chart again. An installed release whose signatures aged past it is marked Verified=False and stays."},
 	{ReasonChartVersionTooOld, ReasonKindDenial, "The chart's version (Chart.yaml, or the tag it resolved through) is below the policy's freshness.minChartVersion, or is not a semantic version: refused whatever signs it, in Audit mode too."},
 	{ReasonDowngradeRefused, ReasonKindDenial, "The chart resolved is an older version than the newest this release verified and installed (status.newest): a tag or range re-pointed to an older signed chart, or a spec naming one. Nothing is installed; the installed release stays. Set spec.allowDowngrade to roll back on purpose."},

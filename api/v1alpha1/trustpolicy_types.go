@@ -310,6 +310,85 @@ type X509Authority struct {
 	// signed while valid. Unset: the path must be valid now.
 	// +optional
 	TrustedRoot *TrustedRootReference `json:"trustedRoot,omitempty"`
+
+	// Revocation says how the revocation status of each certificate of a
+	// validated path is established: OCSP where the certificate names a
+	// responder, else the CRLs of its distribution points (served from
+	// the cluster when crls names them). Checked at every verification,
+	// whatever this says; it sets the mode, the CRLs and the bounds.
+	// +optional
+	Revocation *X509Revocation `json:"revocation,omitempty"`
+}
+
+// X509Revocation bounds and tunes the revocation checks of an x509
+// authority's certificates (CRL and OCSP).
+type X509Revocation struct {
+	// Mode is Enforce (the default): a certificate that names a CRL
+	// distribution point or an OCSP responder whose status cannot be
+	// established (no answer, a stale CRL, one signed by another issuer)
+	// keeps the signature from counting (RevocationUnknown, inconclusive:
+	// retried soon). SoftFail counts such a signature, and the evidence
+	// says its status was unknown. A revoked certificate never counts.
+	// +kubebuilder:validation:Enum=Enforce;SoftFail
+	// +optional
+	Mode string `json:"mode,omitempty"`
+
+	// CRLs serve distribution points from the cluster, for clusters that
+	// cannot reach them or a CRL a security team publishes: a certificate
+	// naming one of these URLs is checked against the object's CRL, which
+	// is never fetched.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	CRLs []CRLSource `json:"crls,omitempty"`
+
+	// RefreshInterval is the longest a CRL or OCSP answer is used before it
+	// is fetched again, whatever its nextUpdate says. Default 60s.
+	// +optional
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+
+	// Timeout bounds each CRL download and OCSP request. Default 5s.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// CRLSource is a CRL (DER, or PEM "X509 CRL") kept in the cluster for
+// one distribution point: in a ConfigMap (binaryData for DER) or a Secret.
+// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="exactly one of configMapRef and secretRef"
+type CRLSource struct {
+	// URL is the distribution point, exactly as certificates name it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url"`
+
+	// ConfigMapRef names the ConfigMap key holding the CRL.
+	// +optional
+	ConfigMapRef *CRLKeyReference `json:"configMapRef,omitempty"`
+
+	// SecretRef names the Secret key holding the CRL.
+	// +optional
+	SecretRef *CRLKeyReference `json:"secretRef,omitempty"`
+}
+
+// CRLKeyReference names one key of a ConfigMap or Secret. From a
+// TrustPolicy the object is in the policy's namespace and namespace must be
+// left out; from a ClusterTrustPolicy namespace is required.
+type CRLKeyReference struct {
+	// Name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the object; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key holding the CRL. Defaults to "crl".
+	// +kubebuilder:default="crl"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // X509Identity is one signer a code-signing certificate may name.

@@ -427,6 +427,14 @@ type SignatureEvidence struct {
 	// for.
 	// +optional
 	SignedAt *metav1.Time `json:"signedAt,omitempty"`
+
+	// Revocation is set for an x509 authority: the revocation status of the
+	// certificate path (OCSP, CRLs): Good, or Unknown when the authority's
+	// revocation mode SoftFail counted the signature all the same, with
+	// why.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Revocation string `json:"revocation,omitempty"`
 }
 
 // VerifiedHelmRelease installs an OCI Helm chart only when its provenance

@@ -26,6 +26,7 @@ import (
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/revocation"
 	"github.com/chartproof/chartproof/internal/strictjson"
 	"github.com/chartproof/chartproof/internal/verify"
 )
@@ -70,6 +71,10 @@ type Request struct {
 	// it does not move below unless AllowDowngrade (policy.Evidence).
 	Floor          *chartproofv1.ChartRecord
 	AllowDowngrade bool
+	// Revocation checks the certificate paths of x509 authorities (CRL,
+	// OCSP) at every verification, after the signatures are collected or
+	// taken from the Cache; nil checks them keeping nothing.
+	Revocation *revocation.Checker
 }
 
 // Judge is a policy and the verifier built from it.
@@ -222,7 +227,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		if j.evidence.SignatureRepository != "" && !j.policy.AllowsSignatureRepository(j.evidence.SignatureRepository) {
 			continue // a mandatory policy that does not allow it: refused, nothing read for it
 		}
-		fetch := func() ([]policy.Signature, error) {
+		collect := func() ([]policy.Signature, error) {
 			sigs, err := verify.Collect(ctx, reg, verifiers[i], sigRepo, resolved.Digest)
 			if err == nil && verifiers[i].HasNotation() {
 				var more []policy.Signature
@@ -238,6 +243,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 			}
 			return append(sigs, verifiers[i].Provenance(manifest.Provenance.Digest.String(), data)), nil
 		}
+		pol := j.policy
+		fetch := func() ([]policy.Signature, error) {
+			sigs, err := collect()
+			return req.Revocation.Annotate(ctx, pol, sigs), err
+		}
 		// Only what passes is kept. passes may run on the cache's goroutine
 		// after this one moved on, so it reads a copy of the evidence.
 		base := j.evidence
@@ -248,6 +258,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		}
 		var cached bool
 		j.evidence.Signatures, cached, err = req.Cache.collect(ctx, signatureKey(repo, sigRepo, resolved.Digest, j.policy), fetch, passes)
+		if cached {
+			// What a CRL or an OCSP responder says is asked again (within
+			// its refresh interval), never taken from the cache.
+			j.evidence.Signatures = req.Revocation.Annotate(ctx, j.policy, j.evidence.Signatures)
+		}
 		res.Cached = res.Cached && cached
 		if err != nil {
 			j.evidence.Failure = failure(err)

@@ -97,6 +97,16 @@ type Authority struct {
 	X509 *X509
 }
 
+// Authority returns the authority named name, nil when there is none.
+func (p *Policy) Authority(name string) *Authority {
+	for i := range p.Authorities {
+		if p.Authorities[i].Name == name {
+			return &p.Authorities[i]
+		}
+	}
+	return nil
+}
+
 // ErrInvalid marks a policy that cannot be used. Compile's errors wrap it.
 var ErrInvalid = errors.New("invalid policy")
 

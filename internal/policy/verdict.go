@@ -233,6 +233,9 @@ type Acceptance struct {
 	// PredicateType is set when what was signed is an in-toto attestation
 	// of that predicate type (verify-blob only).
 	PredicateType string `json:"predicateType,omitempty"`
+	// Revocation is set for an x509 authority: the revocation status of
+	// the path ("Good", or "Unknown (SoftFail): why").
+	Revocation string `json:"revocation,omitempty"`
 }
 
 // describe names the authority and, for a keyless one, the signer the
@@ -463,6 +466,8 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		outside      []string // signing times outside a key's validity window
 		provMismatch []string // verified provenance files describing another chart
 		revoked      []string // why signatures that would count are by revoked signers
+		certRevoked  []string // why x509 paths that would count are revoked (CRL, OCSP)
+		revUnknown   []string // why x509 paths that would count have an unknown revocation status
 		aged         []string // why signatures that would count are too old
 		verified     int
 		malformed    int
@@ -506,9 +511,18 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			for _, n := range s.X509.Authorities {
 				if a, ok := byName[n]; ok && a.X509 != nil {
 					pkiOK = true
-					if a.matchesX509(s.X509.SANs) {
-						names = append(names, a.Name)
+					if !a.matchesX509(s.X509.SANs) {
+						continue
 					}
+					switch st := s.X509.revocationOf(n); {
+					case st.Status == RevocationRevoked:
+						certRevoked = append(certRevoked, s.Ref+": "+st.Detail)
+						continue
+					case st.Status != RevocationGood && !a.X509.Revocation.SoftFail:
+						revUnknown = append(revUnknown, s.Ref+": "+st.Detail)
+						continue
+					}
+					names = append(names, a.Name)
 				}
 			}
 		}
@@ -572,6 +586,10 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		case a.X509 != nil:
 			acc.KeyID = s.KeyID // the leaf's key
 			acc.Identity = &CertIdentity{Subject: a.matchingSAN(s.X509.SANs), Issuer: s.X509.Path[1].Subject}
+			acc.Revocation = RevocationGood
+			if st := s.X509.revocationOf(c.authority); st.Status != RevocationGood {
+				acc.Revocation = "Unknown (SoftFail): " + st.Detail
+			}
 		default:
 			acc.KeyID = s.KeyID
 		}
@@ -595,6 +613,23 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 	expected := fmt.Sprintf("%d distinct authorities of [%s] signing %s", p.Threshold, p.authorityNames(), ev.Digest)
 	found := fmt.Sprintf("%d", counted)
 	switch {
+	case len(certRevoked) > 0:
+		v.Reasons = append(v.Reasons, Reason{
+			Code: chartproofv1.ReasonCertificateRevoked,
+			Message: fmt.Sprintf("%d signature(s) for %s carry a certificate path a CRL or OCSP responder says is revoked; %d of the required %d authorities count",
+				len(certRevoked), ev.Digest, counted, p.Threshold),
+			Expected: expected,
+			Found:    strings.Join(certRevoked, "; "),
+		})
+	case len(revUnknown) > 0:
+		v.Inconclusive = true
+		v.Reasons = append(v.Reasons, Reason{
+			Code: chartproofv1.ReasonRevocationUnknown,
+			Message: fmt.Sprintf("the revocation status of the certificate path of %d signature(s) for %s could not be established; %d of the required %d authorities count",
+				len(revUnknown), ev.Digest, counted, p.Threshold),
+			Expected: "an answer from the OCSP responder or a current CRL of the issuer for every certificate that names one (or revocation mode SoftFail)",
+			Found:    strings.Join(revUnknown, "; "),
+		})
 	case len(revoked) > 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code: chartproofv1.ReasonSignerRevoked,

@@ -1,13 +1,16 @@
 package policy
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/pki"
@@ -25,6 +28,49 @@ type X509 struct {
 	// Times is the trusted root whose logs and timestamp authorities vouch
 	// for signing times; nil judges the path at the time of verification.
 	Times *TrustRoot
+	// Revocation tunes the CRL and OCSP checks of the paths.
+	Revocation X509Revocation
+}
+
+// Defaults of an x509 authority's revocation checks.
+const (
+	DefaultRevocationRefresh = time.Minute
+	DefaultRevocationTimeout = 5 * time.Second
+	// MaxCRLBytes caps a CRL, from the cluster or a distribution point.
+	MaxCRLBytes = 8 << 20
+)
+
+// X509Revocation is an x509 authority's revocation settings, compiled.
+type X509Revocation struct {
+	// SoftFail counts a signature whose path's revocation status is
+	// unknown (the evidence says so); otherwise it does not count.
+	SoftFail bool
+	// CRLs are the DER CRLs the cluster serves, by distribution point URL.
+	CRLs map[string][]byte
+	// Refresh is the longest a CRL or OCSP answer is used; Timeout bounds
+	// each request.
+	Refresh, Timeout time.Duration
+	// ID names these settings (the CRLs' bytes and the bounds), for caches
+	// of what they answered.
+	ID string
+}
+
+// Revocation status of a validated path (RevocationStatus.Status).
+const (
+	RevocationGood    = "Good"
+	RevocationRevoked = "Revoked"
+	RevocationUnknown = "Unknown"
+)
+
+// RevocationStatus is what OCSP responders and CRLs said of the path an
+// x509 authority validated, as internal/gate gathered it.
+type RevocationStatus struct {
+	// Status is RevocationGood (every certificate that names a responder
+	// or a distribution point is known not revoked at the signing time),
+	// RevocationRevoked, or RevocationUnknown.
+	Status string `json:"status"`
+	// Detail names the certificate and the server, for Revoked and Unknown.
+	Detail string `json:"detail,omitempty"`
 }
 
 // X509Facts is what internal/verify established about a signature that
@@ -50,6 +96,23 @@ type X509Facts struct {
 	// Problem says why the path was refused, when an authority's PKI
 	// issued the certificate but a check failed ("... (PKI-03)").
 	Problem string
+	// Chains are the validated paths, leaf first, by authority, for the
+	// revocation checks.
+	Chains map[string][]*x509.Certificate `json:"-"`
+	// Revocation is the revocation status of each authority's path, set
+	// by internal/gate after the signatures are collected (never cached
+	// with them). An authority without one counts the signature as
+	// RevocationUnknown: deny by default.
+	Revocation map[string]RevocationStatus
+}
+
+// revocationOf is the revocation status of authority's path; Unknown when
+// none was established (deny by default).
+func (f *X509Facts) revocationOf(authority string) RevocationStatus {
+	if st, ok := f.Revocation[authority]; ok {
+		return st
+	}
+	return RevocationStatus{Status: RevocationUnknown, Detail: "the revocation status of the path was not checked"}
 }
 
 // PathCert identifies one certificate of a validated path.
@@ -148,5 +211,91 @@ func compileX509(ref Ref, xa chartproofv1.X509Authority, read Reader) (*X509, er
 		}
 		out.Times = &tr
 	}
+	rev, err := compileX509Revocation(ref, xa.Revocation, read)
+	if err != nil {
+		return nil, err
+	}
+	out.Revocation = rev
 	return out, nil
+}
+
+// compileX509Revocation reads and checks an x509 authority's revocation
+// settings; nil gives the defaults.
+func compileX509Revocation(ref Ref, r *chartproofv1.X509Revocation, read Reader) (X509Revocation, error) {
+	out := X509Revocation{Refresh: DefaultRevocationRefresh, Timeout: DefaultRevocationTimeout, CRLs: map[string][]byte{}}
+	h := sha256.New()
+	defer func() { out.ID = hex.EncodeToString(h.Sum(nil)) }()
+	if r == nil {
+		writeField(h, []byte("defaults"))
+		return out, nil
+	}
+	switch r.Mode {
+	case "", "Enforce":
+	case "SoftFail":
+		out.SoftFail = true
+	default:
+		return out, fmt.Errorf("x509 revocation mode %q is neither Enforce nor SoftFail", r.Mode)
+	}
+	if r.RefreshInterval != nil {
+		if d := r.RefreshInterval.Duration; d < time.Second || d > time.Hour {
+			return out, fmt.Errorf("x509 revocation refreshInterval %s is outside [1s, 1h]", d)
+		}
+		out.Refresh = r.RefreshInterval.Duration
+	}
+	if r.Timeout != nil {
+		if d := r.Timeout.Duration; d < 100*time.Millisecond || d > time.Minute {
+			return out, fmt.Errorf("x509 revocation timeout %s is outside [100ms, 1m]", d)
+		}
+		out.Timeout = r.Timeout.Duration
+	}
+	writeField(h, []byte(fmt.Sprintf("%t %s %s", out.SoftFail, out.Refresh, out.Timeout)))
+	for _, c := range r.CRLs {
+		if _, dup := out.CRLs[c.URL]; dup {
+			return out, fmt.Errorf("x509 revocation crls name %s twice", c.URL)
+		}
+		var (
+			kind string
+			o    *chartproofv1.CRLKeyReference
+		)
+		switch {
+		case c.ConfigMapRef != nil && c.SecretRef == nil:
+			kind, o = "configMap", c.ConfigMapRef
+		case c.SecretRef != nil && c.ConfigMapRef == nil:
+			kind, o = "secret", c.SecretRef
+		default:
+			return out, fmt.Errorf("x509 revocation CRL for %s sets not exactly one of configMapRef and secretRef", c.URL)
+		}
+		key := cmp.Or(o.Key, "crl")
+		data, source, err := readObjectKey(ref, "x509 revocation CRL for "+c.URL+":", kind, o.Namespace, o.Name, key, read)
+		if err != nil {
+			return out, err
+		}
+		der, err := parseCRL(data)
+		if err != nil {
+			return out, fmt.Errorf("x509 revocation CRL for %s: %s: %w", c.URL, source, err)
+		}
+		out.CRLs[c.URL] = der
+		writeField(h, []byte(c.URL))
+		writeField(h, der)
+	}
+	return out, nil
+}
+
+// parseCRL returns the DER of a CRL given as DER or as one PEM "X509 CRL"
+// block, after checking that it parses.
+func parseCRL(data []byte) ([]byte, error) {
+	if len(data) > MaxCRLBytes {
+		return nil, fmt.Errorf("a CRL of %d bytes exceeds %d", len(data), MaxCRLBytes)
+	}
+	der := data
+	if block, rest := pem.Decode(data); block != nil {
+		if block.Type != "X509 CRL" || strings.TrimSpace(string(rest)) != "" {
+			return nil, errors.New(`not one PEM "X509 CRL" block`)
+		}
+		der = block.Bytes
+	}
+	if _, err := x509.ParseRevocationList(der); err != nil {
+		return nil, fmt.Errorf("not a CRL: %w", err)
+	}
+	return der, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 )
 
 // CA is a certificate authority of a throwaway PKI: a root, or an
@@ -102,4 +104,30 @@ func PEM(certs ...*x509.Certificate) string {
 		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
 	}
 	return b.String()
+}
+
+// CRL makes a DER CRL of ca listing the certificates given, revoked an hour
+// ago, issued now and next updated at nextUpdate; edit changes its template.
+func (ca *CA) CRL(revoked []*x509.Certificate, nextUpdate time.Time, edit func(*x509.RevocationList)) ([]byte, error) {
+	now := time.Now()
+	tmpl := &x509.RevocationList{Number: nextSerial(), ThisUpdate: now.Add(-time.Minute), NextUpdate: nextUpdate}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: now.Add(-time.Hour)})
+	}
+	if edit != nil {
+		edit(tmpl)
+	}
+	return x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key.Signer)
+}
+
+// OCSPResponse makes ca's DER OCSP response for cert, signed by ca itself:
+// ocsp.Good, ocsp.Revoked (an hour ago) or ocsp.Unknown, valid for an hour.
+func (ca *CA) OCSPResponse(cert *x509.Certificate, status int) ([]byte, error) {
+	now := time.Now()
+	tmpl := ocsp.Response{Status: status, SerialNumber: cert.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+	if status == ocsp.Revoked {
+		tmpl.RevokedAt, tmpl.RevocationReason = now.Add(-time.Hour), ocsp.KeyCompromise
+	}
+	return ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key.Signer)
 }

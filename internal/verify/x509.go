@@ -185,6 +185,10 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 			facts.Others = append(facts.Others, policy.PathOf(path)...)
 		}
 		facts.Authorities = append(facts.Authorities, x.name)
+		if facts.Chains == nil {
+			facts.Chains = map[string][]*x509.Certificate{}
+		}
+		facts.Chains[x.name] = path
 		if x.times != nil {
 			if t := earliest(res.VerifiedTimestamps); !t.IsZero() && (signedAt.IsZero() || t.Before(signedAt)) {
 				signedAt = t

@@ -2,16 +2,21 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/asn1"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/revocation"
 	"github.com/chartproof/chartproof/internal/testsign"
 )
 
@@ -152,7 +157,11 @@ func TestX509Authority(t *testing.T) {
 			}
 			sig := v.Legacy(layer.Data, layer.Annotations)
 			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
-			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			// As internal/gate does after collecting: these paths name no
+			// CRL or OCSP responder, so their status is Good.
+			var rc *revocation.Checker
+			sigs := rc.Annotate(context.Background(), p, []policy.Signature{sig})
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs})
 			if got := verdict.Code(); got != tc.want {
 				t.Fatalf("verdict %s (%s); want %s\nsignature: %+v", got, verdict.Message(), tc.want, sig)
 			}
@@ -245,4 +254,116 @@ func malleate(t *testing.T, c *x509.Certificate) *x509.Certificate {
 		t.Fatal("not re-encoded")
 	}
 	return out
+}
+
+// TestX509Revocation (THREATS PKI-08, PKI-09): a leaf whose distribution
+// point (a CRL on loopback) or whose cluster-served CRL revokes it does not
+// count (CertificateRevoked); an unreachable one denies in Enforce
+// (RevocationUnknown, inconclusive) and counts in SoftFail, the evidence
+// saying so; a path whose status nobody established denies. Controls: the
+// same leaf and CRL server, nothing revoked.
+func TestX509Revocation(t *testing.T) {
+	s := newSigstore(t)
+	pk := newX509PKI(t)
+	var (
+		mu  sync.Mutex
+		crl []byte // what the distribution point serves; nil: 503
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if crl == nil {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(crl)
+	}))
+	defer srv.Close()
+	dp := srv.URL + "/inter.crl"
+	leaf, err := pk.inter.Issue(pk.key, releaseSigner, func(c *x509.Certificate) { c.CRLDistributionPoints = []string{dp} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	week := time.Now().Add(7 * 24 * time.Hour)
+	empty, err := pk.inter.CRL(nil, week, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoking, err := pk.inter.CRL([]*x509.Certificate{leaf}, week, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{
+		Key: pk.key, KeyCert: leaf, Chain: ptr(testsign.PEM(pk.inter.Cert, pk.root.Cert)), NoLog: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []struct {
+		name       string
+		served     []byte // the distribution point's CRL; nil: down
+		revocation *chartproofv1.X509Revocation
+		cluster    []byte // a CRL served from a ConfigMap for dp
+		unchecked  bool   // judged without a revocation check
+		want       string
+		wantRev    string // the acceptance's revocation evidence, by prefix
+	}{
+		{name: "control: the CRL lists nothing", served: empty, want: chartproofv1.ReasonVerified, wantRev: "Good"},
+		{name: "the CRL revokes the leaf", served: revoking, want: chartproofv1.ReasonCertificateRevoked},
+		{name: "distribution point down, Enforce", want: chartproofv1.ReasonRevocationUnknown},
+		{name: "distribution point down, SoftFail", revocation: &chartproofv1.X509Revocation{Mode: "SoftFail"},
+			want: chartproofv1.ReasonVerified, wantRev: "Unknown (SoftFail): "},
+		{name: "SoftFail never counts a revoked leaf", served: revoking, revocation: &chartproofv1.X509Revocation{Mode: "SoftFail"},
+			want: chartproofv1.ReasonCertificateRevoked},
+		{name: "the cluster's CRL revokes the leaf, the distribution point does not", served: empty, cluster: revoking,
+			want: chartproofv1.ReasonCertificateRevoked},
+		{name: "control: the cluster's CRL lists nothing, the distribution point down", cluster: empty,
+			want: chartproofv1.ReasonVerified, wantRev: "Good"},
+		{name: "no revocation check ran: deny by default", served: empty, unchecked: true, want: chartproofv1.ReasonRevocationUnknown},
+	}
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			crl = tc.served
+			mu.Unlock()
+			xa := &chartproofv1.X509Authority{
+				Roots:      chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.root.Cert)},
+				Identities: []chartproofv1.X509Identity{{SubjectAlternativeName: releaseSigner}},
+				Revocation: tc.revocation,
+			}
+			objs := objects{}
+			if tc.cluster != nil {
+				if xa.Revocation == nil {
+					xa.Revocation = &chartproofv1.X509Revocation{}
+				}
+				xa.Revocation.CRLs = []chartproofv1.CRLSource{{URL: dp, ConfigMapRef: &chartproofv1.CRLKeyReference{Name: "crls"}}}
+				objs["ns/crls/crl"] = tc.cluster
+			}
+			spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: xa}}}
+			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objs)
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			v, err := New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := v.Legacy(layer.Data, layer.Annotations)
+			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
+			sigs := []policy.Signature{sig}
+			if !tc.unchecked {
+				sigs = revocation.New(nil).Annotate(context.Background(), p, sigs)
+			}
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s: %s); want %s", got, verdict.Message(), verdict.Reasons, tc.want)
+			}
+			if got, want := verdict.Inconclusive, tc.want == chartproofv1.ReasonRevocationUnknown; got != want {
+				t.Errorf("inconclusive = %v; want %v", got, want)
+			}
+			if tc.wantRev != "" && (len(verdict.Accepted) != 1 || !strings.HasPrefix(verdict.Accepted[0].Revocation, tc.wantRev)) {
+				t.Errorf("accepted %+v; want revocation evidence %q...", verdict.Accepted, tc.wantRev)
+			}
+		})
+	}
 }

@@ -1,0 +1,315 @@
+// Package revocation establishes whether the certificates of a validated
+// x509 path are revoked: OCSP where a certificate names a responder, else the
+// CRLs of its distribution points, with notation-core-go's revocation
+// package (which checks each answer's signature by the certificate's issuer,
+// a CRL's nextUpdate, and an entry's invalidity date against the signing
+// time). It gathers evidence; internal/policy decides what a status means.
+//
+// What it answers is kept no longer than the authority's refresh interval
+// (60 s by default) whatever a CRL's nextUpdate says, so a revocation
+// published is seen within it; an unknown status is kept a few seconds
+// only, so that a burst of verifications does not ask a down responder a
+// thousand times. CRLs the cluster serves (revocation.crls) are used
+// instead of fetching their URLs.
+package revocation
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/notaryproject/notation-core-go/revocation"
+	"github.com/notaryproject/notation-core-go/revocation/crl"
+	"github.com/notaryproject/notation-core-go/revocation/purpose"
+	"github.com/notaryproject/notation-core-go/revocation/result"
+	"golang.org/x/sync/singleflight"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/chartproof/chartproof/internal/policy"
+)
+
+// Bounds of what a Checker keeps.
+const (
+	// maxAnswers is how many path statuses are kept.
+	maxAnswers = 4096
+	// maxCRLCacheBytes bounds the fetched CRLs kept, together.
+	maxCRLCacheBytes = 64 << 20
+	// unknownTTL is how long an unknown status is kept.
+	unknownTTL = 5 * time.Second
+)
+
+// Checker checks paths and keeps what it learnt for a bounded time. Its
+// zero value is not usable; a nil *Checker checks every time with
+// http.DefaultTransport and keeps nothing. It is safe for concurrent use.
+type Checker struct {
+	transport http.RoundTripper
+	clock     clock.PassiveClock
+	answers   *cache.LRUExpireCache
+	flight    singleflight.Group
+
+	mu       sync.Mutex
+	crls     map[string]fetchedCRL // by URL
+	crlBytes int
+}
+
+type fetchedCRL struct {
+	bundle *crl.Bundle
+	at     time.Time
+	size   int
+}
+
+// New returns a Checker whose requests go through transport (nil:
+// http.DefaultTransport).
+func New(transport http.RoundTripper) *Checker {
+	return NewWithClock(transport, clock.RealClock{})
+}
+
+// NewWithClock is New with the clock what it keeps expires by (tests).
+func NewWithClock(transport http.RoundTripper, clk clock.PassiveClock) *Checker {
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	return &Checker{transport: transport, clock: clk, answers: cache.NewLRUExpireCacheWithClock(maxAnswers, clk), crls: map[string]fetchedCRL{}}
+}
+
+// Check returns the revocation status of chain (leaf first, root last) for
+// a signature made at signedAt (zero: now), under an authority's settings.
+func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate, signedAt time.Time, o policy.X509Revocation) policy.RevocationStatus {
+	if len(chain) < 2 {
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: "a path without an issuer cannot be checked"}
+	}
+	if c == nil {
+		return check(ctx, http.DefaultTransport, nil, chain, signedAt, o)
+	}
+	key := answerKey(chain, signedAt, o)
+	if v, ok := c.answers.Get(key); ok {
+		return v.(policy.RevocationStatus)
+	}
+	v, _, _ := c.flight.Do(key, func() (any, error) {
+		st := check(ctx, c.transport, c, chain, signedAt, o)
+		ttl := o.Refresh
+		if st.Status == policy.RevocationUnknown {
+			ttl = min(ttl, unknownTTL)
+		}
+		if ctx.Err() == nil { // a caller that gave up learnt nothing about the path
+			c.answers.Add(key, st, ttl)
+		}
+		return st, nil
+	})
+	return v.(policy.RevocationStatus)
+}
+
+// Annotate returns sigs with the revocation status of each path an x509
+// authority of p validated (policy.X509Facts.Revocation); a copy when there
+// is any, since sigs may be a cache's.
+func (c *Checker) Annotate(ctx context.Context, p *policy.Policy, sigs []policy.Signature) []policy.Signature {
+	var out []policy.Signature
+	for i, s := range sigs {
+		if s.X509 == nil || len(s.X509.Chains) == 0 {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(sigs)
+		}
+		facts := *s.X509
+		facts.Revocation = map[string]policy.RevocationStatus{}
+		for name, chain := range facts.Chains {
+			if a := p.Authority(name); a != nil && a.X509 != nil {
+				facts.Revocation[name] = c.Check(ctx, chain, s.SignedAt, a.X509.Revocation)
+			}
+		}
+		out[i].X509 = &facts
+	}
+	if out == nil {
+		return sigs
+	}
+	return out
+}
+
+// answerKey names a status: the path, the signing time and the settings.
+func answerKey(chain []*x509.Certificate, signedAt time.Time, o policy.X509Revocation) string {
+	h := sha256.New()
+	for _, cert := range chain {
+		sum := sha256.Sum256(cert.Raw)
+		h.Write(sum[:])
+	}
+	fmt.Fprintf(h, "%d %s", signedAt.UnixNano(), o.ID)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// check asks the responders and reads the CRLs; keep, when set, keeps the
+// CRLs it fetched.
+func check(ctx context.Context, transport http.RoundTripper, keep *Checker, chain []*x509.Certificate, signedAt time.Time, o policy.X509Revocation) policy.RevocationStatus {
+	client := &http.Client{Transport: transport, Timeout: o.Timeout}
+	v, err := revocation.NewWithOptions(revocation.Options{
+		OCSPHTTPClient:   client,
+		CRLFetcher:       &fetcher{client: client, keep: keep, o: o},
+		CertChainPurpose: purpose.CodeSigning,
+	})
+	if err != nil {
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: err.Error()}
+	}
+	results, err := v.ValidateContext(ctx, revocation.ValidateContextOptions{CertChain: chain, AuthenticSigningTime: signedAt})
+	if err != nil {
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: fmt.Sprintf("the path could not be checked: %v", err)}
+	}
+	var unknown []string
+	for i, r := range results {
+		if r == nil || i >= len(chain) {
+			continue
+		}
+		switch r.Result {
+		case result.ResultRevoked:
+			return policy.RevocationStatus{Status: policy.RevocationRevoked, Detail: describe(chain[i], r, "revoked")}
+		case result.ResultUnknown:
+			unknown = append(unknown, describe(chain[i], r, "status unknown"))
+		}
+	}
+	if len(unknown) > 0 {
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: strings.Join(unknown, "; ")}
+	}
+	return policy.RevocationStatus{Status: policy.RevocationGood}
+}
+
+// describe names a certificate, what was found and where.
+func describe(cert *x509.Certificate, r *result.CertRevocationResult, what string) string {
+	var servers []string
+	for _, s := range r.ServerResults {
+		if s == nil {
+			continue
+		}
+		d := fmt.Sprintf("%s %s", method(s.RevocationMethod), s.Server)
+		if s.Error != nil {
+			d += ": " + s.Error.Error()
+		}
+		servers = append(servers, d)
+	}
+	return fmt.Sprintf("certificate %q serial %s %s (%s)", cert.Subject.String(), cert.SerialNumber.Text(16), what, strings.Join(servers, "; "))
+}
+
+func method(m result.RevocationMethod) string {
+	switch m {
+	case result.RevocationMethodOCSP:
+		return "OCSP"
+	case result.RevocationMethodCRL:
+		return "CRL"
+	case result.RevocationMethodOCSPFallbackCRL:
+		return "OCSP then CRL"
+	}
+	return "unknown method"
+}
+
+// fetcher gives notation-core-go the CRL of a distribution point: the
+// cluster's copy when the settings name the URL, else one fetched less than
+// the refresh interval ago, else a fresh download.
+type fetcher struct {
+	client *http.Client
+	keep   *Checker
+	o      policy.X509Revocation
+}
+
+func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
+	if der, ok := f.o.CRLs[u]; ok {
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("the cluster's CRL for %s: %w", u, err)
+		}
+		return &crl.Bundle{BaseCRL: rl}, nil
+	}
+	if b := f.keep.cached(u, f.o.Refresh); b != nil {
+		return b, nil
+	}
+	b, size, err := download(ctx, f.client, u)
+	if err != nil {
+		return nil, err
+	}
+	f.keep.store(u, b, size)
+	return b, nil
+}
+
+// download reads a CRL over HTTP(S), at most policy.MaxCRLBytes.
+func download(ctx context.Context, client *http.Client, u string) (*crl.Bundle, int, error) {
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+		return nil, 0, fmt.Errorf("CRL distribution point %q is not an http(s) URL", u)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("CRL %s: %s", u, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, policy.MaxCRLBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL %s: %w", u, err)
+	}
+	if len(data) > policy.MaxCRLBytes {
+		return nil, 0, fmt.Errorf("CRL %s exceeds %d bytes", u, policy.MaxCRLBytes)
+	}
+	if block, _ := pem.Decode(data); block != nil && block.Type == "X509 CRL" {
+		data = block.Bytes
+	}
+	rl, err := x509.ParseRevocationList(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL %s does not parse: %w", u, err)
+	}
+	return &crl.Bundle{BaseCRL: rl}, len(data), nil
+}
+
+// cached returns the CRL of u fetched less than refresh ago and still
+// before its nextUpdate; nil otherwise (and for a nil Checker).
+func (c *Checker) cached(u string, refresh time.Duration) *crl.Bundle {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.crls[u]
+	now := c.clock.Now()
+	if !ok || now.Sub(e.at) >= refresh || now.Before(e.at) || now.After(e.bundle.BaseCRL.NextUpdate) {
+		return nil
+	}
+	return e.bundle
+}
+
+// store keeps a fetched CRL, dropping the oldest ones beyond
+// maxCRLCacheBytes.
+func (c *Checker) store(u string, b *crl.Bundle, size int) {
+	if c == nil || size > maxCRLCacheBytes {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.crls[u]; ok {
+		c.crlBytes -= old.size
+	}
+	c.crls[u] = fetchedCRL{bundle: b, at: c.clock.Now(), size: size}
+	c.crlBytes += size
+	for c.crlBytes > maxCRLCacheBytes {
+		oldest := ""
+		for k, e := range c.crls {
+			if oldest == "" || e.at.Before(c.crls[oldest].at) {
+				oldest = k
+			}
+		}
+		c.crlBytes -= c.crls[oldest].size
+		delete(c.crls, oldest)
+	}
+}

@@ -1,0 +1,263 @@
+package revocation_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/revocation"
+	"github.com/chartproof/chartproof/internal/testsign"
+)
+
+// pkiServer is a root -> intermediate -> leaf PKI whose CRLs and OCSP
+// responder are served on loopback, each changeable by the test.
+type pkiServer struct {
+	root, inter *testsign.CA
+	leaf        *x509.Certificate
+	srv         *httptest.Server
+
+	mu     sync.Mutex
+	files  map[string][]byte // CRLs by path
+	ocsp   int               // the OCSP responder's answer for the leaf
+	hits   map[string]int    // requests by path
+	blocks chan struct{}     // when set, every request waits for it
+}
+
+// how a certificate names its revocation source.
+const (
+	viaNone = iota
+	viaCRL
+	viaOCSP
+)
+
+func newPKIServer(t *testing.T, leafVia, interVia int) *pkiServer {
+	t.Helper()
+	p := &pkiServer{files: map[string][]byte{}, hits: map[string]int{}, ocsp: ocsp.Good}
+	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	t.Cleanup(p.srv.Close)
+	name := func(via int, crl string) func(*x509.Certificate) {
+		return func(c *x509.Certificate) {
+			switch via {
+			case viaCRL:
+				c.CRLDistributionPoints = []string{p.srv.URL + crl}
+			case viaOCSP:
+				c.OCSPServer = []string{p.srv.URL + "/ocsp"}
+			}
+		}
+	}
+	var err error
+	if p.root, err = testsign.NewRootCA("release root", nil); err != nil {
+		t.Fatal(err)
+	}
+	if p.inter, err = p.root.NewIntermediate("release intermediate", name(interVia, "/root.crl")); err != nil {
+		t.Fatal(err)
+	}
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.leaf, err = p.inter.Issue(key, "release@chartproof.test", name(leafVia, "/inter.crl")); err != nil {
+		t.Fatal(err)
+	}
+	// Both CRLs list nothing, for a week.
+	p.setCRL(t, "/root.crl", p.root, nil, time.Now().Add(7*24*time.Hour))
+	p.setCRL(t, "/inter.crl", p.inter, nil, time.Now().Add(7*24*time.Hour))
+	return p
+}
+
+func (p *pkiServer) setCRL(t *testing.T, path string, by *testsign.CA, revoked []*x509.Certificate, nextUpdate time.Time) {
+	t.Helper()
+	der, err := by.CRL(revoked, nextUpdate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.files[path] = der
+	p.mu.Unlock()
+}
+
+func (p *pkiServer) serve(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.hits[r.URL.Path]++
+	block, body, answer := p.blocks, p.files[r.URL.Path], p.ocsp
+	p.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	if strings.HasPrefix(r.URL.Path, "/ocsp") {
+		var raw []byte
+		if r.Method == http.MethodPost {
+			raw, _ = io.ReadAll(r.Body)
+		} else {
+			raw, _ = base64.StdEncoding.DecodeString(strings.TrimPrefix(r.URL.Path, "/ocsp/"))
+		}
+		req, err := ocsp.ParseRequest(raw)
+		if err != nil || req.SerialNumber.Cmp(p.leaf.SerialNumber) != 0 {
+			http.Error(w, "bad OCSP request", http.StatusBadRequest)
+			return
+		}
+		resp, err := p.inter.OCSPResponse(p.leaf, answer)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write(resp)
+		return
+	}
+	if body == nil {
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+func (p *pkiServer) chain() []*x509.Certificate {
+	return []*x509.Certificate{p.leaf, p.inter.Cert, p.root.Cert}
+}
+
+func (p *pkiServer) hit(path string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, v := range p.hits {
+		if strings.HasPrefix(k, path) {
+			n += v
+		}
+	}
+	return n
+}
+
+var defaults = policy.X509Revocation{Refresh: policy.DefaultRevocationRefresh, Timeout: 2 * time.Second, ID: "test"}
+
+// TestCheck: what CRLs and OCSP responders say of a path (THREATS PKI-08,
+// PKI-09), each refusal beside its control twin.
+func TestCheck(t *testing.T) {
+	type row struct {
+		name              string
+		leafVia, interVia int
+		setup             func(t *testing.T, p *pkiServer)
+		want              string
+		wantText          string
+	}
+	other, err := testsign.NewRootCA("another root", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	week := time.Now().Add(7 * 24 * time.Hour)
+	rows := []row{
+		{name: "control: leaf and intermediate by CRL, nothing listed", leafVia: viaCRL, interVia: viaCRL, want: policy.RevocationGood},
+		{name: "revoked leaf in its issuer's CRL", leafVia: viaCRL, interVia: viaCRL, setup: func(t *testing.T, p *pkiServer) {
+			p.setCRL(t, "/inter.crl", p.inter, []*x509.Certificate{p.leaf}, week)
+		}, want: policy.RevocationRevoked, wantText: "release signing"},
+		{name: "revoked intermediate in the root's CRL", leafVia: viaCRL, interVia: viaCRL, setup: func(t *testing.T, p *pkiServer) {
+			p.setCRL(t, "/root.crl", p.root, []*x509.Certificate{p.inter.Cert}, week)
+		}, want: policy.RevocationRevoked, wantText: "release intermediate"},
+		{name: "stale CRL (past its nextUpdate)", leafVia: viaCRL, interVia: viaCRL, setup: func(t *testing.T, p *pkiServer) {
+			p.setCRL(t, "/inter.crl", p.inter, nil, time.Now().Add(-time.Second))
+		}, want: policy.RevocationUnknown, wantText: "expired"},
+		{name: "CRL signed by another issuer", leafVia: viaCRL, interVia: viaCRL, setup: func(t *testing.T, p *pkiServer) {
+			p.setCRL(t, "/inter.crl", other, nil, week)
+		}, want: policy.RevocationUnknown, wantText: "not signed by CA"},
+		{name: "CRL endpoint down", leafVia: viaCRL, interVia: viaCRL, setup: func(t *testing.T, p *pkiServer) {
+			p.mu.Lock()
+			delete(p.files, "/inter.crl")
+			p.mu.Unlock()
+		}, want: policy.RevocationUnknown, wantText: "404"},
+		{name: "control: OCSP good", leafVia: viaOCSP, want: policy.RevocationGood},
+		{name: "OCSP revoked", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) { p.ocsp = ocsp.Revoked },
+			want: policy.RevocationRevoked, wantText: "OCSP"},
+		{name: "OCSP unknown", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) { p.ocsp = ocsp.Unknown },
+			want: policy.RevocationUnknown, wantText: "OCSP"},
+		{name: "control: no certificate names a responder or a CRL", want: policy.RevocationGood},
+	}
+	for _, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKIServer(t, tc.leafVia, tc.interVia)
+			if tc.setup != nil {
+				tc.setup(t, p)
+			}
+			st := revocation.New(nil).Check(context.Background(), p.chain(), time.Time{}, defaults)
+			t.Logf("%s: %s", st.Status, st.Detail)
+			if st.Status != tc.want || !strings.Contains(st.Detail, tc.wantText) {
+				t.Fatalf("status %s (%s); want %s naming %q", st.Status, st.Detail, tc.want, tc.wantText)
+			}
+			if tc.leafVia == viaNone && tc.interVia == viaNone && p.hit("/") != 0 {
+				t.Errorf("%d requests for a path that names no responder", p.hit("/"))
+			}
+		})
+	}
+}
+
+// TestClusterCRL: a CRL the cluster serves for a distribution point is used
+// instead of fetching it: it revokes the leaf although the URL serves an
+// empty CRL, and the URL is never asked; the control, without it, fetches.
+func TestClusterCRL(t *testing.T) {
+	p := newPKIServer(t, viaCRL, viaNone)
+	if st := revocation.New(nil).Check(context.Background(), p.chain(), time.Time{}, defaults); st.Status != policy.RevocationGood || p.hit("/inter.crl") != 1 {
+		t.Fatalf("control: %s (%s) after %d fetches; want Good, fetched once", st.Status, st.Detail, p.hit("/inter.crl"))
+	}
+	der, err := p.inter.CRL([]*x509.Certificate{p.leaf}, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := defaults
+	o.CRLs, o.ID = map[string][]byte{p.srv.URL + "/inter.crl": der}, "cluster"
+	if st := revocation.New(nil).Check(context.Background(), p.chain(), time.Time{}, o); st.Status != policy.RevocationRevoked {
+		t.Fatalf("with the cluster's CRL: %s (%s); want Revoked", st.Status, st.Detail)
+	}
+	if n := p.hit("/inter.crl"); n != 1 {
+		t.Errorf("the distribution point was fetched %d times in all; want once (the control's)", n)
+	}
+}
+
+// TestRefresh: an answer is used at most the refresh interval, whatever the
+// CRL's nextUpdate (a week away) says; within it, nothing is fetched again.
+func TestRefresh(t *testing.T) {
+	p := newPKIServer(t, viaCRL, viaNone)
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := revocation.NewWithClock(nil, clk)
+	check := func() policy.RevocationStatus {
+		return c.Check(context.Background(), p.chain(), time.Time{}, defaults)
+	}
+	if st := check(); st.Status != policy.RevocationGood {
+		t.Fatalf("first: %s (%s); want Good", st.Status, st.Detail)
+	}
+	p.setCRL(t, "/inter.crl", p.inter, []*x509.Certificate{p.leaf}, time.Now().Add(7*24*time.Hour))
+	clk.Step(defaults.Refresh - time.Second)
+	if st := check(); st.Status != policy.RevocationGood || p.hit("/inter.crl") != 1 {
+		t.Fatalf("within the refresh interval: %s, %d fetches; want the kept Good, one fetch", st.Status, p.hit("/inter.crl"))
+	}
+	clk.Step(2 * time.Second)
+	if st := check(); st.Status != policy.RevocationRevoked {
+		t.Fatalf("past the refresh interval: %s (%s); want Revoked, fetched again", st.Status, st.Detail)
+	}
+}
+
+// TestTimeout: a responder that does not answer makes the status unknown
+// once the timeout passes; the check does not wait for it.
+func TestTimeout(t *testing.T) {
+	p := newPKIServer(t, viaOCSP, viaNone)
+	block := make(chan struct{})
+	p.mu.Lock()
+	p.blocks = block
+	p.mu.Unlock()
+	defer close(block)
+	o := defaults
+	o.Timeout = 200 * time.Millisecond
+	st := revocation.New(nil).Check(context.Background(), p.chain(), time.Time{}, o)
+	if st.Status != policy.RevocationUnknown || p.hit("/ocsp") == 0 {
+		t.Fatalf("status %s (%s) after %d requests; want Unknown, asked", st.Status, st.Detail, p.hit("/ocsp"))
+	}
+}
