@@ -46,12 +46,18 @@ func (r *VerifiedHelmReleaseReconciler) trustChanged(list chartproofv1.VerifiedH
 
 // trackVerified records whether obj's installed release verifies now, sets
 // the gauge of installed releases that do not, and times a release that
-// verified and no longer does from the trust change observed before it.
-func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.VerifiedHelmRelease) {
+// verified and no longer does from the trust change observed before it. A
+// reconcile that started before the change was observed judged with the
+// trust of before: the change stays for the reconcile it queued.
+func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.VerifiedHelmRelease, started time.Time) {
 	s := r.trust()
 	s.mu.Lock()
 	changed, observed := s.changed[obj.UID]
-	delete(s.changed, obj.UID)
+	if observed && changed.After(started) {
+		observed = false
+	} else {
+		delete(s.changed, obj.UID)
+	}
 	was, known := s.forget(obj.UID)
 	inst := obj.Status.Installed
 	if inst != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -127,6 +128,9 @@ type VerifiedHelmReleaseReconciler struct {
 	trustOnce  sync.Once
 	trustState *trustState
 	compiled   compiledPolicies
+	// records reads the metadata of Helm's release records, as the
+	// manager's watch of them last saw it (nil before SetupWithManager).
+	records client.Reader
 }
 
 // DefaultCacheTTL is how long the manager keeps what a verification
@@ -189,6 +193,7 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	if err := mgr.Add(recordCache); err != nil {
 		return err
 	}
+	r.records = recordCache
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	b.WatchesRawSource(source.Kind(recordCache, records,
@@ -315,6 +320,7 @@ func (r *VerifiedHelmReleaseReconciler) now() time.Time {
 // and different from what is installed), or only record that the installed
 // release still verifies.
 func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	started := time.Now()
 	var obj chartproofv1.VerifiedHelmRelease
 	if err := r.Get(ctx, req.NamespacedName, &obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -340,7 +346,7 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 	if perr := r.Status().Patch(ctx, &obj, client.MergeFrom(before)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
-	r.trackVerified(&obj)
+	r.trackVerified(&obj, started)
 	return res, err
 }
 
@@ -376,7 +382,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// release that cannot be read is left to Apply, which reports the
 	// error. What is read here is also what decides below whether the
 	// installed release is up to date: nothing in between changes it.
-	rel, relErr := acct.Releases.Get(ctx, r.targetNamespace(obj), r.releaseName(obj))
+	rel, relErr := r.readRelease(ctx, obj, acct)
 	var adopt adoption
 	if relErr == nil {
 		var refusal string
@@ -576,6 +582,41 @@ func boundedString(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// readRelease reads the latest revision of obj's Helm release, as its
+// ServiceAccount. A reconcile that a change of trust queued, for a release
+// whose records the manager's watch shows ending at the revision status
+// names, reads that record alone by its name (one GET); any other lists the
+// release's records (Helm's own way). Either way the record is then checked
+// against status as evidence, never trusted; a revision written since and
+// not yet seen by the watch wakes the release again when it is.
+func (r *VerifiedHelmReleaseReconciler) readRelease(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account) (*helmrelease.Release, error) {
+	ns, name := r.targetNamespace(obj), r.releaseName(obj)
+	if inst := obj.Status.Installed; inst != nil && r.records != nil && r.queuedByTrustChange(obj.UID) &&
+		inst.Namespace == ns && inst.Name == name && r.latestRecorded(ctx, ns, name) == inst.Revision {
+		if rel, err := acct.Releases.GetRevision(ctx, ns, name, inst.Revision); err == nil {
+			return rel, nil
+		}
+	}
+	return acct.Releases.Get(ctx, ns, name)
+}
+
+// latestRecorded is the highest revision among the records of Helm release
+// name that the manager's watch of them holds; 0 when it holds none.
+func (r *VerifiedHelmReleaseReconciler) latestRecorded(ctx context.Context, namespace, name string) int {
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.records.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{"owner": "helm", "name": name}); err != nil {
+		return 0
+	}
+	latest := 0
+	for _, m := range list.Items {
+		if v, err := strconv.Atoi(m.Labels["version"]); err == nil && v > latest {
+			latest = v
+		}
+	}
+	return latest
 }
 
 // releaseInterval is how often obj is verified again, its drift checked

@@ -197,6 +197,25 @@ func (m *Manager) Get(ctx context.Context, namespace, name string) (*release.Rel
 	return rel, nil
 }
 
+// GetRevision returns revision version of the Helm release name, read by
+// its record's name: one GET, where Get lists every record of the release.
+// It says nothing of later revisions: the caller knows the latest from
+// elsewhere (the manager's watch of the records).
+func (m *Manager) GetRevision(ctx context.Context, namespace, name string, version int) (*release.Release, error) {
+	cfg, err := m.configuration(ctx, namespace, name)
+	if err != nil {
+		return nil, fmt.Errorf("release: get %s/%s revision %d: %w", namespace, name, version, err)
+	}
+	rel, err := cfg.Releases.Get(name, version)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("release: get %s/%s revision %d: %w", namespace, name, version, err)
+	}
+	return rel, nil
+}
+
 // Owner returns the owner a release record carries (chartproofv1.LabelOwner),
 // "" when it has none: the record was not written by chartproof. Records are
 // Secrets; whoever can write Secrets in the namespace can write this label

@@ -1,0 +1,61 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/metrics"
+)
+
+// TestTrackVerifiedKeepsLateChange: a reconcile that started before a trust
+// change was observed judged with the trust of before; it does not consume
+// the change, so the reconcile the change queued, which marks the release,
+// times the revocation. The control: a reconcile that started after the
+// change consumes it and times it.
+func TestTrackVerifiedKeepsLateChange(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewRevocation(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &VerifiedHelmReleaseReconciler{RevocationMetrics: m}
+	obj := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{UID: types.UID("u"), Name: "app"}}
+	installed := func(verified bool) *chartproofv1.VerifiedHelmRelease {
+		o := obj.DeepCopy()
+		o.Status.Installed = &chartproofv1.InstalledRelease{Verified: verified}
+		return o
+	}
+	timed := func() uint64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "chartproof_time_to_revoke_seconds" {
+				return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
+
+	t0 := time.Now()
+	r.trackVerified(installed(true), t0) // verified before the change
+	inFlight := time.Now().Add(-time.Millisecond)
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}})
+	r.trackVerified(installed(true), inFlight) // started before the change: still verified
+	if !r.queuedByTrustChange(obj.UID) {
+		t.Fatal("a reconcile that started before the change consumed it")
+	}
+	r.trackVerified(installed(false), time.Now()) // the reconcile the change queued
+	if got := timed(); got != 1 {
+		t.Fatalf("revocations timed: %d; want 1", got)
+	}
+	if r.queuedByTrustChange(obj.UID) {
+		t.Fatal("the change is still pending after the reconcile it queued")
+	}
+}
