@@ -108,7 +108,9 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 			// The interval still checks; the watch is tried again next time.
 			log.FromContext(ctx).Error(err, "watching the objects of a release")
 		} else {
-			watched = true
+			// Objects without the owner label (a release installed before
+			// chartproof labelled them) are not seen by the watch.
+			watched = !ownerUnlabelled(rel.Manifest)
 		}
 	}
 
@@ -390,6 +392,19 @@ func (s *driftState) stillIntact(uid types.UID, key string, now time.Time, maxAg
 	c, ok := s.intact[uid]
 	_, woken := s.wakes[uid]
 	return ok && !woken && c.key == key && !now.Before(c.at) && now.Sub(c.at) < maxAge
+}
+
+// compareDue is how long until uid's objects must be compared again: an
+// interval after the last comparison that found them intact, which a
+// skipped comparison does not push back; interval when there is none.
+func (s *driftState) compareDue(uid types.UID, now time.Time, interval time.Duration) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.intact[uid]
+	if !ok {
+		return interval
+	}
+	return max(c.at.Add(interval).Sub(now), time.Second)
 }
 
 func (s *driftState) forget(uid types.UID) {

@@ -41,3 +41,27 @@ func TestStillIntact(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareDue: the reconcile after one that skipped the comparison comes
+// when the interval since the last comparison is up, not an interval after
+// the skip.
+func TestCompareDue(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	const uid, interval = types.UID("u"), 10 * time.Minute
+	r := &VerifiedHelmReleaseReconciler{}
+	s := r.drift()
+	if got := s.compareDue(uid, t0, interval); got != interval {
+		t.Errorf("never compared: due in %s; want the interval", got)
+	}
+	s.checked(uid, "k", t0, true)
+	if got := s.compareDue(uid, t0.Add(3*time.Minute), interval); got != 7*time.Minute {
+		t.Errorf("compared 3m ago: due in %s; want 7m", got)
+	}
+	if got := s.compareDue(uid, t0.Add(interval+time.Minute), interval); got != time.Second {
+		t.Errorf("overdue: due in %s; want at once (1s)", got)
+	}
+	s.checked(uid, "k", t0, false)
+	if got := s.compareDue(uid, t0.Add(3*time.Minute), interval); got != interval {
+		t.Errorf("drift found last time: due in %s; want the interval", got)
+	}
+}

@@ -53,13 +53,16 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	s := r.trust()
 	s.mu.Lock()
 	changed, observed := s.changed[obj.UID]
-	if observed && changed.After(started) {
+	was, known := s.forget(obj.UID)
+	inst := obj.Status.Installed
+	marked := inst != nil && !inst.Verified && known && was
+	if observed && changed.After(started) && !marked {
+		// Judged, perhaps, with the trust of before: the change waits for
+		// the reconcile it queued. One that marked the release saw it.
 		observed = false
 	} else {
 		delete(s.changed, obj.UID)
 	}
-	was, known := s.forget(obj.UID)
-	inst := obj.Status.Installed
 	if inst != nil {
 		s.verified[obj.UID] = inst.Verified
 		if !inst.Verified {
@@ -69,7 +72,7 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	n := s.unverified
 	s.mu.Unlock()
 	r.RevocationMetrics.SetUnverified(n)
-	if inst != nil && !inst.Verified && known && was && observed {
+	if marked && observed {
 		r.RevocationMetrics.Revoked(time.Since(changed))
 	}
 }

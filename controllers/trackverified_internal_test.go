@@ -58,4 +58,18 @@ func TestTrackVerifiedKeepsLateChange(t *testing.T) {
 	if r.queuedByTrustChange(obj.UID) {
 		t.Fatal("the change is still pending after the reconcile it queued")
 	}
+
+	// A reconcile that started before the change was observed but saw the
+	// new trust (the caches it read were already updated) and marked the
+	// release: it is the one that times the revocation.
+	r.trackVerified(installed(true), time.Now()) // verified again
+	inFlight = time.Now().Add(-time.Millisecond)
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}})
+	r.trackVerified(installed(false), inFlight)
+	if got := timed(); got != 2 {
+		t.Fatalf("revocations timed: %d; want 2 (the early reconcile that marked it)", got)
+	}
+	if r.queuedByTrustChange(obj.UID) {
+		t.Fatal("the change is still pending after a reconcile marked the release")
+	}
 }

@@ -347,6 +347,12 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
 	r.trackVerified(&obj, started)
+	if res.RequeueAfter > 0 {
+		// A trust change's reconcile may have skipped the comparison of
+		// the objects: the interval's own comes when it is due all the
+		// same (an immediate reconcile replaces the one pending).
+		res.RequeueAfter = min(res.RequeueAfter, r.drift().compareDue(obj.UID, r.now(), releaseInterval(&obj)))
+	}
 	return res, err
 }
 

@@ -511,18 +511,9 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			for _, n := range s.X509.Authorities {
 				if a, ok := byName[n]; ok && a.X509 != nil {
 					pkiOK = true
-					if !a.matchesX509(s.X509.SANs) {
-						continue
+					if a.matchesX509(s.X509.SANs) {
+						names = append(names, a.Name)
 					}
-					switch st := s.X509.revocationOf(n); {
-					case st.Status == RevocationRevoked:
-						certRevoked = append(certRevoked, s.Ref+": "+st.Detail)
-						continue
-					case st.Status != RevocationGood && !a.X509.Revocation.SoftFail:
-						revUnknown = append(revUnknown, s.Ref+": "+st.Detail)
-						continue
-					}
-					names = append(names, a.Name)
 				}
 			}
 		}
@@ -561,6 +552,12 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 		}
 		if why := p.tooOld(s, now); why != "" {
 			aged = append(aged, s.Ref+": "+why)
+			continue
+		}
+		// What CRLs and OCSP responders say of an x509 path is judged
+		// last: a signer the policy revokes, or a signature too old, is
+		// refused as such whatever they could, or could not, say.
+		if names = s.X509.withKnownStatus(names, byName, &certRevoked, &revUnknown, s.Ref); len(names) == 0 {
 			continue
 		}
 		signer := "key:" + s.KeyID
@@ -621,15 +618,6 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 			Expected: expected,
 			Found:    strings.Join(certRevoked, "; "),
 		})
-	case len(revUnknown) > 0:
-		v.Inconclusive = true
-		v.Reasons = append(v.Reasons, Reason{
-			Code: chartproofv1.ReasonRevocationUnknown,
-			Message: fmt.Sprintf("the revocation status of the certificate path of %d signature(s) for %s could not be established; %d of the required %d authorities count",
-				len(revUnknown), ev.Digest, counted, p.Threshold),
-			Expected: "an answer from the OCSP responder or a current CRL of the issuer for every certificate that names one (or revocation mode SoftFail)",
-			Found:    strings.Join(revUnknown, "; "),
-		})
 	case len(revoked) > 0:
 		v.Reasons = append(v.Reasons, Reason{
 			Code: chartproofv1.ReasonSignerRevoked,
@@ -645,6 +633,15 @@ func (p *Policy) judgeSignatures(v Verdict, ev Evidence) Verdict {
 				len(aged), ev.Digest, p.Ref, p.MaxSignatureAge, counted, p.Threshold),
 			Expected: fmt.Sprintf("signatures made within %s", p.MaxSignatureAge),
 			Found:    strings.Join(aged, "; "),
+		})
+	case len(revUnknown) > 0:
+		v.Inconclusive = true
+		v.Reasons = append(v.Reasons, Reason{
+			Code: chartproofv1.ReasonRevocationUnknown,
+			Message: fmt.Sprintf("the revocation status of the certificate path of %d signature(s) for %s could not be established; %d of the required %d authorities count",
+				len(revUnknown), ev.Digest, counted, p.Threshold),
+			Expected: "an answer from the OCSP responder or a current CRL of the issuer for every certificate that names one (or revocation mode SoftFail)",
+			Found:    strings.Join(revUnknown, "; "),
 		})
 	case len(provMismatch) > 0 && counted == 0:
 		v.Reasons = append(v.Reasons, Reason{

@@ -115,6 +115,34 @@ func (f *X509Facts) revocationOf(authority string) RevocationStatus {
 	return RevocationStatus{Status: RevocationUnknown, Detail: "the revocation status of the path was not checked"}
 }
 
+// withKnownStatus returns the authorities of names that still count a
+// signature once its x509 paths' revocation status is known: an x509
+// authority whose path is revoked is dropped (its why added to revoked),
+// one whose path's status is unknown too unless its mode is SoftFail (added
+// to unknown). Other authorities are kept. f may be nil.
+func (f *X509Facts) withKnownStatus(names []string, byName map[string]Authority, revoked, unknown *[]string, ref string) []string {
+	if f == nil {
+		return names
+	}
+	var kept []string
+	for _, n := range names {
+		a := byName[n]
+		if a.X509 == nil || !slices.Contains(f.Authorities, n) {
+			kept = append(kept, n)
+			continue
+		}
+		switch st := f.revocationOf(n); {
+		case st.Status == RevocationRevoked:
+			*revoked = append(*revoked, ref+": "+st.Detail)
+		case st.Status != RevocationGood && !a.X509.Revocation.SoftFail:
+			*unknown = append(*unknown, ref+": "+st.Detail)
+		default:
+			kept = append(kept, n)
+		}
+	}
+	return kept
+}
+
 // PathCert identifies one certificate of a validated path.
 type PathCert struct {
 	// Subject is the certificate's subject, for messages.
@@ -221,9 +249,10 @@ func compileX509(ref Ref, xa chartproofv1.X509Authority, read Reader) (*X509, er
 
 // compileX509Revocation reads and checks an x509 authority's revocation
 // settings; nil gives the defaults.
-func compileX509Revocation(ref Ref, r *chartproofv1.X509Revocation, read Reader) (X509Revocation, error) {
-	out := X509Revocation{Refresh: DefaultRevocationRefresh, Timeout: DefaultRevocationTimeout, CRLs: map[string][]byte{}}
+func compileX509Revocation(ref Ref, r *chartproofv1.X509Revocation, read Reader) (out X509Revocation, err error) {
+	out = X509Revocation{Refresh: DefaultRevocationRefresh, Timeout: DefaultRevocationTimeout, CRLs: map[string][]byte{}}
 	h := sha256.New()
+	// Named results: the ID is set on what is returned.
 	defer func() { out.ID = hex.EncodeToString(h.Sum(nil)) }()
 	if r == nil {
 		writeField(h, []byte("defaults"))

@@ -90,19 +90,25 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate, signedAt
 		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: "a path without an issuer cannot be checked"}
 	}
 	if c == nil {
-		return check(ctx, http.DefaultTransport, nil, chain, signedAt, o)
+		st, _ := check(ctx, http.DefaultTransport, nil, chain, signedAt, o)
+		return st
 	}
 	key := answerKey(chain, signedAt, o)
 	if v, ok := c.answers.Get(key); ok {
 		return v.(policy.RevocationStatus)
 	}
 	v, _, _ := c.flight.Do(key, func() (any, error) {
-		st := check(ctx, c.transport, c, chain, signedAt, o)
+		st, oldest := check(ctx, c.transport, c, chain, signedAt, o)
+		// An answer is as old as the oldest CRL it read: it is kept only
+		// for what is left of that CRL's refresh interval.
 		ttl := o.Refresh
+		if !oldest.IsZero() {
+			ttl -= c.clock.Since(oldest)
+		}
 		if st.Status == policy.RevocationUnknown {
 			ttl = min(ttl, unknownTTL)
 		}
-		if ctx.Err() == nil { // a caller that gave up learnt nothing about the path
+		if ctx.Err() == nil && ttl > 0 { // a caller that gave up learnt nothing about the path
 			c.answers.Add(key, st, ttl)
 		}
 		return st, nil
@@ -149,21 +155,29 @@ func answerKey(chain []*x509.Certificate, signedAt time.Time, o policy.X509Revoc
 }
 
 // check asks the responders and reads the CRLs; keep, when set, keeps the
-// CRLs it fetched.
-func check(ctx context.Context, transport http.RoundTripper, keep *Checker, chain []*x509.Certificate, signedAt time.Time, o policy.X509Revocation) policy.RevocationStatus {
+// CRLs it fetched. It returns when the oldest kept CRL it read was fetched
+// (zero when it read none).
+func check(ctx context.Context, transport http.RoundTripper, keep *Checker, chain []*x509.Certificate, signedAt time.Time, o policy.X509Revocation) (policy.RevocationStatus, time.Time) {
 	client := &http.Client{Transport: transport, Timeout: o.Timeout}
+	f := &fetcher{client: client, keep: keep, o: o}
 	v, err := revocation.NewWithOptions(revocation.Options{
 		OCSPHTTPClient:   client,
-		CRLFetcher:       &fetcher{client: client, keep: keep, o: o},
+		CRLFetcher:       f,
 		CertChainPurpose: purpose.CodeSigning,
 	})
 	if err != nil {
-		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: err.Error()}
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: err.Error()}, time.Time{}
 	}
 	results, err := v.ValidateContext(ctx, revocation.ValidateContextOptions{CertChain: chain, AuthenticSigningTime: signedAt})
 	if err != nil {
-		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: fmt.Sprintf("the path could not be checked: %v", err)}
+		return policy.RevocationStatus{Status: policy.RevocationUnknown, Detail: fmt.Sprintf("the path could not be checked: %v", err)}, f.oldestRead()
 	}
+	return judge(chain, results), f.oldestRead()
+}
+
+// judge sums up the results of each certificate of chain: Revoked when any
+// is, else Unknown when any is, else Good.
+func judge(chain []*x509.Certificate, results []*result.CertRevocationResult) policy.RevocationStatus {
 	var unknown []string
 	for i, r := range results {
 		if r == nil || i >= len(chain) {
@@ -213,10 +227,20 @@ func method(m result.RevocationMethod) string {
 // fetcher gives notation-core-go the CRL of a distribution point: the
 // cluster's copy when the settings name the URL, else one fetched less than
 // the refresh interval ago, else a fresh download.
+// It is called from a goroutine per certificate.
 type fetcher struct {
 	client *http.Client
 	keep   *Checker
 	o      policy.X509Revocation
+
+	mu     sync.Mutex
+	oldest time.Time // when the oldest kept CRL it returned was fetched
+}
+
+func (f *fetcher) oldestRead() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.oldest
 }
 
 func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
@@ -227,7 +251,12 @@ func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
 		}
 		return &crl.Bundle{BaseCRL: rl}, nil
 	}
-	if b := f.keep.cached(u, f.o.Refresh); b != nil {
+	if b, at := f.keep.cached(u, f.o.Refresh); b != nil {
+		f.mu.Lock()
+		if f.oldest.IsZero() || at.Before(f.oldest) {
+			f.oldest = at
+		}
+		f.mu.Unlock()
 		return b, nil
 	}
 	b, size, err := download(ctx, f.client, u)
@@ -274,19 +303,20 @@ func download(ctx context.Context, client *http.Client, u string) (*crl.Bundle, 
 }
 
 // cached returns the CRL of u fetched less than refresh ago and still
-// before its nextUpdate; nil otherwise (and for a nil Checker).
-func (c *Checker) cached(u string, refresh time.Duration) *crl.Bundle {
+// before its nextUpdate, and when it was fetched; nil otherwise (and for a
+// nil Checker).
+func (c *Checker) cached(u string, refresh time.Duration) (*crl.Bundle, time.Time) {
 	if c == nil {
-		return nil
+		return nil, time.Time{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.crls[u]
 	now := c.clock.Now()
 	if !ok || now.Sub(e.at) >= refresh || now.Before(e.at) || now.After(e.bundle.BaseCRL.NextUpdate) {
-		return nil
+		return nil, time.Time{}
 	}
-	return e.bundle
+	return e.bundle, e.at
 }
 
 // store keeps a fetched CRL, dropping the oldest ones beyond

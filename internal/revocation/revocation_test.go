@@ -261,3 +261,39 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("status %s (%s) after %d requests; want Unknown, asked", st.Status, st.Detail, p.hit("/ocsp"))
 	}
 }
+
+// TestAnswerAgeFollowsCRL: an answer read from a kept CRL is as old as that
+// CRL, so it is kept only for what is left of the CRL's refresh interval: a
+// leaf checked just before the CRL is due, against the kept CRL, is checked
+// again, against a fresh one, once the interval has passed since the CRL was
+// fetched — not a whole interval after its own check.
+func TestAnswerAgeFollowsCRL(t *testing.T) {
+	p := newPKIServer(t, viaCRL, viaNone)
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.inter.Issue(key, "other@chartproof.test", func(c *x509.Certificate) {
+		c.CRLDistributionPoints = []string{p.srv.URL + "/inter.crl"}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := revocation.NewWithClock(nil, clk)
+	check := func(leaf *x509.Certificate) policy.RevocationStatus {
+		return c.Check(context.Background(), []*x509.Certificate{leaf, p.inter.Cert, p.root.Cert}, time.Time{}, defaults)
+	}
+	if st := check(p.leaf); st.Status != policy.RevocationGood { // fetches the CRL
+		t.Fatalf("first leaf: %s (%s)", st.Status, st.Detail)
+	}
+	clk.Step(defaults.Refresh - 10*time.Second)
+	if st := check(second); st.Status != policy.RevocationGood || p.hit("/inter.crl") != 1 {
+		t.Fatalf("second leaf against the kept CRL: %s, %d fetches; want Good, one fetch", st.Status, p.hit("/inter.crl"))
+	}
+	p.setCRL(t, "/inter.crl", p.inter, []*x509.Certificate{second}, time.Now().Add(7*24*time.Hour))
+	clk.Step(11 * time.Second) // past the CRL's interval, well within the second answer's own
+	if st := check(second); st.Status != policy.RevocationRevoked {
+		t.Fatalf("second leaf once the CRL is due: %s (%s); want Revoked", st.Status, st.Detail)
+	}
+}

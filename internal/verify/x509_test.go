@@ -305,6 +305,7 @@ func TestX509Revocation(t *testing.T) {
 		revocation *chartproofv1.X509Revocation
 		cluster    []byte // a CRL served from a ConfigMap for dp
 		unchecked  bool   // judged without a revocation check
+		listed     bool   // the leaf's serial in the policy's revocations.certificates
 		want       string
 		wantRev    string // the acceptance's revocation evidence, by prefix
 	}{
@@ -320,6 +321,11 @@ func TestX509Revocation(t *testing.T) {
 		{name: "control: the cluster's CRL lists nothing, the distribution point down", cluster: empty,
 			want: chartproofv1.ReasonVerified, wantRev: "Good"},
 		{name: "no revocation check ran: deny by default", served: empty, unchecked: true, want: chartproofv1.ReasonRevocationUnknown},
+		// A signer the policy revokes is refused as such, not left
+		// inconclusive by a distribution point that is down: Rollback and
+		// Uninstall act on a denial, never on an inconclusive verdict.
+		{name: "leaf listed in revocations.certificates, distribution point down", listed: true, want: chartproofv1.ReasonSignerRevoked},
+		{name: "leaf listed, the CRL lists nothing: the same reason", served: empty, listed: true, want: chartproofv1.ReasonSignerRevoked},
 	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
@@ -340,6 +346,10 @@ func TestX509Revocation(t *testing.T) {
 				objs["ns/crls/crl"] = tc.cluster
 			}
 			spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: xa}}}
+			if tc.listed {
+				spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: []chartproofv1.RevokedCertificate{
+					{Issuer: policy.CertKeyID(pk.inter.Cert), Serial: leaf.SerialNumber.Text(16)}}}}
+			}
 			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objs)
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
