@@ -195,7 +195,7 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 		if report != "" || correctErr != nil {
 			status = metav1.ConditionTrue // drift is known to be there
 		}
-		r.setCondition(obj, chartproofv1.ConditionDrifted, status, chartproofv1.ReasonDriftCheckFailed, boundedMessage(msg))
+		r.setCondition(obj, chartproofv1.ConditionDrifted, status, chartproofv1.ReasonDriftCheckFailed, bounded(msg, maxConditionMessage))
 		return true
 	}
 	switch {
@@ -276,15 +276,6 @@ func list(parts []string) string {
 		return strings.Join(parts, "; ")
 	}
 	return strings.Join(parts[:maxDriftListed], "; ") + fmt.Sprintf("; and %d more", len(parts)-maxDriftListed)
-}
-
-// boundedMessage cuts a message to what a condition holds comfortably.
-func boundedMessage(s string) string {
-	const limit = 2048
-	if len(s) <= limit {
-		return s
-	}
-	return s[:limit] + "..."
 }
 
 // driftState is what the manager remembers of releases' drift between

@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	helmchart "helm.sh/helm/v3/pkg/chart"
 
@@ -48,7 +49,7 @@ func helmFailure(err error, templates map[string]bool) string {
 	if len(summary) == 0 {
 		return "Helm failed" + seeLog
 	}
-	return bounded(strings.Join(summary, ": ")) + seeLog
+	return bounded(strings.Join(summary, ": "), 256) + seeLog
 }
 
 // apiAnswer says what the API server answered, if err holds its answer: the
@@ -136,14 +137,21 @@ func templatePaths(c *helmchart.Chart) map[string]bool {
 	return paths
 }
 
-// bounded cuts a summary to 256 bytes.
-func bounded(s string) string {
-	const max = 256
-	if len(s) > max {
-		return s[:max]
+// bounded cuts s to at most limit bytes, ending with "..." when cut, and
+// never inside a UTF-8 sequence.
+func bounded(s string, limit int) string {
+	if len(s) <= limit {
+		return s
 	}
-	return s
+	cut := limit - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
+
+// maxConditionMessage is what a condition's message holds comfortably.
+const maxConditionMessage = 2048
 
 // actingAs names who a Helm action ran as, for messages.
 func actingAs(acct *identity.Account) string {

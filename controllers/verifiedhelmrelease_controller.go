@@ -582,14 +582,6 @@ func revocationRefresh(judges gate.Request) time.Duration {
 	return refresh
 }
 
-// boundedString cuts s to at most n bytes, marking the cut.
-func boundedString(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
-}
-
 // readRelease reads the latest revision of obj's Helm release, as its
 // ServiceAccount. A reconcile that a change of trust queued, for a release
 // whose records the manager's watch shows ending at the revision status
@@ -906,7 +898,7 @@ func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.Ver
 	for _, a := range v.Accepted {
 		e := chartproofv1.SignatureEvidence{
 			Policy: a.Policy, Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
-			Revocation: boundedString(a.Revocation, 1024),
+			Revocation: bounded(a.Revocation, 1024),
 		}
 		if a.Identity != nil {
 			e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject

@@ -3,9 +3,6 @@ package controllers_test
 import (
 	"context"
 	"crypto/x509"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,30 +29,15 @@ func TestCertificateRevokedByCRL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu  sync.Mutex
-		crl []byte
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = w.Write(crl)
-	}))
-	defer srv.Close()
-	leaf, err := inter.Issue(f.key, "release@chartproof.test", func(c *x509.Certificate) { c.CRLDistributionPoints = []string{srv.URL + "/inter.crl"} })
+	dp := testsign.NewCRLPoint()
+	defer dp.Close()
+	leaf, err := inter.Issue(f.key, "release@chartproof.test", func(c *x509.Certificate) { c.CRLDistributionPoints = []string{dp.URL} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	setCRL := func(revoked ...*x509.Certificate) {
-		der, err := inter.CRL(revoked, time.Now().Add(24*time.Hour), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		crl = der
-		mu.Unlock()
+	if err := dp.Publish(inter); err != nil {
+		t.Fatal(err)
 	}
-	setCRL()
 
 	d := f.push("1.0.0")
 	s, err := testsign.NewSigstore()
@@ -90,7 +72,9 @@ func TestCertificateRevokedByCRL(t *testing.T) {
 		t.Fatalf("evidence %+v; want authority pki, revocation Good", ev)
 	}
 
-	setCRL(leaf)
+	if err := dp.Publish(inter, leaf); err != nil {
+		t.Fatal(err)
+	}
 	vhr = f.waitCondition("app", chartproofv1.ConditionVerified, metav1.ConditionFalse, chartproofv1.ReasonCertificateRevoked)
 	if inst := vhr.Status.Installed; inst == nil || inst.Digest != d || inst.Verified {
 		t.Errorf("installed = %+v; want %s kept (Hold), marked not verified", inst, d)

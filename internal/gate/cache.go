@@ -106,39 +106,28 @@ func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.
 
 // blob returns a blob of a chart manifest of repo (the chart layer or the
 // Helm config) from the cache, or reads it with read (which checks it
-// against the descriptor), sharing one read among concurrent callers, and
-// keeps it when it is small enough. The slice is shared: read it only.
+// against the descriptor). The slice is shared: read it only.
 func (c *Cache) blob(ctx context.Context, repo oci.Repository, layer v1.Descriptor, read func() ([]byte, error)) ([]byte, error) {
 	if c == nil {
 		return read()
 	}
-	key := repo.String() + "@" + layer.Digest.String()
-	if v, ok := c.charts.Get(key); ok && int64(len(v.([]byte))) == layer.Size {
-		return v.([]byte), nil // the size is the descriptor's too, as a fresh read checks
-	}
-	v, err := c.share(ctx, "chart "+key, func() (any, error) {
-		data, err := read()
-		if err == nil && len(data) <= MaxCachedChartBytes {
-			c.charts.Add(key, data, c.ttl)
-		}
-		return data, err
-	})
-	data, _ := v.([]byte)
-	return data, err
+	return c.keep(ctx, c.charts, MaxCachedChartBytes, fmt.Sprintf("chart %s@%s %d", repo, layer.Digest, layer.Size), read)
 }
 
-// read returns what key names from the cache, or reads it with read,
-// sharing one read among concurrent callers, and keeps it when it is small
-// enough. key must name bytes that never change (a digest), and read must
-// check them against it. The slice is shared: read it only.
-func (c *Cache) read(ctx context.Context, key string, read func() ([]byte, error)) ([]byte, error) {
-	if v, ok := c.reads.Get(key); ok {
+// keep returns what key names from store, or reads it with read, sharing
+// one read among concurrent callers, and keeps it when it is at most limit
+// bytes. key must name bytes that never change (a digest, and the size a
+// descriptor gives: a read under a descriptor of another size fails, as a
+// fresh read checks, whatever another caller read), and read must check
+// them against it. The slice is shared: read it only.
+func (c *Cache) keep(ctx context.Context, store *cache.LRUExpireCache, limit int, key string, read func() ([]byte, error)) ([]byte, error) {
+	if v, ok := store.Get(key); ok {
 		return v.([]byte), nil
 	}
-	v, err := c.share(ctx, "read "+key, func() (any, error) {
+	v, err := c.share(ctx, key, func() (any, error) {
 		data, err := read()
-		if err == nil && len(data) <= MaxCachedReadBytes {
-			c.reads.Add(key, data, c.ttl)
+		if err == nil && len(data) <= limit {
+			store.Add(key, data, c.ttl)
 		}
 		return data, err
 	})
@@ -163,18 +152,16 @@ func withCache(reg Registry, c *Cache) Registry {
 }
 
 func (r cachedReads) Manifest(ctx context.Context, repo oci.Repository, digest string) ([]byte, error) {
-	return r.cache.read(ctx, "manifest "+repo.String()+"@"+digest, func() ([]byte, error) {
+	return r.cache.keep(ctx, r.cache.reads, MaxCachedReadBytes, "manifest "+repo.String()+"@"+digest, func() ([]byte, error) {
 		return r.Registry.Manifest(ctx, repo, digest)
 	})
 }
 
-// Blob is keyed by the descriptor's size too: a read under a descriptor of
-// another size fails, as a fresh read checks, whatever another caller read.
 func (r cachedReads) Blob(ctx context.Context, repo oci.Repository, desc v1.Descriptor, max int64) ([]byte, error) {
 	if desc.Size > max || desc.Size > MaxCachedReadBytes {
 		return r.Registry.Blob(ctx, repo, desc, max)
 	}
-	return r.cache.read(ctx, fmt.Sprintf("blob %s@%s %d", repo, desc.Digest, desc.Size), func() ([]byte, error) {
+	return r.cache.keep(ctx, r.cache.reads, MaxCachedReadBytes, fmt.Sprintf("blob %s@%s %d", repo, desc.Digest, desc.Size), func() ([]byte, error) {
 		return r.Registry.Blob(ctx, repo, desc, max)
 	})
 }

@@ -3,9 +3,6 @@ package gate_test
 import (
 	"context"
 	"crypto/x509"
-	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,31 +30,16 @@ func TestCacheDoesNotHideRevocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu  sync.Mutex
-		crl []byte
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		_, _ = w.Write(crl)
-	}))
-	defer srv.Close()
 	key, _ := testsign.NewKey("p256")
-	leaf, err := inter.Issue(key, "release@chartproof.test", func(c *x509.Certificate) { c.CRLDistributionPoints = []string{srv.URL + "/inter.crl"} })
+	dp := testsign.NewCRLPoint()
+	defer dp.Close()
+	leaf, err := inter.Issue(key, "release@chartproof.test", func(c *x509.Certificate) { c.CRLDistributionPoints = []string{dp.URL} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	setCRL := func(revoked ...*x509.Certificate) {
-		der, err := inter.CRL(revoked, time.Now().Add(24*time.Hour), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mu.Lock()
-		crl = der
-		mu.Unlock()
+	if err := dp.Publish(inter); err != nil {
+		t.Fatal(err)
 	}
-	setCRL()
 
 	d := pushChart(t, reg, "charts/hello", "1.0.0")
 	s, err := testsign.NewSigstore()
@@ -99,7 +81,9 @@ func TestCacheDoesNotHideRevocation(t *testing.T) {
 			t.Errorf("control, check %d: revocation evidence %q; want Good", i, got)
 		}
 	}
-	setCRL(leaf)
+	if err := dp.Publish(inter, leaf); err != nil {
+		t.Fatal(err)
+	}
 	// A Checker keeps its answer for the refresh interval: a new one, as
 	// after that interval.
 	req.Revocation = revocation.New(nil)

@@ -7,7 +7,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -130,4 +133,51 @@ func (ca *CA) OCSPResponse(cert *x509.Certificate, status int) ([]byte, error) {
 		tmpl.RevokedAt, tmpl.RevocationReason = now.Add(-time.Hour), ocsp.KeyCompromise
 	}
 	return ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key.Signer)
+}
+
+// CRLPoint is a CRL distribution point on loopback: it serves what Serve or
+// Publish last gave it, and answers 503 (down) before and after Serve(nil).
+type CRLPoint struct {
+	// URL is the distribution point, for a certificate's
+	// CRLDistributionPoints.
+	URL string
+	srv *httptest.Server
+	mu  sync.Mutex
+	crl []byte
+}
+
+// NewCRLPoint starts a CRL distribution point; Close stops it.
+func NewCRLPoint() *CRLPoint {
+	p := &CRLPoint{}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.crl == nil {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(p.crl)
+	}))
+	p.URL = p.srv.URL + "/ca.crl"
+	return p
+}
+
+// Close stops the distribution point.
+func (p *CRLPoint) Close() { p.srv.Close() }
+
+// Serve serves der as it is; nil takes the distribution point down.
+func (p *CRLPoint) Serve(der []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.crl = der
+}
+
+// Publish serves ca's CRL listing revoked, next updated in a day.
+func (p *CRLPoint) Publish(ca *CA, revoked ...*x509.Certificate) error {
+	der, err := ca.CRL(revoked, time.Now().Add(24*time.Hour), nil)
+	if err != nil {
+		return err
+	}
+	p.Serve(der)
+	return nil
 }

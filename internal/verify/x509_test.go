@@ -7,10 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -265,21 +262,9 @@ func malleate(t *testing.T, c *x509.Certificate) *x509.Certificate {
 func TestX509Revocation(t *testing.T) {
 	s := newSigstore(t)
 	pk := newX509PKI(t)
-	var (
-		mu  sync.Mutex
-		crl []byte // what the distribution point serves; nil: 503
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if crl == nil {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write(crl)
-	}))
-	defer srv.Close()
-	dp := srv.URL + "/inter.crl"
+	point := testsign.NewCRLPoint()
+	defer point.Close()
+	dp := point.URL
 	leaf, err := pk.inter.Issue(pk.key, releaseSigner, func(c *x509.Certificate) { c.CRLDistributionPoints = []string{dp} })
 	if err != nil {
 		t.Fatal(err)
@@ -329,9 +314,7 @@ func TestX509Revocation(t *testing.T) {
 	}
 	for _, tc := range rows {
 		t.Run(tc.name, func(t *testing.T) {
-			mu.Lock()
-			crl = tc.served
-			mu.Unlock()
+			point.Serve(tc.served)
 			xa := &chartproofv1.X509Authority{
 				Roots:      chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.root.Cert)},
 				Identities: []chartproofv1.X509Identity{{SubjectAlternativeName: releaseSigner}},
