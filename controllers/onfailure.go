@@ -97,7 +97,9 @@ func (r *VerifiedHelmReleaseReconciler) actOnUnverified(ctx context.Context, obj
 			}
 			rel, err := r.install(ctx, obj, a.acct, a.reg, cand, a.values, a.configDigest, adoption{}, false)
 			if err != nil {
-				msg := fmt.Sprintf("%s; rollback to %s (%s) failed: %v; the release is held", why, c.Digest, c.ChartVersion, err)
+				// As every Helm failure: what the API server answered, never
+				// its message, which can echo what was sent or read.
+				msg := fmt.Sprintf("%s; rollback to %s (%s) as %s failed: %s; the release is held", why, c.Digest, c.ChartVersion, actingAs(a.acct), helmFailure(err, nil))
 				r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonRollbackFailed, msg)
 				r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonRollbackFailed, msg)
 				return nil, true
