@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -24,6 +25,7 @@ import (
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/revocation"
+	"github.com/chartproof/chartproof/internal/tufroot"
 )
 
 func runManager() error {
@@ -38,6 +40,7 @@ func runManager() error {
 		requireClusterPolicy                    bool
 		controllerCloudIdentity                 bool
 		watchDeployed                           bool
+		tufCacheDir                             string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
@@ -52,6 +55,7 @@ func runManager() error {
 	flag.BoolVar(&requireClusterPolicy, "require-cluster-policy", false, "deny every release that no ClusterTrustPolicy judges: it must name one, or a ClusterTrustPolicy whose namespaceSelector selects its namespace must cover its chart (NoClusterPolicy otherwise)")
 	flag.BoolVar(&controllerCloudIdentity, "allow-controller-cloud-identity", false, "let releases with spec.chart.provider aws, azure or gcp log in to their registry with the manager's own cloud identity (workload identity), as Flux's OCIRepository does; any release may then read what that identity may read")
 	flag.BoolVar(&watchDeployed, "watch-deployed-objects", true, "watch (metadata only, by the owner label) every kind of object releases deploy, so drift wakes its release at once; needs list and watch on every resource (the ClusterRole's '*' rule). false: drift is found at each release's interval only, and that rule can be removed")
+	flag.StringVar(&tufCacheDir, "tuf-cache-dir", filepath.Join(os.TempDir(), "chartproof-tuf"), "where the TUF client keeps the metadata it verified of the repositories trustedRoot.tuf names (what a rollback is checked against); an emptyDir in a pod")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -113,6 +117,10 @@ func runManager() error {
 	if controllerCloudIdentity {
 		ctrl.Log.Info("releases with spec.chart.provider aws, azure or gcp log in with the manager's own cloud identity (--allow-controller-cloud-identity): any release may read what it may")
 	}
+	tuf, err := tufroot.NewStore(tufCacheDir, nil)
+	if err != nil {
+		return err
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -131,6 +139,7 @@ func runManager() error {
 		VerifyTimeout:     verifyTimeout,
 		Cache:             gate.NewCache(cacheTTL),
 		Revocation:        revocation.New(nil),
+		TUF:               tuf,
 
 		RequireClusterPolicy: requireClusterPolicy,
 		WatchDeployed:        watchDeployed,

@@ -334,10 +334,32 @@ func TestCRDValidation(t *testing.T) {
 				ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"},
 				SecretRef:    &chartproofv1.TrustedRootKeyReference{Name: "root"},
 			}
-		}), "set exactly one of configMapRef and secretRef"},
+		}), "set exactly one of configMapRef, secretRef and tuf"},
 		{"trustedRoot with neither configMapRef nor secretRef", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.TrustedRoot = &chartproofv1.TrustedRootReference{}
-		}), "set exactly one of configMapRef and secretRef"},
+		}), "set exactly one of configMapRef, secretRef and tuf"},
+		{"control: trustedRoot from the public-good TUF repository", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{}}
+		}), ""},
+		{"control: trustedRoot from a TUF mirror with its root", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com", Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
+		}), ""},
+		{"trustedRoot with tuf and configMapRef", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{}, ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root"}}
+		}), "set exactly one of configMapRef, secretRef and tuf"},
+		{"tuf with url and configMapRef", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com",
+				ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy"}, Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
+		}), "set at most one of url and configMapRef"},
+		{"tuf mirror without root", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com"}}
+		}), "needs root"},
+		{"tuf air-gapped copy without root", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy"}}}
+		}), "needs root"},
+		{"tuf url not http(s)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "file:///etc/tuf", Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
+		}), "spec.authorities[0].keyless.trustedRoot.tuf.url"},
 		{"TrustPolicy trustedRoot naming a namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.TrustedRoot = &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "root", Namespace: "other"}}
 		}), "a TrustPolicy's trusted root references are in its own namespace and must not name one"},
@@ -424,7 +446,7 @@ func longRegExp(n int) string {
 
 // objectReader stands in for the API server's Secrets and ConfigMaps when
 // compiling: a trusted_root.json key holds root, a pubring.asc key keyring,
-// a ca.crt key certs, any other key pem.
+// a ca.crt key certs, any other key pem; every TUF repository serves root.
 type objectReader struct{ pem, root, keyring, certs, crl []byte }
 
 func (r objectReader) Secret(ref chartproofv1.SecretKeyReference) ([]byte, error) {
@@ -445,6 +467,11 @@ func (r objectReader) ConfigMap(_, _, key string) ([]byte, error) {
 		return r.crl, nil
 	}
 	return r.pem, nil
+}
+
+// TUFTrustedRoot stands in for the TUF client: every repository serves root.
+func (r objectReader) TUFTrustedRoot(policy.TUFRepository) (policy.TUFTrustedRoot, error) {
+	return policy.TUFTrustedRoot{JSON: r.root, Digest: "sha256:root", Expires: time.Now().Add(time.Hour)}, nil
 }
 
 func ptrTime(t time.Time) *metav1.Time {

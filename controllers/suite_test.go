@@ -36,6 +36,7 @@ import (
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/revocation"
+	"github.com/chartproof/chartproof/internal/tufroot"
 )
 
 // The suite runs the reconciler in a manager against a real kube-apiserver
@@ -120,6 +121,15 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	tufDir, err := os.MkdirTemp("", "chartproof-tuf-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(tufDir)
+	tuf, err := tufroot.NewStore(tufDir, nil)
+	if err != nil {
+		panic(err)
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
@@ -141,6 +151,7 @@ func run(m *testing.M) int {
 		// cache, so none can pass only because nothing was cached.
 		Cache:      gate.NewCache(controllers.DefaultCacheTTL),
 		Revocation: revocation.New(nil),
+		TUF:        tuf,
 		// As the manager runs by default.
 		WatchDeployed: true,
 	}

@@ -16,6 +16,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/tufroot"
 	"github.com/chartproof/chartproof/internal/verify"
 )
 
@@ -31,6 +32,8 @@ type TrustPolicyReconciler struct {
 	// Sources watches what policies read; each reconcile brings it up to
 	// date with the policies (nil watches nothing).
 	Sources *SourceWatches
+	// TUF reads the TUF repositories of trustedRoot.tuf references.
+	TUF *tufroot.Store
 }
 
 // +kubebuilder:rbac:groups=delivery.chartproof.dev,resources=trustpolicies/status;clustertrustpolicies/status,verbs=get;update;patch
@@ -100,12 +103,16 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	base := obj.DeepCopyObject().(client.Object)
 	ref.UID = string(obj.GetUID())
 	cond := metav1.Condition{Type: chartproofv1.ConditionReady, ObservedGeneration: obj.GetGeneration()}
-	p, err := policy.Compile(ref, *spec, fetchTrustSources(ctx, r.APIReader, ref.Namespace, *spec))
+	p, err := policy.Compile(ref, *spec, fetchTrustSources(ctx, r.APIReader, r.TUF, ref.Namespace, *spec))
 	if err == nil {
 		_, err = verify.New(p.Authorities)
 	}
+	var res ctrl.Result
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, chartproofv1.ReasonInvalidPolicy, err.Error()
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, compileFailure(err), err.Error()
+		if cond.Reason == chartproofv1.ReasonTrustedRootUnavailable {
+			res.RequeueAfter = retryInconclusive // an outage: looked at again soon
+		}
 	} else {
 		cond.Status, cond.Reason = metav1.ConditionTrue, chartproofv1.ReasonPolicyReady
 		cond.Message = fmt.Sprintf("%d authorities, threshold %d, mode %s", len(p.Authorities), p.Threshold, p.Mode)
@@ -116,5 +123,5 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	apimeta.SetStatusCondition(&status.Conditions, cond)
 	status.ObservedGeneration = obj.GetGeneration()
 	// A policy deleted since it was read has no status to write.
-	return ctrl.Result{}, client.IgnoreNotFound(r.Status().Patch(ctx, obj, client.MergeFrom(base)))
+	return res, client.IgnoreNotFound(r.Status().Patch(ctx, obj, client.MergeFrom(base)))
 }

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/tufroot"
 )
 
 // trustSourceIndex indexes policies by the Secrets and ConfigMaps their
@@ -47,6 +49,14 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		}
 		if r := tr.ConfigMapRef; r != nil {
 			add("ConfigMap", r.Namespace, r.Name)
+		}
+		if t := tr.TUF; t != nil {
+			if t.Root != nil {
+				add("ConfigMap", t.Root.Namespace, t.Root.Name)
+			}
+			if t.ConfigMapRef != nil {
+				add("ConfigMap", t.ConfigMapRef.Namespace, t.ConfigMapRef.Name)
+			}
 		}
 	}
 	if r := spec.Revocations; r != nil && r.ConfigMapRef != nil {
@@ -106,6 +116,7 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 type sourceObjects struct {
 	data map[string]map[string][]byte // "Kind/namespace/name" -> key -> bytes
 	errs map[string]error             // "Kind/namespace/name" -> why it could not be read
+	tuf  *tufroot.Store               // reads trustedRoot.tuf repositories; nil reads none
 }
 
 var _ policy.Reader = sourceObjects{}
@@ -114,8 +125,8 @@ var _ policy.Reader = sourceObjects{}
 // does not cache Secret data), every Secret and ConfigMap spec references.
 // An object that cannot be read is remembered with its error, which
 // Compile then reports as it would any missing reference.
-func fetchTrustSources(ctx context.Context, reader client.Reader, policyNamespace string, spec chartproofv1.TrustPolicySpec) sourceObjects {
-	objs := sourceObjects{data: map[string]map[string][]byte{}, errs: map[string]error{}}
+func fetchTrustSources(ctx context.Context, reader client.Reader, tuf *tufroot.Store, policyNamespace string, spec chartproofv1.TrustPolicySpec) sourceObjects {
+	objs := sourceObjects{data: map[string]map[string][]byte{}, errs: map[string]error{}, tuf: tuf}
 	for _, src := range trustSources(policyNamespace, spec) {
 		if _, done := objs.data[src]; done || objs.errs[src] != nil {
 			continue
@@ -160,6 +171,15 @@ func (o sourceObjects) ConfigMap(namespace, name, key string) ([]byte, error) {
 	return o.get("ConfigMap", "configmap", namespace, name, key)
 }
 
+// TUFTrustedRoot reads a TUF repository's trusted root with the manager's
+// TUF client.
+func (o sourceObjects) TUFTrustedRoot(repo policy.TUFRepository) (policy.TUFTrustedRoot, error) {
+	if o.tuf == nil {
+		return policy.TUFTrustedRoot{}, fmt.Errorf("%w: tuf repository %s: the manager runs without a TUF client", policy.ErrTrustedRootUnavailable, repo.Location)
+	}
+	return o.tuf.TrustedRoot(repo)
+}
+
 func (o sourceObjects) get(kind, noun, namespace, name, key string) ([]byte, error) {
 	src := kind + "/" + namespace + "/" + name
 	if err := o.errs[src]; err != nil {
@@ -179,16 +199,98 @@ func (o sourceObjects) get(kind, noun, namespace, name, key string) ([]byte, err
 }
 
 // indexTrustSources indexes both policy kinds by the Secrets and ConfigMaps
-// they read (trustSourceIndex).
+// they read (trustSourceIndex) and by the TUF repositories they read over
+// HTTP(S) (tufIndex).
 func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
 		return trustSources(o.GetNamespace(), o.(*chartproofv1.TrustPolicy).Spec)
 	}); err != nil {
 		return err
 	}
-	return mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
 		return trustSources("", o.(*chartproofv1.ClusterTrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, tufIndex, func(o client.Object) []string {
+		return tufLocations(o.(*chartproofv1.TrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	return mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, tufIndex, func(o client.Object) []string {
+		return tufLocations(o.(*chartproofv1.ClusterTrustPolicy).Spec)
 	})
+}
+
+// tufIndex indexes policies by the URLs of the TUF repositories they read
+// over HTTP(S).
+const tufIndex = ".spec.authorities.tuf"
+
+// tufLocations lists the URLs of the TUF repositories a policy's trusted
+// roots are read from over HTTP(S), as policy.TUFRepository.Location names
+// them (an air-gapped copy is a ConfigMap, among trustSources).
+func tufLocations(spec chartproofv1.TrustPolicySpec) []string {
+	var out []string
+	for _, a := range spec.Authorities {
+		for _, tr := range []*chartproofv1.TrustedRootReference{keyRoot(a.Key), keylessRoot(a.Keyless), x509Root(a.X509)} {
+			if tr == nil || tr.TUF == nil || tr.TUF.ConfigMapRef != nil {
+				continue
+			}
+			loc := tr.TUF.URL
+			if loc == "" {
+				loc = policy.PublicGoodTUF
+			}
+			if !slices.Contains(out, loc) {
+				out = append(out, loc)
+			}
+		}
+	}
+	return out
+}
+
+func keyRoot(k *chartproofv1.KeyAuthority) *chartproofv1.TrustedRootReference {
+	if k == nil {
+		return nil
+	}
+	return k.TrustedRoot
+}
+
+func keylessRoot(k *chartproofv1.KeylessAuthority) *chartproofv1.TrustedRootReference {
+	if k == nil {
+		return nil
+	}
+	return k.TrustedRoot
+}
+
+func x509Root(x *chartproofv1.X509Authority) *chartproofv1.TrustedRootReference {
+	if x == nil {
+		return nil
+	}
+	return x.TrustedRoot
+}
+
+// releasesOfTUF maps a TUF repository whose trusted root changed (an object
+// named by its URL) to the releases whose policy reads it.
+func (r *VerifiedHelmReleaseReconciler) releasesOfTUF(ctx context.Context, o client.Object) []ctrl.Request {
+	key := client.MatchingFields{tufIndex: o.GetName()}
+	var reqs []ctrl.Request
+	var tps chartproofv1.TrustPolicyList
+	if err := r.List(ctx, &tps, key); err != nil {
+		log.FromContext(ctx).Error(err, "listing policies of a TUF repository", "url", o.GetName())
+		return nil
+	}
+	for i := range tps.Items {
+		reqs = append(reqs, r.releasesOfPolicy("TrustPolicy")(ctx, &tps.Items[i])...)
+	}
+	var ctps chartproofv1.ClusterTrustPolicyList
+	if err := r.List(ctx, &ctps, key); err != nil {
+		log.FromContext(ctx).Error(err, "listing cluster policies of a TUF repository", "url", o.GetName())
+		return nil
+	}
+	for i := range ctps.Items {
+		reqs = append(reqs, r.releasesOfPolicy("ClusterTrustPolicy")(ctx, &ctps.Items[i])...)
+	}
+	return reqs
 }
 
 // The manager reads, with its own identity, the Secrets and ConfigMaps of

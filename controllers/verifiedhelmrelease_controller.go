@@ -47,6 +47,7 @@ import (
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/release"
 	"github.com/chartproof/chartproof/internal/revocation"
+	"github.com/chartproof/chartproof/internal/tufroot"
 	"github.com/chartproof/chartproof/internal/verify"
 )
 
@@ -103,6 +104,10 @@ type VerifiedHelmReleaseReconciler struct {
 	// CRLs, keeping answers within each authority's refresh interval; nil
 	// checks them keeping nothing.
 	Revocation *revocation.Checker
+	// TUF reads the TUF repositories of trustedRoot.tuf references and
+	// keeps their trusted roots fresh (Setup runs its refresh); nil reads
+	// none, and such a policy is TrustedRootUnavailable.
+	TUF *tufroot.Store
 	// RequireClusterPolicy denies every release that no ClusterTrustPolicy
 	// judges (--require-cluster-policy): deny by default for a cluster.
 	RequireClusterPolicy bool
@@ -174,6 +179,21 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	// A change to a Secret or ConfigMap a policy reads is a trust change.
 	if r.Sources != nil {
 		b.WatchesRawSource(r.Sources.Source(r.releasesOfSource))
+	}
+	// So is a trusted root that a TUF repository changed: the Store reads
+	// each repository again within its refresh interval.
+	if r.TUF != nil {
+		changes := make(chan event.GenericEvent, 64)
+		r.TUF.OnChange(func(location string) {
+			select {
+			case changes <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: location}}}:
+			default: // the compiled policies miss all the same (Generation); the interval re-verifies
+			}
+		})
+		b.WatchesRawSource(source.Channel(changes, handler.EnqueueRequestsFromMapFunc(r.releasesOfTUF)))
+		if err := mgr.Add(r.TUF); err != nil {
+			return err
+		}
 	}
 	// A change to a Helm release record (a Secret labelled owner=helm) wakes
 	// the releases acting on that Helm release at once: a record edited, or
@@ -406,6 +426,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	judges, code, err := r.loadPolicy(ctx, obj)
 	if err != nil {
 		r.stalled(obj, code, err.Error())
+		if code == chartproofv1.ReasonTrustedRootUnavailable {
+			// An outage: retried soon, Reconciling rather than Stalled.
+			r.setProgress(obj, true)
+			interval = min(interval, retryInconclusive)
+		}
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	// What a CRL or an OCSP responder says is looked at again within the
@@ -1052,7 +1077,7 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	}
 	named, err := r.compile(ctx, pref, rv, spec)
 	if err != nil {
-		return gate.Request{}, chartproofv1.ReasonInvalidPolicy, err
+		return gate.Request{}, compileFailure(err), err
 	}
 	mandatory, code, err := r.loadMandatory(ctx, obj.Namespace, pref, named)
 	if err != nil {
@@ -1102,7 +1127,7 @@ func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, names
 		}
 		j, err := r.compile(ctx, ref, ctp.ResourceVersion, ctp.Spec)
 		if err != nil {
-			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %w", err)
+			return nil, compileFailure(err), fmt.Errorf("mandatory %w", err)
 		}
 		judges = append(judges, j)
 	}
@@ -1117,12 +1142,13 @@ func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.
 	now := time.Now()
 	var key string
 	if versions, ok := r.Sources.Versions(trustSources(ref.Namespace, spec)); ok && resourceVersion != "" {
-		key = compiledKey(ref.UID+"@"+resourceVersion, versions)
+		// A trusted root a TUF repository changed misses too.
+		key = compiledKey(ref.UID+"@"+resourceVersion+"#"+strconv.FormatUint(r.TUF.Generation(), 10), versions)
 		if j, ok := r.compiled.get(ref.String(), key, now); ok {
 			return j, nil
 		}
 	}
-	p, err := policy.Compile(ref, spec, fetchTrustSources(ctx, r.APIReader, ref.Namespace, spec))
+	p, err := policy.Compile(ref, spec, fetchTrustSources(ctx, r.APIReader, r.TUF, ref.Namespace, spec))
 	if err != nil {
 		return gate.Judge{}, err
 	}
@@ -1135,6 +1161,19 @@ func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.
 		r.compiled.put(ref.String(), key, j, now)
 	}
 	return j, nil
+}
+
+// compileFailure is the reason code of a policy that did not compile: its
+// trusted root's TUF repository could not be read or did not verify, or
+// the policy itself cannot be used.
+func compileFailure(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrTrustedRootRefused):
+		return chartproofv1.ReasonTrustedRootRefused
+	case errors.Is(err, policy.ErrTrustedRootUnavailable):
+		return chartproofv1.ReasonTrustedRootUnavailable
+	}
+	return chartproofv1.ReasonInvalidPolicy
 }
 
 func notFoundCode(err error) string {

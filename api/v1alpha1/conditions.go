@@ -55,6 +55,15 @@ const (
 	ReasonInvalidPolicy  = "InvalidPolicy"
 	ReasonNoPolicyMatch  = "NoPolicyMatch"
 	ReasonInvalidSpec    = "InvalidSpec"
+	// ReasonTrustedRootUnavailable: a policy's trusted root comes from a TUF
+	// repository that could not be read, and nothing read from it verified
+	// yet (inconclusive).
+	ReasonTrustedRootUnavailable = "TrustedRootUnavailable"
+	// ReasonTrustedRootRefused: a policy's trusted root comes from a TUF
+	// repository whose metadata did not verify (expired, rolled back, not
+	// signed by the root's keys, a target of the wrong length or hash), and
+	// no trusted root verified earlier is still valid.
+	ReasonTrustedRootRefused = "TrustedRootRefused"
 	// ReasonNoClusterPolicy: the manager requires a ClusterTrustPolicy
 	// (--require-cluster-policy) and none judges the release.
 	ReasonNoClusterPolicy = "NoClusterPolicy"
@@ -159,6 +168,8 @@ var Reasons = []ReasonInfo{
 	{ReasonPolicyReady, ReasonKindSuccess, "A TrustPolicy or ClusterTrustPolicy compiled: its keys and trusted roots parse, its keys are strong enough, its identity patterns compile, and its Secrets and ConfigMaps exist (the policy's Ready condition)."},
 	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
 	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key or trusted root does not parse, a key is too weak, an identity pattern does not compile or constrains nothing, a referenced Secret, ConfigMap or key is missing, or a field is out of range."},
+	{ReasonTrustedRootUnavailable, ReasonKindInconclusive, "A policy's trusted root comes from a TUF repository (trustedRoot.tuf) that could not be reached or answered with an error, and nothing read from it before verified: nothing new is installed, what is installed is held, and the policy is compiled again soon. The public-good repository falls back to the trusted root chartproof embeds instead."},
+	{ReasonTrustedRootRefused, ReasonKindDenial, "A policy's trusted root comes from a TUF repository (trustedRoot.tuf) whose metadata did not verify: expired, a version lower than one verified before (a rollback), fewer valid signatures than the role's threshold, or a target whose length or hashes differ from the signed ones (THREATS FRS-02, FRS-04). The last trusted root verified is used until its metadata expires; after that, or with none, nothing new is installed and the embedded root is never used in its place."},
 	{ReasonNoPolicyMatch, ReasonKindDenial, "The chart's repository matches none of the policy's spec.repositories globs."},
 	{ReasonSignatureRepositoryNotAllowed, ReasonKindDenial, "The release names a signature repository (spec.chart.signatureRepository, cosign's COSIGN_REPOSITORY) that the policy's spec.signatureRepositories does not allow; nothing is read there (THREATS REG-09)."},
 	{ReasonNoClusterPolicy, ReasonKindDenial, "The manager runs with --require-cluster-policy and no ClusterTrustPolicy judges the release: it names a TrustPolicy, and no ClusterTrustPolicy whose namespaceSelector selects its namespace covers its chart. Nothing is installed until a platform team's policy applies."},

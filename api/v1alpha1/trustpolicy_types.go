@@ -632,11 +632,20 @@ type KeylessAuthority struct {
 	Identities []Identity `json:"identities"`
 }
 
-// TrustedRootReference names the ConfigMap or Secret key that holds a
-// Sigstore trusted root in JSON (trusted_root.json). Exactly one of
-// configMapRef and secretRef is set.
-// +kubebuilder:validation:XValidation:rule="has(self.configMapRef) != has(self.secretRef)",message="set exactly one of configMapRef and secretRef"
+// TrustedRootReference says where a Sigstore trusted root in JSON
+// (trusted_root.json) comes from: a ConfigMap or Secret key, or a TUF
+// repository that keeps it fresh. Exactly one of configMapRef, secretRef and
+// tuf is set.
+// +kubebuilder:validation:XValidation:rule="(has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) + (has(self.tuf) ? 1 : 0) == 1",message="set exactly one of configMapRef, secretRef and tuf"
 type TrustedRootReference struct {
+	// TUF reads the trusted root from a TUF repository with sigstore-go's
+	// TUF client, starting from a pinned root.json, and reads it again every
+	// refreshInterval: a root Sigstore rotates is followed without an
+	// upgrade of chartproof, and metadata that is expired, rolled back or
+	// not signed by the root's keys is refused.
+	// +optional
+	TUF *TUFRepositoryReference `json:"tuf,omitempty"`
+
 	// ConfigMapRef names a ConfigMap key holding the trusted root.
 	// +optional
 	ConfigMapRef *TrustedRootKeyReference `json:"configMapRef,omitempty"`
@@ -644,6 +653,81 @@ type TrustedRootReference struct {
 	// SecretRef names a Secret key holding the trusted root.
 	// +optional
 	SecretRef *TrustedRootKeyReference `json:"secretRef,omitempty"`
+}
+
+// TUFRepositoryReference names a TUF repository serving a Sigstore
+// trusted_root.json target. Without url and configMapRef it is the Sigstore
+// public-good repository, started from the root.json chartproof ships
+// (sigstore-go's); only that one falls back to the trusted root chartproof
+// embeds while it cannot be reached and nothing read from it verified yet
+// (an air-gapped cluster). Metadata that does not verify is never replaced
+// by the embedded root: the last trusted root verified is used until its
+// metadata expires, and then nothing.
+// +kubebuilder:validation:XValidation:rule="!(has(self.url) && has(self.configMapRef))",message="set at most one of url and configMapRef"
+// +kubebuilder:validation:XValidation:rule="has(self.root) || (!has(self.url) && !has(self.configMapRef)) || self.url == 'https://tuf-repo-cdn.sigstore.dev'",message="a repository other than the public-good one needs root: the root.json to start from"
+type TUFRepositoryReference struct {
+	// URL of the repository: metadata at URL, targets under URL/targets.
+	// Default https://tuf-repo-cdn.sigstore.dev (the public-good one).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// ConfigMapRef names an air-gapped copy of the repository: a ConfigMap
+	// whose keys are the repository's file names (N.root.json,
+	// timestamp.json, N.snapshot.json, N.targets.json, and the target as
+	// <sha256>.trusted_root.json). It is verified as a repository read over
+	// the network would be, at every change of the ConfigMap; keep its
+	// timestamp from expiring.
+	// +optional
+	ConfigMapRef *TUFFilesReference `json:"configMapRef,omitempty"`
+
+	// Root names the ConfigMap key holding the root.json the client starts
+	// from and trusts. Required unless the repository is the public-good one.
+	// +optional
+	Root *TUFRootReference `json:"root,omitempty"`
+
+	// RefreshInterval is how often the repository is read again. Default
+	// 5m, at least 30s.
+	// +optional
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+}
+
+// TUFFilesReference names the ConfigMap holding an air-gapped copy of a TUF
+// repository. From a TrustPolicy it is in the policy's namespace and
+// namespace must be left out; from a ClusterTrustPolicy namespace is
+// required.
+type TUFFilesReference struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// TUFRootReference names the ConfigMap key holding a TUF root.json. From a
+// TrustPolicy the ConfigMap is in the policy's namespace and namespace must
+// be left out; from a ClusterTrustPolicy namespace is required.
+type TUFRootReference struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Namespace of the ConfigMap; only for ClusterTrustPolicy.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Key in the ConfigMap's data. Defaults to "root.json".
+	// +kubebuilder:default="root.json"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // TrustedRootKeyReference names one key of a ConfigMap or Secret. From a

@@ -33,6 +33,7 @@ import (
 	helmregistry "helm.sh/helm/v3/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -302,15 +303,24 @@ func (d *demo) sidecar(name string) error {
 		time.Sleep(10 * time.Millisecond) // polling the API server for the correction
 	}
 	took := time.Since(start)
-	// The Drifted condition is written just after the correction.
+	// The Drifted condition is written just after the correction, and its
+	// DriftCorrected event with it; a later check that finds the objects
+	// intact (a watch event of the correction itself, on a busy machine)
+	// turns the condition to NoDrift, while the event stays.
 	var msg string
 	for msg == "" {
 		var vhr chartproofv1.VerifiedHelmRelease
 		if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &vhr); err != nil {
 			return err
 		}
+		var evs eventsv1.EventList
+		if err := d.k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return err
+		}
 		if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionDrifted); c != nil && c.Reason == chartproofv1.ReasonDriftCorrected {
 			msg = "Drifted=False " + c.Reason + ": " + c.Message
+		} else if e := driftCorrectedEvent(evs.Items, name); e != nil {
+			msg = "event " + e.Reason + ": " + e.Note
 		} else if time.Now().After(deadline) {
 			return fmt.Errorf("release %s reported no DriftCorrected within %s; conditions: %+v", name, d.timeout, vhr.Status.Conditions)
 		} else {
@@ -534,4 +544,15 @@ func httpGet(url, accept string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return string(b), err
+}
+
+// driftCorrectedEvent is the DriftCorrected event of release name, nil
+// when there is none.
+func driftCorrectedEvent(evs []eventsv1.Event, name string) *eventsv1.Event {
+	for i := range evs {
+		if evs[i].Regarding.Name == name && evs[i].Reason == chartproofv1.ReasonDriftCorrected {
+			return &evs[i]
+		}
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -15,26 +16,33 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/tufroot"
 )
 
 // LoadPolicyFile reads a YAML file holding exactly one TrustPolicy or
 // ClusterTrustPolicy and any Secrets it references, and compiles the policy.
 // A Secret reference that does not resolve to a document of the file is an
 // error, as is any document of another kind, or an unknown field.
-func LoadPolicyFile(path string) (*policy.Policy, error) {
+// A trusted root read from a TUF repository (trustedRoot.tuf) is read with
+// tuf; nil reads none (ErrTrustedRootUnavailable).
+func LoadPolicyFile(path string, tuf *TUFClient) (*policy.Policy, error) {
 	data, err := readFileCapped(path, limits.MaxPolicyFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("policy file: %w", err)
 	}
-	return ParsePolicy(data)
+	return parsePolicy(data, tuf)
 }
 
-// ParsePolicy is LoadPolicyFile on bytes.
+// ParsePolicy is LoadPolicyFile on bytes, reading no TUF repository.
 func ParsePolicy(data []byte) (*policy.Policy, error) {
+	return parsePolicy(data, nil)
+}
+
+func parsePolicy(data []byte, tuf *TUFClient) (*policy.Policy, error) {
 	var (
 		ref     policy.Ref
 		spec    *chartproofv1.TrustPolicySpec
-		objects = fileObjects{secrets: map[string]map[string][]byte{}, configMaps: map[string]map[string][]byte{}}
+		objects = fileObjects{secrets: map[string]map[string][]byte{}, configMaps: map[string]map[string][]byte{}, tuf: tuf}
 	)
 	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for i := 1; ; i++ {
@@ -127,6 +135,36 @@ func merge(binary map[string][]byte, text map[string]string) map[string][]byte {
 // "namespace/name": the only ones a policy read from a file may reference.
 type fileObjects struct {
 	secrets, configMaps map[string]map[string][]byte
+	tuf                 *TUFClient
+}
+
+// TUFTrustedRoot reads a TUF repository's trusted root with the command's
+// TUF client.
+func (f fileObjects) TUFTrustedRoot(repo policy.TUFRepository) (policy.TUFTrustedRoot, error) {
+	if f.tuf == nil {
+		return policy.TUFTrustedRoot{}, fmt.Errorf("%w: tuf repository %s: no TUF repository can be read here", policy.ErrTrustedRootUnavailable, repo.Location)
+	}
+	return f.tuf.TrustedRoot(repo)
+}
+
+// TUFClient reads TUF repositories for the command line, keeping the
+// metadata it verified in Dir (what a rollback is checked against between
+// runs). The directory is made at the first read: a policy without tuf
+// references writes nothing.
+type TUFClient struct {
+	Dir   string
+	once  sync.Once
+	store *tufroot.Store
+	err   error
+}
+
+// TrustedRoot reads repo with a tufroot.Store in c.Dir.
+func (c *TUFClient) TrustedRoot(repo policy.TUFRepository) (policy.TUFTrustedRoot, error) {
+	c.once.Do(func() { c.store, c.err = tufroot.NewStore(c.Dir, nil) })
+	if c.err != nil {
+		return policy.TUFTrustedRoot{}, fmt.Errorf("%w: %w", policy.ErrTrustedRootUnavailable, c.err)
+	}
+	return c.store.TrustedRoot(repo)
 }
 
 var _ policy.Reader = fileObjects{}

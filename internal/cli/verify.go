@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/pflag"
 
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
@@ -39,7 +41,8 @@ evaluated here: there is no namespace); --require-cluster-policy is the
 manager's flag of that name. Registry credentials come from the
 Docker config file (~/.docker/config.json, or $DOCKER_CONFIG).
 
-Exit status: 0 allowed, 1 denied or inconclusive, 2 usage or configuration error.
+Exit status: 0 allowed, 1 denied or inconclusive (a trusted root its TUF repository
+could not give, too), 2 usage or configuration error.
 
 Flags:
 `
@@ -56,6 +59,27 @@ type Env struct {
 	Timeout time.Duration
 }
 
+// defaultTUFDir is chartproof's directory in the user's cache directory.
+func defaultTUFDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "chartproof", "tuf")
+}
+
+// trustedRootFailure is the reason code of a policy whose trusted root could
+// not be had from its TUF repository; "" for any other error.
+func trustedRootFailure(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrTrustedRootRefused):
+		return chartproofv1.ReasonTrustedRootRefused
+	case errors.Is(err, policy.ErrTrustedRootUnavailable):
+		return chartproofv1.ReasonTrustedRootUnavailable
+	}
+	return ""
+}
+
 // Verify runs `chartproof verify` with args (without the subcommand name)
 // and returns the exit code.
 func Verify(ctx context.Context, env Env, args []string) int {
@@ -67,6 +91,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	output := fs.String("output", "text", "output format: text or json")
 	plainHTTP := fs.Bool("plain-http", false, "talk to the registry over plain HTTP (an explicit opt-in; never a fallback)")
 	sigRepo := fs.String("signature-repository", "", "read the chart's cosign signatures from this repository (oci://host[:port]/path), as cosign's COSIGN_REPOSITORY stores them")
+	tufDir := fs.String("tuf-cache-dir", defaultTUFDir(), "where the TUF client keeps the metadata it verified of the repositories a policy's trustedRoot.tuf names")
 	timeoutFlag := fs.Duration("timeout", 0, "bound the whole verification, every registry request included; when it runs out the verdict is RegistryUnavailable (inconclusive) (default 2m)")
 	fs.Usage = func() {
 		fmt.Fprint(env.Stderr, verifyUsage)
@@ -105,7 +130,14 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	pol, err := LoadPolicyFile(*policyFile)
+	tuf := &TUFClient{Dir: *tufDir}
+	pol, err := LoadPolicyFile(*policyFile, tuf)
+	if code := trustedRootFailure(err); code != "" {
+		// Not the file's fault: the trusted root could not be had, as a
+		// release would be told in a cluster.
+		fmt.Fprintf(env.Stderr, "chartproof verify: %s: %v\n", code, err)
+		return ExitDenied
+	}
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -115,7 +147,11 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	}
 	var mandatory []gate.Judge
 	for _, file := range *mandatoryFiles {
-		p, err := LoadPolicyFile(file)
+		p, err := LoadPolicyFile(file, tuf)
+		if code := trustedRootFailure(err); code != "" {
+			fmt.Fprintf(env.Stderr, "chartproof verify: --mandatory-policy %s: %s: %v\n", file, code, err)
+			return ExitDenied
+		}
 		if err != nil {
 			return usageErr("%v", err)
 		}

@@ -304,6 +304,11 @@ func compileTrustRoot(ref Ref, tr *chartproofv1.TrustedRootReference, read Reade
 	}
 	out, err := parseTrustRoot(ref, *tr, read)
 	switch {
+	case err != nil && errors.Is(err, ErrTrustedRootUnavailable) && isPublicGoodTUF(tr):
+		// The pinned fallback of an air-gapped cluster: the public-good
+		// repository cannot be reached and nothing read from it verified
+		// yet. Never when what it served did not verify (refused).
+		return TrustRoot{RootSource: "sigstore-public-good (embedded: the public-good TUF repository could not be read)"}, nil
 	case err != nil:
 		return TrustRoot{}, err
 	case needCA && len(out.TrustedRoot.FulcioCertificateAuthorities()) == 0:
@@ -341,14 +346,16 @@ func readTrustedRoot(ref Ref, tr chartproofv1.TrustedRootReference, read Reader)
 		kind string
 	)
 	switch {
-	case tr.ConfigMapRef != nil && tr.SecretRef != nil:
-		return nil, "", errors.New("trustedRoot sets both configMapRef and secretRef")
+	case (tr.ConfigMapRef != nil && tr.SecretRef != nil) || (tr.TUF != nil && (tr.ConfigMapRef != nil || tr.SecretRef != nil)):
+		return nil, "", errors.New("trustedRoot sets more than one of configMapRef, secretRef and tuf")
+	case tr.TUF != nil:
+		return readTUFRoot(ref, *tr.TUF, read)
 	case tr.ConfigMapRef != nil:
 		obj, kind = tr.ConfigMapRef, "configMap"
 	case tr.SecretRef != nil:
 		obj, kind = tr.SecretRef, "secret"
 	default:
-		return nil, "", errors.New("trustedRoot sets neither configMapRef nor secretRef")
+		return nil, "", errors.New("trustedRoot sets none of configMapRef, secretRef and tuf")
 	}
 	o := *obj
 	if o.Key == "" {

@@ -260,6 +260,18 @@ func (r hashingReader) ConfigMap(namespace, name, key string) ([]byte, error) {
 	return b, err
 }
 
+// TUFTrustedRoot passes the read to the reader's TUF client, and hashes the
+// trusted root it verified (or that it failed).
+func (r hashingReader) TUFTrustedRoot(repo TUFRepository) (TUFTrustedRoot, error) {
+	tr, ok := r.read.(TUFReader)
+	if !ok {
+		return TUFTrustedRoot{}, fmt.Errorf("%w: tuf repository %s: no TUF repository can be read here", ErrTrustedRootUnavailable, repo.Location)
+	}
+	got, err := tr.TUFTrustedRoot(repo)
+	r.record("tuf", repo.Location, "", "trusted_root.json", got.JSON, err)
+	return got, err
+}
+
 func (r hashingReader) record(kind, namespace, name, key string, b []byte, err error) {
 	for _, f := range []string{kind, namespace, name, key} {
 		writeField(r.h, []byte(f))

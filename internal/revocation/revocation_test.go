@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,11 +28,15 @@ type pkiServer struct {
 	leaf        *x509.Certificate
 	srv         *httptest.Server
 
-	mu     sync.Mutex
-	files  map[string][]byte // CRLs by path
-	ocsp   int               // the OCSP responder's answer for the leaf
-	hits   map[string]int    // requests by path
-	blocks chan struct{}     // when set, every request waits for it
+	mu    sync.Mutex
+	files map[string][]byte // CRLs by path
+	ocsp  int               // the OCSP responder's answer for the leaf
+	// ocspEdit changes the answer before it is signed; ocspBy signs it
+	// instead of the leaf's issuer.
+	ocspEdit func(*ocsp.Response)
+	ocspBy   *testsign.CA
+	hits     map[string]int // requests by path
+	blocks   chan struct{}  // when set, every request waits for it
 }
 
 // how a certificate names its revocation source.
@@ -90,8 +95,11 @@ func (p *pkiServer) setCRL(t *testing.T, path string, by *testsign.CA, revoked [
 func (p *pkiServer) serve(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.hits[r.URL.Path]++
-	block, body, answer := p.blocks, p.files[r.URL.Path], p.ocsp
+	block, body, answer, edit, by := p.blocks, p.files[r.URL.Path], p.ocsp, p.ocspEdit, p.ocspBy
 	p.mu.Unlock()
+	if by == nil {
+		by = p.inter
+	}
 	if block != nil {
 		<-block
 	}
@@ -107,7 +115,7 @@ func (p *pkiServer) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad OCSP request", http.StatusBadRequest)
 			return
 		}
-		resp, err := p.inter.OCSPResponse(p.leaf, answer)
+		resp, err := by.OCSPResponseWith(p.leaf, answer, edit)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
@@ -180,6 +188,17 @@ func TestCheck(t *testing.T) {
 			want: policy.RevocationRevoked, wantText: "OCSP"},
 		{name: "OCSP unknown", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) { p.ocsp = ocsp.Unknown },
 			want: policy.RevocationUnknown, wantText: "OCSP"},
+		{name: "stale OCSP answer (past its nextUpdate)", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) {
+			p.ocspEdit = func(r *ocsp.Response) {
+				r.ThisUpdate, r.NextUpdate = time.Now().Add(-2*time.Hour), time.Now().Add(-time.Minute)
+			}
+		}, want: policy.RevocationUnknown, wantText: "expired OCSP response"},
+		{name: "OCSP answer for another certificate (replayed)", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) {
+			p.ocspEdit = func(r *ocsp.Response) { r.SerialNumber = new(big.Int).Add(r.SerialNumber, big.NewInt(1)) }
+		}, want: policy.RevocationUnknown, wantText: "no response matching"},
+		{name: "OCSP answer signed by another CA (unauthorized responder)", leafVia: viaOCSP, setup: func(t *testing.T, p *pkiServer) {
+			p.ocspBy = other
+		}, want: policy.RevocationUnknown, wantText: "bad OCSP signature"},
 		{name: "control: no certificate names a responder or a CRL", want: policy.RevocationGood},
 	}
 	for _, tc := range rows {

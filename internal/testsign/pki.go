@@ -127,10 +127,19 @@ func (ca *CA) CRL(revoked []*x509.Certificate, nextUpdate time.Time, edit func(*
 // OCSPResponse makes ca's DER OCSP response for cert, signed by ca itself:
 // ocsp.Good, ocsp.Revoked (an hour ago) or ocsp.Unknown, valid for an hour.
 func (ca *CA) OCSPResponse(cert *x509.Certificate, status int) ([]byte, error) {
+	return ca.OCSPResponseWith(cert, status, nil)
+}
+
+// OCSPResponseWith is OCSPResponse with edit applied to the response before
+// it is signed (a stale answer, an answer for another serial).
+func (ca *CA) OCSPResponseWith(cert *x509.Certificate, status int, edit func(*ocsp.Response)) ([]byte, error) {
 	now := time.Now()
 	tmpl := ocsp.Response{Status: status, SerialNumber: cert.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
 	if status == ocsp.Revoked {
 		tmpl.RevokedAt, tmpl.RevocationReason = now.Add(-time.Hour), ocsp.KeyCompromise
+	}
+	if edit != nil {
+		edit(&tmpl)
 	}
 	return ocsp.CreateResponse(ca.Cert, ca.Cert, tmpl, ca.Key.Signer)
 }
