@@ -121,6 +121,9 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	if tuf.Metrics, err = metrics.NewTUF(ctrlmetrics.Registry); err != nil {
+		return err
+	}
 	r := &controllers.VerifiedHelmReleaseReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),

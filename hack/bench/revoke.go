@@ -28,6 +28,8 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -169,7 +171,9 @@ func revokeBench(chartproof string, o scaleOptions, concurrent int) (*revokeRun,
 			go func() {
 				traced := make(chan error, 1)
 				go func() { traced <- saveProfile(pprofURL+"/trace?seconds=5", base+".trace") }()
-				profiled <- errors.Join(saveProfile(pprofURL+"/profile?seconds=10", base+".pprof"), <-traced)
+				api := make(chan error, 1)
+				go func() { api <- saveAPIServerProfile(ctx, cfg, base+".apiserver.pprof") }()
+				profiled <- errors.Join(saveProfile(pprofURL+"/profile?seconds=10", base+".pprof"), <-traced, <-api)
 			}()
 		} else {
 			profiled <- nil
@@ -319,6 +323,20 @@ func saveProfile(url, file string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// saveAPIServerProfile saves a 10 s CPU profile of the API server (its
+// /debug/pprof, on by default, read with the bench's admin credentials).
+func saveAPIServerProfile(ctx context.Context, cfg *rest.Config, file string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	b, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "10").Timeout(30 * time.Second).DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("API server profile: %w", err)
+	}
+	return os.WriteFile(file, b, 0o644)
 }
 
 // writeRevoke writes the scenario's section of the report.

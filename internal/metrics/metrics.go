@@ -194,3 +194,50 @@ func (m *Revocation) Revoked(took time.Duration) {
 	}
 	m.timeToRevoke.Observe(took.Seconds())
 }
+
+// TUF reports the TUF repositories that policies' trusted roots are read
+// from (trustedRoot.tuf): when the metadata vouching for each one's trusted
+// root expires, so an air-gapped copy is renewed before releases lose it,
+// and the reads that failed, by why.
+type TUF struct {
+	expiry   *prometheus.GaugeVec
+	failures *prometheus.CounterVec
+}
+
+// NewTUF creates the collectors and registers them on reg.
+func NewTUF(reg prometheus.Registerer) (*TUF, error) {
+	m := &TUF{
+		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "chartproof_tuf_metadata_expiry_timestamp_seconds",
+			Help: "When the TUF metadata (the earliest of root, timestamp, snapshot and targets) vouching for a repository's last verified trusted root expires, in seconds since the epoch; past it the trusted root is refused (TrustedRootRefused).",
+		}, []string{"repository"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chartproof_tuf_read_failures_total",
+			Help: "Reads of a TUF repository that failed: reason unavailable (could not be read) or refused (did not verify: expired, rolled back, under threshold, a target of the wrong hash).",
+		}, []string{"repository", "reason"}),
+	}
+	for _, c := range []prometheus.Collector{m.expiry, m.failures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Verified records a verified read of repository whose metadata expires at
+// expires.
+func (m *TUF) Verified(repository string, expires time.Time) {
+	if m == nil {
+		return
+	}
+	m.expiry.WithLabelValues(repository).Set(float64(expires.Unix()))
+}
+
+// Failed records a failed read of repository: reason is "unavailable" or
+// "refused".
+func (m *TUF) Failed(repository, reason string) {
+	if m == nil {
+		return
+	}
+	m.failures.WithLabelValues(repository, reason).Inc()
+}

@@ -31,6 +31,7 @@ import (
 	sgtuf "github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/policy"
 )
 
@@ -51,6 +52,10 @@ const retryFailed = 10 * time.Second
 // client needs to refuse a rollback) and the last trusted root it verified.
 // Safe for concurrent use.
 type Store struct {
+	// Metrics records each repository's expiry and failed reads; nil
+	// records nothing. Set it before the first read.
+	Metrics *metrics.TUF
+
 	dir    string
 	client *http.Client
 	now    func() time.Time
@@ -85,9 +90,12 @@ type repo struct {
 	good  *policy.TUFTrustedRoot // the last trusted root verified; nil before the first
 	err   error                  // why the last read failed; nil after a success
 	tried time.Time              // when the repository was last asked
+	// announced identifies the last answer given: the trusted root's
+	// digest, "refused" or "unavailable"; empty before the first.
+	announced string
 }
 
-// Generation counts the trusted roots that changed since the Store was made.
+// Generation counts the changes OnChange announces.
 func (s *Store) Generation() uint64 {
 	if s == nil {
 		return 0
@@ -98,8 +106,10 @@ func (s *Store) Generation() uint64 {
 }
 
 // OnChange registers f, called with the repository's location
-// (TUFRepository.Location) after its trusted root changed (not after its
-// first read). Register before the first read.
+// (TUFRepository.Location) when what it gives changed: another trusted
+// root, none any more (its metadata expired, or it stopped verifying with
+// nothing valid left), or one again; not at the first answer. Register
+// before the first read.
 func (s *Store) OnChange(f func(location string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,6 +139,28 @@ func (s *Store) TrustedRoot(r policy.TUFRepository) (policy.TUFTrustedRoot, erro
 	st := s.repo(r)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	out, err := s.lookup(st, r)
+	// A change of what the repository gives (another trusted root, or
+	// none any more, or one again) is announced; the first answer is not.
+	id := out.Digest
+	switch {
+	case errors.Is(err, policy.ErrTrustedRootRefused):
+		id = "refused"
+	case err != nil:
+		id = "unavailable"
+	}
+	if id != st.announced {
+		if st.announced != "" {
+			s.changed(r.Location)
+		}
+		st.announced = id
+	}
+	return out, err
+}
+
+// lookup answers from what st holds while it may, and reads the repository
+// otherwise.
+func (s *Store) lookup(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot, error) {
 	now := s.now()
 	refresh := r.Refresh
 	if refresh <= 0 {
@@ -144,15 +176,16 @@ func (s *Store) TrustedRoot(r policy.TUFRepository) (policy.TUFTrustedRoot, erro
 	st.tried, st.last = now, r
 	got, err := s.read(st, r)
 	if err != nil {
+		reason := "unavailable"
+		if errors.Is(err, policy.ErrTrustedRootRefused) {
+			reason = "refused"
+		}
+		s.Metrics.Failed(r.Location, reason)
 		st.err = err
 		return st.outcome(now)
 	}
-	st.err = nil
-	changed := st.good != nil && st.good.Digest != got.Digest
-	st.good = &got
-	if changed {
-		s.changed(r.Location)
-	}
+	s.Metrics.Verified(r.Location, got.Expires)
+	st.err, st.good = nil, &got
 	return got, nil
 }
 

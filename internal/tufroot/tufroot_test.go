@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/testtuf"
 )
@@ -169,9 +172,17 @@ func TestRefused(t *testing.T) {
 
 // TestUnavailable: a repository that answers 503 is unavailable before
 // anything verified; after, the last trusted root verified is used, marked
-// stale, until its metadata expires, and then it is refused.
+// stale, until its metadata expires, and then it is refused, which counts
+// as a change. The metrics say when the metadata expires and count the
+// failed reads.
 func TestUnavailable(t *testing.T) {
 	s, c := newStore(t)
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewTUF(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Metrics = m
 	r, repo := newRepo(t, 1)
 	r.SetDown(true)
 	if _, err := s.TrustedRoot(repo); !errors.Is(err, policy.ErrTrustedRootUnavailable) {
@@ -180,6 +191,17 @@ func TestUnavailable(t *testing.T) {
 	r.SetDown(false)
 	c.add(retryFailed) // a failure is reported again until then
 	good := read(t, s, repo, 1)
+	want := fmt.Sprintf(`
+# HELP chartproof_tuf_read_failures_total Reads of a TUF repository that failed: reason unavailable (could not be read) or refused (did not verify: expired, rolled back, under threshold, a target of the wrong hash).
+# TYPE chartproof_tuf_read_failures_total counter
+chartproof_tuf_read_failures_total{reason="unavailable",repository=%q} 1
+# HELP chartproof_tuf_metadata_expiry_timestamp_seconds When the TUF metadata (the earliest of root, timestamp, snapshot and targets) vouching for a repository's last verified trusted root expires, in seconds since the epoch; past it the trusted root is refused (TrustedRootRefused).
+# TYPE chartproof_tuf_metadata_expiry_timestamp_seconds gauge
+chartproof_tuf_metadata_expiry_timestamp_seconds{repository=%q} %d
+`, repo.Location, repo.Location, good.Expires.Unix())
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Fatal(err)
+	}
 
 	r.SetDown(true)
 	c.add(time.Minute)
@@ -187,9 +209,14 @@ func TestUnavailable(t *testing.T) {
 	if got.Stale == "" {
 		t.Fatal("the last trusted root is not marked stale while the repository is down")
 	}
+	before := s.Generation()
 	c.add(good.Expires.Sub(c.now()) + time.Second)
 	if _, err := s.TrustedRoot(repo); !errors.Is(err, policy.ErrTrustedRootRefused) || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("err = %v, want the expired last root refused", err)
+	}
+	// Losing the trusted root is a change its releases must see at once.
+	if s.Generation() != before+1 {
+		t.Fatalf("generation %d after the last root expired, want %d", s.Generation(), before+1)
 	}
 }
 
