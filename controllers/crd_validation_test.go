@@ -357,6 +357,31 @@ func TestCRDValidation(t *testing.T) {
 		{"tuf air-gapped copy without root", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy"}}}
 		}), "needs root"},
+		{"TrustPolicy tuf root naming a namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com",
+				Root: &chartproofv1.TUFRootReference{Name: "tuf-root", Namespace: "other"}}}
+		}), "a TrustPolicy's TUF references (tuf.root, tuf.configMapRef) are in its own namespace and must not name one"},
+		{"TrustPolicy tuf air-gapped copy naming a namespace", false, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{
+				ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy", Namespace: "other"}, Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
+		}), "a TrustPolicy's TUF references (tuf.root, tuf.configMapRef) are in its own namespace and must not name one"},
+		{"control: ClusterTrustPolicy tuf references with namespaces", true, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{
+				ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy", Namespace: "sigstore"}, Root: &chartproofv1.TUFRootReference{Name: "tuf-root", Namespace: "sigstore"}}}
+		}), ""},
+		{"ClusterTrustPolicy tuf root without namespace", true, keyless(func(k *chartproofv1.KeylessAuthority) {
+			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com",
+				Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
+		}), "a ClusterTrustPolicy's TUF references (tuf.root, tuf.configMapRef) must name their namespace"},
+		{"ClusterTrustPolicy x509 tuf copy without namespace", true, x509a(func(x *chartproofv1.X509Authority) {
+			x.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{
+				ConfigMapRef: &chartproofv1.TUFFilesReference{Name: "copy"}, Root: &chartproofv1.TUFRootReference{Name: "tuf-root", Namespace: "sigstore"}}}
+		}), "a ClusterTrustPolicy's TUF references (tuf.root, tuf.configMapRef) must name their namespace"},
+		{"TrustPolicy key tuf root naming a namespace", false, func(s *chartproofv1.TrustPolicySpec) {
+			s.Authorities[0].Key.RequireTransparencyLog = true
+			s.Authorities[0].Key.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "https://tuf.example.com",
+				Root: &chartproofv1.TUFRootReference{Name: "tuf-root", Namespace: "other"}}}
+		}, "a TrustPolicy's TUF references (tuf.root, tuf.configMapRef) are in its own namespace and must not name one"},
 		{"tuf url not http(s)", false, keyless(func(k *chartproofv1.KeylessAuthority) {
 			k.TrustedRoot = &chartproofv1.TrustedRootReference{TUF: &chartproofv1.TUFRepositoryReference{URL: "file:///etc/tuf", Root: &chartproofv1.TUFRootReference{Name: "tuf-root"}}}
 		}), "spec.authorities[0].keyless.trustedRoot.tuf.url"},
