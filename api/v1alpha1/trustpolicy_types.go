@@ -145,7 +145,8 @@ type RevocationList struct {
 
 	// Certificates are revoked X.509 certificates, by issuer and serial
 	// number: a signature whose validated certificate path (an x509
-	// authority's) holds one no longer counts (SignerRevoked). The leaf,
+	// authority's, or the chain a Notation authority verified) holds one no
+	// longer counts (SignerRevoked). The leaf,
 	// an intermediate or a root may be revoked; revoking an intermediate
 	// revokes everything it issued.
 	// +kubebuilder:validation:MaxItems=1024

@@ -293,3 +293,62 @@ func TestOneKeyOneSignerAcrossKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestNotationRevokedCertificate (issue 12, item 2; THREATS PKI-08):
+// revocations.certificates apply to the chain a Notation authority
+// verified, as to an x509 authority's path: the leaf's serial under its
+// issuer, or the root itself, revoked → SignerRevoked; the control lists
+// the leaf's serial under another issuer and verifies.
+func TestNotationRevokedCertificate(t *testing.T) {
+	release := notationPKI(t, "release")
+	other := notationPKI(t, "release")
+	reg := newRegistry(t, true)
+	rows := []struct {
+		name    string
+		revoked chartproofv1.RevokedCertificate
+		want    string
+	}{
+		{"leaf revoked", chartproofv1.RevokedCertificate{Issuer: policy.CertKeyID(release.Root), Serial: release.Leaf.SerialNumber.Text(16)}, chartproofv1.ReasonSignerRevoked},
+		{"root revoked", chartproofv1.RevokedCertificate{Issuer: policy.CertKeyID(release.Root), Serial: release.Root.SerialNumber.Text(16)}, chartproofv1.ReasonSignerRevoked},
+		{"control: the leaf's serial under another issuer", chartproofv1.RevokedCertificate{Issuer: policy.CertKeyID(other.Root), Serial: release.Leaf.SerialNumber.Text(16)}, chartproofv1.ReasonVerified},
+	}
+	for i, tc := range rows {
+		t.Run(tc.name, func(t *testing.T) {
+			repo := "charts/revoked-" + itoa(i) + "/hello"
+			digest := pushChart(t, reg, repo, "1.0.0")
+			target, err := reg.Descriptor(repo, digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, err := release.Sign(target, testsign.NotationSignOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.AttachNotation(repo, digest, env, testsign.NotationJWSMediaType, false); err != nil {
+				t.Fatal(err)
+			}
+			p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+				Repositories: []string{reg.Host + "/charts/**"},
+				Authorities:  []chartproofv1.Authority{notationAuthority(release, "ca", releaseIdentity)},
+				Revocations:  &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: []chartproofv1.RevokedCertificate{tc.revoked}}},
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := verify.New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil,
+				gate.Request{URL: "oci://" + reg.Host + "/" + repo, Version: "1.0.0", Policy: p, Verifier: v})
+			if res.Verdict.Code() != tc.want {
+				t.Fatalf("Check: %s (%s), want %s", res.Verdict.Code(), res.Verdict.Message(), tc.want)
+			}
+			if tc.want == chartproofv1.ReasonSignerRevoked {
+				if found := res.Verdict.Reasons[0].Found; !strings.Contains(found, "is revoked") || !strings.Contains(found, "serial "+tc.revoked.Serial) {
+					t.Fatalf("refused with %q, want the revoked certificate named", found)
+				}
+			}
+		})
+	}
+}

@@ -147,11 +147,13 @@ func (r *Revoked) signer(s Signature) string {
 			return "key " + k + " is revoked"
 		}
 	}
+	certs := s.Chain
 	if s.X509 != nil {
-		for _, c := range slices.Concat(s.X509.Path, s.X509.Others) {
-			if r.Certificates[c.Issuer+"/"+c.Serial] {
-				return fmt.Sprintf("certificate %q (serial %s, issuer %s) is revoked", c.Subject, c.Serial, c.Issuer)
-			}
+		certs = slices.Concat(certs, s.X509.Path, s.X509.Others)
+	}
+	for _, c := range certs {
+		if r.Certificates[c.Issuer+"/"+c.Serial] {
+			return fmt.Sprintf("certificate %q (serial %s, issuer %s) is revoked", c.Subject, c.Serial, c.Issuer)
 		}
 	}
 	if s.Identity == nil {

@@ -157,6 +157,11 @@ type Signature struct {
 	// policy has x509 authorities: what their PKIs established.
 	X509 *X509Facts
 
+	// Chain is the certificate chain a Notation authority verified the
+	// signature with, leaf first, root last: revocations.certificates
+	// apply to each of its certificates, as to an x509 authority's path.
+	Chain []PathCert
+
 	// Provenance is set for a Helm provenance file a provenance authority's
 	// key verified (LayoutHelmProvenance): what its signed text says. Its
 	// subject is the chart layer's digest, not the manifest's.

@@ -155,9 +155,11 @@ func (v *Verifier) notationEnvelope(ctx context.Context, env []byte, mediaType s
 			problems = append(problems, fmt.Sprintf("%s: the envelope has a critical signed attribute %q no verifier here understands", a.name, crit))
 			continue
 		}
-		leaf := outcome.EnvelopeContent.SignerInfo.CertificateChain[0]
+		chain := outcome.EnvelopeContent.SignerInfo.CertificateChain
+		leaf := chain[0]
 		return policy.Signature{
 			Authority: a.name,
+			Chain:     policy.PathOf(chain),
 			KeyID:     policy.CertKeyID(leaf),
 			Subjects:  []string{subject},
 			Identity:  &policy.CertIdentity{Subject: leaf.Subject.String(), Issuer: leaf.Issuer.String(), SubjectType: "x509.subject"},
