@@ -41,9 +41,6 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		out = append(out, kind+"/"+namespace+"/"+name)
 	}
 	addRoot := func(tr *chartproofv1.TrustedRootReference) {
-		if tr == nil {
-			return
-		}
 		if r := tr.SecretRef; r != nil {
 			add("Secret", r.Namespace, r.Name)
 		}
@@ -63,14 +60,11 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 		add("ConfigMap", r.ConfigMapRef.Namespace, r.ConfigMapRef.Name)
 	}
 	for _, a := range spec.Authorities {
-		if a.Key != nil {
-			if a.Key.SecretRef != nil {
-				add("Secret", a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
-			}
-			addRoot(a.Key.TrustedRoot)
+		for _, tr := range trustedRootsOf(a) {
+			addRoot(tr)
 		}
-		if a.Keyless != nil {
-			addRoot(a.Keyless.TrustedRoot)
+		if a.Key != nil && a.Key.SecretRef != nil {
+			add("Secret", a.Key.SecretRef.Namespace, a.Key.SecretRef.Name)
 		}
 		if a.Notation != nil {
 			ts := a.Notation.TrustStore
@@ -86,7 +80,6 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 					add("ConfigMap", src.ConfigMapRef.Namespace, src.ConfigMapRef.Name)
 				}
 			}
-			addRoot(a.X509.TrustedRoot)
 			if r := a.X509.Revocation; r != nil {
 				for _, c := range r.CRLs {
 					if c.ConfigMapRef != nil {
@@ -232,8 +225,8 @@ const tufIndex = ".spec.authorities.tuf"
 func tufLocations(spec chartproofv1.TrustPolicySpec) []string {
 	var out []string
 	for _, a := range spec.Authorities {
-		for _, tr := range []*chartproofv1.TrustedRootReference{keyRoot(a.Key), keylessRoot(a.Keyless), x509Root(a.X509)} {
-			if tr == nil || tr.TUF == nil || tr.TUF.ConfigMapRef != nil {
+		for _, tr := range trustedRootsOf(a) {
+			if tr.TUF == nil || tr.TUF.ConfigMapRef != nil {
 				continue
 			}
 			loc := tr.TUF.URL
@@ -248,35 +241,35 @@ func tufLocations(spec chartproofv1.TrustPolicySpec) []string {
 	return out
 }
 
-func keyRoot(k *chartproofv1.KeyAuthority) *chartproofv1.TrustedRootReference {
-	if k == nil {
-		return nil
+// trustedRootsOf lists the trusted root references of an authority: a
+// logged key's, a keyless authority's, an x509 authority's.
+func trustedRootsOf(a chartproofv1.Authority) []*chartproofv1.TrustedRootReference {
+	var out []*chartproofv1.TrustedRootReference
+	if a.Key != nil && a.Key.TrustedRoot != nil {
+		out = append(out, a.Key.TrustedRoot)
 	}
-	return k.TrustedRoot
-}
-
-func keylessRoot(k *chartproofv1.KeylessAuthority) *chartproofv1.TrustedRootReference {
-	if k == nil {
-		return nil
+	if a.Keyless != nil && a.Keyless.TrustedRoot != nil {
+		out = append(out, a.Keyless.TrustedRoot)
 	}
-	return k.TrustedRoot
-}
-
-func x509Root(x *chartproofv1.X509Authority) *chartproofv1.TrustedRootReference {
-	if x == nil {
-		return nil
+	if a.X509 != nil && a.X509.TrustedRoot != nil {
+		out = append(out, a.X509.TrustedRoot)
 	}
-	return x.TrustedRoot
+	return out
 }
 
 // releasesOfTUF maps a TUF repository whose trusted root changed (an object
 // named by its URL) to the releases whose policy reads it.
 func (r *VerifiedHelmReleaseReconciler) releasesOfTUF(ctx context.Context, o client.Object) []ctrl.Request {
-	key := client.MatchingFields{tufIndex: o.GetName()}
+	return r.releasesOfPolicies(ctx, client.MatchingFields{tufIndex: o.GetName()})
+}
+
+// releasesOfPolicies maps the policies of both kinds that an index value
+// selects to their releases.
+func (r *VerifiedHelmReleaseReconciler) releasesOfPolicies(ctx context.Context, key client.MatchingFields) []ctrl.Request {
 	var reqs []ctrl.Request
 	var tps chartproofv1.TrustPolicyList
 	if err := r.List(ctx, &tps, key); err != nil {
-		log.FromContext(ctx).Error(err, "listing policies of a TUF repository", "url", o.GetName())
+		log.FromContext(ctx).Error(err, "listing the policies of a trust source", "source", key)
 		return nil
 	}
 	for i := range tps.Items {
@@ -284,7 +277,7 @@ func (r *VerifiedHelmReleaseReconciler) releasesOfTUF(ctx context.Context, o cli
 	}
 	var ctps chartproofv1.ClusterTrustPolicyList
 	if err := r.List(ctx, &ctps, key); err != nil {
-		log.FromContext(ctx).Error(err, "listing cluster policies of a TUF repository", "url", o.GetName())
+		log.FromContext(ctx).Error(err, "listing the cluster policies of a trust source", "source", key)
 		return nil
 	}
 	for i := range ctps.Items {
@@ -308,25 +301,7 @@ func sourceKey(kind string, o client.Object) client.MatchingFields {
 // reads it.
 func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []ctrl.Request {
-		key := sourceKey(kind, o)
-		var reqs []ctrl.Request
-		var tps chartproofv1.TrustPolicyList
-		if err := r.List(ctx, &tps, key); err != nil {
-			log.FromContext(ctx).Error(err, "listing policies of a trust source", "kind", kind, "name", o.GetName())
-			return nil
-		}
-		for i := range tps.Items {
-			reqs = append(reqs, r.releasesOfPolicy("TrustPolicy")(ctx, &tps.Items[i])...)
-		}
-		var ctps chartproofv1.ClusterTrustPolicyList
-		if err := r.List(ctx, &ctps, key); err != nil {
-			log.FromContext(ctx).Error(err, "listing cluster policies of a trust source", "kind", kind, "name", o.GetName())
-			return nil
-		}
-		for i := range ctps.Items {
-			reqs = append(reqs, r.releasesOfPolicy("ClusterTrustPolicy")(ctx, &ctps.Items[i])...)
-		}
-		return reqs
+		return r.releasesOfPolicies(ctx, sourceKey(kind, o))
 	}
 }
 

@@ -263,11 +263,7 @@ func (r hashingReader) ConfigMap(namespace, name, key string) ([]byte, error) {
 // TUFTrustedRoot passes the read to the reader's TUF client, and hashes the
 // trusted root it verified (or that it failed).
 func (r hashingReader) TUFTrustedRoot(repo TUFRepository) (TUFTrustedRoot, error) {
-	tr, ok := r.read.(TUFReader)
-	if !ok {
-		return TUFTrustedRoot{}, fmt.Errorf("%w: tuf repository %s: no TUF repository can be read here", ErrTrustedRootUnavailable, repo.Location)
-	}
-	got, err := tr.TUFTrustedRoot(repo)
+	got, err := readTUF(r.read, repo)
 	r.record("tuf", repo.Location, "", "trusted_root.json", got.JSON, err)
 	return got, err
 }

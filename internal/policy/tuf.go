@@ -13,6 +13,10 @@ import (
 // reference without url or configMapRef names.
 const PublicGoodTUF = "https://tuf-repo-cdn.sigstore.dev"
 
+// DefaultTUFRefresh is how often a TUF repository is read again when its
+// reference names no interval.
+const DefaultTUFRefresh = 5 * time.Minute
+
 // MinTUFRefresh is the shortest refresh interval a tuf reference may set.
 const MinTUFRefresh = 30 * time.Second
 
@@ -38,7 +42,8 @@ type TUFRepository struct {
 	// Files reads a file of an air-gapped copy by its name; nil for a
 	// repository read over HTTP(S).
 	Files func(name string) ([]byte, error)
-	// Refresh is how often the repository is read again.
+	// Refresh is how often the repository is read again; zero means
+	// DefaultTUFRefresh.
 	Refresh time.Duration
 }
 
@@ -63,7 +68,7 @@ type TUFReader interface {
 // tufRepository compiles a tuf reference into what the client needs,
 // reading its root.json and, for an air-gapped copy, naming its ConfigMap.
 func tufRepository(ref Ref, t chartproofv1.TUFRepositoryReference, read Reader) (TUFRepository, error) {
-	out := TUFRepository{Location: t.URL, Refresh: 5 * time.Minute}
+	out := TUFRepository{Location: t.URL, Refresh: DefaultTUFRefresh}
 	if t.RefreshInterval != nil {
 		if t.RefreshInterval.Duration < MinTUFRefresh {
 			return TUFRepository{}, fmt.Errorf("tuf refreshInterval %s is below %s", t.RefreshInterval.Duration, MinTUFRefresh)
@@ -114,11 +119,7 @@ func readTUFRoot(ref Ref, t chartproofv1.TUFRepositoryReference, read Reader) ([
 	if err != nil {
 		return nil, "", err
 	}
-	tr, ok := read.(TUFReader)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: tuf repository %s: no TUF repository can be read here", ErrTrustedRootUnavailable, repo.Location)
-	}
-	got, err := tr.TUFTrustedRoot(repo)
+	got, err := readTUF(read, repo)
 	if err != nil {
 		return nil, "", err
 	}
@@ -135,4 +136,14 @@ func readTUFRoot(ref Ref, t chartproofv1.TUFRepositoryReference, read Reader) ([
 func isPublicGoodTUF(tr *chartproofv1.TrustedRootReference) bool {
 	return tr != nil && tr.TUF != nil && tr.TUF.ConfigMapRef == nil && tr.TUF.Root == nil &&
 		(tr.TUF.URL == "" || tr.TUF.URL == PublicGoodTUF)
+}
+
+// readTUF asks read's TUF client for repo's trusted root; a Reader without
+// one reads none.
+func readTUF(read Reader, repo TUFRepository) (TUFTrustedRoot, error) {
+	tr, ok := read.(TUFReader)
+	if !ok {
+		return TUFTrustedRoot{}, fmt.Errorf("%w: tuf repository %s: no TUF repository can be read here", ErrTrustedRootUnavailable, repo.Location)
+	}
+	return tr.TUFTrustedRoot(repo)
 }

@@ -24,7 +24,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,10 +36,6 @@ import (
 
 // Target is the name of the trusted root in a Sigstore TUF repository.
 const Target = "trusted_root.json"
-
-// DefaultRefresh is how often a repository is read again when its
-// reference names no interval.
-const DefaultRefresh = 5 * time.Minute
 
 // retryFailed is how long a failed read is reported again before the
 // repository is asked again, so an unreachable repository is not asked at
@@ -65,7 +60,7 @@ type Store struct {
 	// generation counts the changes of any repository's trusted root:
 	// what was derived from a trusted root is stale when it moved.
 	generation uint64
-	onChange   []func(key string)
+	onChange   []func(location string)
 }
 
 // NewStore keeps the clients' metadata under dir (created if missing; each
@@ -84,7 +79,6 @@ func NewStore(dir string, client *http.Client) (*Store, error) {
 // repo is what the Store knows of one repository under one pinned root.
 type repo struct {
 	mu    sync.Mutex
-	key   string
 	dir   string
 	last  policy.TUFRepository   // the last request, which Start reads again
 	good  *policy.TUFTrustedRoot // the last trusted root verified; nil before the first
@@ -116,9 +110,9 @@ func (s *Store) OnChange(f func(location string)) {
 	s.onChange = append(s.onChange, f)
 }
 
-// Key identifies a repository: where it is read from and the sha256 of the
+// key identifies a repository: where it is read from and the sha256 of the
 // root.json it starts from.
-func Key(r policy.TUFRepository) string {
+func key(r policy.TUFRepository) string {
 	sum := sha256.Sum256(r.Root)
 	return r.Location + "#" + hex.EncodeToString(sum[:8])
 }
@@ -162,13 +156,9 @@ func (s *Store) TrustedRoot(r policy.TUFRepository) (policy.TUFTrustedRoot, erro
 // otherwise.
 func (s *Store) lookup(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot, error) {
 	now := s.now()
-	refresh := r.Refresh
-	if refresh <= 0 {
-		refresh = DefaultRefresh
-	}
 	fresh := st.good != nil && now.Before(st.good.Expires)
 	switch {
-	case r.Files == nil && fresh && st.err == nil && now.Sub(st.tried) < refresh:
+	case r.Files == nil && fresh && st.err == nil && now.Sub(st.tried) < refreshOf(r):
 		return *st.good, nil
 	case r.Files == nil && st.err != nil && now.Sub(st.tried) < retryFailed:
 		return st.outcome(now)
@@ -252,26 +242,30 @@ func (s *Store) due() []policy.TUFRepository {
 		st.mu.Lock()
 		r, tried := st.last, st.tried
 		st.mu.Unlock()
-		refresh := r.Refresh
-		if refresh <= 0 {
-			refresh = DefaultRefresh
-		}
-		if r.Location != "" && r.Files == nil && now.Sub(tried) >= refresh {
+		if r.Location != "" && r.Files == nil && now.Sub(tried) >= refreshOf(r) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
+// refreshOf is how often r is read again.
+func refreshOf(r policy.TUFRepository) time.Duration {
+	if r.Refresh > 0 {
+		return r.Refresh
+	}
+	return policy.DefaultTUFRefresh
+}
+
 func (s *Store) repo(r policy.TUFRepository) *repo {
-	key := Key(r)
+	k := key(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.repos[key]
+	st, ok := s.repos[k]
 	if !ok {
-		sum := sha256.Sum256([]byte(key))
-		st = &repo{key: key, dir: filepath.Join(s.dir, hex.EncodeToString(sum[:12]))}
-		s.repos[key] = st
+		sum := sha256.Sum256([]byte(k))
+		st = &repo{dir: filepath.Join(s.dir, hex.EncodeToString(sum[:12]))}
+		s.repos[k] = st
 	}
 	return st
 }
@@ -283,8 +277,8 @@ func (s *Store) read(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot, e
 	base := r.Location
 	if r.Files != nil {
 		// The air-gapped copy's files are found by name; the URL only
-		// has to be one.
-		base = "https://air-gapped.invalid/" + url(r.Location)
+		// has to be one (each repository has a cache directory of its own).
+		base = "https://air-gapped.invalid"
 	}
 	// A new client each time, over the same cache directory: the metadata
 	// verified before is what a rollback is checked against, and this
@@ -385,9 +379,4 @@ func (f *fetcher) DownloadFile(urlPath string, maxLength int64, _ time.Duration)
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s: more than %d bytes", urlPath, maxLength)}
 	}
 	return b, nil
-}
-
-// url makes location a path segment.
-func url(location string) string {
-	return strings.NewReplacer("/", "-", ":", "-").Replace(location)
 }
