@@ -61,6 +61,10 @@ const policyRefIndex = ".spec.trustPolicyRef"
 // "targetNamespace/releaseName".
 const releaseIndex = ".spec.release"
 
+// recordReleaseIndex indexes Helm release records (the watch of them, owner=helm)
+// by "<namespace>/<Helm release name>".
+const recordReleaseIndex = "helmRelease"
+
 // DefaultVerifyTimeout is the VerifyTimeout of a zero reconciler.
 const DefaultVerifyTimeout = 2 * time.Minute
 
@@ -213,9 +217,16 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	if err := mgr.Add(recordCache); err != nil {
 		return err
 	}
-	r.records = recordCache
 	records := &metav1.PartialObjectMetadata{}
 	records.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	// A release's records are found by its name, not by a scan of its
+	// namespace's records (latestRecorded, at every trust change).
+	if err := recordCache.IndexField(context.Background(), records, recordReleaseIndex, func(o client.Object) []string {
+		return []string{o.GetNamespace() + "/" + o.GetLabels()["name"]}
+	}); err != nil {
+		return err
+	}
+	r.records = recordCache
 	b.WatchesRawSource(source.Kind(recordCache, records,
 		settleOwnWrites{writes: r.Identities.Writes(), next: handler.TypedEnqueueRequestsFromMapFunc(r.releasesOfRecord)},
 		predicate.NewTypedPredicateFuncs(isReleaseRecord)))
@@ -630,7 +641,7 @@ func (r *VerifiedHelmReleaseReconciler) readRelease(ctx context.Context, obj *ch
 func (r *VerifiedHelmReleaseReconciler) latestRecorded(ctx context.Context, namespace, name string) int {
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.records.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels{"owner": "helm", "name": name}); err != nil {
+	if err := r.records.List(ctx, &list, client.MatchingFields{recordReleaseIndex: namespace + "/" + name}); err != nil {
 		return 0
 	}
 	latest := 0

@@ -93,6 +93,26 @@ func (t httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.next.RoundTrip(req)
 }
 
+// plainHTTPTo refuses HTTPS requests to a registry marked plain HTTP:
+// go-containerregistry pings such a registry over HTTPS first and falls
+// back to HTTP, so each session would open a connection for a TLS handshake
+// the registry cannot answer. A token server on another host keeps its
+// scheme.
+type plainHTTPTo struct {
+	host string
+	next http.RoundTripper
+}
+
+func (t plainHTTPTo) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "https" && req.URL.Host == t.host {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("refusing https request to %s: it is reached over plain HTTP (chart.insecure)", t.host)
+	}
+	return t.next.RoundTrip(req)
+}
+
 // manifestAccept asks for every manifest type a registry may hold, so that
 // what it serves is the stored bytes and the caller decides about the type.
 const manifestAccept = string(types.OCIManifestSchema1) + ", " +
@@ -154,7 +174,11 @@ func (c *Client) newSession(ctx context.Context, repo Repository) (*session, err
 			return nil, fmt.Errorf("%w: resolving credentials for %s: %w", ErrUnavailable, repo, err)
 		}
 	}
-	rt, err := transport.NewWithContext(ctx, ref.Registry, auth, c.transport, []string{ref.Scope(transport.PullScope)})
+	t := c.transport
+	if c.plainHTTP {
+		t = plainHTTPTo{host: ref.RegistryStr(), next: t}
+	}
+	rt, err := transport.NewWithContext(ctx, ref.Registry, auth, t, []string{ref.Scope(transport.PullScope)})
 	if err != nil {
 		sentinel := ErrUnavailable
 		var terr *transport.Error

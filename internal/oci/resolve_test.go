@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/chartproof/chartproof/internal/limits"
@@ -265,6 +268,51 @@ func TestBlob(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Blob: got -want +got:\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPlainHTTPSessionsShareOneConnection: clients of a plain-HTTP registry
+// that share a transport (one per reconcile, as the controller makes them)
+// reuse one connection, and never open one for a TLS handshake the
+// registry cannot answer (go-containerregistry pings HTTPS first, then
+// falls back). The control is the same sessions over TLS.
+func TestPlainHTTPSessionsShareOneConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"plain HTTP", false}, {"control: TLS", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var conns atomic.Int64
+			srv := httptest.NewUnstartedServer(registryHandler(false, nil))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			base := http.DefaultTransport.(*http.Transport)
+			if tc.tls {
+				srv.StartTLS()
+				base = srv.Client().Transport.(*http.Transport)
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			reg := &testRegistry{srv: srv, repo: Repository{Registry: srv.Listener.Addr().String(), Path: "charts/demo"},
+				push: []remote.Option{remote.WithTransport(base.Clone())}}
+			reg.pushChart(t, buildChart(t, "1.0.0"))
+			conns.Store(0)
+			transport := base.Clone() // the controller's, shared by the sessions
+
+			for i := range 3 {
+				c := NewClient(Options{PlainHTTP: !tc.tls, Transport: transport})
+				if _, err := c.Resolve(context.Background(), reg.repo, "1.0.0"); err != nil {
+					t.Fatalf("session %d: %v", i, err)
+				}
+			}
+			if n := conns.Load(); n != 1 {
+				t.Errorf("3 sessions opened %d connections; want 1", n)
 			}
 		})
 	}
