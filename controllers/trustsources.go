@@ -192,8 +192,9 @@ func (o sourceObjects) get(kind, noun, namespace, name, key string) ([]byte, err
 }
 
 // indexTrustSources indexes both policy kinds by the Secrets and ConfigMaps
-// they read (trustSourceIndex) and by the TUF repositories they read over
-// HTTP(S) (tufIndex).
+// they read (trustSourceIndex), by whether they have x509 authorities
+// (x509Index) and by the TUF repositories they read over HTTP(S)
+// (tufIndex).
 func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, trustSourceIndex, func(o client.Object) []string {
 		return trustSources(o.GetNamespace(), o.(*chartproofv1.TrustPolicy).Spec)
@@ -205,6 +206,16 @@ func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, x509Index, func(o client.Object) []string {
+		return hasX509(o.(*chartproofv1.TrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, x509Index, func(o client.Object) []string {
+		return hasX509(o.(*chartproofv1.ClusterTrustPolicy).Spec)
+	}); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.TrustPolicy{}, tufIndex, func(o client.Object) []string {
 		return tufLocations(o.(*chartproofv1.TrustPolicy).Spec)
 	}); err != nil {
@@ -213,6 +224,28 @@ func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 	return mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.ClusterTrustPolicy{}, tufIndex, func(o client.Object) []string {
 		return tufLocations(o.(*chartproofv1.ClusterTrustPolicy).Spec)
 	})
+}
+
+// x509Index indexes policies with an x509 authority under "true": theirs
+// are the paths whose CRLs and OCSP answers internal/revocation checks again
+// in the background.
+const x509Index = ".spec.authorities.x509"
+
+func hasX509(spec chartproofv1.TrustPolicySpec) []string {
+	for _, a := range spec.Authorities {
+		if a.X509 != nil {
+			return []string{"true"}
+		}
+	}
+	return nil
+}
+
+// releasesOfX509 maps a change of a revocation status that
+// internal/revocation found in the background to the releases of every
+// policy with an x509 authority: such changes are rare, and which paths
+// each release's evidence holds is not kept.
+func (r *VerifiedHelmReleaseReconciler) releasesOfX509(ctx context.Context, _ client.Object) []ctrl.Request {
+	return r.releasesOfPolicies(ctx, client.MatchingFields{x509Index: "true"})
 }
 
 // tufIndex indexes policies by the URLs of the TUF repositories they read

@@ -199,6 +199,22 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 			return err
 		}
 	}
+	// So is a revocation status that changed: the Checker checks again,
+	// within each authority's refresh interval, the paths verifications
+	// asked about, and says when one's status changed.
+	if r.Revocation != nil {
+		changes := make(chan event.GenericEvent, 1)
+		r.Revocation.OnChange(func() {
+			select {
+			case changes <- event.GenericEvent{Object: &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "revocation"}}}:
+			default: // one pending re-queues them all
+			}
+		})
+		b.WatchesRawSource(source.Channel(changes, handler.EnqueueRequestsFromMapFunc(r.releasesOfX509)))
+		if err := mgr.Add(r.Revocation); err != nil {
+			return err
+		}
+	}
 	// A change to a Helm release record (a Secret labelled owner=helm) wakes
 	// the releases acting on that Helm release at once: a record edited, or
 	// written by a manual `helm upgrade` or `helm rollback`, is found in
@@ -445,8 +461,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	// What a CRL or an OCSP responder says is looked at again within the
-	// x509 authorities' refresh interval.
-	interval = min(interval, revocationRefresh(judges))
+	// x509 authorities' refresh interval: by the Checker, which re-queues
+	// the releases when a status changed, else by this release itself.
+	if r.Revocation == nil {
+		interval = min(interval, revocationRefresh(judges))
+	}
 	values, configDigest, err := r.values(ctx, acct.Reader, obj)
 	if err != nil {
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())

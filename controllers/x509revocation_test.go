@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 // Verified, the evidence saying Good). Once the CRL lists the leaf — no
 // policy, Secret or release changes — the release is marked Verified=False
 // CertificateRevoked within the authority's refresh interval, and what is
-// installed stays (onVerificationFailure Hold).
+// installed stays (onVerificationFailure Hold). The CRL is read again in
+// the background: the release is verified again only when its answer
+// changed.
 func TestCertificateRevokedByCRL(t *testing.T) {
 	f := newFixture(t)
 	root, err := testsign.NewRootCA("release root", nil)
@@ -70,6 +73,16 @@ func TestCertificateRevokedByCRL(t *testing.T) {
 	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	if ev := vhr.Status.Evidence; len(ev) != 1 || ev[0].Authority != "pki" || ev[0].Revocation != "Good" {
 		t.Fatalf("evidence %+v; want authority pki, revocation Good", ev)
+	}
+	// The control: the CRL is read again every refresh interval (1 s), in
+	// the background, and while it lists nothing the release is not
+	// verified again (its interval is 10 minutes).
+	fetched := dp.Fetches()
+	waitFor(t, waitTimeout, "the CRL read again three times", func() (bool, string) {
+		return dp.Fetches() >= fetched+3, fmt.Sprintf("%d fetches", dp.Fetches())
+	})
+	if again := f.get("app"); !again.Status.LastVerifiedTime.Equal(vhr.Status.LastVerifiedTime) {
+		t.Fatalf("lastVerifiedTime %v, was %v: the release was verified again though no status changed", again.Status.LastVerifiedTime, vhr.Status.LastVerifiedTime)
 	}
 
 	if err := dp.Publish(inter, leaf); err != nil {

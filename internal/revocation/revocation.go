@@ -6,11 +6,15 @@
 // time). It gathers evidence; internal/policy decides what a status means.
 //
 // What it answers is kept no longer than the authority's refresh interval
-// (60 s by default) whatever a CRL's nextUpdate says, so a revocation
-// published is seen within it; an unknown status is kept a few seconds
-// only, so that a burst of verifications does not ask a down responder a
-// thousand times. CRLs the cluster serves (revocation.crls) are used
-// instead of fetching their URLs.
+// (60 s by default) whatever a CRL's nextUpdate says; an unknown status is
+// kept a few seconds only, so that a burst of verifications does not ask a
+// down responder a thousand times. CRLs the cluster serves (revocation.crls)
+// are used instead of fetching their URLs.
+//
+// A path a verification asked about is checked again in the background
+// (Checker.Start) within its refresh interval, and a status that changed is
+// announced (Checker.OnChange), so a revocation published is seen within
+// the interval without every release re-verifying at it.
 package revocation
 
 import (
@@ -47,6 +51,14 @@ const (
 	maxCRLCacheBytes = 64 << 20
 	// unknownTTL is how long an unknown status is kept.
 	unknownTTL = 5 * time.Second
+	// maxWatched is how many paths are checked again in the background.
+	maxWatched = maxAnswers
+	// forgetAfter is how long a path no verification asked about is still
+	// checked again in the background: longer than any sensible release
+	// interval, so the paths of what is installed stay watched.
+	forgetAfter = 24 * time.Hour
+	// refreshWorkers bounds the background checks run at once.
+	refreshWorkers = 8
 )
 
 // Checker checks paths and keeps what it learnt for a bounded time. Its
@@ -61,6 +73,27 @@ type Checker struct {
 	mu       sync.Mutex
 	crls     map[string]fetchedCRL // by URL
 	crlBytes int
+
+	watchMu  sync.Mutex
+	watched  map[string]*watchedPath // by answerKey
+	onChange []func()
+}
+
+// path is what a status is asked of: a chain, a signing time, an
+// authority's settings.
+type path struct {
+	chain    []*x509.Certificate
+	signedAt time.Time
+	o        policy.X509Revocation
+}
+
+// watchedPath is a path a verification asked about, with the status last
+// found and when.
+type watchedPath struct {
+	path
+	status  string    // "" until a check completes
+	checked time.Time // how old the last answer is: when the oldest CRL it read was fetched, else when it was found
+	asked   time.Time // when a verification last asked
 }
 
 type fetchedCRL struct {
@@ -93,27 +126,147 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate, signedAt
 		st, _ := check(ctx, http.DefaultTransport, nil, chain, signedAt, o)
 		return st
 	}
+	p := path{chain: chain, signedAt: signedAt, o: o}
 	key := answerKey(chain, signedAt, o)
+	c.asked(key, p)
 	if v, ok := c.answers.Get(key); ok {
 		return v.(policy.RevocationStatus)
 	}
+	return c.recheck(ctx, key, p)
+}
+
+// recheck checks p afresh (CRLs kept less than the refresh interval
+// excepted), sharing one check among concurrent callers, keeps the answer
+// and notes it as p's status.
+func (c *Checker) recheck(ctx context.Context, key string, p path) policy.RevocationStatus {
 	v, _, _ := c.flight.Do(key, func() (any, error) {
-		st, oldest := check(ctx, c.transport, c, chain, signedAt, o)
+		st, oldest := check(ctx, c.transport, c, p.chain, p.signedAt, p.o)
+		if ctx.Err() != nil { // a caller that gave up learnt nothing about the path
+			return st, nil
+		}
 		// An answer is as old as the oldest CRL it read: it is kept only
 		// for what is left of that CRL's refresh interval.
-		ttl := o.Refresh
+		at := c.clock.Now()
 		if !oldest.IsZero() {
-			ttl -= c.clock.Since(oldest)
+			at = oldest
 		}
+		ttl := p.o.Refresh - c.clock.Since(at)
 		if st.Status == policy.RevocationUnknown {
 			ttl = min(ttl, unknownTTL)
 		}
-		if ctx.Err() == nil && ttl > 0 { // a caller that gave up learnt nothing about the path
+		if ttl > 0 {
 			c.answers.Add(key, st, ttl)
 		}
+		c.found(key, st.Status, at)
 		return st, nil
 	})
 	return v.(policy.RevocationStatus)
+}
+
+// OnChange registers f, called (on the goroutine of the check) each time the
+// status of a path a verification asked about is found to differ from the
+// one found before: whatever depends on it should be verified again. The
+// first status of a path is not a change.
+func (c *Checker) OnChange(f func()) {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	c.onChange = append(c.onChange, f)
+}
+
+// asked notes that a verification asked about p, watching it from now on.
+func (c *Checker) asked(key string, p path) {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	now := c.clock.Now()
+	w, ok := c.watched[key]
+	if !ok {
+		if c.watched == nil {
+			c.watched = map[string]*watchedPath{}
+		}
+		if len(c.watched) >= maxWatched {
+			// The path asked about least recently is watched no more.
+			oldest := ""
+			for k, e := range c.watched {
+				if oldest == "" || e.asked.Before(c.watched[oldest].asked) {
+					oldest = k
+				}
+			}
+			delete(c.watched, oldest)
+		}
+		w = &watchedPath{path: p}
+		c.watched[key] = w
+	}
+	w.asked = now
+}
+
+// found notes status as the status of the watched path key, as old as at,
+// and announces a change.
+func (c *Checker) found(key, status string, at time.Time) {
+	c.watchMu.Lock()
+	w, ok := c.watched[key]
+	changed := ok && w.status != "" && w.status != status
+	if ok {
+		w.status, w.checked = status, at
+	}
+	callbacks := c.onChange
+	c.watchMu.Unlock()
+	if changed {
+		for _, f := range callbacks {
+			f()
+		}
+	}
+}
+
+// Refresh checks again every watched path whose answer is as old as its
+// refresh interval, up to refreshWorkers at once, and stops watching the
+// paths no verification asked about in forgetAfter. Start runs it every
+// second; tests call it directly.
+func (c *Checker) Refresh(ctx context.Context) {
+	now := c.clock.Now()
+	type due struct {
+		key string
+		p   path
+	}
+	var todo []due
+	c.watchMu.Lock()
+	for key, w := range c.watched {
+		switch {
+		case now.Sub(w.asked) >= forgetAfter:
+			delete(c.watched, key)
+		case now.Sub(w.checked) >= w.o.Refresh:
+			todo = append(todo, due{key, w.path})
+		}
+	}
+	c.watchMu.Unlock()
+	workers := make(chan struct{}, refreshWorkers)
+	var wg sync.WaitGroup
+	for _, d := range todo {
+		select {
+		case workers <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-workers }()
+			c.recheck(ctx, d.key, d.p)
+		})
+	}
+	wg.Wait()
+}
+
+// Start runs Refresh every second until ctx ends (a manager Runnable).
+func (c *Checker) Start(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			c.Refresh(ctx)
+		}
+	}
 }
 
 // Annotate returns sigs with the revocation status of each path an x509

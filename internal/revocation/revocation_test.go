@@ -3,6 +3,8 @@ package revocation_test
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"io"
 	"math/big"
@@ -10,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,5 +317,89 @@ func TestAnswerAgeFollowsCRL(t *testing.T) {
 	clk.Step(11 * time.Second) // past the CRL's interval, well within the second answer's own
 	if st := check(second); st.Status != policy.RevocationRevoked {
 		t.Fatalf("second leaf once the CRL is due: %s (%s); want Revoked", st.Status, st.Detail)
+	}
+}
+
+// TestBackgroundRefresh: a path a verification asked about is checked again
+// in the background once its answer is as old as the refresh interval; an
+// unchanged status announces nothing (the control), a revocation published
+// since is announced once and answered at once to the next verification
+// (no fetch of its own); a path nobody asked about for a day is checked no
+// more.
+func TestBackgroundRefresh(t *testing.T) {
+	p := newPKIServer(t, viaCRL, viaNone)
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := revocation.NewWithClock(nil, clk)
+	var changes atomic.Int32
+	c.OnChange(func() { changes.Add(1) })
+	ctx := context.Background()
+	check := func() policy.RevocationStatus { return c.Check(ctx, p.chain(), time.Time{}, defaults) }
+
+	if st := check(); st.Status != policy.RevocationGood || p.hit("/inter.crl") != 1 {
+		t.Fatalf("first: %s (%s), %d fetches; want Good, one fetch", st.Status, st.Detail, p.hit("/inter.crl"))
+	}
+	c.Refresh(ctx)
+	if n := p.hit("/inter.crl"); n != 1 {
+		t.Fatalf("refresh within the interval fetched %d times in all; want 1", n)
+	}
+	clk.Step(defaults.Refresh)
+	c.Refresh(ctx)
+	if n, ch := p.hit("/inter.crl"), changes.Load(); n != 2 || ch != 0 {
+		t.Fatalf("control: refresh past the interval, nothing revoked: %d fetches, %d changes; want 2, 0", n, ch)
+	}
+
+	p.setCRL(t, "/inter.crl", p.inter, []*x509.Certificate{p.leaf}, time.Now().Add(7*24*time.Hour))
+	clk.Step(defaults.Refresh)
+	c.Refresh(ctx)
+	if n, ch := p.hit("/inter.crl"), changes.Load(); n != 3 || ch != 1 {
+		t.Fatalf("revoked: %d fetches, %d changes; want 3, 1", n, ch)
+	}
+	if st := check(); st.Status != policy.RevocationRevoked || p.hit("/inter.crl") != 3 {
+		t.Fatalf("after the refresh: %s, %d fetches; want Revoked from the refresh, no fetch", st.Status, p.hit("/inter.crl"))
+	}
+
+	clk.Step(24 * time.Hour) // nobody asks for a day
+	c.Refresh(ctx)
+	clk.Step(defaults.Refresh)
+	c.Refresh(ctx)
+	if n := p.hit("/inter.crl"); n != 3 {
+		t.Fatalf("a path nobody asked about for a day was fetched %d times in all; want 3", n)
+	}
+}
+
+// TestInvalidityDate (THREATS PKI-08): a CRL entry whose invalidity date
+// (the key known compromised since) is after the verified signing time
+// leaves what was signed before it counting; signed after it, or with no
+// verified signing time (judged at now), the certificate is revoked.
+func TestInvalidityDate(t *testing.T) {
+	compromised := time.Now().Add(-24 * time.Hour).UTC().Truncate(time.Second)
+	for _, tc := range []struct {
+		name     string
+		signedAt time.Time
+		want     string
+	}{
+		{"signed before the invalidity date", compromised.Add(-time.Hour), policy.RevocationGood},
+		{"signed after the invalidity date", compromised.Add(time.Hour), policy.RevocationRevoked},
+		{"no verified signing time", time.Time{}, policy.RevocationRevoked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKIServer(t, viaCRL, viaNone)
+			value, err := asn1.MarshalWithParams(compromised, "generalized")
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := p.inter.CRL([]*x509.Certificate{p.leaf}, time.Now().Add(7*24*time.Hour), func(l *x509.RevocationList) {
+				l.RevokedCertificateEntries[0].ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 24}, Value: value}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.mu.Lock()
+			p.files["/inter.crl"] = der
+			p.mu.Unlock()
+			if st := revocation.New(nil).Check(context.Background(), p.chain(), tc.signedAt, defaults); st.Status != tc.want {
+				t.Fatalf("status %s (%s); want %s", st.Status, st.Detail, tc.want)
+			}
+		})
 	}
 }

@@ -149,10 +149,11 @@ func (ca *CA) OCSPResponseWith(cert *x509.Certificate, status int, edit func(*oc
 type CRLPoint struct {
 	// URL is the distribution point, for a certificate's
 	// CRLDistributionPoints.
-	URL string
-	srv *httptest.Server
-	mu  sync.Mutex
-	crl []byte
+	URL     string
+	srv     *httptest.Server
+	mu      sync.Mutex
+	crl     []byte
+	fetches int
 }
 
 // NewCRLPoint starts a CRL distribution point; Close stops it.
@@ -161,6 +162,7 @@ func NewCRLPoint() *CRLPoint {
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		p.fetches++
 		if p.crl == nil {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -169,6 +171,13 @@ func NewCRLPoint() *CRLPoint {
 	}))
 	p.URL = p.srv.URL + "/ca.crl"
 	return p
+}
+
+// Fetches is how many requests the distribution point had.
+func (p *CRLPoint) Fetches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fetches
 }
 
 // Close stops the distribution point.

@@ -164,7 +164,17 @@ func (s *Store) lookup(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot,
 		return st.outcome(now)
 	}
 	st.tried, st.last = now, r
-	got, err := s.read(st, r)
+	got, err := s.read(st, r, false)
+	if err != nil && st.good == nil && r.Files == nil && errors.Is(err, policy.ErrTrustedRootUnavailable) {
+		// Nothing verified yet by this process (it just started): the
+		// trusted root an earlier run verified and kept in the cache
+		// directory stands in, verified again from the pinned root without
+		// the network, until its metadata expires.
+		if kept, kerr := s.read(st, r, true); kerr == nil && now.Before(kept.Expires) {
+			s.Metrics.Verified(r.Location, kept.Expires)
+			st.good = &kept
+		}
+	}
 	if err != nil {
 		reason := "unavailable"
 		if errors.Is(err, policy.ErrTrustedRootRefused) {
@@ -271,9 +281,11 @@ func (s *Store) repo(r policy.TUFRepository) *repo {
 }
 
 // read runs the TUF client workflow once and returns the verified trusted
-// root.
-func (s *Store) read(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot, error) {
-	f := &fetcher{client: s.client, files: r.Files}
+// root. cached reads only what the cache directory holds, with no request:
+// the metadata is verified from the pinned root all the same, and the
+// target against its hash.
+func (s *Store) read(st *repo, r policy.TUFRepository, cached bool) (policy.TUFTrustedRoot, error) {
+	f := &fetcher{client: s.client, files: r.Files, offline: cached}
 	base := r.Location
 	if r.Files != nil {
 		// The air-gapped copy's files are found by name; the URL only
@@ -285,7 +297,7 @@ func (s *Store) read(st *repo, r policy.TUFRepository) (policy.TUFTrustedRoot, e
 	// read's fetcher is the one used.
 	opts := sgtuf.DefaultOptions()
 	opts.Root, opts.RepositoryBaseURL, opts.CachePath, opts.Fetcher = r.Root, base, st.dir, f
-	opts.CacheValidity, opts.ForceCache = sgtuf.NoCache, false
+	opts.CacheValidity, opts.ForceCache = sgtuf.NoCache, cached
 	client, err := sgtuf.New(opts)
 	var data []byte
 	if err == nil {
@@ -341,6 +353,7 @@ func expiry(dir string) (time.Time, error) {
 type fetcher struct {
 	client      *http.Client
 	files       func(name string) ([]byte, error)
+	offline     bool // every download fails: only the cache is read
 	unreachable error
 }
 
@@ -348,6 +361,10 @@ type fetcher struct {
 // from an air-gapped copy is a 404, as the client expects at the end of the
 // root rotations.
 func (f *fetcher) DownloadFile(urlPath string, maxLength int64, _ time.Duration) ([]byte, error) {
+	if f.offline {
+		f.unreachable = errors.New("reading the cache only")
+		return nil, f.unreachable
+	}
 	if f.files != nil {
 		b, err := f.files(path.Base(urlPath))
 		if err != nil {

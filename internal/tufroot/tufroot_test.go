@@ -254,3 +254,37 @@ func TestAirGapped(t *testing.T) {
 		t.Fatalf("err = %v, want the altered target refused", err)
 	}
 }
+
+// TestRestartOffline: a Store started while its repository is down (a
+// manager restarted during an outage) uses the trusted root an earlier run
+// verified and kept in the cache directory, verified again from the pinned
+// root without a request and marked stale, until its metadata expires; past
+// that, and with an empty cache directory (the control), the repository is
+// unavailable.
+func TestRestartOffline(t *testing.T) {
+	dir := t.TempDir()
+	r, repo := newRepo(t, 1)
+	first, err := NewStore(dir, nil)
+	must(t, err)
+	good := read(t, first, repo, 1)
+
+	r.SetDown(true)
+	restart := func(dir string, at time.Time) *Store {
+		s, err := NewStore(dir, nil)
+		must(t, err)
+		c := &clock{t: at}
+		s.now = c.now
+		return s
+	}
+	got := read(t, restart(dir, time.Now()), repo, 1)
+	if got.Stale == "" || got.Digest != good.Digest || !got.Expires.Equal(good.Expires) {
+		t.Fatalf("after a restart with the repository down: digest %s, expires %s, stale %q; want %s, %s, marked stale",
+			got.Digest, got.Expires, got.Stale, good.Digest, good.Expires)
+	}
+	if _, err := restart(dir, good.Expires.Add(time.Second)).TrustedRoot(repo); !errors.Is(err, policy.ErrTrustedRootUnavailable) {
+		t.Fatalf("kept metadata expired: err = %v, want ErrTrustedRootUnavailable", err)
+	}
+	if _, err := restart(t.TempDir(), time.Now()).TrustedRoot(repo); !errors.Is(err, policy.ErrTrustedRootUnavailable) {
+		t.Fatalf("control, nothing kept: err = %v, want ErrTrustedRootUnavailable", err)
+	}
+}
