@@ -4,8 +4,9 @@
 // validity, CA flags, path lengths, the name constraints it knows, unknown
 // critical extensions and the nesting of extended key usages; this package
 // adds the leaf's own extended key usage (an EKU-less leaf passes Go's
-// KeyUsages check), key usages, an algorithm allowlist, serial numbers and
-// name constraints Go cannot enforce. It decides nothing about trust beyond
+// KeyUsages check), key usages, an algorithm allowlist, serial numbers, key
+// identifiers (a CA names its key, each certificate its issuer's) and name
+// constraints Go cannot enforce. It decides nothing about trust beyond
 // "this path is sound": which roots to trust and which identity to accept
 // are the policy's.
 package pki
@@ -64,6 +65,9 @@ func CheckRoot(c *x509.Certificate) error {
 	case !signs(c, c):
 		return refuse("PKI-12", "root %q is not self-signed", c.Subject)
 	}
+	if err := checkKeyIdentifiers(c); err != nil {
+		return err
+	}
 	return CheckKey(c)
 }
 
@@ -73,6 +77,32 @@ func CheckRoot(c *x509.Certificate) error {
 func signs(parent, c *x509.Certificate) bool {
 	return bytes.Equal(parent.RawSubject, c.RawIssuer) &&
 		parent.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
+// CheckTimestampChain checks the chain a trusted root gives a timestamp
+// authority (THREATS PKI-13): its root a trust anchor as CheckRoot says (a
+// self-signed CA certificate: Go's path building trusts whatever anchor it
+// is given), its intermediates CA certificates, its leaf, when given, an
+// end entity. What each timestamp's token must be (the leaf's sole,
+// critical timeStamping EKU, the chain to this root, the signature bytes
+// covered) is checked as each is verified (sigstore's timestamp-authority
+// verification, through sigstore-go).
+func CheckTimestampChain(leaf *x509.Certificate, intermediates []*x509.Certificate, root *x509.Certificate) error {
+	if root == nil {
+		return refuse("PKI-13", "a timestamp authority without a root certificate")
+	}
+	if err := CheckRoot(root); err != nil {
+		return refuse("PKI-13", "timestamp authority root: %v", err)
+	}
+	for _, c := range intermediates {
+		if err := CheckIntermediate(c); err != nil {
+			return refuse("PKI-13", "timestamp authority intermediate: %v", err)
+		}
+	}
+	if leaf != nil && leaf.BasicConstraintsValid && leaf.IsCA {
+		return refuse("PKI-13", "timestamp authority certificate %q is a CA certificate", leaf.Subject)
+	}
+	return nil
 }
 
 // CheckIntermediate checks a certificate configured as an intermediate: a
@@ -213,6 +243,11 @@ func checkPath(chain []*x509.Certificate) error {
 		if len(c.UnhandledCriticalExtensions) > 0 && i > 0 {
 			return refuse("PKI-11", "%q has an unknown critical extension %v", c.Subject, c.UnhandledCriticalExtensions[0])
 		}
+		if i < len(chain)-1 {
+			if err := checkAuthorityKeyID(c, chain[i+1]); err != nil {
+				return err
+			}
+		}
 		if i == 0 {
 			continue
 		}
@@ -240,10 +275,38 @@ func checkIssuer(c *x509.Certificate) error {
 	if err := checkSerial(c); err != nil {
 		return err
 	}
+	if err := checkKeyIdentifiers(c); err != nil {
+		return err
+	}
 	if err := CheckKey(c); err != nil {
 		return err
 	}
 	return checkSignatureAlgorithm(c)
+}
+
+// checkKeyIdentifiers holds a CA certificate to RFC 5280 4.2.1.2: it names
+// its key (a subject key identifier) (PKI-14, strict). Go's parser refuses
+// a key identifier marked critical.
+func checkKeyIdentifiers(c *x509.Certificate) error {
+	if len(c.SubjectKeyId) == 0 {
+		return refuse("PKI-14", "CA certificate %q has no subject key identifier", c.Subject)
+	}
+	return nil
+}
+
+// checkAuthorityKeyID holds a certificate its issuer signed to RFC 5280
+// 4.2.1.1: it names the issuer's key (an authority key identifier), the one
+// the issuer names as its own (PKI-14, strict).
+func checkAuthorityKeyID(c, issuer *x509.Certificate) error {
+	switch {
+	case len(issuer.SubjectKeyId) == 0:
+		return checkKeyIdentifiers(issuer)
+	case len(c.AuthorityKeyId) == 0:
+		return refuse("PKI-14", "%q has no authority key identifier", c.Subject)
+	case !bytes.Equal(c.AuthorityKeyId, issuer.SubjectKeyId):
+		return refuse("PKI-14", "the authority key identifier of %q is not the subject key identifier of its issuer %q", c.Subject, issuer.Subject)
+	}
+	return nil
 }
 
 // CheckKey checks a certificate's public key against the allowlist: RSA of

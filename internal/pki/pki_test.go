@@ -6,6 +6,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,9 +26,10 @@ func TestVerifyCodeSigning(t *testing.T) {
 		at                time.Time
 	}
 	tests := []struct {
-		name    string
-		spec    pathSpec
-		wantRow string // "" accepts; "unknown" is ErrUnknownAuthority
+		name     string
+		spec     pathSpec
+		wantRow  string // "" accepts; "unknown" is ErrUnknownAuthority
+		wantText string // in the refusal, when set
 	}{
 		{name: "control: a sound path", spec: pathSpec{}},
 		{name: "control: RSA-2048 leaf", spec: pathSpec{leafKey: "rsa2048"}},
@@ -39,6 +41,7 @@ func TestVerifyCodeSigning(t *testing.T) {
 		{name: "control: at notBefore exactly", spec: pathSpec{leaf: func(c *x509.Certificate) { c.NotBefore = now.Truncate(time.Second) }, at: now.Truncate(time.Second)}},
 		{name: "control: at notAfter exactly", spec: pathSpec{leaf: func(c *x509.Certificate) { c.NotAfter = now.Truncate(time.Second) }, at: now.Truncate(time.Second)}},
 		{name: "control: pathlen 1 with two intermediates", spec: pathSpec{inter: pathLen(1), extraInter: true}},
+		{name: "control: key identifiers set by hand", spec: pathSpec{inter: subjectKeyID, leaf: authorityKeyID(keyID)}},
 		{name: "control: DNS name constraints", spec: pathSpec{inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"chartproof.test"} }}},
 
 		{name: "leaf without EKU (PKI-03)", spec: pathSpec{leaf: func(c *x509.Certificate) { c.ExtKeyUsage = nil }}, wantRow: "PKI-03"},
@@ -63,6 +66,8 @@ func TestVerifyCodeSigning(t *testing.T) {
 		{name: "directoryName name constraint (PKI-07)", spec: pathSpec{inter: directoryNameConstraint}, wantRow: "PKI-07"},
 		{name: "email outside the permitted names (PKI-07)", spec: pathSpec{inter: func(c *x509.Certificate) { c.PermittedEmailAddresses = []string{"example.com"} }}, wantRow: "PKI-07"},
 		{name: "serial number zero (PKI-14)", spec: pathSpec{leaf: func(c *x509.Certificate) { c.SerialNumber = big.NewInt(0) }}, wantRow: "PKI-14"},
+		{name: "leaf's authority key identifier not its issuer's (PKI-14)", spec: pathSpec{inter: subjectKeyID, leaf: authorityKeyID([]byte("another key"))},
+			wantRow: "PKI-14", wantText: "is not the subject key identifier"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,10 +114,28 @@ func TestVerifyCodeSigning(t *testing.T) {
 				return
 			}
 			var perr *pki.Error
-			if !errors.As(err, &perr) || perr.Row != tc.wantRow {
-				t.Fatalf("got %v, want a refusal of %s", err, tc.wantRow)
+			if !errors.As(err, &perr) || perr.Row != tc.wantRow || !strings.Contains(perr.Msg, tc.wantText) {
+				t.Fatalf("got %v, want a refusal of %s naming %q", err, tc.wantRow, tc.wantText)
 			}
 		})
+	}
+}
+
+// keyID is the key identifier the key identifier rows set by hand.
+var keyID = []byte("intermediate key")
+
+// subjectKeyID makes a CA certificate name its key as keyID. (A key
+// identifier extension marked critical cannot be made: Go's parser refuses
+// it, as it refuses any certificate that has one.)
+func subjectKeyID(c *x509.Certificate) { c.SubjectKeyId = keyID }
+
+// authorityKeyID makes a certificate name its issuer's key as id.
+func authorityKeyID(id []byte) func(*x509.Certificate) {
+	return func(c *x509.Certificate) {
+		value, _ := asn1.Marshal(struct {
+			ID []byte `asn1:"optional,tag:0"`
+		}{id})
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 35}, Value: value})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/pki"
 )
 
 // MaxRegExpLength caps a regular expression of an identity, as the CRD does
@@ -331,6 +332,13 @@ func parseTrustRoot(ref Ref, tr chartproofv1.TrustedRootReference, read Reader) 
 		// TrustPolicy's author may point at a Secret they cannot read
 		// themselves (THREATS TEN-07); this message reaches status.
 		return TrustRoot{}, fmt.Errorf("trusted root %s is not a valid trusted_root.json", source)
+	}
+	for _, tsa := range parsed.TimestampingAuthorities() {
+		if t, ok := tsa.(*root.SigstoreTimestampingAuthority); ok {
+			if err := pki.CheckTimestampChain(t.Leaf, t.Intermediates, t.Root); err != nil {
+				return TrustRoot{}, fmt.Errorf("trusted root %s: timestamp authority %s: %w", source, t.URI, err)
+			}
+		}
 	}
 	sum := sha256.Sum256(data)
 	out := TrustRoot{TrustedRoot: parsed, RootDigest: "sha256:" + hex.EncodeToString(sum[:])}

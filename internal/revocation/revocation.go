@@ -1,9 +1,9 @@
 // Package revocation establishes whether the certificates of a validated
 // x509 path are revoked: OCSP where a certificate names a responder, else the
-// CRLs of its distribution points, with notation-core-go's revocation
-// package (which checks each answer's signature by the certificate's issuer,
-// a CRL's nextUpdate, and an entry's invalidity date against the signing
-// time). It gathers evidence; internal/policy decides what a status means.
+// CRLs of its distribution points (each with the delta CRL it names), with
+// notation-core-go's revocation package (which checks each answer's
+// signature by the certificate's issuer, a CRL's nextUpdate, a delta against
+// its base, and an entry's invalidity date against the signing time). It gathers evidence; internal/policy decides what a status means.
 //
 // What it answers is kept no longer than the authority's refresh interval
 // (60 s by default) whatever a CRL's nextUpdate says; an unknown status is
@@ -21,8 +21,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,6 +38,8 @@ import (
 	"github.com/notaryproject/notation-core-go/revocation/crl"
 	"github.com/notaryproject/notation-core-go/revocation/purpose"
 	"github.com/notaryproject/notation-core-go/revocation/result"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
@@ -397,12 +401,9 @@ func (f *fetcher) oldestRead() time.Time {
 }
 
 func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
-	if der, ok := f.o.CRLs[u]; ok {
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return nil, fmt.Errorf("the cluster's CRL for %s: %w", u, err)
-		}
-		return &crl.Bundle{BaseCRL: rl}, nil
+	if _, ok := f.o.CRLs[u]; ok {
+		b, _, err := f.bundle(ctx, u)
+		return b, err
 	}
 	if b, at := f.keep.cached(u, f.o.Refresh); b != nil {
 		f.mu.Lock()
@@ -412,7 +413,7 @@ func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
 		f.mu.Unlock()
 		return b, nil
 	}
-	b, size, err := download(ctx, f.client, u)
+	b, size, err := f.bundle(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -420,8 +421,96 @@ func (f *fetcher) Fetch(ctx context.Context, u string) (*crl.Bundle, error) {
 	return b, nil
 }
 
+// bundle reads the CRL of distribution point u and the delta CRL its
+// Freshest CRL extension names, if any (RFC 5280, 5.2.6): a base CRL that
+// names one is not complete without it, and a delta that cannot be read
+// leaves the status unknown. notation-core-go checks the delta against the
+// base (the issuer's signature, its nextUpdate, the base CRL number). size
+// is their bytes together.
+func (f *fetcher) bundle(ctx context.Context, u string) (b *crl.Bundle, size int, err error) {
+	b = &crl.Bundle{}
+	if b.BaseCRL, size, err = f.read(ctx, u); err != nil {
+		return nil, 0, err
+	}
+	deltas, err := freshestCRL(b.BaseCRL)
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL %s: %w", u, err)
+	}
+	for i, d := range deltas {
+		if i == maxDeltaURLs {
+			break
+		}
+		var n int
+		if b.DeltaCRL, n, err = f.read(ctx, d); err == nil {
+			return b, size + n, nil
+		}
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("the delta CRL of %s: %w", u, err)
+	}
+	return b, size, nil
+}
+
+// maxDeltaURLs bounds the delta CRL locations tried for one base CRL.
+const maxDeltaURLs = 4
+
+// read returns the CRL at u: the cluster's copy when the settings serve
+// it, else a download.
+func (f *fetcher) read(ctx context.Context, u string) (*x509.RevocationList, int, error) {
+	if der, ok := f.o.CRLs[u]; ok {
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, 0, fmt.Errorf("the cluster's CRL for %s: %w", u, err)
+		}
+		return rl, len(der), nil
+	}
+	return download(ctx, f.client, u)
+}
+
+// oidFreshestCRL is the extension of a base CRL naming its delta CRLs.
+var oidFreshestCRL = asn1.ObjectIdentifier{2, 5, 29, 46}
+
+// freshestCRL returns the URIs a CRL's Freshest CRL extension names, whose
+// syntax is a certificate's CRL distribution points (RFC 5280, 4.2.1.13 and
+// 4.2.1.15): the URIs of each distribution point's full name.
+func freshestCRL(rl *x509.RevocationList) ([]string, error) {
+	var urls []string
+	for _, ext := range rl.Extensions {
+		if !ext.Id.Equal(oidFreshestCRL) {
+			continue
+		}
+		malformed := errors.New("malformed Freshest CRL extension")
+		val := cryptobyte.String(ext.Value)
+		if !val.ReadASN1(&val, cbasn1.SEQUENCE) {
+			return nil, malformed
+		}
+		for !val.Empty() {
+			var point, name cryptobyte.String
+			var named bool
+			if !val.ReadASN1(&point, cbasn1.SEQUENCE) ||
+				!point.ReadOptionalASN1(&name, &named, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+				return nil, malformed
+			}
+			if !named {
+				continue
+			}
+			if !name.ReadASN1(&name, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+				continue // a name relative to the CRL issuer: no URI
+			}
+			for name.PeekASN1Tag(cbasn1.Tag(6).ContextSpecific()) {
+				var uri cryptobyte.String
+				if !name.ReadASN1(&uri, cbasn1.Tag(6).ContextSpecific()) {
+					return nil, malformed
+				}
+				urls = append(urls, string(uri))
+			}
+		}
+	}
+	return urls, nil
+}
+
 // download reads a CRL over HTTP(S), at most policy.MaxCRLBytes.
-func download(ctx context.Context, client *http.Client, u string) (*crl.Bundle, int, error) {
+func download(ctx context.Context, client *http.Client, u string) (*x509.RevocationList, int, error) {
 	parsed, err := url.Parse(u)
 	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
 		return nil, 0, fmt.Errorf("CRL distribution point %q is not an http(s) URL", u)
@@ -452,7 +541,7 @@ func download(ctx context.Context, client *http.Client, u string) (*crl.Bundle, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("CRL %s does not parse: %w", u, err)
 	}
-	return &crl.Bundle{BaseCRL: rl}, len(data), nil
+	return rl, len(data), nil
 }
 
 // cached returns the CRL of u fetched less than refresh ago and still

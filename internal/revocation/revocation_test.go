@@ -403,3 +403,90 @@ func TestInvalidityDate(t *testing.T) {
 		})
 	}
 }
+
+// TestDeltaCRL (THREATS PKI-08): a base CRL that names a delta CRL (its
+// Freshest CRL extension) is complete only with it: a leaf revoked in the
+// delta alone is revoked; a delta that cannot be read, one for another
+// base, or an extension that does not parse leaves the status unknown. The
+// control's delta lists nothing.
+func TestDeltaCRL(t *testing.T) {
+	week := time.Now().Add(7 * 24 * time.Hour)
+	const baseNumber = 100
+	for _, tc := range []struct {
+		name      string
+		freshest  func(p *pkiServer) []byte // the extension's value
+		revoked   bool                      // the delta lists the leaf
+		indicator int64                     // the delta's base CRL number
+		down      bool                      // the delta is not served
+		want      string
+		wantText  string
+	}{
+		{name: "control: the delta lists nothing", indicator: baseNumber, want: policy.RevocationGood},
+		{name: "leaf revoked in the delta alone", revoked: true, indicator: baseNumber, want: policy.RevocationRevoked, wantText: "release signing"},
+		{name: "delta CRL down", indicator: baseNumber, down: true, want: policy.RevocationUnknown, wantText: "delta CRL"},
+		{name: "delta of a later base", revoked: true, indicator: baseNumber + 1, want: policy.RevocationUnknown, wantText: "delta CRL indicator"},
+		{name: "malformed Freshest CRL extension", freshest: func(*pkiServer) []byte { return []byte{0x30, 0x03, 0x30} },
+			indicator: baseNumber, want: policy.RevocationUnknown, wantText: "malformed Freshest CRL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKIServer(t, viaCRL, viaNone)
+			freshest := distributionPoints(t, p.srv.URL+"/inter-delta.crl")
+			if tc.freshest != nil {
+				freshest = tc.freshest(p)
+			}
+			base, err := p.inter.CRL(nil, week, func(l *x509.RevocationList) {
+				l.Number = big.NewInt(baseNumber)
+				l.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 46}, Value: freshest}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var revoked []*x509.Certificate
+			if tc.revoked {
+				revoked = append(revoked, p.leaf)
+			}
+			indicator, err := asn1.Marshal(big.NewInt(tc.indicator))
+			if err != nil {
+				t.Fatal(err)
+			}
+			delta, err := p.inter.CRL(revoked, week, func(l *x509.RevocationList) {
+				l.Number = big.NewInt(baseNumber + 5)
+				l.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: indicator}}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.mu.Lock()
+			p.files["/inter.crl"] = base
+			if !tc.down {
+				p.files["/inter-delta.crl"] = delta
+			}
+			p.mu.Unlock()
+			st := revocation.New(nil).Check(context.Background(), p.chain(), time.Time{}, defaults)
+			if st.Status != tc.want || !strings.Contains(st.Detail, tc.wantText) {
+				t.Fatalf("status %s (%s); want %s naming %q", st.Status, st.Detail, tc.want, tc.wantText)
+			}
+		})
+	}
+}
+
+// distributionPoints is the DER of CRL distribution points naming urls, the
+// syntax of a certificate's extension and of a CRL's Freshest CRL.
+func distributionPoints(t *testing.T, urls ...string) []byte {
+	t.Helper()
+	type name struct {
+		FullName []asn1.RawValue `asn1:"optional,tag:0"`
+	}
+	type point struct {
+		Name name `asn1:"optional,tag:0"`
+	}
+	var points []point
+	for _, u := range urls {
+		points = append(points, point{Name: name{FullName: []asn1.RawValue{{Tag: 6, Class: asn1.ClassContextSpecific, Bytes: []byte(u)}}}})
+	}
+	der, err := asn1.Marshal(points)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
