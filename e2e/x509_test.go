@@ -14,7 +14,8 @@ import (
 
 // TestCosignCertificateChain signs a chart the bring-your-own-PKI way,
 // `cosign sign --key K --certificate C --certificate-chain CH` with the
-// real cosign v2 and v3 CLIs (legacy layout, no log), C a code-signing
+// real cosign v2 and v3 CLIs (legacy layout, no log; and cosign v3's new
+// bundle format, a v0.3 bundle carrying the chain), C a code-signing
 // leaf of a root -> intermediate PKI made in Go for K's public key. cosign
 // v2 verifies it under the chain; the real `chartproof verify` accepts it under an x509 authority trusting the
 // root and naming the leaf's email, the intermediate coming from the
@@ -22,12 +23,12 @@ import (
 // trusting another root (UntrustedSigner) or naming another signer
 // (IdentityMismatch).
 func TestCosignCertificateChain(t *testing.T) {
-	for _, v3 := range []bool{false, true} {
-		name := "v2"
-		if v3 {
-			name = "v3"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, variant := range []struct {
+		name       string
+		v3, bundle bool
+	}{{"v2", false, false}, {"v3", true, false}, {"v3/bundle", true, true}} {
+		v3 := variant.v3
+		t.Run(variant.name, func(t *testing.T) {
 			t.Parallel()
 			host := startRegistry(t).Host
 			digest := pushChart(t, host, chartRepo, chartVersion)
@@ -63,18 +64,27 @@ func TestCosignCertificateChain(t *testing.T) {
 				}
 			}
 			args := []string{"sign", "--key", key, "--certificate", certFile, "--certificate-chain", chainFile, "--tlog-upload=false"}
-			if v3 {
+			switch {
+			case variant.bundle:
+				args = append(args, "--use-signing-config=false", "--new-bundle-format=true", "--trusted-root", c.trustedRoot)
+			case v3:
 				args = append(args, "--use-signing-config=false", "--new-bundle-format=false", "--trusted-root", c.trustedRoot)
 			}
 			c.mustRun(append(args, "--allow-http-registry", "--yes", ref)...)
-			sigManifest := assertSignatureLocation(t, host, digest, legacyTag)
+			where := legacyTag
+			if variant.bundle {
+				where = referrersTag
+			}
+			sigManifest := assertSignatureLocation(t, host, digest, where)
 			// cosign agrees: the signature verifies under the chain, for the
 			// leaf's email (the leaf names no OIDC issuer). cosign v2 checks
 			// both: v3 deprecates --certificate-chain for a trusted root,
 			// which holds Fulcio authorities, not a PKI's.
-			newCosign(t, tools.cosignV2, false).mustRun("verify", "--certificate-chain", chainFile,
-				"--certificate-identity", "release@chartproof.test", "--certificate-oidc-issuer-regexp", ".*",
-				"--insecure-ignore-sct", "--insecure-ignore-tlog=true", "--allow-http-registry", ref)
+			if !variant.bundle {
+				newCosign(t, tools.cosignV2, false).mustRun("verify", "--certificate-chain", chainFile,
+					"--certificate-identity", "release@chartproof.test", "--certificate-oidc-issuer-regexp", ".*",
+					"--insecure-ignore-sct", "--insecure-ignore-tlog=true", "--allow-http-registry", ref)
+			}
 
 			repository := host + "/" + chartRepo
 			policyFor := func(rootPEM, identity string) string {

@@ -47,6 +47,9 @@ type LegacyOptions struct {
 	// Timestamp adds an RFC 3161 timestamp annotation from the timestamp
 	// authority, over the signature, made now.
 	Timestamp bool
+	// TimestampBy, when set, makes the RFC 3161 timestamp annotation from
+	// the signature's bytes instead (another authority, a broken token).
+	TimestampBy func(sig []byte) ([]byte, error)
 	// LogPayload, when set, makes the log entry record a signature (by the
 	// same key) over this payload instead: an entry for another artifact.
 	LogPayload []byte
@@ -101,8 +104,12 @@ func (s *Sigstore) SignLegacy(payload []byte, o LegacyOptions) (Blob, error) {
 		return Blob{}, err
 	}
 	ann[SignatureAnnotation] = base64.StdEncoding.EncodeToString(sig)
-	if o.Timestamp {
-		tsr, err := s.Virtual.TimestampResponse(sig)
+	if o.Timestamp || o.TimestampBy != nil {
+		stamp := s.Virtual.TimestampResponse
+		if o.TimestampBy != nil {
+			stamp = o.TimestampBy
+		}
+		tsr, err := stamp(sig)
 		if err != nil {
 			return Blob{}, err
 		}

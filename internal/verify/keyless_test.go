@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -381,6 +383,83 @@ func TestIssuerExpiresBeforeLeaf(t *testing.T) {
 			}
 			if tc.want != chartproofv1.ReasonVerified && !strings.Contains(sig.Problem, "certificate") {
 				t.Errorf("refused for another reason than the chain's validity: %s", sig.Problem)
+			}
+		})
+	}
+}
+
+// TestChainedV03Bundle: a v0.3 bundle that carries a certificate chain
+// (the format allows its leaf alone; cosign v3 writes one when it signs
+// with a key and its certificate chain, e2e.TestCosignCertificateChain
+// "v3/bundle") is read with the chain's first certificate as its leaf, and
+// verifies as the same bundle with the leaf alone (the control); its other
+// certificates are candidates only: a chain whose leaf is another
+// certificate is judged by that leaf, and one with a certificate that does
+// not parse, or with a root (THREATS SIG-05), is malformed.
+func TestChainedV03Bundle(t *testing.T) {
+	s := newSigstore(t)
+	p, v := compileKeyless(t, s, keylessSpec(1, releaseTags), false)
+	signed, err := s.SignKeyless(testsign.Statement(repo, digestA), testsign.KeylessOptions{Cert: ghCert(), Timestamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b map[string]any
+	if err := json.Unmarshal(signed, &b); err != nil {
+		t.Fatal(err)
+	}
+	vm := b["verificationMaterial"].(map[string]any)
+	leaf := vm["certificate"].(map[string]any)["rawBytes"].(string)
+	other, err := s.SignKeyless(testsign.Statement(repo, digestA), testsign.KeylessOptions{Cert: testsign.Cert{Issuer: ghIssuer, URI: "https://github.com/someone/else/.github/workflows/x.yml@refs/heads/main"}, Timestamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ob map[string]any
+	if err := json.Unmarshal(other, &ob); err != nil {
+		t.Fatal(err)
+	}
+	otherLeaf := ob["verificationMaterial"].(map[string]any)["certificate"].(map[string]any)["rawBytes"].(string)
+	chained := func(certs ...string) []byte {
+		t.Helper()
+		var list []map[string]string
+		for _, c := range certs {
+			list = append(list, map[string]string{"rawBytes": c})
+		}
+		copied := map[string]any{}
+		for k, val := range vm {
+			if k != "certificate" {
+				copied[k] = val
+			}
+		}
+		copied["x509CertificateChain"] = map[string]any{"certificates": list}
+		b["verificationMaterial"] = copied
+		data, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	garbage := base64.StdEncoding.EncodeToString([]byte("not a certificate"))
+	ca, err := testsign.NewRootCA("a root", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCert := base64.StdEncoding.EncodeToString(ca.Cert.Raw)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"control: the leaf alone", signed, chartproofv1.ReasonVerified},
+		{"the leaf and a carried certificate", chained(leaf, otherLeaf), chartproofv1.ReasonVerified},
+		{"another leaf first", chained(otherLeaf, leaf), chartproofv1.ReasonUntrustedSigner},
+		{"a carried certificate that does not parse", chained(leaf, garbage), chartproofv1.ReasonMalformedSignature},
+		{"a root in the chain (SIG-05)", chained(leaf, otherLeaf, rootCert), chartproofv1.ReasonMalformedSignature},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sig, _ := v.Bundle(tc.data)
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: []policy.Signature{sig}})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s), want %s", got, verdict.Message(), tc.want)
 			}
 		})
 	}

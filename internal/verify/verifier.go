@@ -4,18 +4,22 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"time"
 
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/chartproof/chartproof/internal/limits"
+	"github.com/chartproof/chartproof/internal/pki"
 	"github.com/chartproof/chartproof/internal/policy"
 )
 
@@ -243,9 +247,16 @@ func (p Prepared) Run() (policy.Signature, bool) {
 // and is refused as malformed, as `cosign verify` refuses it, even when a
 // trusted key made it over the manifest's bytes.
 func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
-	var b bundle.Bundle
+	var (
+		b       bundle.Bundle
+		carried []*x509.Certificate
+	)
 	if err := b.UnmarshalJSON(data); err != nil {
-		return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
+		chained, rest, ok := chainedBundle(data)
+		if !ok {
+			return done(malformed(fmt.Sprintf("bundle: %v", err)), true)
+		}
+		b, carried = *chained, rest
 	}
 	var (
 		artifact sgverify.ArtifactPolicyOption
@@ -273,12 +284,53 @@ func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 	}
 	if vc.Certificate() != nil {
 		return Prepared{Likely: v.mayHaveSigned(&b) || v.mayBeX509(vc.Certificate()), verify: func() (policy.Signature, bool) {
-			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Certificate(), vc.Intermediates())
+			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Certificate(), append(vc.Intermediates(), carried...))
 		}}
 	}
 	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {
 		return v.bundleKeyed(&b, artifact, subject, use == useBlob)
 	}}
+}
+
+// chainedBundle reads a bundle of the v0.3 format that carries a
+// certificate chain, which the format forbids (a v0.3 bundle carries its
+// leaf alone) and sigstore-go refuses: cosign v3 writes one when it signs
+// with a key and its certificate (`cosign sign --key K --certificate C
+// --certificate-chain CH`, the new bundle format). Its leaf (the chain's
+// first certificate) becomes the bundle's certificate, and the rest is
+// returned as what the legacy layout's chain annotation is: candidates for
+// the path, never trust. ok is false for anything else: an earlier
+// version, a chain with a root, a bundle that is still invalid.
+func chainedBundle(data []byte) (b *bundle.Bundle, rest []*x509.Certificate, ok bool) {
+	var pb protobundle.Bundle
+	if err := protojson.Unmarshal(data, &pb); err != nil {
+		return nil, nil, false
+	}
+	certs := pb.GetVerificationMaterial().GetX509CertificateChain().GetCertificates()
+	if len(certs) == 0 || len(certs) > 1+pki.MaxIntermediates+1 {
+		return nil, nil, false
+	}
+	// Earlier versions carry a chain by design, and what sigstore-go
+	// refuses in them (a root in the chain, THREATS SIG-05) stays refused.
+	if v, err := (&bundle.Bundle{Bundle: &pb}).Version(); err != nil || v == "v0.1" || v == "v0.2" {
+		return nil, nil, false
+	}
+	for _, c := range certs[1:] {
+		parsed, err := x509.ParseCertificate(c.GetRawBytes())
+		if err != nil {
+			return nil, nil, false
+		}
+		if parsed.CheckSignatureFrom(parsed) == nil {
+			return nil, nil, false // a root in the chain (THREATS SIG-05)
+		}
+		rest = append(rest, parsed)
+	}
+	pb.VerificationMaterial.Content = &protobundle.VerificationMaterial_Certificate{Certificate: certs[0]}
+	b, err := bundle.NewBundle(&pb)
+	if err != nil {
+		return nil, nil, false
+	}
+	return b, rest, true
 }
 
 // bundleKeyed verifies a bundle without a certificate under each key

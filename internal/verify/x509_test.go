@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/digitorus/timestamp"
+
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/revocation"
@@ -356,6 +358,126 @@ func TestX509Revocation(t *testing.T) {
 			}
 			if tc.wantRev != "" && (len(verdict.Accepted) != 1 || !strings.HasPrefix(verdict.Accepted[0].Revocation, tc.wantRev)) {
 				t.Errorf("accepted %+v; want revocation evidence %q...", verdict.Accepted, tc.wantRev)
+			}
+		})
+	}
+}
+
+// TestX509Timestamps (THREATS PKI-13, PKI-01): an x509 authority whose
+// trusted root lists a timestamp authority alone counts a signature only
+// with a timestamp that authority made over the signature's bytes, and
+// judges the path at its time. Tokens that do not say so give no signing
+// time, and the signature does not count. The first rows are the controls.
+func TestX509Timestamps(t *testing.T) {
+	s := newSigstore(t)
+	pk := newX509PKI(t)
+	tsaRoot, err := testsign.NewRootCA("tsa root", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsaInter, err := tsaRoot.NewIntermediate("tsa intermediate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newTSA := func(issuer *testsign.CA, root *x509.Certificate, edit func(*x509.Certificate)) *testsign.TSA {
+		t.Helper()
+		tsa, err := testsign.NewTSA(issuer, []*x509.Certificate{issuer.Cert}, root, edit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tsa
+	}
+	tsa := newTSA(tsaInter, tsaRoot.Cert, nil)
+	// rogue chains to the x509 authority's own root: a code-signing PKI,
+	// not a timestamp authority of the trusted root.
+	rogue := newTSA(pk.inter, pk.root.Cert, nil)
+	noEKU := newTSA(tsaInter, tsaRoot.Cert, func(c *x509.Certificate) {
+		c.ExtraExtensions, c.ExtKeyUsage = nil, []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}
+	})
+	now := time.Now().Truncate(time.Second)
+	withdrawn := *tsa
+	withdrawn.ValidUntil = now.Add(-2 * time.Minute)
+	by := func(a *testsign.TSA, at time.Time, edit func(*timestamp.Timestamp)) func([]byte) ([]byte, error) {
+		return func(sig []byte) ([]byte, error) { return a.Token(sig, at, edit) }
+	}
+	expired := func(c *x509.Certificate) { c.NotBefore, c.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour) }
+	tests := []struct {
+		name     string
+		leaf     func(*x509.Certificate)
+		listed   *testsign.TSA // the trusted root's authority; default tsa
+		stamp    func(sig []byte) ([]byte, error)
+		signedAt time.Time // the signing time accepted, for Verified
+		want     string
+		wantText string // in what was found, for a refusal
+	}{
+		{name: "control: timestamped by the trusted root's authority", stamp: by(tsa, now.Add(-time.Minute), nil), signedAt: now.Add(-time.Minute), want: chartproofv1.ReasonVerified},
+		{name: "control: expired leaf timestamped while valid (PKI-01 +)", leaf: expired, stamp: by(tsa, now.Add(-90*time.Minute), nil), signedAt: now.Add(-90 * time.Minute), want: chartproofv1.ReasonVerified},
+		{name: "control: a token without certificates (the authority's is pinned)", stamp: by(tsa, now.Add(-time.Minute), func(ts *timestamp.Timestamp) { ts.AddTSACertificate = false }),
+			signedAt: now.Add(-time.Minute), want: chartproofv1.ReasonVerified},
+		{name: "expired leaf timestamped after it expired (PKI-01 -)", leaf: expired, stamp: by(tsa, now.Add(-30*time.Minute), nil), want: chartproofv1.ReasonCertificateRejected, wantText: "PKI-01"},
+		{name: "no timestamp", want: chartproofv1.ReasonUntrustedSigner, wantText: "threshold not met"},
+		{name: "a token over other bytes", stamp: func([]byte) ([]byte, error) { return tsa.Token([]byte("another signature"), now, nil) }, want: chartproofv1.ReasonUntrustedSigner,
+			wantText: "hashed messages don't match"},
+		{name: "an authority chaining only to the code-signing root", stamp: by(rogue, now.Add(-time.Minute), nil), want: chartproofv1.ReasonUntrustedSigner,
+			wantText: "does not match the provided TSA certificate"},
+		{name: "an authority certificate without the timeStamping EKU", listed: noEKU, stamp: by(noEKU, now.Add(-time.Minute), nil), want: chartproofv1.ReasonUntrustedSigner,
+			wantText: "incompatible key usage"},
+		{name: "an authority the trusted root withdrew before the token", listed: &withdrawn, stamp: by(tsa, now.Add(-time.Minute), nil), want: chartproofv1.ReasonUntrustedSigner,
+			wantText: "after the validity period end"},
+		{name: "a malformed token", stamp: func([]byte) ([]byte, error) { return []byte("0\x03\x02\x01\x00 not a token"), nil }, want: chartproofv1.ReasonUntrustedSigner,
+			wantText: "error parsing response"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			listed := tc.listed
+			if listed == nil {
+				listed = tsa
+			}
+			rootJSON, err := testsign.TrustedRootJSON(listed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := pk.inter.Issue(pk.key, releaseSigner, tc.leaf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xa := &chartproofv1.X509Authority{
+				Roots:       chartproofv1.CertificatesSource{Certificates: testsign.PEM(pk.root.Cert)},
+				Identities:  []chartproofv1.X509Identity{{SubjectAlternativeName: releaseSigner}},
+				TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "tsa"}},
+			}
+			spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: xa}}}
+			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objects{"ns/tsa/trusted_root.json": rootJSON})
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			v, err := New(p.Authorities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{
+				Key: pk.key, KeyCert: leaf, Chain: ptr(testsign.PEM(pk.inter.Cert, pk.root.Cert)), NoLog: true, TimestampBy: tc.stamp,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig := v.Legacy(layer.Data, layer.Annotations)
+			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
+			var rc *revocation.Checker
+			sigs := rc.Annotate(context.Background(), p, []policy.Signature{sig})
+			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs})
+			if got := verdict.Code(); got != tc.want {
+				t.Fatalf("verdict %s (%s); want %s\nsignature: %+v", got, verdict.Message(), tc.want, sig)
+			}
+			if tc.wantText != "" {
+				if len(verdict.Reasons) == 0 || !strings.Contains(verdict.Reasons[0].Found, tc.wantText) {
+					t.Fatalf("verdict %+v does not say %q", verdict.Reasons, tc.wantText)
+				}
+			}
+			if tc.want == chartproofv1.ReasonVerified {
+				if at := verdict.Accepted[0].SignedAt; at == nil || !at.Equal(tc.signedAt) {
+					t.Errorf("signed at %v; want the token's time %v", at, tc.signedAt)
+				}
 			}
 		})
 	}
