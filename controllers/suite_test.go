@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -269,6 +270,19 @@ func grantNamespace(t *testing.T, ns, saNamespace, sa string) {
 			t.Fatal(err)
 		}
 	}
+	// The API server authorizes from its own watch of RBAC objects: wait
+	// until it says the grant holds, so that a test acting as the account
+	// at once is not refused.
+	user := "system:serviceaccount:" + saNamespace + ":" + sa
+	waitFor(t, waitTimeout, user+" may list secrets in "+ns, func() (bool, string) {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "list", Resource: "secrets"},
+		}}
+		if err := k8s.Create(ctx, review); err != nil {
+			return false, err.Error()
+		}
+		return review.Status.Allowed, review.Status.Reason
+	})
 }
 
 // waitFor polls cond until it reports true, or fails the test after timeout

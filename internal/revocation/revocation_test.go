@@ -490,3 +490,39 @@ func distributionPoints(t *testing.T, urls ...string) []byte {
 	}
 	return der
 }
+
+// TestDeltaCRLNamedByCertificate (THREATS PKI-08): a delta CRL named only by
+// the certificate (its own Freshest CRL extension), not by the base CRL,
+// cannot be tied to that base: the status is unknown. The control is the
+// same leaf without the extension.
+func TestDeltaCRLNamedByCertificate(t *testing.T) {
+	p := newPKIServer(t, viaCRL, viaNone)
+	key, err := testsign.NewKey("p256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		freshest bool
+		want     string
+	}{
+		{"control: no Freshest CRL in the certificate", false, policy.RevocationGood},
+		{"Freshest CRL in the certificate only", true, policy.RevocationUnknown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaf, err := p.inter.Issue(key, "release@chartproof.test", func(c *x509.Certificate) {
+				c.CRLDistributionPoints = []string{p.srv.URL + "/inter.crl"}
+				if tc.freshest {
+					c.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 46}, Value: distributionPoints(t, p.srv.URL+"/inter-delta.crl")}}
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := revocation.New(nil).Check(context.Background(), []*x509.Certificate{leaf, p.inter.Cert, p.root.Cert}, time.Time{}, defaults)
+			if st.Status != tc.want {
+				t.Fatalf("status %s (%s); want %s", st.Status, st.Detail, tc.want)
+			}
+		})
+	}
+}
