@@ -43,10 +43,13 @@ func notationAuthority(pki *testsign.NotationPKI, store string, identities ...st
 
 func compileAuthority(t *testing.T, host string, a chartproofv1.Authority) (*policy.Policy, *verify.Verifier) {
 	t.Helper()
-	p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
-		Repositories: []string{host + "/charts/**"},
-		Authorities:  []chartproofv1.Authority{a},
-	}, nil)
+	return compileSpec(t, chartproofv1.TrustPolicySpec{Repositories: []string{host + "/charts/**"}, Authorities: []chartproofv1.Authority{a}})
+}
+
+// compileSpec compiles spec as ClusterTrustPolicy p, and its verifier.
+func compileSpec(t *testing.T, spec chartproofv1.TrustPolicySpec) (*policy.Policy, *verify.Verifier) {
+	t.Helper()
+	p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,6 +58,23 @@ func compileAuthority(t *testing.T, host string, a chartproofv1.Authority) (*pol
 		t.Fatal(err)
 	}
 	return p, v
+}
+
+// attachNotationSigned attaches signer's Notation signature (JWS) of
+// repo@digest as a referrer.
+func attachNotationSigned(t *testing.T, reg testsign.Registry, repo, digest string, signer *testsign.NotationPKI) {
+	t.Helper()
+	target, err := reg.Descriptor(repo, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := signer.Sign(target, testsign.NotationSignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.AttachNotation(repo, digest, env, testsign.NotationJWSMediaType, false); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // refusedBecause is what each refusal of TestNotationGate must say.
@@ -256,32 +276,15 @@ func TestOneKeyOneSignerAcrossKinds(t *testing.T) {
 			if err := reg.SignLegacy(repo, digest, digest, cosignKey); err != nil {
 				t.Fatal(err)
 			}
-			target, err := reg.Descriptor(repo, digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			env, err := pki.Sign(target, testsign.NotationSignOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := reg.AttachNotation(repo, digest, env, testsign.NotationJWSMediaType, false); err != nil {
-				t.Fatal(err)
-			}
-			p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+			attachNotationSigned(t, reg, repo, digest, pki)
+			p, v := compileSpec(t, chartproofv1.TrustPolicySpec{
 				Repositories: []string{reg.Host + "/charts/**"},
 				Threshold:    2,
 				Authorities: []chartproofv1.Authority{
 					{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: cosignKey.PublicPEM()}},
 					notationAuthority(pki, "ca", releaseIdentity),
 				},
-			}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := verify.New(p.Authorities)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
 			res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{URL: "oci://" + reg.Host + "/" + repo, Version: "1.0.0", Policy: p, Verifier: v})
 			want := chartproofv1.ReasonVerified
 			if sameKey {
@@ -316,29 +319,12 @@ func TestNotationRevokedCertificate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := "charts/revoked-" + itoa(i) + "/hello"
 			digest := pushChart(t, reg, repo, "1.0.0")
-			target, err := reg.Descriptor(repo, digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			env, err := release.Sign(target, testsign.NotationSignOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := reg.AttachNotation(repo, digest, env, testsign.NotationJWSMediaType, false); err != nil {
-				t.Fatal(err)
-			}
-			p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+			attachNotationSigned(t, reg, repo, digest, release)
+			p, v := compileSpec(t, chartproofv1.TrustPolicySpec{
 				Repositories: []string{reg.Host + "/charts/**"},
 				Authorities:  []chartproofv1.Authority{notationAuthority(release, "ca", releaseIdentity)},
 				Revocations:  &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: []chartproofv1.RevokedCertificate{tc.revoked}}},
-			}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := verify.New(p.Authorities)
-			if err != nil {
-				t.Fatal(err)
-			}
+			})
 			res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil,
 				gate.Request{URL: "oci://" + reg.Host + "/" + repo, Version: "1.0.0", Policy: p, Verifier: v})
 			if res.Verdict.Code() != tc.want {

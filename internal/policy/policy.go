@@ -293,6 +293,7 @@ func compileAuthority(ref Ref, a chartproofv1.Authority, read Reader) (Authority
 		if err != nil {
 			return Authority{}, err
 		}
+		x.Revocation.Owner = ref.String() + " authority " + a.Name
 		return Authority{Name: a.Name, X509: x}, nil
 	case a.Notation != nil:
 		n, err := compileNotation(ref, a.Name, *a.Notation, read)

@@ -53,6 +53,10 @@ type X509Revocation struct {
 	// ID names these settings (the CRLs' bytes and the bounds), for caches
 	// of what they answered.
 	ID string
+	// Owner names the policy and authority these settings are of: settings
+	// compiled later for the same owner replace them (internal/revocation
+	// watches a path under its owner's latest settings only).
+	Owner string
 }
 
 // Revocation status of a validated path (RevocationStatus.Status).

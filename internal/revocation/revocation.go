@@ -3,7 +3,8 @@
 // CRLs of its distribution points (each with the delta CRL it names), with
 // notation-core-go's revocation package (which checks each answer's
 // signature by the certificate's issuer, a CRL's nextUpdate, a delta against
-// its base, and an entry's invalidity date against the signing time). It gathers evidence; internal/policy decides what a status means.
+// its base, and an entry's invalidity date against the signing time). It
+// gathers evidence; internal/policy decides what a status means.
 //
 // What it answers is kept no longer than the authority's refresh interval
 // (60 s by default) whatever a CRL's nextUpdate says; an unknown status is
@@ -79,7 +80,7 @@ type Checker struct {
 	crlBytes int
 
 	watchMu  sync.Mutex
-	watched  map[string]*watchedPath // by answerKey
+	watched  map[string]*watchedPath // by watchKey
 	onChange []func()
 }
 
@@ -91,11 +92,11 @@ type path struct {
 	o        policy.X509Revocation
 }
 
-// watchedPath is a path a verification asked about, with the status last
-// found and when.
+// watchedPath is a path a verification asked about, under its owner's
+// latest settings, with the status last found and when.
 type watchedPath struct {
 	path
-	status  string    // "" until a check completes
+	status  string    // "" until a check under these settings completes
 	checked time.Time // how old the last answer is: when the oldest CRL it read was fetched, else when it was found
 	asked   time.Time // when a verification last asked
 }
@@ -131,18 +132,18 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate, signedAt
 		return st
 	}
 	p := path{chain: chain, signedAt: signedAt, o: o}
-	key := answerKey(chain, signedAt, o)
-	c.asked(key, p)
-	if v, ok := c.answers.Get(key); ok {
+	c.asked(p)
+	if v, ok := c.answers.Get(answerKey(chain, signedAt, o)); ok {
 		return v.(policy.RevocationStatus)
 	}
-	return c.recheck(ctx, key, p)
+	return c.recheck(ctx, p)
 }
 
 // recheck checks p afresh (CRLs kept less than the refresh interval
 // excepted), sharing one check among concurrent callers, keeps the answer
 // and notes it as p's status.
-func (c *Checker) recheck(ctx context.Context, key string, p path) policy.RevocationStatus {
+func (c *Checker) recheck(ctx context.Context, p path) policy.RevocationStatus {
+	key := answerKey(p.chain, p.signedAt, p.o)
 	v, _, _ := c.flight.Do(key, func() (any, error) {
 		st, oldest := check(ctx, c.transport, c, p.chain, p.signedAt, p.o)
 		if ctx.Err() != nil { // a caller that gave up learnt nothing about the path
@@ -161,7 +162,7 @@ func (c *Checker) recheck(ctx context.Context, key string, p path) policy.Revoca
 		if ttl > 0 {
 			c.answers.Add(key, st, ttl)
 		}
-		c.found(key, st.Status, at)
+		c.found(p, st.Status, at)
 		return st, nil
 	})
 	return v.(policy.RevocationStatus)
@@ -177,12 +178,30 @@ func (c *Checker) OnChange(f func()) {
 	c.onChange = append(c.onChange, f)
 }
 
+// watchKey names a watched path: the chain and signing time, and the owner
+// of the settings (the ID of settings that name no owner). Settings compiled
+// anew for the same owner replace the old ones in the entry, so what a
+// superseded policy held (its CRLs) is not kept.
+func watchKey(p path) string {
+	owner := p.o.Owner
+	if owner == "" {
+		owner = "settings " + p.o.ID
+	}
+	return answerKey(p.chain, p.signedAt, policy.X509Revocation{}) + " " + owner
+}
+
 // asked notes that a verification asked about p, watching it from now on.
-func (c *Checker) asked(key string, p path) {
+func (c *Checker) asked(p path) {
 	c.watchMu.Lock()
 	defer c.watchMu.Unlock()
 	now := c.clock.Now()
+	key := watchKey(p)
 	w, ok := c.watched[key]
+	if ok && w.o.ID != p.o.ID {
+		// The owner's settings changed (a change of trust, which re-queues
+		// its releases itself): watch under the new ones, afresh.
+		w.path, w.status, w.checked = p, "", time.Time{}
+	}
 	if !ok {
 		if c.watched == nil {
 			c.watched = map[string]*watchedPath{}
@@ -203,11 +222,13 @@ func (c *Checker) asked(key string, p path) {
 	w.asked = now
 }
 
-// found notes status as the status of the watched path key, as old as at,
-// and announces a change.
-func (c *Checker) found(key, status string, at time.Time) {
+// found notes status as the status of p, as old as at, and announces a
+// change. A status found under settings its owner has since replaced is not
+// noted.
+func (c *Checker) found(p path, status string, at time.Time) {
 	c.watchMu.Lock()
-	w, ok := c.watched[key]
+	w, ok := c.watched[watchKey(p)]
+	ok = ok && w.o.ID == p.o.ID
 	changed := ok && w.status != "" && w.status != status
 	if ok {
 		w.status, w.checked = status, at
@@ -227,24 +248,20 @@ func (c *Checker) found(key, status string, at time.Time) {
 // second; tests call it directly.
 func (c *Checker) Refresh(ctx context.Context) {
 	now := c.clock.Now()
-	type due struct {
-		key string
-		p   path
-	}
-	var todo []due
+	var todo []path
 	c.watchMu.Lock()
 	for key, w := range c.watched {
 		switch {
 		case now.Sub(w.asked) >= forgetAfter:
 			delete(c.watched, key)
 		case now.Sub(w.checked) >= w.o.Refresh:
-			todo = append(todo, due{key, w.path})
+			todo = append(todo, w.path)
 		}
 	}
 	c.watchMu.Unlock()
 	workers := make(chan struct{}, refreshWorkers)
 	var wg sync.WaitGroup
-	for _, d := range todo {
+	for _, p := range todo {
 		select {
 		case workers <- struct{}{}:
 		case <-ctx.Done():
@@ -253,7 +270,7 @@ func (c *Checker) Refresh(ctx context.Context) {
 		}
 		wg.Go(func() {
 			defer func() { <-workers }()
-			c.recheck(ctx, d.key, d.p)
+			c.recheck(ctx, p)
 		})
 	}
 	wg.Wait()

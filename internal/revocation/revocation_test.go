@@ -526,3 +526,49 @@ func TestDeltaCRLNamedByCertificate(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchFollowsOwner: a path is watched under its owner's latest
+// settings only, so what superseded settings held (their CRLs) is not kept
+// and not checked again; a change of settings is not announced (the trust
+// change re-queued its releases). The control: the new settings of another
+// owner leave the first owner's path watched.
+func TestWatchFollowsOwner(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		secondOwner string
+		wantFetches int // of the distribution point by the refresh
+	}{
+		{"settings replaced by the same owner", "TrustPolicy ns/p authority pki", 0},
+		{"control: another owner's settings", "TrustPolicy ns/q authority pki", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPKIServer(t, viaCRL, viaNone)
+			clk := clocktesting.NewFakeClock(time.Now())
+			c := revocation.NewWithClock(nil, clk)
+			var changes atomic.Int32
+			c.OnChange(func() { changes.Add(1) })
+			ctx := context.Background()
+			first := defaults
+			first.Owner, first.ID = "TrustPolicy ns/p authority pki", "first"
+			if st := c.Check(ctx, p.chain(), time.Time{}, first); st.Status != policy.RevocationGood {
+				t.Fatalf("first settings: %s (%s)", st.Status, st.Detail)
+			}
+			revoking, err := p.inter.CRL([]*x509.Certificate{p.leaf}, time.Now().Add(7*24*time.Hour), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second := defaults
+			second.Owner, second.ID = tc.secondOwner, "second"
+			second.CRLs = map[string][]byte{p.srv.URL + "/inter.crl": revoking}
+			if st := c.Check(ctx, p.chain(), time.Time{}, second); st.Status != policy.RevocationRevoked {
+				t.Fatalf("second settings: %s (%s)", st.Status, st.Detail)
+			}
+			fetched := p.hit("/inter.crl")
+			clk.Step(defaults.Refresh)
+			c.Refresh(ctx)
+			if n := p.hit("/inter.crl") - fetched; n != tc.wantFetches || changes.Load() != 0 {
+				t.Fatalf("refresh fetched %d times, %d changes; want %d, none", n, changes.Load(), tc.wantFetches)
+			}
+		})
+	}
+}

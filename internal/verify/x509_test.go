@@ -140,27 +140,9 @@ func TestX509Authority(t *testing.T) {
 			if tc.revoke != nil {
 				spec.Revocations = &chartproofv1.Revocations{RevocationList: chartproofv1.RevocationList{Certificates: tc.revoke(leaf)}}
 			}
-			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objects{"ns/sigstore/trusted_root.json": rootJSON})
-			if err != nil {
-				t.Fatalf("Compile: %v", err)
-			}
-			v, err := New(p.Authorities)
-			if err != nil {
-				t.Fatal(err)
-			}
-			layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{
+			verdict, sig := judgeLegacy(t, s, spec, objects{"ns/sigstore/trusted_root.json": rootJSON}, testsign.LegacyOptions{
 				Key: pk.key, KeyCert: leaf, Chain: chain, NoLog: tc.loggedAt.IsZero(), LoggedAt: tc.loggedAt,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sig := v.Legacy(layer.Data, layer.Annotations)
-			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
-			// As internal/gate does after collecting: these paths name no
-			// CRL or OCSP responder, so their status is Good.
-			var rc *revocation.Checker
-			sigs := rc.Annotate(context.Background(), p, []policy.Signature{sig})
-			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs})
 			if got := verdict.Code(); got != tc.want {
 				t.Fatalf("verdict %s (%s); want %s\nsignature: %+v", got, verdict.Message(), tc.want, sig)
 			}
@@ -181,6 +163,31 @@ func TestX509Authority(t *testing.T) {
 			}
 		})
 	}
+}
+
+// judgeLegacy compiles spec as TrustPolicy ns/p (its ConfigMaps from objs),
+// signs a legacy layer of digestA with o, and judges it as internal/gate
+// would after collecting it: revocation annotated (these paths name no CRL
+// or OCSP responder, so their status is Good), then evaluated.
+func judgeLegacy(t *testing.T, s *testsign.Sigstore, spec chartproofv1.TrustPolicySpec, objs objects, o testsign.LegacyOptions) (policy.Verdict, policy.Signature) {
+	t.Helper()
+	p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objs)
+	if err != nil {
+		t.Fatalf("Compile: %v", err)
+	}
+	v, err := New(p.Authorities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := v.Legacy(layer.Data, layer.Annotations)
+	sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
+	var rc *revocation.Checker
+	sigs := rc.Annotate(context.Background(), p, []policy.Signature{sig})
+	return policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs}), sig
 }
 
 // TestX509IgnoresFulcio: an x509 authority's trusted root vouches for
@@ -447,25 +454,9 @@ func TestX509Timestamps(t *testing.T) {
 				TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Name: "tsa"}},
 			}
 			spec := chartproofv1.TrustPolicySpec{Repositories: []string{"registry.example.com/team/*"}, Authorities: []chartproofv1.Authority{{Name: "pki", X509: xa}}}
-			p, err := policy.Compile(policy.Ref{Kind: "TrustPolicy", Namespace: "ns", Name: "p"}, spec, objects{"ns/tsa/trusted_root.json": rootJSON})
-			if err != nil {
-				t.Fatalf("Compile: %v", err)
-			}
-			v, err := New(p.Authorities)
-			if err != nil {
-				t.Fatal(err)
-			}
-			layer, err := s.SignLegacy(testsign.SimpleSigningPayload(repo, digestA), testsign.LegacyOptions{
+			verdict, sig := judgeLegacy(t, s, spec, objects{"ns/tsa/trusted_root.json": rootJSON}, testsign.LegacyOptions{
 				Key: pk.key, KeyCert: leaf, Chain: ptr(testsign.PEM(pk.inter.Cert, pk.root.Cert)), NoLog: true, TimestampBy: tc.stamp,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			sig := v.Legacy(layer.Data, layer.Annotations)
-			sig.Layout, sig.Ref = policy.LayoutCosignLegacy, "sha256:ref"
-			var rc *revocation.Checker
-			sigs := rc.Annotate(context.Background(), p, []policy.Signature{sig})
-			verdict := policy.Evaluate(p, policy.Evidence{Repository: repo, Digest: digestA, Signatures: sigs})
 			if got := verdict.Code(); got != tc.want {
 				t.Fatalf("verdict %s (%s); want %s\nsignature: %+v", got, verdict.Message(), tc.want, sig)
 			}
