@@ -6,6 +6,7 @@ require (
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/digitorus/timestamp v0.0.0-20231217203849-220c5c2851b7
+	github.com/fluxcd/cli-utils v1.3.0
 	github.com/fluxcd/pkg/auth v0.56.0
 	github.com/fluxcd/pkg/cache v0.14.0
 	github.com/fluxcd/pkg/oci v0.70.0
@@ -103,7 +104,6 @@ require (
 	github.com/exponent-io/jsonpath v0.0.0-20210407135951-1de76d718b3f // indirect
 	github.com/fatih/color v1.18.0 // indirect
 	github.com/felixge/httpsnoop v1.0.4 // indirect
-	github.com/fluxcd/cli-utils v1.3.0 // indirect
 	github.com/fluxcd/pkg/apis/meta v1.31.0 // indirect
 	github.com/fluxcd/pkg/sourceignore v0.19.0 // indirect
 	github.com/fluxcd/pkg/tar v1.2.0 // indirect

@@ -96,15 +96,17 @@ func (f *fixture) rerun(name string) *chartproofv1.VerifiedHelmRelease {
 	return f.waitObserved(name)
 }
 
-// waitObserved waits until the release's Ready condition is for its
-// current generation.
+// waitObserved waits until the release's reconcile of its current
+// generation has ended: Ready and status for that generation (not the
+// Ready=Unknown written when it started).
 func (f *fixture) waitObserved(name string) *chartproofv1.VerifiedHelmRelease {
 	f.t.Helper()
 	var vhr *chartproofv1.VerifiedHelmRelease
 	waitFor(f.t, waitTimeout, name+" reconciled at its generation", func() (bool, string) {
 		vhr = f.get(name)
 		c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
-		return c != nil && c.ObservedGeneration == vhr.Generation, fmt.Sprintf("Ready %+v, generation %d", c, vhr.Generation)
+		return c != nil && c.ObservedGeneration == vhr.Generation && vhr.Status.ObservedGeneration == vhr.Generation,
+			fmt.Sprintf("Ready %+v, generation %d, observed %d", c, vhr.Generation, vhr.Status.ObservedGeneration)
 	})
 	return vhr
 }

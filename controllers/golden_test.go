@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -34,12 +36,13 @@ func (f *fixture) checkGolden(releaseName, golden string) {
 	type cond struct{ Type, Status, Reason, Message string }
 	type event struct{ Type, Reason, Note string }
 	out := struct {
+		Wide           []string
 		Conditions     []cond
 		Evidence       []string
 		ResolvedDigest string
 		Installed      string
 		Events         []event
-	}{ResolvedDigest: vhr.Status.ResolvedDigest}
+	}{Wide: f.wide(releaseName), ResolvedDigest: vhr.Status.ResolvedDigest}
 	for _, c := range vhr.Status.Conditions {
 		out.Conditions = append(out.Conditions, cond{c.Type, string(c.Status), c.Reason, c.Message})
 	}
@@ -97,6 +100,42 @@ func (f *fixture) checkGolden(releaseName, golden string) {
 	if got != string(want) {
 		f.t.Errorf("status and events differ from %s (run with -update after checking):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
+}
+
+// wide is the release's row as `kubectl get vhr -o wide` prints it (the
+// API server's Table of the CRD's printer columns), COLUMN=value, Age left
+// out.
+func (f *fixture) wide(name string) []string {
+	f.t.Helper()
+	cs, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	gv := chartproofv1.GroupVersion
+	raw, err := cs.RESTClient().Get().AbsPath("/apis", gv.Group, gv.Version, "namespaces", f.ns, "verifiedhelmreleases", name).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(raw, &table); err != nil {
+		f.t.Fatal(err)
+	}
+	if len(table.Rows) != 1 || len(table.Rows[0].Cells) != len(table.ColumnDefinitions) {
+		f.t.Fatalf("table of %s: %d rows, want 1 with a cell per column", name, len(table.Rows))
+	}
+	var cells []string
+	for i, c := range table.ColumnDefinitions {
+		if c.Name == "Age" {
+			continue
+		}
+		v := table.Rows[0].Cells[i]
+		if v == nil {
+			v = "<none>" // as kubectl prints a missing field
+		}
+		cells = append(cells, fmt.Sprintf("%s=%v", strings.ToUpper(c.Name), v))
+	}
+	return cells
 }
 
 var (

@@ -51,15 +51,19 @@ func TestOnVerificationFailure(t *testing.T) {
 			t.Errorf("hold: installed = %+v; want %s kept, marked unverified", inst, d2)
 		}
 		f.assertInstalled("hold", d2)
+		if c := apimeta.FindStatusCondition(hold.Status.Conditions, chartproofv1.ConditionReleased); c == nil || c.Status != metav1.ConditionTrue || c.Reason != chartproofv1.ReasonReleaseHeld {
+			t.Errorf("hold: Released = %+v; want True %s (kept, though it no longer verifies)", c, chartproofv1.ReasonReleaseHeld)
+		}
 
-		// Released says RolledBack after the rollback, and ReleaseUpToDate
-		// from the next reconcile on, which may come before this looks: the
-		// RolledBack event is checked below.
+		// Released says RolledBack after the rollback, and UpgradeBlocked
+		// (the spec's 2.0.0 refused, 1.0.0 stays) from the next reconcile
+		// on, which may come before this looks: the RolledBack event is
+		// checked below.
 		var rb *chartproofv1.VerifiedHelmRelease
 		waitFor(t, waitTimeout, "rollback: Released=True at 1.0.0", func() (bool, string) {
 			rb = f.get("rollback")
 			c := apimeta.FindStatusCondition(rb.Status.Conditions, chartproofv1.ConditionReleased)
-			ok := c != nil && c.Status == metav1.ConditionTrue && (c.Reason == chartproofv1.ReasonRolledBack || c.Reason == chartproofv1.ReasonReleaseUpToDate) &&
+			ok := c != nil && c.Status == metav1.ConditionTrue && (c.Reason == chartproofv1.ReasonRolledBack || c.Reason == chartproofv1.ReasonUpgradeBlocked) &&
 				rb.Status.Installed != nil && rb.Status.Installed.Digest == d1
 			return ok, fmt.Sprintf("Released %+v, installed %+v", c, rb.Status.Installed)
 		})

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -121,6 +122,12 @@ func TestTrustSourcesWatchedByName(t *testing.T) {
 		}
 		return s.ResourceVersion
 	}
+	// The handler may hear of the first list a moment before the informer
+	// says it has synced.
+	waitFor(t, 10*time.Second, "the watch synced", func() (bool, string) {
+		got, ok := w.Versions([]string{key})
+		return ok, fmt.Sprintf("Versions = %v, %v", got, ok)
+	})
 	if got, ok := w.Versions([]string{key}); !ok || !slices.Equal(got, []string{version("ci-key")}) {
 		t.Fatalf("Versions = %v, %v; want [%s], true", got, ok, version("ci-key"))
 	}

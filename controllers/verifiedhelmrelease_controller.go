@@ -173,7 +173,7 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, reconcileRequested()))).
 		Watches(&chartproofv1.TrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("TrustPolicy")),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.ClusterTrustPolicy{}, clusterPolicyHandler(r.releasesOfPolicy("ClusterTrustPolicy")),
@@ -252,6 +252,23 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	}
 	r.ObjectWatches, err = newObjectWatches(mgr, c, r)
 	return err
+}
+
+// reconcileRequested passes an update that changed the annotation
+// reconcile.fluxcd.io/requestedAt: a reconcile asked for now.
+func reconcileRequested() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			if e.ObjectOld == nil || e.ObjectNew == nil {
+				return false
+			}
+			key := chartproofv1.AnnotationReconcileRequest
+			return e.ObjectNew.GetAnnotations()[key] != e.ObjectOld.GetAnnotations()[key]
+		},
+	}
 }
 
 // isReleaseRecord reports whether o is a Helm release record: a Secret Helm's
@@ -383,6 +400,17 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 		}
 	}
 
+	// A new generation of the spec: Reconciling=True and Ready=Unknown are
+	// written before the work, so that kstatus and `kubectl wait` read
+	// InProgress, not the last generation's verdict, until it ends.
+	if obj.Status.ObservedGeneration != obj.Generation && !obj.Spec.Suspend {
+		if err := r.progressing(ctx, &obj, fmt.Sprintf("reconciling generation %d", obj.Generation), true); errors.Is(err, errStale) {
+			return ctrl.Result{RequeueAfter: staleRetry}, nil
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
 	before := obj.DeepCopy()
 	res, err := r.reconcile(ctx, &obj)
 	if errors.Is(err, errStale) {
@@ -390,6 +418,12 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	obj.Status.ObservedGeneration = obj.Generation
+	// Conditions are written whole: a progress write during the reconcile
+	// changed them on the server since before.
+	before.Status.Conditions = nil
+	if v, ok := obj.Annotations[chartproofv1.AnnotationReconcileRequest]; ok {
+		obj.Status.LastHandledReconcileAt = v
+	}
 	if perr := r.Status().Patch(ctx, &obj, client.MergeFrom(before)); perr != nil {
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
@@ -568,10 +602,14 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		}
 	case upToDate:
 		installed.Verified = res.Verdict.Passed()
+		installed.ShortDigest = shortDigest(installed.Digest) // status written before the column had it
 		forgetUnverifiedNewest(obj)
 		// Released keeps saying how the release got there (the last Helm
-		// action) while it stays true; it is only restated when it was not.
-		if !apimeta.IsStatusConditionTrue(obj.Status.Conditions, chartproofv1.ConditionReleased) {
+		// action) while it stays true; it is only restated when it was not,
+		// or said the release was held (a revocation lifted, the spec back
+		// at what runs).
+		if c := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionReleased); c == nil || c.Status != metav1.ConditionTrue ||
+			c.Reason == chartproofv1.ReasonReleaseHeld || c.Reason == chartproofv1.ReasonUpgradeBlocked {
 			r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
 				fmt.Sprintf("release %s revision %d is %s", r.releaseName(obj), installed.Revision, installed.Digest))
 		}
@@ -592,6 +630,11 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		// acting, or a release could be upgraded twice.
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
+		}
+		// A Helm action takes a while (hooks, many objects): kstatus
+		// reads InProgress until it ends. Ready still says what runs.
+		if err := r.progressing(ctx, obj, fmt.Sprintf("installing %s", res.Digest), false); err != nil {
+			return ctrl.Result{}, err // errStale included: Reconcile looks again
 		}
 		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt, relabel)
 		if err != nil {
@@ -696,6 +739,37 @@ func (r *VerifiedHelmReleaseReconciler) setProgress(obj *chartproofv1.VerifiedHe
 	default:
 		r.setCondition(obj, chartproofv1.ConditionStalled, metav1.ConditionTrue, ready.Reason, ready.Message)
 	}
+}
+
+// progressing writes Reconciling=True (ReasonProgressing) at once, before
+// work that takes a while; with ready, Ready=Unknown too (a new generation:
+// the last verdict no longer answers for the spec). Reconcile's own status
+// patch at the end replaces them.
+func (r *VerifiedHelmReleaseReconciler) progressing(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, msg string, ready bool) error {
+	set := func(o *chartproofv1.VerifiedHelmRelease) {
+		apimeta.RemoveStatusCondition(&o.Status.Conditions, chartproofv1.ConditionStalled)
+		r.setCondition(o, chartproofv1.ConditionReconciling, metav1.ConditionTrue, chartproofv1.ReasonProgressing, msg)
+		if ready {
+			r.setCondition(o, chartproofv1.ConditionReady, metav1.ConditionUnknown, chartproofv1.ReasonProgressing, msg)
+		}
+	}
+	// The conditions alone are written: what this reconcile found so far
+	// (evidence, the resolved digest) is written with its outcome. The
+	// write is conditional on obj's resourceVersion: from a cache behind
+	// the API server it fails (errStale), and obj never takes the version
+	// of a status it has not read.
+	patched := obj.DeepCopy()
+	base := patched.DeepCopy()
+	set(patched)
+	if err := r.Status().Patch(ctx, patched, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			return errStale
+		}
+		return err
+	}
+	set(obj)
+	obj.ResourceVersion = patched.ResourceVersion
+	return nil
 }
 
 // installedVerifies reports whether the installed digest still passes the
@@ -858,6 +932,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Namespace:    rel.Namespace,
 		Name:         rel.Name,
 		Digest:       loaded.Digest,
+		ShortDigest:  shortDigest(loaded.Digest),
 		ChartVersion: loaded.Chart.Metadata.Version,
 		Revision:     rel.Version,
 		ConfigDigest: configDigest,
@@ -931,11 +1006,18 @@ func (r *VerifiedHelmReleaseReconciler) tamperingLeft(obj *chartproofv1.Verified
 func (r *VerifiedHelmReleaseReconciler) refused(obj *chartproofv1.VerifiedHelmRelease, res gate.Result) {
 	msg := fmt.Sprintf("%s refused: %s", displayDigest(res), res.Verdict.Message())
 	if inst := obj.Status.Installed; inst != nil {
-		if inst.Digest != res.Digest {
+		switch {
+		case res.Verdict.Inconclusive:
+			// Nothing is known of the chart now (an outage): Released
+			// keeps saying what the last Helm action left.
+		case inst.Digest != res.Digest:
 			msg = fmt.Sprintf("upgrade to %s blocked: %s; release stays at %s", displayDigest(res), res.Verdict.Message(), inst.Digest)
+			r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonUpgradeBlocked,
+				fmt.Sprintf("release %s revision %d stays at %s: the upgrade to %s is blocked (%s)", r.releaseName(obj), inst.Revision, inst.Digest, displayDigest(res), res.Verdict.Code()))
+		default:
+			r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseHeld,
+				fmt.Sprintf("release %s revision %d stays at %s, which no longer verifies (%s; onVerificationFailure %s)", r.releaseName(obj), inst.Revision, inst.Digest, res.Verdict.Code(), onFailure(obj)))
 		}
-		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, chartproofv1.ReasonReleaseUpToDate,
-			fmt.Sprintf("release %s revision %d stays at %s", r.releaseName(obj), inst.Revision, inst.Digest))
 	} else {
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, res.Verdict.Code(), "nothing installed: "+msg)
 	}
@@ -991,6 +1073,11 @@ func (r *VerifiedHelmReleaseReconciler) setReady(obj *chartproofv1.VerifiedHelmR
 	case inst != nil && inst.Digest == res.Digest && res.Verdict.Passed():
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionTrue, released.Reason,
 			fmt.Sprintf("release %s revision %d is the verified %s", r.releaseName(obj), inst.Revision, inst.Digest))
+	case inst != nil && inst.Digest == res.Digest && res.Verdict.Audited():
+		// Audit mode must not fail a GitOps health check: Ready, and
+		// Verified=False, a Warning event and the metrics say what failed.
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionTrue, chartproofv1.ReasonAuditOnly,
+			fmt.Sprintf("release %s revision %d is %s, installed in Audit mode without passing verification: %s", r.releaseName(obj), inst.Revision, inst.Digest, res.Verdict.Message()))
 	case inst != nil && inst.Digest != res.Digest && res.Digest != "" && !res.Verdict.Allowed():
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonUpgradeBlocked,
 			fmt.Sprintf("upgrade to %s blocked by %s; release stays at %s", res.Digest, res.Verdict.Code(), inst.Digest))

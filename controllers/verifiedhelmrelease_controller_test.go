@@ -419,8 +419,8 @@ func TestTagMovedAfterSigning(t *testing.T) {
 	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified); c.Reason != chartproofv1.ReasonNoSignature {
 		t.Errorf("Verified reason = %s, want %s", c.Reason, chartproofv1.ReasonNoSignature)
 	}
-	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReleased); c.Status != metav1.ConditionTrue || c.Reason != chartproofv1.ReasonReleaseUpToDate {
-		t.Errorf("Released = %s/%s, want True/%s: the installed release stays", c.Status, c.Reason, chartproofv1.ReasonReleaseUpToDate)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReleased); c.Status != metav1.ConditionTrue || c.Reason != chartproofv1.ReasonUpgradeBlocked {
+		t.Errorf("Released = %s/%s, want True/%s: the installed release stays, and it is not up to date", c.Status, c.Reason, chartproofv1.ReasonUpgradeBlocked)
 	}
 	if vhr.Status.Installed == nil || vhr.Status.Installed.Digest != signed || !vhr.Status.Installed.Verified {
 		t.Fatalf("installed = %+v, want %s to stay, and to still verify", vhr.Status.Installed, signed)
@@ -431,13 +431,21 @@ func TestTagMovedAfterSigning(t *testing.T) {
 }
 
 // TestAuditModeInstallsAndReports: an unsigned chart under an Audit policy
-// is installed, and Verified=False says why.
+// is installed, Verified=False says why, and Ready is True with reason
+// AuditOnly, never Stalled (issue 13, item 6: Audit mode must not fail a
+// GitOps health check).
 func TestAuditModeInstallsAndReports(t *testing.T) {
 	f := newFixture(t)
 	digest := f.push("1.0.0")
 	f.policy("audit", f.key, chartproofv1.ModeAudit)
 	f.release("app", "1.0.0", "audit")
-	vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonAuditOnly)
+	vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionTrue, chartproofv1.ReasonAuditOnly)
+	for _, t2 := range []string{chartproofv1.ConditionStalled, chartproofv1.ConditionReconciling} {
+		if c := apimeta.FindStatusCondition(vhr.Status.Conditions, t2); c != nil {
+			t.Errorf("%s = %+v; want none once the Audit install is done", t2, c)
+		}
+	}
+	f.waitEvent("app", chartproofv1.ReasonAuditOnly)
 	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified); c.Status != metav1.ConditionFalse || c.Reason != chartproofv1.ReasonNoSignature {
 		t.Errorf("Verified = %s/%s, want False/%s", c.Status, c.Reason, chartproofv1.ReasonNoSignature)
 	}

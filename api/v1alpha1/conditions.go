@@ -30,6 +30,12 @@ const (
 	AnnotationChartDigest = "delivery.chartproof.dev/chart-digest"
 )
 
+// AnnotationReconcileRequest asks for a reconcile now whenever its value
+// changes: the annotation Flux's controllers and the flux CLI use, so that
+// scripts written for Flux work unchanged. The value handled last is
+// status.lastHandledReconcileAt.
+const AnnotationReconcileRequest = "reconcile.fluxcd.io/requestedAt"
+
 // LabelOwner is the label on every Helm release record (the Secret Helm
 // stores a revision in) a VerifiedHelmRelease wrote, and on every object it
 // deployed: the UID of that VerifiedHelmRelease. On objects it only scopes
@@ -49,6 +55,9 @@ const (
 	ReasonSuspended        = "Suspended"
 	ReasonAuditOnly        = "AuditOnly"
 	ReasonPolicyReady      = "PolicyReady"
+	// ReasonProgressing: a reconcile of a new generation, or a Helm
+	// action, has started (Reconciling=True, so kstatus reads InProgress).
+	ReasonProgressing = "Progressing"
 
 	// Policy and configuration.
 	ReasonPolicyNotFound = "PolicyNotFound"
@@ -123,6 +132,10 @@ const (
 	ReasonUpgradeFailed   = "UpgradeFailed"
 	ReasonUpgradeBlocked  = "UpgradeBlocked"
 	ReasonUninstallFailed = "UninstallFailed"
+	// ReasonReleaseHeld: the installed chart itself no longer verifies and
+	// stays installed (onVerificationFailure Hold, or while a Rollback or
+	// Uninstall cannot act).
+	ReasonReleaseHeld = "ReleaseHeld"
 	// ReasonUninstallSucceeded: the release of an old target was
 	// uninstalled after targetNamespace or releaseName changed.
 	ReasonUninstallSucceeded = "UninstallSucceeded"
@@ -164,7 +177,8 @@ var Reasons = []ReasonInfo{
 	{ReasonUpgradeSucceeded, ReasonKindSuccess, "The release was upgraded to the verified chart or to new values."},
 	{ReasonReleaseUpToDate, ReasonKindSuccess, "The installed release is the verified digest with the current values; nothing to do."},
 	{ReasonSuspended, ReasonKindSuccess, "spec.suspend is true: nothing is verified, installed or changed."},
-	{ReasonAuditOnly, ReasonKindSuccess, "The policy is in Audit mode: the chart failed verification and was installed anyway; the failure is in the Verified condition, events and metrics."},
+	{ReasonAuditOnly, ReasonKindSuccess, "The policy is in Audit mode: the chart failed verification and was installed anyway. Ready is True with this reason (kstatus reads Current: Audit mode must not fail a GitOps health check); the failure is in the Verified condition (False), a Warning event and the metrics."},
+	{ReasonProgressing, ReasonKindSuccess, "Work has started: a reconcile of a new generation of the spec, or a Helm install or upgrade. Reconciling is True (kstatus reads InProgress) until it ends; written before the work, so that a waiter never reads an unfinished release as Current."},
 	{ReasonPolicyReady, ReasonKindSuccess, "A TrustPolicy or ClusterTrustPolicy compiled: its keys and trusted roots parse, its keys are strong enough, its identity patterns compile, and its Secrets and ConfigMaps exist (the policy's Ready condition)."},
 	{ReasonPolicyNotFound, ReasonKindDenial, "The TrustPolicy or ClusterTrustPolicy named by trustPolicyRef does not exist."},
 	{ReasonInvalidPolicy, ReasonKindDenial, "The policy cannot be used: a key or trusted root does not parse, a key is too weak, an identity pattern does not compile or constrains nothing, a referenced Secret, ConfigMap or key is missing, or a field is out of range."},
@@ -203,7 +217,8 @@ var Reasons = []ReasonInfo{
 	{ReasonLimitExceeded, ReasonKindDenial, "An untrusted input exceeded its size or count limit."},
 	{ReasonInstallFailed, ReasonKindRelease, "The Helm install failed."},
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
-	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved failed verification: no upgrade, the installed release stays."},
+	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved (another digest) failed verification: no upgrade, the installed release stays. Ready and Released say so; Released never says ReleaseUpToDate for a blocked upgrade."},
+	{ReasonReleaseHeld, ReasonKindRelease, "The installed chart itself no longer verifies (its signer revoked, its digest denied) and stays installed: spec.onVerificationFailure is Hold, or a Rollback or Uninstall could not act (an outage, a policy in Audit mode). Released says so; Ready and Verified are False with the verdict's reason. Nothing new is installed while it does not verify."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
 	{ReasonRolledBack, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback: the release was upgraded to the newest earlier chart it installed (status.history) whose digest verifies now, fetched and rendered again from that digest with the current values. Upgrades stay blocked while the chart the spec names does not verify."},
 	{ReasonRollbackFailed, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback, but no earlier chart of status.history verifies now, or its Helm upgrade failed: the release is held as it is (as with Hold) and the rollback is tried again at the next reconcile."},

@@ -300,9 +300,19 @@ type VerifiedHelmReleaseStatus struct {
 	// +optional
 	ResolvedDigest string `json:"resolvedDigest,omitempty"`
 
-	// ShortDigest is the first 12 hex characters of ResolvedDigest.
+	// ShortDigest is the first 12 hex characters of ResolvedDigest: what
+	// the version resolved to, installed or refused (installed.shortDigest
+	// is what runs).
 	// +optional
 	ShortDigest string `json:"shortDigest,omitempty"`
+
+	// LastHandledReconcileAt is the value of the annotation
+	// reconcile.fluxcd.io/requestedAt that the last reconcile handled, as
+	// Flux's controllers write it: `kubectl annotate --overwrite vhr NAME
+	// reconcile.fluxcd.io/requestedAt="$(date +%s)"` asks for a reconcile
+	// now, and this field says when it was done.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 
 	// Installed describes the release chartproof installed, if any.
 	// +optional
@@ -368,6 +378,10 @@ type InstalledRelease struct {
 	Name string `json:"name,omitempty"`
 	// Digest is the manifest digest of the installed chart.
 	Digest string `json:"digest"`
+	// ShortDigest is the first 12 hex characters of Digest (a printer
+	// column).
+	// +optional
+	ShortDigest string `json:"shortDigest,omitempty"`
 	// ChartVersion is the version in the installed chart's Chart.yaml.
 	ChartVersion string `json:"chartVersion"`
 	// Revision is the Helm release revision.
@@ -442,11 +456,19 @@ type SignatureEvidence struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=vhr
+// The columns say what runs (Installed, Revision: the chart chartproof
+// installed) apart from what the version last resolved to (Resolved, in -o
+// wide: it may be a digest that was refused), and print the Ready message as
+// Flux prints a HelmRelease's.
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
-// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.installed.chartVersion`
-// +kubebuilder:printcolumn:name="Digest",type=string,JSONPath=`.status.shortDigest`
-// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.installed.chartVersion`,description="the chart version that runs"
+// +kubebuilder:printcolumn:name="Installed",type=string,JSONPath=`.status.installed.shortDigest`,description="the digest that runs"
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:printcolumn:name="Revision",type=integer,JSONPath=`.status.installed.revision`,priority=1
+// +kubebuilder:printcolumn:name="Resolved",type=string,JSONPath=`.status.shortDigest`,priority=1,description="what the version last resolved to, installed or refused"
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 type VerifiedHelmRelease struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -343,21 +343,22 @@ func (d *demo) printStamp(name string) error {
 	return nil
 }
 
-// table prints the releases the way `kubectl get vhr` does.
+// table prints the releases the way `kubectl get vhr -o wide` does (a few
+// of its columns, and Verified's reason).
 func (d *demo) table() error {
 	var list chartproofv1.VerifiedHelmReleaseList
 	if err := d.k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 		return err
 	}
-	fmt.Printf("%-10s %-6s %-9s %-8s %-13s %s\n", "NAME", "READY", "VERIFIED", "VERSION", "DIGEST", "REASON")
+	fmt.Printf("%-10s %-6s %-9s %-8s %-13s %-13s %s\n", "NAME", "READY", "VERIFIED", "VERSION", "INSTALLED", "RESOLVED", "REASON")
 	for _, v := range list.Items {
 		ready := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionReady)
 		verified := apimeta.FindStatusCondition(v.Status.Conditions, chartproofv1.ConditionVerified)
-		version := ""
+		version, installed := "<none>", "<none>"
 		if v.Status.Installed != nil {
-			version = v.Status.Installed.ChartVersion
+			version, installed = v.Status.Installed.ChartVersion, v.Status.Installed.ShortDigest
 		}
-		fmt.Printf("%-10s %-6s %-9s %-8s %-13s %s\n", v.Name, ready.Status, verified.Status, version, v.Status.ShortDigest, verified.Reason)
+		fmt.Printf("%-10s %-6s %-9s %-8s %-13s %-13s %s\n", v.Name, ready.Status, verified.Status, version, installed, v.Status.ShortDigest, verified.Reason)
 	}
 	return nil
 }
