@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testsign"
 )
 
 // observed is one version of a release the API server held, as kstatus
@@ -109,9 +110,10 @@ func (l *kstatusLog) waitFinal(t *testing.T, want kstatus.Status, generation int
 // release's status the API server held. A release being installed reads
 // InProgress from the first status the controller writes until the install
 // has ended (Reconciling=True is written before the work), then Current;
-// Audit mode ends Current (Ready=True, AuditOnly: never Stalled); Failed
-// comes only from a refusal (nothing installed) or an installed chart that
-// no longer verifies. The one version before any status (just created) is
+// Audit mode ends Current (Ready=True, AuditOnly: never Stalled); a chart
+// nothing signed yet reads InProgress while its signature is awaited;
+// Failed comes only from a refusal (nothing installed) or an installed
+// chart that no longer verifies. The one version before any status (just created) is
 // Current by kstatus's own rule for a resource with no conditions yet;
 // nothing can be written before the controller first sees it.
 func TestKstatus(t *testing.T) {
@@ -180,12 +182,30 @@ func TestKstatus(t *testing.T) {
 
 	t.Run("refused", func(t *testing.T) {
 		f := newFixture(t)
-		f.push("1.0.0") // unsigned
+		other, err := testsign.NewKey("p256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.signLegacy(f.push("1.0.0"), other)
 		f.policy("trusted", f.key, "")
 		l := f.watchKstatus("app")
 		f.release("app", "1.0.0", "trusted")
 		l.waitFinal(t, kstatus.FailedStatus, 1)
-		f.waitCondition("app", chartproofv1.ConditionStalled, metav1.ConditionTrue, chartproofv1.ReasonNoSignature)
+		f.waitCondition("app", chartproofv1.ConditionStalled, metav1.ConditionTrue, chartproofv1.ReasonUntrustedSigner)
+	})
+
+	t.Run("awaiting a signature", func(t *testing.T) {
+		f := newFixture(t)
+		f.push("1.0.0") // nothing signed it yet: InProgress, not Failed
+		f.policy("trusted", f.key, "")
+		l := f.watchKstatus("app")
+		f.release("app", "1.0.0", "trusted")
+		f.waitCondition("app", chartproofv1.ConditionReconciling, metav1.ConditionTrue, chartproofv1.ReasonAwaitingSignature)
+		for _, o := range l.waitFinal(t, kstatus.InProgressStatus, 1) {
+			if o.status == kstatus.FailedStatus || (o.statusSet && o.status == kstatus.CurrentStatus) {
+				t.Errorf("read %s while the signature is awaited", o)
+			}
+		}
 	})
 
 	t.Run("revoked after install", func(t *testing.T) {

@@ -19,9 +19,9 @@ import (
 
 // recordHistory adds a chart the release installed to status.history: last,
 // once, at most chartproofv1.MaxHistory kept.
-func recordHistory(obj *chartproofv1.VerifiedHelmRelease, version, digest string) {
-	h := slices.DeleteFunc(obj.Status.History, func(c chartproofv1.ChartRecord) bool { return c.Digest == digest })
-	h = append(h, chartproofv1.ChartRecord{ChartVersion: version, Digest: digest})
+func recordHistory(obj *chartproofv1.VerifiedHelmRelease, rec chartproofv1.ChartRecord) {
+	h := slices.DeleteFunc(obj.Status.History, func(c chartproofv1.ChartRecord) bool { return c.Digest == rec.Digest })
+	h = append(h, rec)
 	if n := len(h) - chartproofv1.MaxHistory; n > 0 {
 		h = h[n:]
 	}

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,6 +38,22 @@ func TestOnVerificationFailure(t *testing.T) {
 		vhr := f.waitReady(name, 2, chartproofv1.ReasonUpgradeSucceeded)
 		if h := vhr.Status.History; len(h) != 2 || h[0].Digest != d1 || h[1].Digest != d2 {
 			t.Fatalf("%s: status.history = %+v; want 1.0.0 then 2.0.0", name, h)
+		}
+		// Each record says when, as which revision, and on whose
+		// signatures (issue 13, item 6).
+		for i, want := range []struct {
+			version   string
+			authority string
+		}{{"1.0.0", "release"}, {"2.0.0", "build"}} {
+			c := vhr.Status.History[i]
+			if c.ChartVersion != want.version || c.Revision != i+1 || c.InstalledAt == nil || c.Verified == nil || !*c.Verified ||
+				!slices.Equal(c.Authorities, []string{want.authority}) {
+				t.Errorf("%s: status.history[%d] = %+v (installed at %v, verified %v); want %s, revision %d, a time, verified, by %s",
+					name, i, c, c.InstalledAt, c.Verified, want.version, i+1, want.authority)
+			}
+		}
+		if n := vhr.Status.Newest; n == nil || n.Digest != d2 || n.Revision != 0 || n.InstalledAt != nil {
+			t.Errorf("%s: status.newest = %+v; want 2.0.0 %s, a version and a digest only", name, n, d2)
 		}
 		buildKeyID = vhr.Status.Evidence[0].KeyID
 	}

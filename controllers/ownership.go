@@ -42,6 +42,7 @@ func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chart
 	}
 	r.drift().forget(obj.UID)
 	r.forgetTrust(obj.UID)
+	r.unsigned.forget(obj.UID)
 	return nil
 }
 

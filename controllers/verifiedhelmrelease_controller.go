@@ -137,6 +137,7 @@ type VerifiedHelmReleaseReconciler struct {
 	trustOnce  sync.Once
 	trustState *trustState
 	compiled   compiledPolicies
+	unsigned   unsignedCharts
 	// records reads the metadata of Helm's release records, as the
 	// manager's watch of them last saw it (nil before SetupWithManager).
 	records client.Reader
@@ -545,6 +546,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	}
 
 	// Decide and act.
+	var signatureWait time.Duration // > 0: a chart nothing signed yet, verified again soon
 	switch {
 	case !res.Verdict.Allowed():
 		if installed != nil && relErr == nil && !deployedAs(rel, installed) {
@@ -568,6 +570,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			forgetUnverifiedNewest(obj)
 		}
 		r.refused(obj, res)
+		if awaitingSignature(obj, res) {
+			signatureWait = r.unsigned.wait(obj.UID, res.Digest, r.now(), releaseInterval(obj))
+		}
 		// An installed chart that no longer verifies is rolled back or
 		// uninstalled when the spec says so: never on an outage, and never
 		// under a policy in Audit mode (which installed what did not verify
@@ -652,6 +657,15 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	}
 	r.setReady(obj, res)
 	r.setProgress(obj, res.Verdict.Inconclusive)
+	if signatureWait > 0 {
+		inst := obj.Status.Installed
+		runs := inst != nil && inst.Verified && relErr == nil && deployedAs(rel, inst) && recordIntact(rel, inst)
+		r.awaitSignature(obj, res, signatureWait, runs)
+		return ctrl.Result{RequeueAfter: min(signatureWait, interval)}, nil
+	}
+	if !awaitingSignature(obj, res) {
+		r.unsigned.forget(obj.UID)
+	}
 	if res.Verdict.Inconclusive {
 		return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
 	}
@@ -942,7 +956,19 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		obj.Status.Newest = policy.RaiseFloor(obj.Status.Newest,
 			chartproofv1.ChartRecord{ChartVersion: loaded.Chart.Metadata.Version, Digest: loaded.Digest}, obj.Spec.AllowDowngrade)
 	}
-	recordHistory(obj, loaded.Chart.Metadata.Version, loaded.Digest)
+	installedAt, passed := metav1.NewTime(r.now()), loaded.Verdict.Passed()
+	rec := chartproofv1.ChartRecord{ChartVersion: loaded.Chart.Metadata.Version, Digest: loaded.Digest, Revision: rel.Version,
+		InstalledAt: &installedAt, Verified: &passed}
+	for _, a := range loaded.Verdict.Accepted {
+		name := a.Authority
+		if a.Policy != "" {
+			name = a.Policy + "/" + a.Authority
+		}
+		if !slices.Contains(rec.Authorities, name) && len(rec.Authorities) < 16 {
+			rec.Authorities = append(rec.Authorities, name)
+		}
+	}
+	recordHistory(obj, rec)
 	msg := fmt.Sprintf("helm %s of %s revision %d succeeded", action, loaded.Digest, rel.Version)
 	if replaced {
 		msg += " (its tampered records replaced)"

@@ -132,6 +132,10 @@ const (
 	ReasonUpgradeFailed   = "UpgradeFailed"
 	ReasonUpgradeBlocked  = "UpgradeBlocked"
 	ReasonUninstallFailed = "UninstallFailed"
+	// ReasonAwaitingSignature: the chart the spec resolves to has no
+	// signature yet (a CI pipeline's push→sign window): verified again
+	// soon, with backoff, for one interval.
+	ReasonAwaitingSignature = "AwaitingSignature"
 	// ReasonReleaseHeld: the installed chart itself no longer verifies and
 	// stays installed (onVerificationFailure Hold, or while a Rollback or
 	// Uninstall cannot act).
@@ -218,6 +222,7 @@ var Reasons = []ReasonInfo{
 	{ReasonInstallFailed, ReasonKindRelease, "The Helm install failed."},
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved (another digest) failed verification: no upgrade, the installed release stays. Ready and Released say so; Released never says ReleaseUpToDate for a blocked upgrade."},
+	{ReasonAwaitingSignature, ReasonKindRelease, "The chart the spec resolves to, another digest than the one that runs, has no signature at all yet: the window of a CI pipeline that pushes a chart and signs it moments later. It is verified again soon, with backoff (5 s, then as long as it has waited so far), until one interval after it was first refused; meanwhile Reconciling is True with this reason (kstatus InProgress: the spec is not done), Stalled is absent, and Ready stays True with this reason when what runs is a chart that verifies. Verified is False (NoSignature) and a Warning event says so; nothing unsigned is installed. After the window: the refusal as usual (UpgradeBlocked, Stalled), verified again at the interval. A chart signed by a key the policy does not trust is never awaited. The window starts again when the tag moves to another unsigned digest, or the manager restarts."},
 	{ReasonReleaseHeld, ReasonKindRelease, "The installed chart itself no longer verifies (its signer revoked, its digest denied) and stays installed: spec.onVerificationFailure is Hold, or a Rollback or Uninstall could not act (an outage, a policy in Audit mode). Released says so; Ready and Verified are False with the verdict's reason. Nothing new is installed while it does not verify."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
 	{ReasonRolledBack, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback: the release was upgraded to the newest earlier chart it installed (status.history) whose digest verifies now, fetched and rendered again from that digest with the current values. Upgrades stay blocked while the chart the spec names does not verify."},

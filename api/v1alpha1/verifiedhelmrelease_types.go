@@ -339,8 +339,9 @@ type VerifiedHelmReleaseStatus struct {
 	Newest *ChartRecord `json:"newest,omitempty"`
 
 	// History lists the charts this release installed, oldest first, at
-	// most ten, each digest once: where onVerificationFailure: Rollback
-	// looks for an earlier chart that still verifies.
+	// most ten, each digest once (digest, version, Helm revision, when,
+	// verified, by which authorities): where onVerificationFailure:
+	// Rollback looks for an earlier chart that still verifies.
 	// +kubebuilder:validation:MaxItems=10
 	// +optional
 	History []ChartRecord `json:"history,omitempty"`
@@ -360,10 +361,28 @@ const (
 // MaxHistory bounds status.history.
 const MaxHistory = 10
 
-// ChartRecord is a chart version and the digest it was installed from.
+// ChartRecord is a chart version and the digest it was installed from; in
+// status.history, also when, as which Helm revision, and on whose
+// signatures.
 type ChartRecord struct {
 	ChartVersion string `json:"chartVersion"`
 	Digest       string `json:"digest"`
+	// Revision is the Helm revision that installed it (the last one, when
+	// the same digest was installed again).
+	// +optional
+	Revision int `json:"revision,omitempty"`
+	// InstalledAt is when chartproof installed it.
+	// +optional
+	InstalledAt *metav1.Time `json:"installedAt,omitempty"`
+	// Verified is whether it passed verification when it was installed:
+	// false only for a chart a policy in Audit mode let through.
+	// +optional
+	Verified *bool `json:"verified,omitempty"`
+	// Authorities are the policy authorities whose signatures it was
+	// installed on ("policy/authority" for a mandatory ClusterTrustPolicy's).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	Authorities []string `json:"authorities,omitempty"`
 }
 
 // InstalledRelease is the Helm release chartproof installed.

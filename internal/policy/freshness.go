@@ -28,7 +28,9 @@ func RaiseFloor(floor *chartproofv1.ChartRecord, chart chartproofv1.ChartRecord,
 // FallbackFloor is a release's floor once the chart of digest, its newest,
 // stopped verifying: the highest other version it installed (history), so
 // what ran before may still not be undercut, while what a revoked signer
-// pushed ahead holds nothing back (THREATS FRS-03); nil when none.
+// pushed ahead holds nothing back (THREATS FRS-03); nil when none. The
+// floor is a version and a digest; the rest of the history record is not
+// kept in it.
 func FallbackFloor(history []chartproofv1.ChartRecord, digest string) *chartproofv1.ChartRecord {
 	var (
 		best *semver.Version
@@ -39,7 +41,7 @@ func FallbackFloor(history []chartproofv1.ChartRecord, digest string) *chartproo
 		if c.Digest == digest || err != nil || (best != nil && !v.GreaterThan(best)) {
 			continue
 		}
-		best, out = v, &c
+		best, out = v, &chartproofv1.ChartRecord{ChartVersion: c.ChartVersion, Digest: c.Digest}
 	}
 	return out
 }
