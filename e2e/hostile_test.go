@@ -452,9 +452,13 @@ func TestHostileRegistryVerify(t *testing.T) {
 							res.code, out.Allowed, out.Chart, out.codes(), res)
 					}
 				} else {
-					if res.code != 1 || out.Allowed || out.Passed || out.Chart != "" {
-						t.Errorf("got exit %d, allowed %v, passed %v, chart %q; want exit 1, refused, no chart loaded\n%s",
-							res.code, out.Allowed, out.Passed, out.Chart, res)
+					wantExit := 1 // refused
+					if tc.want.inconclusive {
+						wantExit = 3 // an outage
+					}
+					if res.code != wantExit || out.Allowed || out.Passed || out.Chart != "" {
+						t.Errorf("got exit %d, allowed %v, passed %v, chart %q; want exit %d, refused, no chart loaded\n%s",
+							res.code, out.Allowed, out.Passed, out.Chart, wantExit, res)
 					}
 					if got := out.codes(); !slices.Equal(got, []string{tc.want.code}) {
 						t.Errorf("reason codes: got %v, want [%s]\n%s", got, tc.want.code, res)

@@ -19,7 +19,8 @@ import (
 // root.json a ConfigMap document of the policy file pins, allows the chart
 // as the cluster would. Its twin, the same repository serving an expired
 // timestamp (THREATS FRS-02), is refused with TrustedRootRefused (exit 1),
-// and nothing falls back to the embedded public-good root.
+// and nothing falls back to the embedded public-good root; a repository
+// that does not answer is an outage: TrustedRootUnavailable, exit 3.
 func TestVerifyKeylessTUFRoot(t *testing.T) {
 	const (
 		issuer   = "https://token.actions.githubusercontent.com"
@@ -44,19 +45,22 @@ func TestVerifyKeylessTUFRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, expired := range []bool{false, true} {
-		t.Run(fmt.Sprintf("timestamp expired=%v", expired), func(t *testing.T) {
+	for _, state := range []string{"fresh", "timestamp expired", "repository down"} {
+		t.Run(state, func(t *testing.T) {
 			repo, err := testtuf.New(rootJSON)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if expired {
+			if state == "timestamp expired" {
 				if err := repo.ExpireTimestamp(); err != nil {
 					t.Fatal(err)
 				}
 			}
 			srv := repo.Serve()
 			defer srv.Close()
+			if state == "repository down" {
+				srv.Close() // nothing answers at its URL any more
+			}
 			policyYAML := fmt.Sprintf(`apiVersion: delivery.chartproof.dev/v1alpha1
 kind: ClusterTrustPolicy
 metadata:
@@ -91,7 +95,14 @@ binaryData:
 				t.Fatal(err)
 			}
 			res := verify(t, "--plain-http", "--policy", pol, "--tuf-cache-dir", filepath.Join(dir, "tuf"), "--output", "json", w.ref("charts/hello", "1.0.0"))
-			if !expired {
+			switch state {
+			case "repository down":
+				// An outage, not a refusal: exit 3.
+				if res.code != cli.ExitInconclusive || !strings.Contains(res.stderr, chartproofv1.ReasonTrustedRootUnavailable) {
+					t.Fatalf("got exit %d stderr %q, want 3 and %s", res.code, res.stderr, chartproofv1.ReasonTrustedRootUnavailable)
+				}
+				return
+			case "fresh":
 				out := parseOutput(t, res.stdout)
 				if res.code != cli.ExitAllowed || len(out.Accepted) != 1 || out.Accepted[0].Identity == nil || out.Accepted[0].Identity.Subject != workflow {
 					t.Fatalf("got exit %d accepted %+v reasons %+v (stderr %s), want 0 and the release workflow as signer", res.code, out.Accepted, out.Reasons, res.stderr)

@@ -25,10 +25,22 @@ import (
 
 // Exit codes of chartproof verify.
 const (
-	ExitAllowed = 0
-	ExitDenied  = 1 // refused, or inconclusive
-	ExitUsage   = 2 // bad flags, unreadable or invalid policy file
+	ExitAllowed      = 0
+	ExitDenied       = 1 // refused: the chart or its signatures are not what the policy asks
+	ExitUsage        = 2 // bad flags, unreadable or invalid policy file
+	ExitInconclusive = 3 // an outage: nothing could be decided (not installed in a cluster either)
 )
+
+// exitCode is the exit status of a verdict.
+func exitCode(v policy.Verdict) int {
+	switch {
+	case v.Allowed():
+		return ExitAllowed
+	case v.Inconclusive:
+		return ExitInconclusive
+	}
+	return ExitDenied
+}
 
 const verifyUsage = `Usage: chartproof verify oci://HOST[:PORT]/PATH/NAME(:TAG|@sha256:DIGEST) --policy FILE [--mandatory-policy FILE]... [--require-cluster-policy] [--output text|json] [--plain-http] [--timeout DURATION]
 
@@ -41,8 +53,10 @@ evaluated here: there is no namespace); --require-cluster-policy is the
 manager's flag of that name. Registry credentials come from the
 Docker config file (~/.docker/config.json, or $DOCKER_CONFIG).
 
-Exit status: 0 allowed, 1 denied or inconclusive (a trusted root its TUF repository
-could not give, too), 2 usage or configuration error.
+Exit status: 0 allowed; 1 denied; 2 usage or configuration error; 3 inconclusive:
+an outage (the registry unreachable or failing, a trusted root its TUF
+repository could not give, a revocation status unknown), so CI can tell an
+outage, to retry, from a refusal, to investigate, without reading the output.
 
 Flags:
 `
@@ -136,7 +150,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 		// Not the file's fault: the trusted root could not be had, as a
 		// release would be told in a cluster.
 		fmt.Fprintf(env.Stderr, "chartproof verify: %s: %v\n", code, err)
-		return ExitDenied
+		return trustedRootExit(code)
 	}
 	if err != nil {
 		return usageErr("%v", err)
@@ -150,7 +164,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 		p, err := LoadPolicyFile(file, tuf)
 		if code := trustedRootFailure(err); code != "" {
 			fmt.Fprintf(env.Stderr, "chartproof verify: --mandatory-policy %s: %s: %v\n", file, code, err)
-			return ExitDenied
+			return trustedRootExit(code)
 		}
 		if err != nil {
 			return usageErr("%v", err)
@@ -189,8 +203,15 @@ func Verify(ctx context.Context, env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "chartproof verify: %v\n", err)
 		return ExitUsage
 	}
-	if res.Verdict.Allowed() {
-		return ExitAllowed
+	return exitCode(res.Verdict)
+}
+
+// trustedRootExit is the exit status of a trusted root that could not be
+// had: an outage is inconclusive; metadata refused (expired, rolled back,
+// badly signed) is a refusal.
+func trustedRootExit(code string) int {
+	if code == chartproofv1.ReasonTrustedRootUnavailable {
+		return ExitInconclusive
 	}
 	return ExitDenied
 }

@@ -602,8 +602,9 @@ func TestVerifyDenials(t *testing.T) {
 }
 
 // TestVerifyRegistryDown: a registry nobody answers at is inconclusive —
-// denied, exit 1, and marked so in the JSON — unlike its control twin, the
-// same chart on a registry that answers.
+// denied, exit 3 (not 1: CI tells an outage from a refusal by the status
+// alone), and marked so in the JSON — unlike its control twin, the same
+// chart on a registry that answers.
 func TestVerifyRegistryDown(t *testing.T) {
 	for _, down := range []bool{false, true} {
 		name := "control: registry up"
@@ -628,7 +629,7 @@ func TestVerifyRegistryDown(t *testing.T) {
 				verdict{code: cli.ExitAllowed, allowed: true, passed: true, digest: digest, policy: ciCharts}.check(t, text, jsonRun)
 				return
 			}
-			verdict{code: cli.ExitDenied, inconclusive: true, policy: ciCharts, reasons: []string{chartproofv1.ReasonRegistryUnavailable}}.check(t, text, jsonRun)
+			verdict{code: cli.ExitInconclusive, inconclusive: true, policy: ciCharts, reasons: []string{chartproofv1.ReasonRegistryUnavailable}}.check(t, text, jsonRun)
 			if !strings.Contains(jsonRun.stdout, `"inconclusive": true`) {
 				t.Errorf("json: got\n%s\nwant \"inconclusive\": true", jsonRun.stdout)
 			}
@@ -660,7 +661,7 @@ func TestVerifyArguments(t *testing.T) {
 		}, true, cli.ExitAllowed, false},
 		{"without --plain-http: HTTPS only, no fallback", func(pol, ref string) []string {
 			return []string{ref, "--policy", pol, "--output", "json"}
-		}, true, cli.ExitDenied, true},
+		}, true, cli.ExitInconclusive, true},
 	}
 	w := newWorld(t, worldOptions{})
 	digest := w.signedHello(t)

@@ -54,7 +54,8 @@ requireTransparencyLog); without it, the key alone decides.
 The flags build a policy of one authority with threshold 1, whose repository
 scope is the reserved name ` + BlobRepository + `.
 
-Exit status: 0 allowed, 1 denied, 2 usage or configuration error.
+Exit status: 0 allowed, 1 denied, 2 usage or configuration error, 3 inconclusive
+(as chartproof verify).
 
 Flags:
 `
@@ -196,10 +197,7 @@ func VerifyBlob(env Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "%s: %v\n", cmd, err)
 		return ExitUsage
 	}
-	if res.Verdict.Allowed() {
-		return ExitAllowed
-	}
-	return ExitDenied
+	return exitCode(res.Verdict)
 }
 
 // artifactDigest is arg when it is a sha256:HEX digest, or else the sha256
