@@ -33,6 +33,8 @@ import (
 // source).
 type SourceWatches struct {
 	client metadata.Interface
+	// wants lists the keys ("Kind/namespace/name") to watch.
+	wants func(ctx context.Context, reader client.Reader) (map[string]bool, error)
 	// syncing makes each Sync list and apply at once: a Sync that listed
 	// before a policy arrived must not stop the watch a later Sync started
 	// for it.
@@ -46,11 +48,22 @@ type SourceWatches struct {
 	subs     []chan event.GenericEvent
 }
 
-// NewSourceWatches returns watches that read through client. Add it to the
-// manager, so its watches stop with it.
+// NewSourceWatches returns watches of what trust policies read, through
+// client. Add it to the manager, so its watches stop with it.
 func NewSourceWatches(client metadata.Interface) *SourceWatches {
+	return newWatches(client, policySources)
+}
+
+// NewValuesWatches returns watches of the ConfigMaps and Secrets that
+// releases read values from (spec.valuesFrom), through client: a change is
+// applied at once, not at the release's interval. Add it to the manager.
+func NewValuesWatches(client metadata.Interface) *SourceWatches {
+	return newWatches(client, valuesSources)
+}
+
+func newWatches(client metadata.Interface, wants func(context.Context, client.Reader) (map[string]bool, error)) *SourceWatches {
 	ctx, stop := context.WithCancel(context.Background())
-	return &SourceWatches{client: client, ctx: ctx, stop: stop, watching: map[string]context.CancelFunc{},
+	return &SourceWatches{client: client, wants: wants, ctx: ctx, stop: stop, watching: map[string]context.CancelFunc{},
 		stores: map[string]toolscache.SharedIndexInformer{}}
 }
 
@@ -74,18 +87,16 @@ func (w *SourceWatches) Source(toRequests func(kind string) handler.MapFunc) sou
 	}))
 }
 
-// Sync watches every Secret and ConfigMap that the policies in reader read
-// (trustSources), and no other.
-func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
-	w.syncing.Lock()
-	defer w.syncing.Unlock()
+// policySources lists every Secret and ConfigMap that the policies in
+// reader read (trustSources).
+func policySources(ctx context.Context, reader client.Reader) (map[string]bool, error) {
 	var tps chartproofv1.TrustPolicyList
 	if err := reader.List(ctx, &tps); err != nil {
-		return fmt.Errorf("listing TrustPolicies: %w", err)
+		return nil, fmt.Errorf("listing TrustPolicies: %w", err)
 	}
 	var ctps chartproofv1.ClusterTrustPolicyList
 	if err := reader.List(ctx, &ctps); err != nil {
-		return fmt.Errorf("listing ClusterTrustPolicies: %w", err)
+		return nil, fmt.Errorf("listing ClusterTrustPolicies: %w", err)
 	}
 	want := map[string]bool{}
 	for _, tp := range tps.Items {
@@ -97,6 +108,44 @@ func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
 		for _, k := range trustSources("", ctp.Spec) {
 			want[k] = true
 		}
+	}
+	return want, nil
+}
+
+// valuesSources lists every ConfigMap and Secret that the releases in
+// reader read values from.
+func valuesSources(ctx context.Context, reader client.Reader) (map[string]bool, error) {
+	var vhrs chartproofv1.VerifiedHelmReleaseList
+	if err := reader.List(ctx, &vhrs); err != nil {
+		return nil, fmt.Errorf("listing VerifiedHelmReleases: %w", err)
+	}
+	want := map[string]bool{}
+	for i := range vhrs.Items {
+		for _, k := range valuesKeys(&vhrs.Items[i]) {
+			want[k] = true
+		}
+	}
+	return want, nil
+}
+
+// valuesKeys are the keys ("Kind/namespace/name") of what obj reads values
+// from.
+func valuesKeys(obj *chartproofv1.VerifiedHelmRelease) []string {
+	var keys []string
+	for _, ref := range obj.Spec.ValuesFrom {
+		keys = append(keys, ref.Kind+"/"+obj.Namespace+"/"+ref.Name)
+	}
+	return keys
+}
+
+// Sync watches every Secret and ConfigMap the watches want (what the
+// policies, or the releases' valuesFrom, in reader read), and no other.
+func (w *SourceWatches) Sync(ctx context.Context, reader client.Reader) error {
+	w.syncing.Lock()
+	defer w.syncing.Unlock()
+	want, err := w.wants(ctx, reader)
+	if err != nil {
+		return err
 	}
 
 	w.mu.Lock()
@@ -150,6 +199,18 @@ func (w *SourceWatches) Versions(keys []string) ([]string, bool) {
 		}
 	}
 	return out, true
+}
+
+// Watched reports whether every key is watched.
+func (w *SourceWatches) Watched(keys []string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		if w.watching[k] == nil {
+			return false
+		}
+	}
+	return true
 }
 
 // Watching lists the keys watched, sorted.

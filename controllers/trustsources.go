@@ -330,6 +330,23 @@ func sourceKey(kind string, o client.Object) client.MatchingFields {
 	return client.MatchingFields{trustSourceIndex: kind + "/" + o.GetNamespace() + "/" + o.GetName()}
 }
 
+// valuesIndex indexes releases by the ConfigMaps and Secrets they read
+// values from (valuesKeys).
+const valuesIndex = ".spec.valuesFrom"
+
+// releasesOfValues maps a ConfigMap or Secret to the releases that read
+// values from it: not a change of trust; each reconciles as usual.
+func (r *VerifiedHelmReleaseReconciler) releasesOfValues(kind string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		var list chartproofv1.VerifiedHelmReleaseList
+		if err := r.List(ctx, &list, client.MatchingFields{valuesIndex: kind + "/" + o.GetNamespace() + "/" + o.GetName()}); err != nil {
+			log.FromContext(ctx).Error(err, "listing the releases of a values source")
+			return nil
+		}
+		return requestsFor(list)
+	}
+}
+
 // releasesOfSource maps a Secret or ConfigMap to the releases whose policy
 // reads it.
 func (r *VerifiedHelmReleaseReconciler) releasesOfSource(kind string) handler.MapFunc {
@@ -351,6 +368,10 @@ func Setup(mgr ctrl.Manager, r *VerifiedHelmReleaseReconciler, opts controller.O
 	}
 	r.Sources = NewSourceWatches(meta)
 	if err := mgr.Add(r.Sources); err != nil {
+		return err
+	}
+	r.Values = NewValuesWatches(meta)
+	if err := mgr.Add(r.Values); err != nil {
 		return err
 	}
 	if err := r.SetupWithManager(mgr, opts); err != nil {

@@ -127,6 +127,10 @@ type VerifiedHelmReleaseReconciler struct {
 	// Sources watches the Secrets and ConfigMaps policies read (Setup
 	// builds it); nil watches none.
 	Sources *SourceWatches
+	// Values watches the ConfigMaps and Secrets releases read values from
+	// (Setup builds it); nil watches none: a change waits for the
+	// interval.
+	Values *SourceWatches
 
 	// RevocationMetrics counts installed releases that do not verify and
 	// times revocations; nil records nothing.
@@ -184,6 +188,15 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	// A change to a Secret or ConfigMap a policy reads is a trust change.
 	if r.Sources != nil {
 		b.WatchesRawSource(r.Sources.Source(r.releasesOfSource))
+	}
+	// A change to one a release reads values from is applied at once.
+	if r.Values != nil {
+		if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, valuesIndex, func(o client.Object) []string {
+			return valuesKeys(o.(*chartproofv1.VerifiedHelmRelease))
+		}); err != nil {
+			return err
+		}
+		b.WatchesRawSource(r.Values.Source(r.releasesOfValues))
 	}
 	// So is a trusted root that a TUF repository changed: the Store reads
 	// each repository again within its refresh interval.
@@ -500,6 +513,13 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// the releases when a status changed, else by this release itself.
 	if r.Revocation == nil {
 		interval = min(interval, revocationRefresh(judges))
+	}
+	// What values are read from is watched first, so a change made from
+	// now on wakes the release.
+	if keys := valuesKeys(obj); r.Values != nil && len(keys) > 0 && !r.Values.Watched(keys) {
+		if err := r.Values.Sync(ctx, r.Client); err != nil {
+			log.FromContext(ctx).Error(err, "watching the sources of values; the interval reads them")
+		}
 	}
 	values, configDigest, err := r.values(ctx, acct.Reader, obj)
 	if err != nil {
