@@ -141,12 +141,19 @@ func TestKstatus(t *testing.T) {
 		}
 	}
 
-	t.Run("installed", func(t *testing.T) {
+	// signed creates a release of a signed chart, watched from before its
+	// creation.
+	signed := func(t *testing.T) (*fixture, *kstatusLog) {
 		f := newFixture(t)
 		f.signLegacy(f.push("1.0.0"), f.key)
 		f.policy("trusted", f.key, "")
 		l := f.watchKstatus("app")
 		f.release("app", "1.0.0", "trusted")
+		return f, l
+	}
+
+	t.Run("installed", func(t *testing.T) {
+		f, l := signed(t)
 		notCurrentBefore(t, l.waitFinal(t, kstatus.CurrentStatus, 1))
 		f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 
@@ -209,11 +216,7 @@ func TestKstatus(t *testing.T) {
 	})
 
 	t.Run("revoked after install", func(t *testing.T) {
-		f := newFixture(t)
-		f.signLegacy(f.push("1.0.0"), f.key)
-		f.policy("trusted", f.key, "")
-		l := f.watchKstatus("app")
-		f.release("app", "1.0.0", "trusted")
+		f, l := signed(t)
 		l.waitFinal(t, kstatus.CurrentStatus, 1)
 		vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 		f.revokeKey("trusted", vhr.Status.Evidence[0].KeyID)

@@ -23,13 +23,20 @@ import (
 func TestPushBeforeSign(t *testing.T) {
 	hourly := func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.Interval = metav1.Duration{Duration: time.Hour} }
 
-	t.Run("upgrade", func(t *testing.T) {
+	// installed is a release of a signed 1.0.0, installed, verified again
+	// hourly.
+	installed := func(t *testing.T) (*fixture, string) {
 		f := newFixture(t)
 		d1 := f.push("1.0.0")
 		f.signLegacy(d1, f.key)
 		f.policy("trusted", f.key, "")
 		f.release("app", "1.0.0", "trusted", hourly)
 		f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+		return f, d1
+	}
+
+	t.Run("upgrade", func(t *testing.T) {
+		f, d1 := installed(t)
 
 		d2 := f.push("1.1.0") // signed below
 		f.edit("app", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.Chart.Version = "1.1.0" })
@@ -67,12 +74,7 @@ func TestPushBeforeSign(t *testing.T) {
 	})
 
 	t.Run("signed by an untrusted key (control)", func(t *testing.T) {
-		f := newFixture(t)
-		d1 := f.push("1.0.0")
-		f.signLegacy(d1, f.key)
-		f.policy("trusted", f.key, "")
-		f.release("app", "1.0.0", "trusted", hourly)
-		f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+		f, d1 := installed(t)
 
 		other, err := testsign.NewKey("p256")
 		if err != nil {

@@ -22,15 +22,15 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
-// SourceWatches watches the Secrets and ConfigMaps that trust policies read
-// (keys, trusted roots, keyrings), each by its name: a field selector the API
-// server applies, metadata only. A change to one is a trust change that the
-// policies reading it, and their releases, see at once. The manager caches
-// no other Secret or ConfigMap of the cluster to do this.
+// SourceWatches watches Secrets and ConfigMaps, each by its name: a field
+// selector the API server applies, metadata only. NewSourceWatches watches
+// those trust policies read (keys, trusted roots, keyrings): a change to one
+// is a trust change that the policies reading it, and their releases, see at
+// once. NewValuesWatches watches those releases read values from. The
+// manager caches no other Secret or ConfigMap of the cluster to do this.
 //
-// Sync starts the watches the policies need and stops those no policy needs
-// any more; each watch's events go to every subscriber (a controller's
-// source).
+// Sync starts the watches wanted and stops those no longer wanted; each
+// watch's events go to every subscriber (a controller's source).
 type SourceWatches struct {
 	client metadata.Interface
 	// wants lists the keys ("Kind/namespace/name") to watch.

@@ -432,9 +432,11 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{RequeueAfter: staleRetry}, nil
 	}
 	obj.Status.ObservedGeneration = obj.Generation
-	// Conditions are written whole: a progress write during the reconcile
-	// changed them on the server since before.
-	before.Status.Conditions = nil
+	if obj.ResourceVersion != before.ResourceVersion {
+		// A progress write during the reconcile changed the conditions
+		// on the server since before: they are written whole.
+		before.Status.Conditions = nil
+	}
 	if v, ok := obj.Annotations[chartproofv1.AnnotationReconcileRequest]; ok {
 		obj.Status.LastHandledReconcileAt = v
 	}
