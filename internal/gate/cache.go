@@ -25,6 +25,12 @@ const (
 	MaxCachedChartBytes    = 1 << 20
 	MaxCachedReads         = 2048
 	MaxCachedReadBytes     = 32 << 10
+
+	// RefusedEvidenceTTL is how long signatures behind a refusal are kept:
+	// long enough that a change of trust re-judging a thousand releases of
+	// one chart reads its signatures once, short enough that a signature
+	// pushed after a refusal counts at the next verification but one.
+	RefusedEvidenceTTL = 2 * time.Second
 )
 
 // Cache remembers, for a bounded time, what a verification established that
@@ -34,9 +40,11 @@ const (
 //     keyed by the repository, the digest and the policy's Fingerprint (its
 //     kind, namespace, name, UID, spec and every Secret and ConfigMap it
 //     read) — never by tag, so a moved tag is always resolved again, and any
-//     change of trust misses at once. Only signatures that led to a passing
-//     verdict are kept: a refusal is checked afresh each time, so a
-//     signature pushed later is seen without waiting.
+//     change of trust misses at once. Signatures that led to a passing
+//     verdict are kept for the TTL; those behind a refusal only for
+//     RefusedEvidenceTTL (the releases of one chart re-judged together
+//     after a change of trust share them), and none at all when there was
+//     none, so a signature pushed later is seen at once.
 //   - chart layers and Helm configs, keyed by repository and digest: the bytes were checked
 //     against the digest when read, and a digest names those bytes forever.
 //     The repository is part of the key all the same, so what one
@@ -82,10 +90,11 @@ func signatureKey(repo, sigRepo oci.Repository, digest string, p *policy.Policy)
 
 // collect returns the cached signatures for key, or runs fetch, sharing one
 // run among concurrent callers with the same key, and keeps what it fetched
-// when keep says so (before the run ends, so no caller in between misses).
+// (before the run ends, so no caller in between misses): for the TTL when
+// passes says so, else for RefusedEvidenceTTL unless nothing was found.
 // cached says whether the signatures came from the cache. The slice is
 // shared: read it only.
-func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.Signature, error), keep func([]policy.Signature) bool) (sigs []policy.Signature, cached bool, err error) {
+func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.Signature, error), passes func([]policy.Signature) bool) (sigs []policy.Signature, cached bool, err error) {
 	if c == nil {
 		sigs, err = fetch()
 		return sigs, false, err
@@ -95,8 +104,12 @@ func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.
 	}
 	v, err := c.share(ctx, key, func() (any, error) {
 		sigs, err := fetch()
-		if err == nil && keep(sigs) {
+		switch {
+		case err != nil:
+		case passes(sigs):
 			c.signatures.Add(key, sigs, c.ttl)
+		case len(sigs) > 0:
+			c.signatures.Add(key, sigs, min(c.ttl, RefusedEvidenceTTL))
 		}
 		return sigs, err
 	})

@@ -121,18 +121,23 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	}
 
 	// The same name with another key: another fingerprint, read again, and
-	// refused — a refusal is never kept.
+	// refused. Signatures behind a refusal are kept only for
+	// gate.RefusedEvidenceTTL.
 	otherP, otherV := compile(t, reg.Host, other)
 	if otherP.Fingerprint == p.Fingerprint {
 		t.Fatal("two policies with different keys share a fingerprint")
 	}
-	for i := range 2 {
+	for i, step := range []struct {
+		after  time.Duration
+		cached bool
+	}{{0, false}, {gate.RefusedEvidenceTTL - time.Millisecond, true}, {2 * time.Millisecond, false}} {
+		clk.SetTime(clk.Now().Add(step.after))
 		res := check(otherP, otherV)
-		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached {
-			t.Fatalf("other key, check %d: %s cached %v; want %s, not cached", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner)
+		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached != step.cached {
+			t.Fatalf("other key, check %d: %s cached %v; want %s, cached %v", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner, step.cached)
 		}
-		if sigs, _ := reg.take(); sigs == 0 {
-			t.Fatalf("other key, check %d read no signature", i)
+		if sigs, _ := reg.take(); (sigs == 0) != step.cached {
+			t.Fatalf("other key, check %d: %d signature requests; cached %v", i, sigs, step.cached)
 		}
 	}
 
@@ -146,42 +151,64 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	}
 }
 
-// TestCacheRefusalReadsLookupsAgain: a refusal keeps no verdict and no
-// list of signatures — the referrers are looked up again at every check, so
-// a signature attached after a refusal counts at the very next one — but
-// what a digest names (a referrer's manifest, a bundle) is read once.
+// TestCacheRefusalReadsLookupsAgain: signatures behind a refusal are kept
+// for gate.RefusedEvidenceTTL only, so a signature attached after a
+// refusal counts once that passed, and what a digest names (a referrer's
+// manifest, a bundle) is read once. A digest with no signature at all
+// keeps nothing: its referrers are looked up at every check (the push→sign
+// window of a CI pipeline).
 func TestCacheRefusalReadsLookupsAgain(t *testing.T) {
 	reg := newCountingRegistry(t)
 	k, _ := testsign.NewKey("p256")
 	other, _ := testsign.NewKey("p256")
 	d := pushChart(t, reg.Registry, "charts/hello", "1.0.0")
-	if err := attach(reg.Registry, "charts/hello", d, other, false); err != nil {
-		t.Fatal(err)
-	}
 	p, v := compile(t, reg.Host, k)
-	cache := gate.NewCache(time.Hour)
+	clk := clocktesting.NewFakePassiveClock(time.Now())
+	cache := gate.NewCacheWithClock(time.Hour, clk)
 	client := oci.NewClient(oci.Options{PlainHTTP: true})
 	req := gate.Request{URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v, Cache: cache}
 	reg.take()
 
 	for i := range 2 {
 		res := gate.Check(context.Background(), client, nil, req)
-		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached {
-			t.Fatalf("check %d: %s cached %v; want %s, not cached", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner)
+		if res.Verdict.Code() != chartproofv1.ReasonNoSignature || res.Cached {
+			t.Fatalf("unsigned, check %d: %s cached %v; want %s, not cached", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonNoSignature)
+		}
+		if sigs, _ := reg.take(); sigs == 0 {
+			t.Fatalf("unsigned, check %d did not look the referrers up", i)
+		}
+	}
+
+	if err := attach(reg.Registry, "charts/hello", d, other, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, step := range []struct {
+		after  time.Duration
+		cached bool
+	}{{0, false}, {time.Second, true}, {gate.RefusedEvidenceTTL + time.Millisecond, false}} {
+		clk.SetTime(clk.Now().Add(step.after))
+		res := gate.Check(context.Background(), client, nil, req)
+		if res.Verdict.Code() != chartproofv1.ReasonUntrustedSigner || res.Cached != step.cached {
+			t.Fatalf("check %d: %s cached %v; want %s, cached %v", i, res.Verdict.Code(), res.Cached, chartproofv1.ReasonUntrustedSigner, step.cached)
 		}
 		byDigest := reg.manifestsByDigest()
 		sigs, blobs := reg.take()
-		if sigs == 0 {
-			t.Fatalf("check %d did not look the referrers up", i)
+		if (sigs == 0) != step.cached {
+			t.Fatalf("check %d: %d referrer lookups; cached %v", i, sigs, step.cached)
 		}
 		if first := i == 0; first != (blobs > 0 && byDigest > 0) {
 			t.Fatalf("check %d: %d blob and %d manifest-by-digest requests; want some the first time only", i, blobs, byDigest)
 		}
 	}
-	// Signed by the policy's key now: the next check sees it.
+	// Signed by the policy's key now: seen once the refusal's signatures
+	// expired (the next check but one at most, after a change of trust).
 	if err := attach(reg.Registry, "charts/hello", d, k, false); err != nil {
 		t.Fatal(err)
 	}
+	if res := gate.Check(context.Background(), client, nil, req); res.Verdict.Passed() || !res.Cached {
+		t.Fatalf("within %s of the refusal: %s cached %v; want the kept refusal's signatures", gate.RefusedEvidenceTTL, res.Verdict.Message(), res.Cached)
+	}
+	clk.SetTime(clk.Now().Add(gate.RefusedEvidenceTTL + time.Millisecond))
 	if res := gate.Check(context.Background(), client, nil, req); !res.Verdict.Passed() || res.Cached {
 		t.Fatalf("after the signature was attached: %s cached %v; want passed, read afresh", res.Verdict.Message(), res.Cached)
 	}

@@ -248,8 +248,9 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 			sigs, err := collect()
 			return req.Revocation.Annotate(ctx, pol, sigs), err
 		}
-		// Only what passes is kept. passes may run on the cache's goroutine
-		// after this one moved on, so it reads a copy of the evidence.
+		// What passes is kept longer than what does not. passes may run on
+		// the cache's goroutine after this one moved on, so it reads a copy
+		// of the evidence.
 		base := j.evidence
 		passes := func(sigs []policy.Signature) bool {
 			e := base
