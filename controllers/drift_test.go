@@ -18,6 +18,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -36,12 +37,16 @@ func (f *fixture) deployment(release string) *appsv1.Deployment {
 }
 
 // editDeployment changes the chart's Deployment as `kubectl edit` does: an
-// update under the field manager "kubectl-edit".
+// update under the field manager "kubectl-edit", read again and retried
+// when another writer (its status, written as a deployment controller
+// would) came in between.
 func (f *fixture) editDeployment(release string, change func(*appsv1.Deployment)) {
 	f.t.Helper()
-	d := f.deployment(release)
-	change(d)
-	if err := k8s.Update(context.Background(), d, client.FieldOwner("kubectl-edit")); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		d := f.deployment(release)
+		change(d)
+		return k8s.Update(context.Background(), d, client.FieldOwner("kubectl-edit"))
+	}); err != nil {
 		f.t.Fatal(err)
 	}
 }

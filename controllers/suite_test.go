@@ -37,6 +37,7 @@ import (
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/revocation"
+	"github.com/chartproof/chartproof/internal/testworkload"
 	"github.com/chartproof/chartproof/internal/tufroot"
 )
 
@@ -51,6 +52,9 @@ var (
 	regHost    string // host:port of the loopback registry
 	kubeconfig string // path of a kubeconfig file for the test API server, as helm reads it
 	tamper     = &tamperer{}
+	// rollouts stands in for the deployment controller and the kubelets
+	// envtest lacks: Deployments become available (testworkload).
+	rollouts *testworkload.Rollouts
 )
 
 func TestMain(m *testing.M) {
@@ -160,6 +164,9 @@ func run(m *testing.M) int {
 		panic(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	if rollouts, err = testworkload.Start(ctx, cfg); err != nil {
+		panic(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -569,6 +570,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 
 	// Decide and act.
 	var signatureWait time.Duration // > 0: a chart nothing signed yet, verified again soon
+	var healthPoll time.Duration    // > 0: what was deployed is becoming healthy, looked at again soon
 	switch {
 	case !res.Verdict.Allowed():
 		if installed != nil && relErr == nil && !deployedAs(rel, installed) {
@@ -645,6 +647,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if r.checkDrift(ctx, obj, acct, rel, true) {
 			interval = min(interval, retryInconclusive)
 		}
+		healthPoll = r.checkHealth(ctx, obj, acct, rel)
 	case tampered != nil:
 		// As in the install path: status may be behind what was installed.
 		if err := r.checkCurrent(ctx, obj); err != nil {
@@ -676,9 +679,17 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if installedRel != nil && r.checkDrift(ctx, obj, acct, installedRel, true) {
 			interval = min(interval, retryInconclusive)
 		}
+		// Then whether what it deployed becomes healthy: looked at again
+		// within seconds while it is becoming so.
+		if installedRel != nil {
+			healthPoll = r.checkHealth(ctx, obj, acct, installedRel)
+		}
 	}
 	r.setReady(obj, res)
-	r.setProgress(obj, res.Verdict.Inconclusive)
+	r.setProgress(obj, res.Verdict.Inconclusive || healthPoll > 0)
+	if healthPoll > 0 {
+		interval = min(interval, healthPoll)
+	}
 	if signatureWait > 0 {
 		inst := obj.Status.Installed
 		runs := inst != nil && inst.Verified && relErr == nil && deployedAs(rel, inst) && recordIntact(rel, inst)
@@ -926,6 +937,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		// who may write Secrets here) vouches for nothing: it is
 		// dropped, not upgraded from.
 		Replace: obj.Status.Installed == nil && !adopt.ok,
+		Timeout: releaseTimeout(obj),
 	}
 	rel, err := acct.Releases.Apply(ctx, req)
 	replaced := false
@@ -973,6 +985,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Revision:     rel.Version,
 		ConfigDigest: configDigest,
 		Verified:     loaded.Verdict.Passed(),
+		DeployedAt:   ptr.To(metav1.NewTime(r.now())),
 	}
 	if loaded.Verdict.Passed() {
 		obj.Status.Newest = policy.RaiseFloor(obj.Status.Newest,
@@ -1118,6 +1131,11 @@ func (r *VerifiedHelmReleaseReconciler) setReady(obj *chartproofv1.VerifiedHelmR
 	switch {
 	case released != nil && released.Status == metav1.ConditionFalse:
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, released.Reason, released.Message)
+	case inst != nil && inst.Digest == res.Digest && (res.Verdict.Passed() || res.Verdict.Audited()) && !healthy(obj):
+		// What runs is the chart Ready would vouch for, but it does not
+		// run well (yet): Healthy says which object and why.
+		h := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionHealthy)
+		r.setCondition(obj, chartproofv1.ConditionReady, h.Status, h.Reason, h.Message)
 	case inst != nil && inst.Digest == res.Digest && res.Verdict.Passed():
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionTrue, released.Reason,
 			fmt.Sprintf("release %s revision %d is the verified %s", r.releaseName(obj), inst.Revision, inst.Digest))

@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testworkload"
 )
 
 // Set by TestMain.
@@ -160,6 +161,14 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		return 1
 	}
+	// envtest runs no deployment controller and no kubelet: Deployments
+	// are made available as they would be, so that releases become
+	// healthy (internal/testworkload).
+	if err := startRollouts(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	defer stopRollouts()
 	return m.Run()
 }
 
@@ -427,6 +436,9 @@ func httpGet(url string) (int, []byte, error) {
 // test ends, for the tests that follow.
 func stopAPIServer(t *testing.T) {
 	t.Helper()
+	// A status write of testworkload's in flight holds the API server's
+	// graceful shutdown: it stops first, and starts again with the server.
+	stopRollouts()
 	if err := testEnv.ControlPlane.APIServer.Stop(); err != nil {
 		t.Fatalf("stopping kube-apiserver: %v", err)
 	}
@@ -448,6 +460,24 @@ func startAPIServer(t *testing.T) {
 	if err := healthz(); err != nil {
 		t.Fatalf("kube-apiserver started again: %v", err)
 	}
+	if err := startRollouts(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopRollouts stops what startRollouts started.
+var stopRollouts = func() {}
+
+// startRollouts makes the Deployments of the test API server available as
+// they would be (internal/testworkload) until stopRollouts.
+func startRollouts() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := testworkload.Start(ctx, restConfig); err != nil {
+		cancel()
+		return err
+	}
+	stopRollouts = cancel
+	return nil
 }
 
 // healthz asks the API server, as its admin, whether it is healthy.

@@ -20,6 +20,11 @@ const (
 	// what its verified chart renders and the difference stays (Warn mode,
 	// a failed correction); False when it matches, or was just corrected.
 	ConditionDrifted = "Drifted"
+	// ConditionHealthy is True when every object the last install or
+	// upgrade deployed is healthy (kstatus Current), Unknown while they
+	// are becoming so within spec.timeout, False when one failed or the
+	// time is up. Absent when the action was not waited for (disableWait).
+	ConditionHealthy = "Healthy"
 )
 
 // Annotations the post-renderer stamps on every object a release installs.
@@ -144,6 +149,11 @@ const (
 	// uninstalled after targetNamespace or releaseName changed.
 	ReasonUninstallSucceeded = "UninstallSucceeded"
 
+	// Health of what the last install or upgrade deployed.
+	ReasonHealthCheckSucceeded = "HealthCheckSucceeded"
+	ReasonHealthCheckPending   = "HealthCheckPending"
+	ReasonHealthCheckFailed    = "HealthCheckFailed"
+
 	// Recovery of a release an interrupted Helm action left pending.
 	ReasonPendingReleaseRecovered = "PendingReleaseRecovered"
 	ReasonPendingRecoveryFailed   = "PendingRecoveryFailed"
@@ -223,6 +233,9 @@ var Reasons = []ReasonInfo{
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved (another digest) failed verification: no upgrade, the installed release stays. Ready and Released say so; Released never says ReleaseUpToDate for a blocked upgrade."},
 	{ReasonAwaitingSignature, ReasonKindRelease, "The chart the spec resolves to, another digest than the one that runs, has no signature at all yet: the window of a CI pipeline that pushes a chart and signs it moments later. It is verified again soon, with backoff (5 s, then as long as it has waited so far), until one interval after it was first refused; meanwhile Reconciling is True with this reason (kstatus InProgress: the spec is not done), Stalled is absent, and Ready stays True with this reason when what runs is a chart that verifies. Verified is False (NoSignature) and a Warning event says so; nothing unsigned is installed. After the window: the refusal as usual (UpgradeBlocked, Stalled), verified again at the interval. A chart signed by a key the policy does not trust is never awaited. The window starts again when the tag moves to another unsigned digest, or the manager restarts."},
+	{ReasonHealthCheckSucceeded, ReasonKindSuccess, "Every object the last install or upgrade deployed is healthy (kstatus Current: a Deployment's replicas updated and available, a Job complete, ...), read as the release's ServiceAccount."},
+	{ReasonHealthCheckPending, ReasonKindRelease, "An object the last install or upgrade deployed is not healthy yet; chartproof looks again within seconds until spec.timeout (5m by default) has passed since the action. Ready is Unknown and Reconciling True (kstatus InProgress)."},
+	{ReasonHealthCheckFailed, ReasonKindRelease, "An object the last install or upgrade deployed failed (kstatus Failed: a rollout past its progress deadline, a failed Job) or was not healthy within spec.timeout; the message names it. Ready is False and Stalled True (kstatus Failed) until it is healthy at a later reconcile."},
 	{ReasonReleaseHeld, ReasonKindRelease, "The installed chart itself no longer verifies (its signer revoked, its digest denied) and stays installed: spec.onVerificationFailure is Hold, or a Rollback or Uninstall could not act (an outage, a policy in Audit mode). Released says so; Ready and Verified are False with the verdict's reason. Nothing new is installed while it does not verify."},
 	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
 	{ReasonRolledBack, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback: the release was upgraded to the newest earlier chart it installed (status.history) whose digest verifies now, fetched and rendered again from that digest with the current values. Upgrades stay blocked while the chart the spec names does not verify."},

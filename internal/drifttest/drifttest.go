@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -69,13 +70,16 @@ type Change struct {
 	Restored func(ctx context.Context, c client.Client, ns, rel string) (bool, error)
 }
 
-// editAs reads obj, changes it and writes it back under "kubectl-edit".
+// editAs reads obj, changes it and writes it back under "kubectl-edit",
+// again when another writer (a Deployment's status) came in between.
 func editAs(ctx context.Context, c client.Client, obj client.Object, change func()) error {
-	if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
-		return err
-	}
-	change()
-	return c.Update(ctx, obj, client.FieldOwner("kubectl-edit"))
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change()
+		return c.Update(ctx, obj, client.FieldOwner("kubectl-edit"))
+	})
 }
 
 // deploymentOf names release rel's Deployment.

@@ -161,6 +161,17 @@ type Request struct {
 	// objects are taken over again (Helm takes over objects that carry its
 	// annotations for this release).
 	Replace bool
+	// Timeout bounds the action (its hooks included); 0 is the Manager's
+	// Options.Timeout.
+	Timeout time.Duration
+}
+
+// actionTimeout is how long the action of req may take.
+func (m *Manager) actionTimeout(req Request) time.Duration {
+	if req.Timeout > 0 {
+		return req.Timeout
+	}
+	return m.timeout
 }
 
 func (r Request) validate() error {
@@ -310,7 +321,7 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install.Wait = false
 	install.Atomic = false
 	install.Replace = replace
-	install.Timeout = m.timeout
+	install.Timeout = m.actionTimeout(req)
 	install.PostRenderer = stamper{stamp: req.Stamp}
 	install.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
@@ -329,7 +340,7 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	upgrade.Wait = false
 	upgrade.Atomic = false
 	upgrade.ResetValues = true
-	upgrade.Timeout = m.timeout
+	upgrade.Timeout = m.actionTimeout(req)
 	upgrade.PostRenderer = stamper{stamp: req.Stamp}
 	upgrade.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := upgrade.RunWithContext(ctx, req.Name, req.Chart, req.Values)

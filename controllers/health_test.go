@@ -1,0 +1,177 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	kstatus "github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testworkload"
+)
+
+// The health tests run on envtest, which has no deployment controller and
+// no kubelet: internal/testworkload writes the status a Deployment has once
+// its pods run (observedGeneration, replicas, Available), or none (Held), or
+// a rollout past its progress deadline (Failed), per namespace. Every other
+// test's Deployments become available that way.
+
+// kstatusOf is what kstatus (the library kubectl and Flux use) says of a
+// release.
+func kstatusOf(t *testing.T, vhr *chartproofv1.VerifiedHelmRelease) kstatus.Status {
+	t.Helper()
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vhr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+// TestHealthGatesReady: a release whose Deployment is not available yet is
+// not Ready (Healthy=Unknown, kstatus InProgress) and becomes Ready, without
+// waiting for its interval, once the Deployment is; its control twin is
+// every other test, whose Deployments become available at once.
+func TestHealthGatesReady(t *testing.T) {
+	f := newFixture(t)
+	if err := rollouts.Set(f.ns, testworkload.Held); err != nil {
+		t.Fatal(err)
+	}
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
+	})
+	vhr := f.waitCondition("app", chartproofv1.ConditionHealthy, metav1.ConditionUnknown, chartproofv1.ReasonHealthCheckPending)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy); !strings.Contains(c.Message, "Deployment "+f.ns+"/app-hello") {
+		t.Errorf("Healthy message %q does not name the Deployment waited for", c.Message)
+	}
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady); c == nil || c.Status == metav1.ConditionTrue {
+		t.Errorf("Ready = %+v while the Deployment is not available", c)
+	}
+	if got := kstatusOf(t, vhr); got != kstatus.InProgressStatus {
+		t.Errorf("kstatus %s while waiting, want %s", got, kstatus.InProgressStatus)
+	}
+	if vhr.Status.Installed == nil || vhr.Status.Installed.Revision != 1 || vhr.Status.Installed.DeployedAt == nil {
+		t.Fatalf("status.installed = %+v, want revision 1 with deployedAt", vhr.Status.Installed)
+	}
+	f.checkGolden("app", "health-pending")
+
+	if err := rollouts.Set(f.ns, testworkload.Available); err != nil {
+		t.Fatal(err)
+	}
+	vhr = f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy); c == nil || c.Status != metav1.ConditionTrue ||
+		c.Reason != chartproofv1.ReasonHealthCheckSucceeded {
+		t.Errorf("Healthy = %+v, want True %s", c, chartproofv1.ReasonHealthCheckSucceeded)
+	}
+	if got := kstatusOf(t, vhr); got != kstatus.CurrentStatus {
+		t.Errorf("kstatus %s once healthy, want %s", got, kstatus.CurrentStatus)
+	}
+}
+
+// TestHealthTimeout: a Deployment that never becomes available fails the
+// release after spec.timeout: Healthy=False and Ready=False naming it,
+// Stalled (kstatus Failed), a Warning event; once it is available, a
+// requested reconcile makes the release Ready again.
+func TestHealthTimeout(t *testing.T) {
+	f := newFixture(t)
+	if err := rollouts.Set(f.ns, testworkload.Held); err != nil {
+		t.Fatal(err)
+	}
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
+		v.Spec.Timeout = &metav1.Duration{Duration: 3 * time.Second}
+	})
+	vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed)
+	c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy)
+	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "Deployment "+f.ns+"/app-hello is InProgress") ||
+		!strings.Contains(c.Message, "within spec.timeout 3s") {
+		t.Errorf("Healthy = %+v, want False naming the Deployment and the timeout", c)
+	}
+	if got := kstatusOf(t, vhr); got != kstatus.FailedStatus {
+		t.Errorf("kstatus %s after the timeout, want %s", got, kstatus.FailedStatus)
+	}
+	f.waitEvent("app", chartproofv1.ReasonHealthCheckFailed)
+	f.checkGolden("app", "health-failed")
+
+	if err := rollouts.Set(f.ns, testworkload.Available); err != nil {
+		t.Fatal(err)
+	}
+	requestReconcile(t, f, "app")
+	vhr = f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionTrue, chartproofv1.ReasonInstallSucceeded)
+	if got := kstatusOf(t, vhr); got != kstatus.CurrentStatus {
+		t.Errorf("kstatus %s once healthy, want %s", got, kstatus.CurrentStatus)
+	}
+	f.waitEvent("app", chartproofv1.ReasonHealthCheckSucceeded)
+}
+
+// TestHealthFailsFast: a rollout that kstatus reads as Failed (its progress
+// deadline exceeded) fails the release at once, not after spec.timeout.
+func TestHealthFailsFast(t *testing.T) {
+	f := newFixture(t)
+	if err := rollouts.Set(f.ns, testworkload.Failed); err != nil {
+		t.Fatal(err)
+	}
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Timeout = &metav1.Duration{Duration: time.Hour}
+	})
+	vhr := f.waitCondition("app", chartproofv1.ConditionHealthy, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy); !strings.Contains(c.Message, "Deployment "+f.ns+"/app-hello is Failed") {
+		t.Errorf("Healthy message %q, want the Deployment's failure", c.Message)
+	}
+}
+
+// TestHealthWaitDisabled: spec.install.disableWait makes a release Ready
+// when Helm has sent its objects, as before health checks: no Healthy
+// condition, although its Deployment never becomes available.
+func TestHealthWaitDisabled(t *testing.T) {
+	f := newFixture(t)
+	if err := rollouts.Set(f.ns, testworkload.Held); err != nil {
+		t.Fatal(err)
+	}
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Install = &chartproofv1.Install{DisableWait: true}
+	})
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy); c != nil {
+		t.Errorf("Healthy = %+v with disableWait, want none", c)
+	}
+}
+
+// requestReconcile asks for a reconcile of release name as Flux users do
+// (reconcile.fluxcd.io/requestedAt) and waits until it was handled.
+func requestReconcile(t *testing.T, f *fixture, name string) {
+	t.Helper()
+	requested := time.Now().Format(time.RFC3339Nano)
+	vhr := f.get(name)
+	patch := client.MergeFrom(vhr.DeepCopy())
+	if vhr.Annotations == nil {
+		vhr.Annotations = map[string]string{}
+	}
+	vhr.Annotations[chartproofv1.AnnotationReconcileRequest] = requested
+	if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitTimeout, "the request handled", func() (bool, string) {
+		vhr = f.get(name)
+		return vhr.Status.LastHandledReconcileAt == requested, fmt.Sprintf("lastHandledReconcileAt %q", vhr.Status.LastHandledReconcileAt)
+	})
+}
