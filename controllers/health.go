@@ -62,26 +62,25 @@ func waits(obj *chartproofv1.VerifiedHelmRelease) bool {
 // since the Helm action (then it returns how soon to look again); False,
 // naming the object and why, when one Failed or the time is up. A release
 // whose last action is not waited for has no Healthy condition.
-func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account, rel *helmrelease.Release) (poll time.Duration) {
+func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account, rel *helmrelease.Release) healthResult {
 	inst := obj.Status.Installed
 	if !waits(obj) {
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionHealthy)
-		return 0
+		succeeded(obj)
+		return healthResult{}
 	}
 	// A change of trust re-judges the signatures, not the workloads: what
 	// the last check found stands until the release's own reconcile.
 	if c := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionHealthy); c != nil &&
 		c.Status != metav1.ConditionUnknown && c.ObservedGeneration == obj.Generation && r.queuedByTrustChange(obj.UID) {
-		return 0
+		return healthResult{}
 	}
 	desired, err := drift.Desired(rel.Manifest, rel.Name, rel.Namespace, func(u *unstructured.Unstructured) (bool, error) {
 		return acct.Client.IsObjectNamespaced(u)
 	})
 	if err != nil {
 		log.FromContext(ctx).Error(err, "reading the release's rendering for its health check")
-		r.setHealthy(obj, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed,
-			"the release's rendering in its Helm record could not be read; the manager's log has the whole error")
-		return 0
+		return r.unhealthy(obj, "the release's rendering in its Helm record could not be read; the manager's log has the whole error")
 	}
 	var waiting, failed string
 	for _, want := range desired {
@@ -121,17 +120,35 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 	case failed == "" && waiting == "":
 		r.setHealthy(obj, metav1.ConditionTrue, chartproofv1.ReasonHealthCheckSucceeded,
 			fmt.Sprintf("the %d objects of release %s revision %d are healthy", len(desired), rel.Name, inst.Revision))
-		return 0
+		succeeded(obj)
+		return healthResult{}
 	case failed == "" && waited < releaseTimeout(obj):
 		r.setHealthy(obj, metav1.ConditionUnknown, chartproofv1.ReasonHealthCheckPending,
 			fmt.Sprintf("waiting up to %s for release %s revision %d: %s", releaseTimeout(obj), rel.Name, inst.Revision, waiting))
-		return min(max(waited/5, minHealthPoll), maxHealthPoll, releaseTimeout(obj)-waited)
+		return healthResult{poll: min(max(waited/5, minHealthPoll), maxHealthPoll, releaseTimeout(obj)-waited)}
 	case failed == "":
 		failed = fmt.Sprintf("%s (not healthy within spec.timeout %s)", waiting, releaseTimeout(obj))
 	}
-	r.setHealthy(obj, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed,
-		fmt.Sprintf("release %s revision %d is not healthy: %s", rel.Name, inst.Revision, failed))
-	return 0
+	return r.unhealthy(obj, fmt.Sprintf("release %s revision %d is not healthy: %s", rel.Name, inst.Revision, failed))
+}
+
+// healthResult is what a health check found.
+type healthResult struct {
+	// poll > 0: not healthy yet; looked at again that soon.
+	poll time.Duration
+	// failedNow: Healthy just turned False, a failure of the last action
+	// (a Helm action clears Healthy, so each revision fails once); why
+	// says what failed.
+	failedNow bool
+	why       string
+}
+
+// unhealthy writes Healthy=False with why.
+func (r *VerifiedHelmReleaseReconciler) unhealthy(obj *chartproofv1.VerifiedHelmRelease, why string) healthResult {
+	was := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionHealthy)
+	failedNow := was == nil || was.Status != metav1.ConditionFalse
+	r.setHealthy(obj, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed, why)
+	return healthResult{failedNow: failedNow, why: why}
 }
 
 // setHealthy writes the Healthy condition, with an event when it changes

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -82,9 +83,10 @@ func TestHealthGatesReady(t *testing.T) {
 }
 
 // TestHealthTimeout: a Deployment that never becomes available fails the
-// release after spec.timeout: Healthy=False and Ready=False naming it,
-// Stalled (kstatus Failed), a Warning event; once it is available, a
-// requested reconcile makes the release Ready again.
+// release after spec.timeout: Healthy=False naming it, a Warning event;
+// with no retry left (remediation.retries 0, strategy Hold), Ready=False
+// and Stalled (kstatus Failed). Once it is available, a requested
+// reconcile makes the release Ready again.
 func TestHealthTimeout(t *testing.T) {
 	f := newFixture(t)
 	if err := rollouts.Set(f.ns, testworkload.Held); err != nil {
@@ -95,8 +97,9 @@ func TestHealthTimeout(t *testing.T) {
 	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
 		v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
 		v.Spec.Timeout = &metav1.Duration{Duration: 3 * time.Second}
+		v.Spec.Install = &chartproofv1.Install{Remediation: &chartproofv1.Remediation{Retries: ptr.To[int32](0)}}
 	})
-	vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed)
+	vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonRetriesExhausted)
 	c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionHealthy)
 	if c == nil || c.Status != metav1.ConditionFalse || !strings.Contains(c.Message, "Deployment "+f.ns+"/app-hello is InProgress") ||
 		!strings.Contains(c.Message, "within spec.timeout 3s") {

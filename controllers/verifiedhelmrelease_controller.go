@@ -568,9 +568,21 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		}
 	}
 
+	// A failed install or upgrade of this chart and values is tried again
+	// while its remediation allows, after its backoff (remediation.go): a
+	// health failure of what runs by an upgrade to the same.
+	att := attempt(obj, res.Digest, configDigest)
+	var retryWait time.Duration // > 0: a failed action's next try is that far off
+	if upToDate && res.Verdict.Allowed() && att != nil && !exhausted(obj, att) && !healthy(obj) &&
+		apimeta.IsStatusConditionFalse(obj.Status.Conditions, chartproofv1.ConditionHealthy) {
+		if retryWait = r.retryIn(obj, att); retryWait == 0 {
+			upToDate = false
+		}
+	}
+
 	// Decide and act.
 	var signatureWait time.Duration // > 0: a chart nothing signed yet, verified again soon
-	var healthPoll time.Duration    // > 0: what was deployed is becoming healthy, looked at again soon
+	var health healthResult         // what the health check of what runs found
 	switch {
 	case !res.Verdict.Allowed():
 		if installed != nil && relErr == nil && !deployedAs(rel, installed) {
@@ -647,19 +659,38 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if r.checkDrift(ctx, obj, acct, rel, true) {
 			interval = min(interval, retryInconclusive)
 		}
-		healthPoll = r.checkHealth(ctx, obj, acct, rel)
+		health = r.checkHealth(ctx, obj, acct, rel)
 	case tampered != nil:
 		// As in the install path: status may be behind what was installed.
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
 		r.tamperingLeft(obj, tampered)
+	case exhausted(obj, att):
+		// The action failed more often than its remediation allows:
+		// nothing more is tried until the spec changes. What runs (the
+		// rollback's, or what the failure left) is still guarded.
+		if inst := obj.Status.Installed; inst != nil && relErr == nil && deployedAs(rel, inst) && recordIntact(rel, inst) {
+			if r.checkDrift(ctx, obj, acct, rel, inst.Verified) {
+				interval = min(interval, retryInconclusive)
+			}
+			health = r.checkHealth(ctx, obj, acct, rel)
+		}
+	case r.retryIn(obj, att) > 0:
+		// Its next try waits for the backoff.
+		retryWait = r.retryIn(obj, att)
 	default:
 		// Status says what is installed, and the cache may not have the
 		// last reconcile's status yet: check with the API server before
 		// acting, or a release could be upgraded twice.
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
+		}
+		firstInstall := obj.Status.Installed == nil
+		if att == nil {
+			// Another chart, values or generation: a fresh start.
+			obj.Status.LastAttempt = nil
+			apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionRemediated)
 		}
 		// A Helm action takes a while (hooks, many objects): kstatus
 		// reads InProgress until it ends. Ready still says what runs.
@@ -669,9 +700,20 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt, relabel)
 		if err != nil {
 			logger.Error(err, "helm release failed")
-			r.setReady(obj, res)
-			r.setProgress(obj, true)
-			return ctrl.Result{RequeueAfter: min(interval, retryInconclusive)}, nil
+			why := "the Helm action failed"
+			if c := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionReleased); c != nil {
+				why = c.Message
+			}
+			a := r.failed(obj, res.Digest, configDigest, firstInstall)
+			if exhausted(obj, a) {
+				rolledBack := r.remediate(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: why})
+				if rolledBack != nil && r.checkDrift(ctx, obj, acct, rolledBack, true) {
+					interval = min(interval, retryInconclusive)
+				}
+			} else {
+				retryWait = r.retryIn(obj, a)
+			}
+			break
 		}
 		// The first drift check follows the Helm action at once: it
 		// starts the watches of what was deployed, and the watch events
@@ -682,13 +724,35 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		// Then whether what it deployed becomes healthy: looked at again
 		// within seconds while it is becoming so.
 		if installedRel != nil {
-			healthPoll = r.checkHealth(ctx, obj, acct, installedRel)
+			health = r.checkHealth(ctx, obj, acct, installedRel)
+		}
+	}
+	// What the release deployed failed its health check just now: one
+	// failure of the action that deployed it (remediation.go).
+	// Only what the spec asks for counts: a rollback's revision that is
+	// not healthy either is reported, and nothing more is tried.
+	if inst := obj.Status.Installed; health.failedNow && inst != nil && inst.Digest == res.Digest && inst.ConfigDigest == configDigest {
+		a := r.failed(obj, inst.Digest, inst.ConfigDigest, inst.Revision <= 1)
+		if !exhausted(obj, a) {
+			retryWait = r.retryIn(obj, a)
+		} else if !a.Remediated {
+			rolledBack := r.remediate(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: health.why})
+			if rolledBack != nil {
+				if r.checkDrift(ctx, obj, acct, rolledBack, true) {
+					interval = min(interval, retryInconclusive)
+				}
+				health = r.checkHealth(ctx, obj, acct, rolledBack)
+			}
 		}
 	}
 	r.setReady(obj, res)
-	r.setProgress(obj, res.Verdict.Inconclusive || healthPoll > 0)
-	if healthPoll > 0 {
-		interval = min(interval, healthPoll)
+	r.retriesExhausted(obj, res, configDigest)
+	r.setProgress(obj, res.Verdict.Inconclusive || health.poll > 0 || retryWait > 0)
+	if health.poll > 0 {
+		interval = min(interval, health.poll)
+	}
+	if retryWait > 0 {
+		interval = min(interval, retryWait)
 	}
 	if signatureWait > 0 {
 		inst := obj.Status.Installed
@@ -1022,6 +1086,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		r.event(obj, corev1.EventTypeNormal, reason, msg)
 	}
 	r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionTrue, reason, msg)
+	// What this revision deployed is judged afresh: its health check's
+	// first finding is its own.
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionHealthy)
 	return rel, nil
 }
 

@@ -108,9 +108,10 @@ func TestDemo(t *testing.T) {
 		}
 		ready := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
 		verified := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified)
+		released := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReleased)
 		reason := verified.Reason
-		if verified.Status == metav1.ConditionTrue && ready.Status == metav1.ConditionFalse {
-			reason = ready.Reason
+		if verified.Status == metav1.ConditionTrue && ready.Status == metav1.ConditionFalse && released != nil {
+			reason = released.Reason
 		}
 		if string(ready.Status) != got["Ready"] || string(verified.Status) != got["Verified"] || reason != got["reason"] || vhr.Status.ResolvedDigest != got["digest"] {
 			t.Errorf("cluster %s: Ready=%s Verified=%s reason=%s digest=%s; printed %v", name, ready.Status, verified.Status, verified.Reason, vhr.Status.ResolvedDigest, got)

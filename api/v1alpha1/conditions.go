@@ -25,6 +25,10 @@ const (
 	// are becoming so within spec.timeout, False when one failed or the
 	// time is up. Absent when the action was not waited for (disableWait).
 	ConditionHealthy = "Healthy"
+	// ConditionRemediated is True when the remediation strategy of a failed
+	// install or upgrade was applied (a rollback, an uninstall), False when
+	// it could not be or the strategy is Hold. Absent otherwise.
+	ConditionRemediated = "Remediated"
 )
 
 // Annotations the post-renderer stamps on every object a release installs.
@@ -154,6 +158,10 @@ const (
 	ReasonHealthCheckPending   = "HealthCheckPending"
 	ReasonHealthCheckFailed    = "HealthCheckFailed"
 
+	// Remediation of a failed install or upgrade.
+	ReasonRetriesExhausted  = "RetriesExhausted"
+	ReasonRollbackSucceeded = "RollbackSucceeded"
+
 	// Recovery of a release an interrupted Helm action left pending.
 	ReasonPendingReleaseRecovered = "PendingReleaseRecovered"
 	ReasonPendingRecoveryFailed   = "PendingRecoveryFailed"
@@ -236,12 +244,14 @@ var Reasons = []ReasonInfo{
 	{ReasonHealthCheckSucceeded, ReasonKindSuccess, "Every object the last install or upgrade deployed is healthy (kstatus Current: a Deployment's replicas updated and available, a Job complete, ...), read as the release's ServiceAccount."},
 	{ReasonHealthCheckPending, ReasonKindRelease, "An object the last install or upgrade deployed is not healthy yet; chartproof looks again within seconds until spec.timeout (5m by default) has passed since the action. Ready is Unknown and Reconciling True (kstatus InProgress)."},
 	{ReasonHealthCheckFailed, ReasonKindRelease, "An object the last install or upgrade deployed failed (kstatus Failed: a rollout past its progress deadline, a failed Job) or was not healthy within spec.timeout; the message names it. Ready is False and Stalled True (kstatus Failed) until it is healthy at a later reconcile."},
+	{ReasonRetriesExhausted, ReasonKindRelease, "An install or upgrade failed (the Helm action, or its health check) more often than its remediation.retries allow (3 by default); its strategy was applied once (Remediated says how) and nothing more is tried until the spec changes. Ready is False and Stalled True (kstatus Failed)."},
+	{ReasonRollbackSucceeded, ReasonKindRelease, "After the last retry of an upgrade failed, the last healthy revision (status.lastHealthy) was installed again: its chart verified again by digest under the policy as it is now and rendered from that digest with that revision's values, read from its Helm record after checking the record's digest (Remediated=True)."},
 	{ReasonReleaseHeld, ReasonKindRelease, "The installed chart itself no longer verifies (its signer revoked, its digest denied) and stays installed: spec.onVerificationFailure is Hold, or a Rollback or Uninstall could not act (an outage, a policy in Audit mode). Released says so; Ready and Verified are False with the verdict's reason. Nothing new is installed while it does not verify."},
-	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried."},
+	{ReasonUninstallFailed, ReasonKindRelease, "The Helm uninstall on deletion, or of the release of an old target, failed; the release stays and the uninstall is retried. Also the Remediated=False reason when the Uninstall remediation of a failed install or upgrade failed (not retried: nothing more is tried until the spec changes)."},
 	{ReasonRolledBack, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback: the release was upgraded to the newest earlier chart it installed (status.history) whose digest verifies now, fetched and rendered again from that digest with the current values. Upgrades stay blocked while the chart the spec names does not verify."},
-	{ReasonRollbackFailed, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback, but no earlier chart of status.history verifies now, or its Helm upgrade failed: the release is held as it is (as with Hold) and the rollback is tried again at the next reconcile."},
+	{ReasonRollbackFailed, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Rollback, but no earlier chart of status.history verifies now, or its Helm upgrade failed: the release is held as it is (as with Hold) and the rollback is tried again at the next reconcile. Also the Remediated=False reason when the Rollback remediation of a failed upgrade could not act: no earlier revision was healthy, its record is not the one chartproof wrote, its digest does not verify now, or the Helm action failed."},
 	{ReasonUninstalledUnverified, ReasonKindRelease, "The installed chart stopped verifying and spec.onVerificationFailure is Uninstall: the release was uninstalled as its ServiceAccount. A chart that verifies is installed again when the spec resolves to one."},
-	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next."},
+	{ReasonUninstallSucceeded, ReasonKindRelease, "spec.targetNamespace or spec.releaseName changed: the release this object had installed at the old target was uninstalled; the new one is installed next. Also the Remediated=True reason when the Uninstall remediation of a failed install or upgrade uninstalled the release (not installed again until the spec changes)."},
 	{ReasonPendingReleaseRecovered, ReasonKindRelease, "An interrupted Helm action (a crash, a lost API server) had left the release pending-install, pending-upgrade, pending-rollback or uninstalling: the unfinished record was marked failed and nothing in it applied or used to decide what to delete; the verified chart is applied at the next reconcile, upgraded from the record chartproof installed (checked first) or installed afresh when none is deployed."},
 	{ReasonNoDrift, ReasonKindSuccess, "Every object the release deployed matches what its verified chart renders (fields covered by spec.driftDetection.ignore aside)."},
 	{ReasonDriftDetected, ReasonKindRelease, "An object the release deployed was changed in the cluster: a field the chart sets edited or removed, a field another writer added (a container, an env var, a rule), or the object deleted. In Warn mode, or while the installed chart no longer verifies, it is reported (the Drifted condition names the objects, fields and writers, never values) and left; counted once in chartproof_drift_total."},

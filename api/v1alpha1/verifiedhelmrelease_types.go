@@ -130,6 +130,12 @@ type Install struct {
 	// default: Ready means what the release deployed runs.
 	// +optional
 	DisableWait bool `json:"disableWait,omitempty"`
+
+	// Remediation says how often a failed install is tried again and what
+	// is done after the last try. By default: 3 retries, then Hold.
+	// +kubebuilder:validation:XValidation:rule="!has(self.strategy) || self.strategy != 'Rollback'",message="an install has nothing to roll back to: Hold or Uninstall"
+	// +optional
+	Remediation *Remediation `json:"remediation,omitempty"`
 }
 
 // Upgrade configures how a release is upgraded.
@@ -138,6 +144,70 @@ type Upgrade struct {
 	// objects, without waiting for them to become healthy. Off by default.
 	// +optional
 	DisableWait bool `json:"disableWait,omitempty"`
+
+	// Remediation says how often a failed upgrade is tried again and what
+	// is done after the last try. By default: 3 retries, then Rollback.
+	// +optional
+	Remediation *Remediation `json:"remediation,omitempty"`
+}
+
+// Remediation of a failed install or upgrade. A failure is a Helm action
+// that failed, or what it deployed not healthy within spec.timeout
+// (HealthCheckFailed). Each failure of the same chart digest and values at
+// the same generation counts (status.lastAttempt.failures); the action is
+// tried again 5 s after the first failure, twice as long after each next
+// one (at most the interval), until Retries; after the next failure the
+// Strategy is applied once and nothing more is tried (Ready=False and
+// Stalled, RetriesExhausted) until the spec changes.
+type Remediation struct {
+	// Retries is how many times a failed action is tried again. Default 3.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=20
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
+
+	// Strategy is what is done after the last retry failed: Hold leaves
+	// the release as the failure left it; Rollback (upgrades only)
+	// installs again the last revision that was healthy
+	// (status.lastHealthy), its chart verified again by digest and
+	// rendered from that digest with that revision's values; Uninstall
+	// uninstalls the release. Default: Hold for an install, Rollback for
+	// an upgrade.
+	// +kubebuilder:validation:Enum=Hold;Rollback;Uninstall
+	// +optional
+	Strategy RemediationStrategy `json:"strategy,omitempty"`
+}
+
+// RemediationStrategy is what is done after the last retry of a failed
+// action failed.
+type RemediationStrategy string
+
+// Remediation strategies.
+const (
+	RemediationHold      RemediationStrategy = "Hold"
+	RemediationRollback  RemediationStrategy = "Rollback"
+	RemediationUninstall RemediationStrategy = "Uninstall"
+)
+
+// Attempt is the install or upgrade chartproof last tried and what came of
+// it, while it has not succeeded.
+type Attempt struct {
+	// Digest and ConfigDigest are the chart and values tried, Generation
+	// the spec's generation: a change of any of them starts afresh.
+	Digest       string `json:"digest"`
+	ConfigDigest string `json:"configDigest,omitempty"`
+	Generation   int64  `json:"generation"`
+	// Install is true for an install, false for an upgrade.
+	// +optional
+	Install bool `json:"install,omitempty"`
+	// Failures counts the failed tries.
+	Failures int32 `json:"failures"`
+	// FailedAt is when the last one failed.
+	// +optional
+	FailedAt *metav1.Time `json:"failedAt,omitempty"`
+	// Remediated is true once the remediation strategy was applied.
+	// +optional
+	Remediated bool `json:"remediated,omitempty"`
 }
 
 // Drift detection modes.
@@ -378,6 +448,18 @@ type VerifiedHelmReleaseStatus struct {
 	// +kubebuilder:validation:MaxItems=10
 	// +optional
 	History []ChartRecord `json:"history,omitempty"`
+
+	// LastAttempt is the install or upgrade last tried while it has not
+	// succeeded (healthy): its failures, and whether its remediation was
+	// applied. Cleared once the release runs it, healthy.
+	// +optional
+	LastAttempt *Attempt `json:"lastAttempt,omitempty"`
+
+	// LastHealthy is the last revision chartproof installed that was
+	// healthy (or not waited for): what an upgrade's Rollback remediation
+	// installs again.
+	// +optional
+	LastHealthy *InstalledRelease `json:"lastHealthy,omitempty"`
 }
 
 // VerificationFailureAction is what happens to an installed release whose

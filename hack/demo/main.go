@@ -265,13 +265,15 @@ func (d *demo) report(name, wantReason string) error {
 		}
 		ready := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReady)
 		verified := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionVerified)
+		released := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReleased)
 		if ready != nil && verified != nil && vhr.Status.ObservedGeneration == vhr.Generation &&
-			(ready.Reason == wantReason || verified.Reason == wantReason) {
+			(ready.Reason == wantReason || verified.Reason == wantReason || released != nil && released.Reason == wantReason) {
 			// The reason is the verdict's, unless the chart verified and
-			// installing it failed: then it is Ready's.
+			// installing it failed: then it is Released's (Ready's
+			// becomes RetriesExhausted after the retries).
 			reason, msg := verified.Reason, verified.Message
-			if verified.Status == metav1.ConditionTrue && ready.Status == metav1.ConditionFalse {
-				reason, msg = ready.Reason, ready.Message
+			if verified.Status == metav1.ConditionTrue && ready.Status == metav1.ConditionFalse && released != nil {
+				reason, msg = released.Reason, released.Message
 			}
 			fmt.Printf("RESULT %s Ready=%s Verified=%s reason=%s digest=%s\n", name, ready.Status, verified.Status, reason, vhr.Status.ResolvedDigest)
 			fmt.Printf("       %s\n", msg)

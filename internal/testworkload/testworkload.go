@@ -4,7 +4,7 @@
 // health checks with it, see the Deployment become Current. A namespace can
 // be held (its Deployments never become available, as when their pods crash
 // or cannot be scheduled) or failed (their rollout exceeds its progress
-// deadline, which kstatus reads as Failed).
+// deadline, which kstatus reads as Failed), and so can an image.
 //
 // It is for tests and the demo only; the status it writes is the one the
 // deployment controller writes (observedGeneration, the replica counts, the
@@ -45,8 +45,9 @@ type Rollouts struct {
 	queue  workqueue.TypedRateLimitingInterface[cache.ObjectName]
 	lister func(namespace, name string) (*appsv1.Deployment, error)
 
-	mu    sync.Mutex
-	modes map[string]Mode
+	mu     sync.Mutex
+	modes  map[string]Mode // by namespace
+	images map[string]Mode // by container image, before the namespace's
 }
 
 // Start watches the Deployments of the API server cfg points to and writes
@@ -63,6 +64,7 @@ func Start(ctx context.Context, cfg *rest.Config) (*Rollouts, error) {
 		queue:  workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[cache.ObjectName]()),
 		lister: func(ns, name string) (*appsv1.Deployment, error) { return inf.Lister().Deployments(ns).Get(name) },
 		modes:  map[string]Mode{},
+		images: map[string]Mode{},
 	}
 	enqueue := func(o any) {
 		if name, err := cache.ObjectToName(o); err == nil {
@@ -108,10 +110,32 @@ func (r *Rollouts) Set(namespace string, m Mode) error {
 	return nil
 }
 
-func (r *Rollouts) mode(namespace string) Mode {
+// SetImage says what becomes of every Deployment one of whose containers
+// runs image, whatever its namespace says (a chart version that never
+// becomes available, next to one that does).
+func (r *Rollouts) SetImage(image string, m Mode) error {
+	r.mu.Lock()
+	r.images[image] = m
+	r.mu.Unlock()
+	list, err := r.client.AppsV1().Deployments("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, d := range list.Items {
+		r.queue.Add(cache.ObjectName{Namespace: d.Namespace, Name: d.Name})
+	}
+	return nil
+}
+
+func (r *Rollouts) mode(d *appsv1.Deployment) Mode {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.modes[namespace]
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if m, ok := r.images[c.Image]; ok {
+			return m
+		}
+	}
+	return r.modes[d.Namespace]
 }
 
 func (r *Rollouts) next(ctx context.Context) bool {
@@ -134,7 +158,7 @@ func (r *Rollouts) sync(ctx context.Context, name cache.ObjectName) error {
 		return nil // deleted
 	}
 	want := d.Status.DeepCopy()
-	switch r.mode(d.Namespace) {
+	switch r.mode(d) {
 	case Held:
 		return nil
 	case Failed:
