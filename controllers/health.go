@@ -66,8 +66,7 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 	inst := obj.Status.Installed
 	if !waits(obj) {
 		apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionHealthy)
-		succeeded(obj)
-		return healthResult{}
+		return healthResult{ok: true}
 	}
 	// A change of trust re-judges the signatures, not the workloads: what
 	// the last check found stands until the release's own reconcile.
@@ -120,8 +119,7 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 	case failed == "" && waiting == "":
 		r.setHealthy(obj, metav1.ConditionTrue, chartproofv1.ReasonHealthCheckSucceeded,
 			fmt.Sprintf("the %d objects of release %s revision %d are healthy", len(desired), rel.Name, inst.Revision))
-		succeeded(obj)
-		return healthResult{}
+		return healthResult{ok: true}
 	case failed == "" && waited < releaseTimeout(obj):
 		r.setHealthy(obj, metav1.ConditionUnknown, chartproofv1.ReasonHealthCheckPending,
 			fmt.Sprintf("waiting up to %s for release %s revision %d: %s", releaseTimeout(obj), rel.Name, inst.Revision, waiting))
@@ -134,6 +132,8 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 
 // healthResult is what a health check found.
 type healthResult struct {
+	// ok: healthy, or not waited for.
+	ok bool
 	// poll > 0: not healthy yet; looked at again that soon.
 	poll time.Duration
 	// failedNow: Healthy just turned False, a failure of the last action

@@ -178,8 +178,15 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, dependsOnIndex, func(o client.Object) []string {
+		return dependsOnKeys(o.(*chartproofv1.VerifiedHelmRelease))
+	}); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&chartproofv1.VerifiedHelmRelease{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, reconcileRequested()))).
+		// A release whose Ready changed wakes those that depend on it.
+		Watches(&chartproofv1.VerifiedHelmRelease{}, handler.EnqueueRequestsFromMapFunc(r.dependentsOf), builder.WithPredicates(readyChanged())).
 		Watches(&chartproofv1.TrustPolicy{}, handler.EnqueueRequestsFromMapFunc(r.releasesOfPolicy("TrustPolicy")),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&chartproofv1.ClusterTrustPolicy{}, clusterPolicyHandler(r.releasesOfPolicy("ClusterTrustPolicy")),
@@ -573,8 +580,8 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// health failure of what runs by an upgrade to the same.
 	att := attempt(obj, res.Digest, configDigest)
 	var retryWait time.Duration // > 0: a failed action's next try is that far off
-	if upToDate && res.Verdict.Allowed() && att != nil && !exhausted(obj, att) && !healthy(obj) &&
-		apimeta.IsStatusConditionFalse(obj.Status.Conditions, chartproofv1.ConditionHealthy) {
+	var dependencyWait string   // != "": the Helm action waits for the releases it depends on
+	if upToDate && res.Verdict.Allowed() && att != nil && !exhausted(obj, att) && failedAfterApply(obj) {
 		if retryWait = r.retryIn(obj, att); retryWait == 0 {
 			upToDate = false
 		}
@@ -686,6 +693,12 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 		if err := r.checkCurrent(ctx, obj); err != nil {
 			return ctrl.Result{}, err
 		}
+		// The releases it depends on first.
+		if waiting := r.dependenciesNotReady(ctx, obj); waiting != "" {
+			dependencyWait = waiting
+			retryWait = dependencyRetry
+			break
+		}
 		firstInstall := obj.Status.Installed == nil
 		if att == nil {
 			// Another chart, values or generation: a fresh start.
@@ -727,8 +740,18 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			health = r.checkHealth(ctx, obj, acct, installedRel)
 		}
 	}
-	// What the release deployed failed its health check just now: one
-	// failure of the action that deployed it (remediation.go).
+	// What the release deployed is healthy: its Helm tests run once
+	// (spec.test.enable); with them done, the action succeeded.
+	if health.ok && obj.Status.Installed != nil && !testsDone(obj) && obj.Status.Installed.Tests == "" {
+		if failed, why := r.runTests(ctx, obj, acct); failed {
+			health.failedNow, health.why = true, why
+		}
+	}
+	if health.ok && !health.failedNow && testsDone(obj) {
+		succeeded(obj)
+	}
+	// What the release deployed failed its health check or its tests just
+	// now: one failure of the action that deployed it (remediation.go).
 	// Only what the spec asks for counts: a rollback's revision that is
 	// not healthy either is reported, and nothing more is tried.
 	if inst := obj.Status.Installed; health.failedNow && inst != nil && inst.Digest == res.Digest && inst.ConfigDigest == configDigest {
@@ -747,6 +770,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	}
 	r.setReady(obj, res)
 	r.retriesExhausted(obj, res, configDigest)
+	if dependencyWait != "" {
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonDependencyNotReady, dependencyWait)
+	}
 	r.setProgress(obj, res.Verdict.Inconclusive || health.poll > 0 || retryWait > 0)
 	if health.poll > 0 {
 		interval = min(interval, health.poll)
@@ -1089,6 +1115,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	// What this revision deployed is judged afresh: its health check's
 	// first finding is its own.
 	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionHealthy)
+	apimeta.RemoveStatusCondition(&obj.Status.Conditions, chartproofv1.ConditionTestSuccess)
 	return rel, nil
 }
 
@@ -1198,6 +1225,12 @@ func (r *VerifiedHelmReleaseReconciler) setReady(obj *chartproofv1.VerifiedHelmR
 	switch {
 	case released != nil && released.Status == metav1.ConditionFalse:
 		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, released.Reason, released.Message)
+	case inst != nil && inst.Digest == res.Digest && (res.Verdict.Passed() || res.Verdict.Audited()) && testsFailedCount(obj):
+		msg := fmt.Sprintf("a test of release %s revision %d failed", r.releaseName(obj), inst.Revision)
+		if t := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionTestSuccess); t != nil {
+			msg = t.Message
+		}
+		r.setCondition(obj, chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonTestFailed, msg)
 	case inst != nil && inst.Digest == res.Digest && (res.Verdict.Passed() || res.Verdict.Audited()) && !healthy(obj):
 		// What runs is the chart Ready would vouch for, but it does not
 		// run well (yet): Healthy says which object and why.

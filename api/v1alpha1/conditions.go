@@ -29,6 +29,10 @@ const (
 	// install or upgrade was applied (a rollback, an uninstall), False when
 	// it could not be or the strategy is Hold. Absent otherwise.
 	ConditionRemediated = "Remediated"
+	// ConditionTestSuccess is True when the Helm tests of the installed
+	// revision passed, False when one failed (spec.test.enable). Absent
+	// otherwise.
+	ConditionTestSuccess = "TestSuccess"
 )
 
 // Annotations the post-renderer stamps on every object a release installs.
@@ -158,6 +162,13 @@ const (
 	ReasonHealthCheckPending   = "HealthCheckPending"
 	ReasonHealthCheckFailed    = "HealthCheckFailed"
 
+	// ReasonDependencyNotReady: a release spec.dependsOn names is not Ready.
+	ReasonDependencyNotReady = "DependencyNotReady"
+
+	// Helm tests.
+	ReasonTestSucceeded = "TestSucceeded"
+	ReasonTestFailed    = "TestFailed"
+
 	// Remediation of a failed install or upgrade.
 	ReasonRetriesExhausted  = "RetriesExhausted"
 	ReasonRollbackSucceeded = "RollbackSucceeded"
@@ -244,6 +255,9 @@ var Reasons = []ReasonInfo{
 	{ReasonHealthCheckSucceeded, ReasonKindSuccess, "Every object the last install or upgrade deployed is healthy (kstatus Current: a Deployment's replicas updated and available, a Job complete, ...), read as the release's ServiceAccount."},
 	{ReasonHealthCheckPending, ReasonKindRelease, "An object the last install or upgrade deployed is not healthy yet; chartproof looks again within seconds until spec.timeout (5m by default) has passed since the action. Ready is Unknown and Reconciling True (kstatus InProgress)."},
 	{ReasonHealthCheckFailed, ReasonKindRelease, "An object the last install or upgrade deployed failed (kstatus Failed: a rollout past its progress deadline, a failed Job) or was not healthy within spec.timeout; the message names it. Ready is False and Stalled True (kstatus Failed) until it is healthy at a later reconcile."},
+	{ReasonDependencyNotReady, ReasonKindRelease, "A VerifiedHelmRelease that spec.dependsOn names does not exist or is not Ready for its current generation: the chart is verified and reported as usual, and its install or upgrade waits (Ready=False, Reconciling: kstatus InProgress) until it is, looked at again when it turns Ready and every 5 s."},
+	{ReasonTestSucceeded, ReasonKindSuccess, "The chart's Helm tests (its test hooks, from the Helm record chartproof wrote, checked against its digest) passed, run as the release's ServiceAccount once what the install or upgrade deployed was healthy (spec.test.enable)."},
+	{ReasonTestFailed, ReasonKindRelease, "A Helm test of the installed revision failed or could not run (the message names it); unless spec.test.ignoreFailures, Ready is False and it counts as a failure of the install or upgrade: tried again, then remediated."},
 	{ReasonRetriesExhausted, ReasonKindRelease, "An install or upgrade failed (the Helm action, or its health check) more often than its remediation.retries allow (3 by default); its strategy was applied once (Remediated says how) and nothing more is tried until the spec changes. Ready is False and Stalled True (kstatus Failed)."},
 	{ReasonRollbackSucceeded, ReasonKindRelease, "After the last retry of an upgrade failed, the last healthy revision (status.lastHealthy) was installed again: its chart verified again by digest under the policy as it is now and rendered from that digest with that revision's values, read from its Helm record after checking the record's digest (Remediated=True)."},
 	{ReasonReleaseHeld, ReasonKindRelease, "The installed chart itself no longer verifies (its signer revoked, its digest denied) and stays installed: spec.onVerificationFailure is Hold, or a Rollback or Uninstall could not act (an outage, a policy in Audit mode). Released says so; Ready and Verified are False with the verdict's reason. Nothing new is installed while it does not verify."},

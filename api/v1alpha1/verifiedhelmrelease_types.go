@@ -121,6 +121,37 @@ type VerifiedHelmReleaseSpec struct {
 	// Upgrade configures the Helm upgrades of the release.
 	// +optional
 	Upgrade *Upgrade `json:"upgrade,omitempty"`
+
+	// Test runs the chart's Helm tests after an install or upgrade.
+	// +optional
+	Test *Test `json:"test,omitempty"`
+
+	// DependsOn names VerifiedHelmReleases of this namespace that must be
+	// Ready (for their current generation) before this release is
+	// installed or upgraded: until they are, it is verified and reported
+	// as usual, and its Helm action waits (DependencyNotReady).
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	DependsOn []LocalObjectReference `json:"dependsOn,omitempty"`
+}
+
+// Test configures the Helm tests of a release (helm test).
+type Test struct {
+	// Enable runs the chart's test hooks once what an install or upgrade
+	// deployed is healthy, as the release's ServiceAccount, within
+	// spec.timeout. The hooks run are those of the Helm record chartproof
+	// wrote, checked against its digest first. Off by default.
+	// +optional
+	Enable bool `json:"enable,omitempty"`
+
+	// IgnoreFailures reports failed tests (TestSuccess=False) without
+	// making the release not Ready or counting them as a failure of the
+	// install or upgrade. Off by default: a failed test is remediated as a
+	// failed action is.
+	// +optional
+	IgnoreFailures bool `json:"ignoreFailures,omitempty"`
 }
 
 // Install configures how a release is installed.
@@ -539,6 +570,11 @@ type InstalledRelease struct {
 	// the wait for its objects to become healthy ends spec.timeout later.
 	// +optional
 	DeployedAt *metav1.Time `json:"deployedAt,omitempty"`
+
+	// Tests is what this revision's Helm tests did (spec.test.enable):
+	// Succeeded or Failed; empty until they ran.
+	// +optional
+	Tests string `json:"tests,omitempty"`
 }
 
 // SignatureEvidence is one accepted signature.

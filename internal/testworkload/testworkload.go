@@ -4,7 +4,9 @@
 // health checks with it, see the Deployment become Current. A namespace can
 // be held (its Deployments never become available, as when their pods crash
 // or cannot be scheduled) or failed (their rollout exceeds its progress
-// deadline, which kstatus reads as Failed), and so can an image.
+// deadline, which kstatus reads as Failed), and so can an image. Helm test
+// Pods (helm.sh/hook: test) end as their kubelet would once their container
+// exited: Succeeded, or Failed in a namespace FailTests names.
 //
 // It is for tests and the demo only; the status it writes is the one the
 // deployment controller writes (observedGeneration, the replica counts, the
@@ -14,6 +16,7 @@ package testworkload
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -48,6 +51,9 @@ type Rollouts struct {
 	mu     sync.Mutex
 	modes  map[string]Mode // by namespace
 	images map[string]Mode // by container image, before the namespace's
+
+	failingTests map[string]bool // namespaces whose Helm test Pods fail
+	pods         func(namespace, name string) (*corev1.Pod, error)
 }
 
 // Start watches the Deployments of the API server cfg points to and writes
@@ -65,6 +71,8 @@ func Start(ctx context.Context, cfg *rest.Config) (*Rollouts, error) {
 		lister: func(ns, name string) (*appsv1.Deployment, error) { return inf.Lister().Deployments(ns).Get(name) },
 		modes:  map[string]Mode{},
 		images: map[string]Mode{},
+
+		failingTests: map[string]bool{},
 	}
 	enqueue := func(o any) {
 		if name, err := cache.ObjectToName(o); err == nil {
@@ -74,6 +82,20 @@ func Start(ctx context.Context, cfg *rest.Config) (*Rollouts, error) {
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, o any) { enqueue(o) },
+	}); err != nil {
+		return nil, err
+	}
+	// Pods are queued by name too, under a prefix no Deployment has.
+	pods := factory.Core().V1().Pods()
+	r.pods = func(ns, name string) (*corev1.Pod, error) { return pods.Lister().Pods(ns).Get(name) }
+	enqueuePod := func(o any) {
+		if name, err := cache.ObjectToName(o); err == nil {
+			r.queue.Add(cache.ObjectName{Namespace: name.Namespace, Name: podPrefix + name.Name})
+		}
+	}
+	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueuePod,
+		UpdateFunc: func(_, o any) { enqueuePod(o) },
 	}); err != nil {
 		return nil, err
 	}
@@ -152,7 +174,17 @@ func (r *Rollouts) next(ctx context.Context) bool {
 	return true
 }
 
+// podPrefix marks a Pod's key in the queue (no object name has a slash).
+const podPrefix = "pod/"
+
 func (r *Rollouts) sync(ctx context.Context, name cache.ObjectName) error {
+	if podName, ok := strings.CutPrefix(name.Name, podPrefix); ok {
+		p, err := r.pods(name.Namespace, podName)
+		if err != nil {
+			return nil // deleted
+		}
+		return r.syncPod(ctx, p)
+	}
 	d, err := r.lister(name.Namespace, name.Name)
 	if err != nil {
 		return nil // deleted
