@@ -1029,6 +1029,15 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Replace: obj.Status.Installed == nil && !adopt.ok,
 		Timeout: releaseTimeout(obj),
 	}
+	if in := obj.Spec.Install; in != nil {
+		req.CreateNamespace, req.DisableInstallHooks = in.CreateNamespace, in.DisableHooks
+	}
+	if up := obj.Spec.Upgrade; up != nil {
+		req.DisableUpgradeHooks = up.DisableHooks
+	}
+	if h := obj.Spec.MaxHistory; h != nil {
+		req.MaxHistory = int(*h)
+	}
 	rel, err := acct.Releases.Apply(ctx, req)
 	replaced := false
 	if errors.Is(err, release.ErrRecordTampered) {

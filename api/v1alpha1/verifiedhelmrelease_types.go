@@ -114,6 +114,15 @@ type VerifiedHelmReleaseSpec struct {
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
+	// MaxHistory is how many Helm revisions (records) of the release an
+	// upgrade keeps; older ones are deleted. Default 10. The Rollback
+	// remediation needs the record of status.lastHealthy: keep more than
+	// the upgrade's retries.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxHistory *int32 `json:"maxHistory,omitempty"`
+
 	// Install configures the Helm install of the release.
 	// +optional
 	Install *Install `json:"install,omitempty"`
@@ -162,6 +171,16 @@ type Install struct {
 	// +optional
 	DisableWait bool `json:"disableWait,omitempty"`
 
+	// CreateNamespace creates the target namespace when it does not exist,
+	// as the release's ServiceAccount (which then needs the right to
+	// create namespaces; the manager never does it with its own).
+	// +optional
+	CreateNamespace bool `json:"createNamespace,omitempty"`
+
+	// DisableHooks installs without running the chart's install hooks.
+	// +optional
+	DisableHooks bool `json:"disableHooks,omitempty"`
+
 	// Remediation says how often a failed install is tried again and what
 	// is done after the last try. By default: 3 retries, then Hold.
 	// +kubebuilder:validation:XValidation:rule="!has(self.strategy) || self.strategy != 'Rollback'",message="an install has nothing to roll back to: Hold or Uninstall"
@@ -175,6 +194,10 @@ type Upgrade struct {
 	// objects, without waiting for them to become healthy. Off by default.
 	// +optional
 	DisableWait bool `json:"disableWait,omitempty"`
+
+	// DisableHooks upgrades without running the chart's upgrade hooks.
+	// +optional
+	DisableHooks bool `json:"disableHooks,omitempty"`
 
 	// Remediation says how often a failed upgrade is tried again and what
 	// is done after the last try. By default: 3 retries, then Rollback.

@@ -1197,6 +1197,11 @@ func (in *VerifiedHelmReleaseSpec) DeepCopyInto(out *VerifiedHelmReleaseSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
+	if in.MaxHistory != nil {
+		in, out := &in.MaxHistory, &out.MaxHistory
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Install != nil {
 		in, out := &in.Install, &out.Install
 		*out = new(Install)

@@ -164,6 +164,14 @@ type Request struct {
 	// Timeout bounds the action (its hooks included); 0 is the Manager's
 	// Options.Timeout.
 	Timeout time.Duration
+	// CreateNamespace lets an install create Namespace, as the Manager's
+	// identity.
+	CreateNamespace bool
+	// DisableInstallHooks and DisableUpgradeHooks run an install or an
+	// upgrade without the chart's hooks.
+	DisableInstallHooks, DisableUpgradeHooks bool
+	// MaxHistory is how many revisions an upgrade keeps; 0 is 10.
+	MaxHistory int
 }
 
 // actionTimeout is how long the action of req may take.
@@ -317,7 +325,8 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install := action.NewInstall(cfg)
 	install.Namespace = req.Namespace
 	install.ReleaseName = req.Name
-	install.CreateNamespace = false
+	install.CreateNamespace = req.CreateNamespace
+	install.DisableHooks = req.DisableInstallHooks
 	install.Wait = false
 	install.Atomic = false
 	install.Replace = replace
@@ -337,6 +346,10 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	upgrade := action.NewUpgrade(cfg)
 	upgrade.Namespace = req.Namespace
 	upgrade.MaxHistory = maxHistory
+	if req.MaxHistory > 0 {
+		upgrade.MaxHistory = req.MaxHistory
+	}
+	upgrade.DisableHooks = req.DisableUpgradeHooks
 	upgrade.Wait = false
 	upgrade.Atomic = false
 	upgrade.ResetValues = true

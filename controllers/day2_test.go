@@ -1,0 +1,141 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testchart"
+)
+
+// records counts the Helm release records of release name in namespace.
+func records(t *testing.T, namespace, name string) int {
+	t.Helper()
+	var list corev1.SecretList
+	if err := k8s.List(context.Background(), &list, client.InNamespace(namespace), client.MatchingLabels{"owner": "helm", "name": name}); err != nil {
+		t.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+// TestMaxHistory: spec.maxHistory bounds the records an upgrade keeps; its
+// control twin, without it, keeps every revision (the default keeps 10).
+func TestMaxHistory(t *testing.T) {
+	f := newFixture(t)
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	f.release("bounded", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.MaxHistory = ptr.To[int32](2) })
+	f.release("control", "1.0.0", "trusted")
+	for _, name := range []string{"bounded", "control"} {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+		for rev := 2; rev <= 4; rev++ {
+			vhr := f.get(name)
+			patch := client.MergeFrom(vhr.DeepCopy())
+			vhr.Spec.Values = jsonValues(t, fmt.Sprintf(`{"message":"revision %d"}`, rev))
+			if err := k8s.Patch(context.Background(), vhr, patch); err != nil {
+				t.Fatal(err)
+			}
+			f.waitReady(name, rev, chartproofv1.ReasonUpgradeSucceeded)
+		}
+	}
+	if got := records(t, f.ns, "bounded"); got != 2 {
+		t.Errorf("bounded: %d records after 4 revisions, want 2 (maxHistory)", got)
+	}
+	if got := records(t, f.ns, "control"); got != 4 {
+		t.Errorf("control: %d records after 4 revisions, want 4", got)
+	}
+}
+
+// TestCreateNamespace: spec.install.createNamespace creates the target
+// namespace as the release's ServiceAccount, never with the manager's
+// rights: refused while the account may not (InstallFailed, no namespace),
+// done once a platform team grants it.
+func TestCreateNamespace(t *testing.T) {
+	f := newFixture(t)
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	target := f.ns + "-new"
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.TargetNamespace = target
+		v.Spec.Install = &chartproofv1.Install{CreateNamespace: true}
+	})
+	f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
+	var ns corev1.Namespace
+	if err := k8s.Get(context.Background(), types.NamespacedName{Name: target}, &ns); !apierrors.IsNotFound(err) {
+		t.Fatalf("namespace %s: %v; want none while the ServiceAccount may not create it", target, err)
+	}
+
+	// Granted what a release that creates its namespace needs: the
+	// namespace, and what the chart holds, wherever.
+	ctx := context.Background()
+	name := "chartproof-test-create-namespace-" + f.ns
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create"}},
+		{APIGroups: []string{"", "apps"}, Resources: []string{"secrets", "configmaps", "services", "serviceaccounts", "deployments"}, Verbs: []string{"*"}},
+	}}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.ns, Name: testServiceAccount}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
+	}
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if err := k8s.Get(ctx, types.NamespacedName{Name: target}, &ns); err != nil {
+		t.Fatalf("namespace %s after the install: %v", target, err)
+	}
+	if vhr.Status.Installed.Namespace != target {
+		t.Errorf("installed in %q, want %q", vhr.Status.Installed.Namespace, target)
+	}
+}
+
+// TestDisableHooks: spec.install.disableHooks installs without running the
+// chart's post-install hook; its control twin runs it.
+func TestDisableHooks(t *testing.T) {
+	f := newFixture(t)
+	files := testchart.Files("hello", "1.0.0")
+	files["templates/hook.yaml"] = `apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-hooked
+  annotations:
+    helm.sh/hook: post-install
+data:
+  ran: "true"
+`
+	archive, err := testchart.Build(testchart.Entries("hello", files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.reg.PushChart(f.repo, "1.0.0", archive, "hello", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.signLegacy(d, f.key)
+	f.policy("trusted", f.key, "")
+	f.release("hooks", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour} })
+	f.release("nohooks", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
+		v.Spec.Install = &chartproofv1.Install{DisableHooks: true}
+	})
+	for name, want := range map[string]bool{"hooks": true, "nohooks": false} {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+		var cm corev1.ConfigMap
+		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name + "-hooked"}, &cm)
+		if ran := err == nil; ran != want {
+			t.Errorf("%s: the post-install hook ran %v (%v), want %v", name, ran, err, want)
+		}
+	}
+}
