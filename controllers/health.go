@@ -136,17 +136,21 @@ type healthResult struct {
 	ok bool
 	// poll > 0: not healthy yet; looked at again that soon.
 	poll time.Duration
-	// failedNow: Healthy just turned False, a failure of the last action
-	// (a Helm action clears Healthy, so each revision fails once); why
+	// failedNow: Healthy just turned False after the action, a failure of
+	// it (a Helm action clears Healthy, so each revision fails once); why
 	// says what failed.
 	failedNow bool
 	why       string
 }
 
-// unhealthy writes Healthy=False with why.
+// unhealthy writes Healthy=False with why. It is a failure of the last
+// action only as the first finding after it (Healthy absent, as a Helm
+// action leaves it, or pending): a release that was healthy and is not any
+// more (a node lost, a dependency down) is reported, not upgraded, rolled
+// back or uninstalled.
 func (r *VerifiedHelmReleaseReconciler) unhealthy(obj *chartproofv1.VerifiedHelmRelease, why string) healthResult {
 	was := apimeta.FindStatusCondition(obj.Status.Conditions, chartproofv1.ConditionHealthy)
-	failedNow := was == nil || was.Status != metav1.ConditionFalse
+	failedNow := was == nil || was.Status == metav1.ConditionUnknown
 	r.setHealthy(obj, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed, why)
 	return healthResult{failedNow: failedNow, why: why}
 }

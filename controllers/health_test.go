@@ -178,3 +178,52 @@ func requestReconcile(t *testing.T, f *fixture, name string) {
 		return vhr.Status.LastHandledReconcileAt == requested, fmt.Sprintf("lastHandledReconcileAt %q", vhr.Status.LastHandledReconcileAt)
 	})
 }
+
+// TestHealthDegradationNotRemediated: a release that was healthy and is not
+// any more (its rollout now past its progress deadline) is reported
+// (Healthy=False, Ready=False) but not remediated: with install.remediation
+// retries 0 and Uninstall, it stays installed. Its control twin fails right
+// after the install and is uninstalled.
+func TestHealthDegradationNotRemediated(t *testing.T) {
+	for _, later := range []bool{true, false} {
+		name := map[bool]string{true: "degraded later", false: "control: failed after the install"}[later]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if !later {
+				if err := rollouts.Set(f.ns, testworkload.Failed); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.signLegacy(f.push("1.0.0"), f.key)
+			f.policy("trusted", f.key, "")
+			f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+				v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
+				v.Spec.Install = &chartproofv1.Install{Remediation: &chartproofv1.Remediation{Retries: ptr.To[int32](0), Strategy: chartproofv1.RemediationUninstall}}
+			})
+			if !later {
+				f.waitCondition("app", chartproofv1.ConditionRemediated, metav1.ConditionTrue, chartproofv1.ReasonUninstallSucceeded)
+				return
+			}
+			f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+			if err := rollouts.Set(f.ns, testworkload.Failed); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, waitTimeout, "the Deployment past its progress deadline", func() (bool, string) {
+				for _, c := range f.deployment("app").Status.Conditions {
+					if c.Type == "Progressing" && c.Reason == "ProgressDeadlineExceeded" {
+						return true, ""
+					}
+				}
+				return false, "still progressing"
+			})
+			requestReconcile(t, f, "app")
+			vhr := f.waitCondition("app", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed)
+			if vhr.Status.Installed == nil || vhr.Status.Installed.Revision != 1 || vhr.Status.LastAttempt != nil {
+				t.Errorf("installed %+v, lastAttempt %+v; want revision 1 kept, no failure counted", vhr.Status.Installed, vhr.Status.LastAttempt)
+			}
+			if c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionRemediated); c != nil {
+				t.Errorf("Remediated = %+v for a release that degraded later", c)
+			}
+		})
+	}
+}
