@@ -10,7 +10,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -64,9 +64,9 @@ func (r *VerifiedHelmReleaseReconciler) dependenciesNotReady(ctx context.Context
 
 // dependentsOf maps a release to the releases of its namespace that depend
 // on it.
-func (r *VerifiedHelmReleaseReconciler) dependentsOf(ctx context.Context, o ctrl.Object) []reconcile.Request {
+func (r *VerifiedHelmReleaseReconciler) dependentsOf(ctx context.Context, o client.Object) []reconcile.Request {
 	var list chartproofv1.VerifiedHelmReleaseList
-	if err := r.List(ctx, &list, ctrl.MatchingFields{dependsOnIndex: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{dependsOnIndex: o.GetNamespace() + "/" + o.GetName()}); err != nil {
 		log.FromContext(ctx).Error(err, "listing the releases that depend on a release", "namespace", o.GetNamespace(), "name", o.GetName())
 		return nil
 	}

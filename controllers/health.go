@@ -86,7 +86,7 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 		got := &unstructured.Unstructured{}
 		got.SetGroupVersionKind(want.GroupVersionKind())
 		err := acct.Client.Get(ctx, client.ObjectKeyFromObject(want), got)
-		what := describeObject(want)
+		what := drift.ID(want)
 		switch {
 		case apierrors.IsNotFound(err):
 			waiting = what + " does not exist"
@@ -170,14 +170,6 @@ func (r *VerifiedHelmReleaseReconciler) setHealthy(obj *chartproofv1.VerifiedHel
 	case s == metav1.ConditionTrue && was == metav1.ConditionFalse:
 		r.event(obj, corev1.EventTypeNormal, reason, msg)
 	}
-}
-
-// describeObject names an object as kubectl does: Kind namespace/name.
-func describeObject(u *unstructured.Unstructured) string {
-	if u.GetNamespace() == "" {
-		return u.GetKind() + " " + u.GetName()
-	}
-	return u.GetKind() + " " + u.GetNamespace() + "/" + u.GetName()
 }
 
 // healthy reports whether the Healthy condition, when there is one, is True.

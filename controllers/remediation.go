@@ -112,6 +112,20 @@ func succeeded(obj *chartproofv1.VerifiedHelmRelease) {
 	obj.Status.LastHealthy = &healthy
 }
 
+// actionFailed follows a failure a of an action: its next try's wait while
+// retries remain; after the last, the remediation, once, and the release a
+// rollback wrote (nil otherwise).
+func (r *VerifiedHelmReleaseReconciler) actionFailed(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, a *chartproofv1.Attempt, m remedy) (time.Duration, *helmrelease.Release) {
+	switch {
+	case !exhausted(obj, a):
+		return r.retryIn(obj, a), nil
+	case a.Remediated:
+		return 0, nil
+	default:
+		return 0, r.remediate(ctx, obj, a, m)
+	}
+}
+
 // remediation arguments: what the reconcile observed.
 type remedy struct {
 	acct   *identity.Account
@@ -133,11 +147,9 @@ func (r *VerifiedHelmReleaseReconciler) remediate(ctx context.Context, obj *char
 	why := fmt.Sprintf("%s of %s failed %s (%s.retries %d): %s", action, a.Digest, times(a.Failures), field, retries, m.why)
 	inst := obj.Status.Installed
 	switch {
-	case strategy == chartproofv1.RemediationUninstall && inst == nil:
-		// A failed install has no record status vouches for: the owner
-		// label alone says it is this object's.
-		fallthrough
 	case strategy == chartproofv1.RemediationUninstall:
+		// A failed install has no record status vouches for (inst is
+		// nil): the owner label alone says the release is this object's.
 		ns, name := r.targetNamespace(obj), r.releaseName(obj)
 		err := m.acct.Releases.Uninstall(ctx, ns, name, string(obj.UID), trustOf(inst))
 		if err != nil && !errors.Is(err, release.ErrNotFound) {

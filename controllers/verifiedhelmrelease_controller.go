@@ -590,6 +590,17 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// Decide and act.
 	var signatureWait time.Duration // > 0: a chart nothing signed yet, verified again soon
 	var health healthResult         // what the health check of what runs found
+	// After a Helm action (an install, an upgrade, a remediation's
+	// rollback): the first drift check at once, which starts the watches
+	// of what was deployed (the watch events of chartproof's own writes
+	// wake nobody: identity.Writes); then whether it becomes healthy,
+	// looked at again within seconds while it is becoming so.
+	afterAction := func(rel *helmrelease.Release) {
+		if r.checkDrift(ctx, obj, acct, rel, true) {
+			interval = min(interval, retryInconclusive)
+		}
+		health = r.checkHealth(ctx, obj, acct, rel)
+	}
 	switch {
 	case !res.Verdict.Allowed():
 		if installed != nil && relErr == nil && !deployedAs(rel, installed) {
@@ -718,31 +729,19 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 				why = c.Message
 			}
 			a := r.failed(obj, res.Digest, configDigest, firstInstall)
-			if exhausted(obj, a) {
-				rolledBack := r.remediate(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: why})
-				if rolledBack != nil && r.checkDrift(ctx, obj, acct, rolledBack, true) {
-					interval = min(interval, retryInconclusive)
-				}
-			} else {
-				retryWait = r.retryIn(obj, a)
+			var rolledBack *helmrelease.Release
+			if retryWait, rolledBack = r.actionFailed(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: why}); rolledBack != nil {
+				afterAction(rolledBack)
 			}
 			break
 		}
-		// The first drift check follows the Helm action at once: it
-		// starts the watches of what was deployed, and the watch events
-		// of chartproof's own writes wake nobody (identity.Writes).
-		if installedRel != nil && r.checkDrift(ctx, obj, acct, installedRel, true) {
-			interval = min(interval, retryInconclusive)
-		}
-		// Then whether what it deployed becomes healthy: looked at again
-		// within seconds while it is becoming so.
 		if installedRel != nil {
-			health = r.checkHealth(ctx, obj, acct, installedRel)
+			afterAction(installedRel)
 		}
 	}
 	// What the release deployed is healthy: its Helm tests run once
 	// (spec.test.enable); with them done, the action succeeded.
-	if health.ok && obj.Status.Installed != nil && !testsDone(obj) && obj.Status.Installed.Tests == "" {
+	if health.ok && obj.Status.Installed != nil && testsEnabled(obj) && obj.Status.Installed.Tests == "" {
 		if failed, why := r.runTests(ctx, obj, acct); failed {
 			health.failedNow, health.why = true, why
 		}
@@ -756,16 +755,9 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// not healthy either is reported, and nothing more is tried.
 	if inst := obj.Status.Installed; health.failedNow && inst != nil && inst.Digest == res.Digest && inst.ConfigDigest == configDigest {
 		a := r.failed(obj, inst.Digest, inst.ConfigDigest, inst.Revision <= 1)
-		if !exhausted(obj, a) {
-			retryWait = r.retryIn(obj, a)
-		} else if !a.Remediated {
-			rolledBack := r.remediate(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: health.why})
-			if rolledBack != nil {
-				if r.checkDrift(ctx, obj, acct, rolledBack, true) {
-					interval = min(interval, retryInconclusive)
-				}
-				health = r.checkHealth(ctx, obj, acct, rolledBack)
-			}
+		var rolledBack *helmrelease.Release
+		if retryWait, rolledBack = r.actionFailed(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: health.why}); rolledBack != nil {
+			afterAction(rolledBack)
 		}
 	}
 	r.setReady(obj, res)

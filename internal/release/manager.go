@@ -646,31 +646,38 @@ var errNotDeployed = errors.New("no revision is deployed")
 // and is the deployed one; errNotDeployed when it is intact and nothing is
 // deployed.
 func checkTrusted(cfg *action.Configuration, name string, trusted Trust) error {
+	_, err := trustedRecord(cfg, name, trusted)
+	return err
+}
+
+// trustedRecord is checkTrusted, and returns the record it checked: the
+// one to use, never one read again.
+func trustedRecord(cfg *action.Configuration, name string, trusted Trust) (*release.Release, error) {
 	rec, err := cfg.Releases.Get(name, trusted.Revision)
 	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
+		return nil, fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
 	}
 	if err != nil {
-		return fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
+		return nil, fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
 	}
 	if trusted.Digest != "" {
 		d, err := RecordDigest(rec)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if d != trusted.Digest {
-			return fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
+			return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
 		}
 	}
 	deployed, err := cfg.Releases.Deployed(name)
 	if errors.Is(err, driver.ErrNoDeployedReleases) {
-		return errNotDeployed
+		return nil, errNotDeployed
 	}
 	if err != nil {
-		return fmt.Errorf("reading the deployed revision: %w", err)
+		return nil, fmt.Errorf("reading the deployed revision: %w", err)
 	}
 	if deployed.Version != trusted.Revision {
-		return fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
+		return nil, fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
 	}
-	return nil
+	return rec, nil
 }

@@ -44,17 +44,9 @@ func (m *Manager) Test(ctx context.Context, namespace, name string, trusted Trus
 	if err != nil {
 		return TestResult{}, fmt.Errorf("release: test %s/%s: %w", namespace, name, err)
 	}
-	if err := checkTrusted(cfg, name, trusted); err != nil {
-		return TestResult{}, fmt.Errorf("release: test %s/%s: %w", namespace, name, err)
-	}
-	rel, err := cfg.Releases.Get(name, trusted.Revision)
+	rel, err := trustedRecord(cfg, name, trusted)
 	if err != nil {
 		return TestResult{}, fmt.Errorf("release: test %s/%s: %w", namespace, name, err)
-	}
-	if trusted.Digest != "" {
-		if d, err := RecordDigest(rel); err != nil || d != trusted.Digest {
-			return TestResult{}, fmt.Errorf("release: test %s/%s: revision %d changed while it was read: %w", namespace, name, trusted.Revision, ErrRecordTampered)
-		}
 	}
 	// Helm's test action reads the release from its storage and writes it
 	// back: it is given a storage in memory holding the record checked.

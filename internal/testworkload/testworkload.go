@@ -122,6 +122,11 @@ func (r *Rollouts) Set(namespace string, m Mode) error {
 	r.mu.Lock()
 	r.modes[namespace] = m
 	r.mu.Unlock()
+	return r.requeue(namespace)
+}
+
+// requeue looks again at the Deployments of namespace ("" for all).
+func (r *Rollouts) requeue(namespace string) error {
 	list, err := r.client.AppsV1().Deployments(namespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		return err
@@ -139,14 +144,7 @@ func (r *Rollouts) SetImage(image string, m Mode) error {
 	r.mu.Lock()
 	r.images[image] = m
 	r.mu.Unlock()
-	list, err := r.client.AppsV1().Deployments("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		return err
-	}
-	for _, d := range list.Items {
-		r.queue.Add(cache.ObjectName{Namespace: d.Namespace, Name: d.Name})
-	}
-	return nil
+	return r.requeue("")
 }
 
 func (r *Rollouts) mode(d *appsv1.Deployment) Mode {
