@@ -39,6 +39,15 @@ func helmFailure(err error, templates map[string]bool) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timed out" + seeLog
 	}
+	// The CRD's name is the verified chart's; the owner a UID.
+	if owned := (*release.CRDOwnedError)(nil); errors.As(err, &owned) {
+		return bounded(owned.Error(), 256)
+	}
+	if errors.Is(err, release.ErrInvalidCRD) {
+		// What is wrong with the verified chart's own file.
+		_, what, _ := strings.Cut(err.Error(), "crds: ")
+		return bounded(what, 256)
+	}
 	var summary []string
 	if tpl := failedTemplate(err.Error(), templates); tpl != "" {
 		summary = append(summary, "the chart did not render (template "+tpl+")")

@@ -1022,10 +1022,10 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		Timeout: releaseTimeout(obj),
 	}
 	if in := obj.Spec.Install; in != nil {
-		req.CreateNamespace, req.DisableInstallHooks = in.CreateNamespace, in.DisableHooks
+		req.CreateNamespace, req.DisableInstallHooks, req.InstallCRDs = in.CreateNamespace, in.DisableHooks, in.CRDs
 	}
 	if up := obj.Spec.Upgrade; up != nil {
-		req.DisableUpgradeHooks = up.DisableHooks
+		req.DisableUpgradeHooks, req.UpgradeCRDs = up.DisableHooks, up.CRDs
 	}
 	if h := obj.Spec.MaxHistory; h != nil {
 		req.MaxHistory = int(*h)

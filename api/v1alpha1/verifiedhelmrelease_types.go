@@ -181,6 +181,18 @@ type Install struct {
 	// +optional
 	DisableHooks bool `json:"disableHooks,omitempty"`
 
+	// CRDs is what an install does with the CustomResourceDefinitions in
+	// the chart's crds/ directories (those of its enabled dependencies
+	// included): Create (default) creates those that do not exist and
+	// leaves existing ones alone; CreateReplace also replaces existing ones
+	// with the chart's; Skip leaves them all. They are applied before the
+	// chart's templates are rendered, as the release's ServiceAccount
+	// (which needs the rights on customresourcedefinitions), stamped like
+	// the chart's other objects, and never deleted by chartproof.
+	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
+	// +optional
+	CRDs CRDsPolicy `json:"crds,omitempty"`
+
 	// Remediation says how often a failed install is tried again and what
 	// is done after the last try. By default: 3 retries, then Hold.
 	// +kubebuilder:validation:XValidation:rule="!has(self.strategy) || self.strategy != 'Rollback'",message="an install has nothing to roll back to: Hold or Uninstall"
@@ -199,11 +211,32 @@ type Upgrade struct {
 	// +optional
 	DisableHooks bool `json:"disableHooks,omitempty"`
 
+	// CRDs is what an upgrade (a remediation's or onVerificationFailure's
+	// rollback included) does with the chart's CustomResourceDefinitions:
+	// Skip (default, as Helm does) leaves them; Create creates those that
+	// do not exist; CreateReplace also replaces existing ones with the
+	// chart's, and makes them part of drift detection. See install.crds.
+	// +kubebuilder:validation:Enum=Skip;Create;CreateReplace
+	// +optional
+	CRDs CRDsPolicy `json:"crds,omitempty"`
+
 	// Remediation says how often a failed upgrade is tried again and what
 	// is done after the last try. By default: 3 retries, then Rollback.
 	// +optional
 	Remediation *Remediation `json:"remediation,omitempty"`
 }
+
+// CRDsPolicy is what an install or upgrade does with the
+// CustomResourceDefinitions a chart holds in its crds/ directories, as Flux
+// names it.
+type CRDsPolicy string
+
+// CRD policies.
+const (
+	CRDsSkip          CRDsPolicy = "Skip"
+	CRDsCreate        CRDsPolicy = "Create"
+	CRDsCreateReplace CRDsPolicy = "CreateReplace"
+)
 
 // Remediation of a failed install or upgrade. A failure is a Helm action
 // that failed, or what it deployed not healthy within spec.timeout

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
@@ -88,6 +89,7 @@ type Manager struct {
 // clients are shared by every call of one Manager.
 type clients struct {
 	clientset kubernetes.Interface
+	dynamic   dynamic.Interface
 	discovery discovery.CachedDiscoveryInterface
 	mapper    meta.ResettableRESTMapper
 }
@@ -172,6 +174,11 @@ type Request struct {
 	DisableInstallHooks, DisableUpgradeHooks bool
 	// MaxHistory is how many revisions an upgrade keeps; 0 is 10.
 	MaxHistory int
+	// InstallCRDs and UpgradeCRDs are what an install and an upgrade do
+	// with the CustomResourceDefinitions in the chart's crds/ directories
+	// (applyCRDs): "" is Create for an install, Skip for an upgrade, as
+	// Helm does.
+	InstallCRDs, UpgradeCRDs chartproofv1.CRDsPolicy
 }
 
 // actionTimeout is how long the action of req may take.
@@ -322,7 +329,15 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 // install runs helm install. replace reuses the name of a release that was
 // uninstalled with its history kept.
 func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Request, replace bool) (*release.Release, error) {
+	crds := req.InstallCRDs
+	if crds == "" {
+		crds = chartproofv1.CRDsCreate
+	}
+	if err := m.applyCRDs(ctx, req, crds); err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
 	install := action.NewInstall(cfg)
+	install.SkipCRDs = true // applied above, stamped
 	install.Namespace = req.Namespace
 	install.ReleaseName = req.Name
 	install.CreateNamespace = req.CreateNamespace
@@ -343,6 +358,9 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 // upgrade runs helm upgrade --reset-values: the release is rendered with
 // exactly req.Values, never with values of an earlier revision.
 func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Request) (*release.Release, error) {
+	if err := m.applyCRDs(ctx, req, req.UpgradeCRDs); err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
 	upgrade := action.NewUpgrade(cfg)
 	upgrade.Namespace = req.Namespace
 	upgrade.MaxHistory = maxHistory
@@ -536,7 +554,11 @@ func (m *Manager) sharedClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building clients: %w", err)
 	}
-	c := &clients{clientset: clientset}
+	dyn, err := dynamic.NewForConfig(rest.CopyConfig(m.config))
+	if err != nil {
+		return nil, fmt.Errorf("building clients: %w", err)
+	}
+	c := &clients{clientset: clientset, dynamic: dyn}
 	if m.shared != nil {
 		c.discovery, c.mapper = m.shared.discovery, m.shared.mapper
 	} else {
