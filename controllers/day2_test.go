@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -136,6 +137,81 @@ data:
 		err := k8s.Get(context.Background(), types.NamespacedName{Namespace: f.ns, Name: name + "-hooked"}, &cm)
 		if ran := err == nil; ran != want {
 			t.Errorf("%s: the post-install hook ran %v (%v), want %v", name, ran, err, want)
+		}
+	}
+}
+
+// TestValuesTargetPath: valuesFrom[].targetPath sets a ConfigMap key's whole
+// content at a path, after the valuesFrom before it and under spec.values;
+// the content's comma does not split it (its twin, without targetPath, merges
+// the key as YAML).
+func TestValuesTargetPath(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "settings"}, Data: map[string]string{
+		"greeting":    "hello, world=1",
+		"values.yaml": "message: from yaml\n",
+	}}
+	if err := k8s.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	f.release("path", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.ValuesFrom = []chartproofv1.ValuesReference{
+			{Kind: "ConfigMap", Name: "settings"},
+			{Kind: "ConfigMap", Name: "settings", Key: "greeting", TargetPath: "message"},
+		}
+	})
+	f.release("yaml", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.ValuesFrom = []chartproofv1.ValuesReference{{Kind: "ConfigMap", Name: "settings"}}
+	})
+	for name, want := range map[string]string{"path": "hello, world=1", "yaml": "from yaml"} {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+		if got := f.configMap(name).Data["message"]; got != want {
+			t.Errorf("%s: message %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestUpgradeForce: spec.upgrade.force upgrades by replacing each object
+// whole, so a key another writer added to the chart's ConfigMap is gone;
+// its twin's patch keeps it. (Drift detection is off in both, or it would
+// remove the key itself.)
+func TestUpgradeForce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	for name, force := range map[string]bool{"forced": true, "patched": false} {
+		f.release(name, "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+			v.Spec.Interval = metav1.Duration{Duration: 5 * time.Hour}
+			v.Spec.DriftDetection = &chartproofv1.DriftDetection{Mode: chartproofv1.DriftDisabled}
+			v.Spec.Upgrade = &chartproofv1.Upgrade{Force: force}
+		})
+	}
+	for name, force := range map[string]bool{"forced": true, "patched": false} {
+		f.waitReady(name, 1, chartproofv1.ReasonInstallSucceeded)
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cm := f.configMap(name)
+			cm.Data["added"] = "by hand"
+			return k8s.Update(ctx, cm)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		vhr := f.get(name)
+		patch := client.MergeFrom(vhr.DeepCopy())
+		vhr.Spec.Values = jsonValues(t, `{"message":"upgraded"}`)
+		if err := k8s.Patch(ctx, vhr, patch); err != nil {
+			t.Fatal(err)
+		}
+		f.waitReady(name, 2, chartproofv1.ReasonUpgradeSucceeded)
+		cm := f.configMap(name)
+		if cm.Data["message"] != "upgraded" {
+			t.Errorf("%s: message %q after the upgrade", name, cm.Data["message"])
+		}
+		if _, kept := cm.Data["added"]; kept == force {
+			t.Errorf("%s (force %v): the key added by hand kept: %v", name, force, kept)
 		}
 	}
 }

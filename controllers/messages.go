@@ -43,6 +43,10 @@ func helmFailure(err error, templates map[string]bool) string {
 	if owned := (*release.CRDOwnedError)(nil); errors.As(err, &owned) {
 		return bounded(owned.Error(), 256)
 	}
+	if pr := (*release.PostRenderError)(nil); errors.As(err, &pr) {
+		// Its message can quote what the chart rendered.
+		return fmt.Sprintf("spec.postRenderers[%d] (kustomize) failed", pr.Index) + seeLog
+	}
 	if errors.Is(err, release.ErrInvalidCRD) {
 		// What is wrong with the verified chart's own file.
 		_, what, _ := strings.Cut(err.Error(), "crds: ")

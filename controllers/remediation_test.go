@@ -196,10 +196,11 @@ func (f *fixture) deploymentOrNil(release string) *appsv1.Deployment {
 	return &d
 }
 
-// TestRemediationValidation: the API server refuses a remediation that
+// TestReleaseSpecValidation: the API server refuses a remediation that
 // cannot be carried out (an install has nothing to roll back to) or an
-// unbounded one, and accepts the rest (the controls).
-func TestRemediationValidation(t *testing.T) {
+// unbounded one, an unknown CRD policy, a valuesFrom targetPath outside
+// Helm's path syntax, and accepts the rest (the controls).
+func TestReleaseSpecValidation(t *testing.T) {
 	f := newFixture(t)
 	for i, tc := range []struct {
 		name    string
@@ -219,6 +220,17 @@ func TestRemediationValidation(t *testing.T) {
 		{"unknown strategy", func(v *chartproofv1.VerifiedHelmRelease) {
 			v.Spec.Upgrade = &chartproofv1.Upgrade{Remediation: &chartproofv1.Remediation{Strategy: "Retry"}}
 		}, "Unsupported value"},
+		{"control: CRD policies, force, a targetPath", func(v *chartproofv1.VerifiedHelmRelease) {
+			v.Spec.Install = &chartproofv1.Install{CRDs: chartproofv1.CRDsSkip}
+			v.Spec.Upgrade = &chartproofv1.Upgrade{CRDs: chartproofv1.CRDsCreateReplace, Force: true}
+			v.Spec.ValuesFrom = []chartproofv1.ValuesReference{{Kind: "ConfigMap", Name: "v", Key: "k", TargetPath: `a.b[0].c\.d`}}
+		}, ""},
+		{"unknown CRD policy", func(v *chartproofv1.VerifiedHelmRelease) {
+			v.Spec.Upgrade = &chartproofv1.Upgrade{CRDs: "Replace"}
+		}, "Unsupported value"},
+		{"targetPath with a comma", func(v *chartproofv1.VerifiedHelmRelease) {
+			v.Spec.ValuesFrom = []chartproofv1.ValuesReference{{Kind: "ConfigMap", Name: "v", Key: "k", TargetPath: "a,b"}}
+		}, "should match"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := &chartproofv1.VerifiedHelmRelease{

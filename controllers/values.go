@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/strvals"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,6 +41,12 @@ func (r *VerifiedHelmReleaseReconciler) values(ctx context.Context, reader clien
 		}
 		if len(data) > limits.MaxValuesBytes {
 			return nil, "", fmt.Errorf("valuesFrom %s %s/%s key %q: %d bytes exceed the limit of %d", ref.Kind, obj.Namespace, ref.Name, key, len(data), limits.MaxValuesBytes)
+		}
+		if ref.TargetPath != "" {
+			if err := setPath(out, ref.TargetPath, string(data)); err != nil {
+				return nil, "", fmt.Errorf("valuesFrom %s %s/%s key %q: %w", ref.Kind, obj.Namespace, ref.Name, key, err)
+			}
+			continue
 		}
 		var m map[string]any
 		if err := yaml.Unmarshal(data, &m); err != nil {
@@ -102,4 +112,73 @@ func mergeValues(dst, src map[string]any) map[string]any {
 		dst[k] = v
 	}
 	return dst
+}
+
+// targetSentinel stands for the value while Helm's parser builds the path:
+// the parser never sees the value itself, so a comma or an equals sign in
+// it cannot set another path.
+const targetSentinel = "\x00chartproof-target-path\x00"
+
+// setPath sets values at path (Helm's --set syntax) to content, typed as
+// Helm's --set types a value unless quoted (ValuesReference.TargetPath).
+func setPath(values map[string]any, path, content string) error {
+	if err := strvals.ParseIntoString(path+"="+targetSentinel, values); err != nil {
+		return fmt.Errorf("targetPath %q: %w", path, err)
+	}
+	if n := replaceSentinel(values, typedValue(content)); n != 1 {
+		return fmt.Errorf("targetPath %q: set %d times, want once", path, n)
+	}
+	return nil
+}
+
+// replaceSentinel replaces targetSentinel by v wherever it is in tree, and
+// returns how many times it did.
+func replaceSentinel(tree any, v any) int {
+	n := 0
+	switch t := tree.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if e == targetSentinel {
+				t[k] = v
+				n++
+				continue
+			}
+			n += replaceSentinel(e, v)
+		}
+	case []any:
+		for i, e := range t {
+			if e == targetSentinel {
+				t[i] = v
+				n++
+				continue
+			}
+			n += replaceSentinel(e, v)
+		}
+	}
+	return n
+}
+
+// typedValue is content as Helm's --set types a value (true, false, null,
+// an integer without a leading zero, else a string), or the string inside
+// its quotes when it is quoted.
+func typedValue(content string) any {
+	if len(content) >= 2 && (content[0] == '"' || content[0] == '\'') && content[len(content)-1] == content[0] {
+		return content[1 : len(content)-1]
+	}
+	switch {
+	case strings.EqualFold(content, "true"):
+		return true
+	case strings.EqualFold(content, "false"):
+		return false
+	case strings.EqualFold(content, "null"):
+		return nil
+	case content == "0":
+		return int64(0)
+	}
+	if content != "" && content[0] != '0' {
+		if i, err := strconv.ParseInt(content, 10, 64); err == nil {
+			return i
+		}
+	}
+	return content
 }

@@ -1018,14 +1018,15 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		// by an install whose outcome was never recorded, or by anyone
 		// who may write Secrets here) vouches for nothing: it is
 		// dropped, not upgraded from.
-		Replace: obj.Status.Installed == nil && !adopt.ok,
-		Timeout: releaseTimeout(obj),
+		Replace:       obj.Status.Installed == nil && !adopt.ok,
+		Timeout:       releaseTimeout(obj),
+		PostRenderers: obj.Spec.PostRenderers,
 	}
 	if in := obj.Spec.Install; in != nil {
 		req.CreateNamespace, req.DisableInstallHooks, req.InstallCRDs = in.CreateNamespace, in.DisableHooks, in.CRDs
 	}
 	if up := obj.Spec.Upgrade; up != nil {
-		req.DisableUpgradeHooks, req.UpgradeCRDs = up.DisableHooks, up.CRDs
+		req.DisableUpgradeHooks, req.UpgradeCRDs, req.Force = up.DisableHooks, up.CRDs, up.Force
 	}
 	if h := obj.Spec.MaxHistory; h != nil {
 		req.MaxHistory = int(*h)

@@ -144,6 +144,96 @@ type VerifiedHelmReleaseSpec struct {
 	// +listMapKey=name
 	// +optional
 	DependsOn []LocalObjectReference `json:"dependsOn,omitempty"`
+
+	// PostRenderers change what the chart rendered, in order, before
+	// chartproof stamps it and Helm applies it: what drift detection and
+	// health checks compare with is their result. Helm does not pass hooks
+	// or crds/ through them.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	PostRenderers []PostRenderer `json:"postRenderers,omitempty"`
+}
+
+// PostRenderer is one step that changes what a chart rendered.
+type PostRenderer struct {
+	// Kustomize patches the rendered objects and changes their images, as
+	// kustomize does (sigs.k8s.io/kustomize/api; no plugins, nothing read
+	// but what the chart rendered).
+	Kustomize KustomizePostRenderer `json:"kustomize"`
+}
+
+// KustomizePostRenderer is a kustomization over what a chart rendered.
+type KustomizePostRenderer struct {
+	// Patches are strategic merge or JSON 6902 patches, each applied to
+	// the objects its target selects (or, without a target, to the one
+	// object a strategic merge patch names).
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Patches []KustomizePatch `json:"patches,omitempty"`
+
+	// Images change the name, tag or digest of container images.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Images []KustomizeImage `json:"images,omitempty"`
+}
+
+// KustomizePatch is a kustomize patch and the objects it applies to.
+type KustomizePatch struct {
+	// Patch is a strategic merge patch, or a JSON 6902 patch, in YAML or
+	// JSON.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=65536
+	Patch string `json:"patch"`
+
+	// Target selects the objects to patch.
+	// +optional
+	Target *KustomizeSelector `json:"target,omitempty"`
+}
+
+// KustomizeSelector selects objects as a kustomize patch target does. Name
+// and namespace are regular expressions there.
+type KustomizeSelector struct {
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Version string `json:"version,omitempty"`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Name string `json:"name,omitempty"`
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+}
+
+// KustomizeImage changes the images named Name.
+type KustomizeImage struct {
+	// Name is the image name the chart uses, without tag or digest.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Name string `json:"name"`
+	// NewName replaces the name.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// NewTag replaces the tag.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// Digest replaces the tag with a digest.
+	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +optional
+	Digest string `json:"digest,omitempty"`
 }
 
 // Test configures the Helm tests of a release (helm test).
@@ -210,6 +300,13 @@ type Upgrade struct {
 	// DisableHooks upgrades without running the chart's upgrade hooks.
 	// +optional
 	DisableHooks bool `json:"disableHooks,omitempty"`
+
+	// Force upgrades with Helm's replacement strategy (helm upgrade
+	// --force): each object the chart sets is replaced whole (PUT) rather
+	// than patched, so what other writers added to it is gone. Off by
+	// default.
+	// +optional
+	Force bool `json:"force,omitempty"`
 
 	// CRDs is what an upgrade (a remediation's or onVerificationFailure's
 	// rollback included) does with the chart's CustomResourceDefinitions:
@@ -466,6 +563,17 @@ type ValuesReference struct {
 	// Optional tolerates a missing object or key.
 	// +optional
 	Optional bool `json:"optional,omitempty"`
+
+	// TargetPath sets the key's whole content as one value at this path
+	// (Helm's --set path syntax: a.b, a.b[0].c, a\.b for a dot in a key),
+	// instead of merging it as a YAML document. An unquoted content is typed
+	// as Helm's --set types it (true, false, null, integers), a quoted one
+	// ('…' or "…") is the string inside the quotes; any other content is a
+	// string, commas and all. Applied in order with the other valuesFrom.
+	// +kubebuilder:validation:MaxLength=250
+	// +kubebuilder:validation:Pattern=`^([a-zA-Z0-9_\-.\\\/]|\[[0-9]{1,5}\])+$`
+	// +optional
+	TargetPath string `json:"targetPath,omitempty"`
 }
 
 // VerifiedHelmReleaseStatus is what the controller last observed and did.

@@ -174,6 +174,11 @@ type Request struct {
 	DisableInstallHooks, DisableUpgradeHooks bool
 	// MaxHistory is how many revisions an upgrade keeps; 0 is 10.
 	MaxHistory int
+	// PostRenderers change what the chart rendered, in order, before the
+	// Stamp is written on it.
+	PostRenderers []chartproofv1.PostRenderer
+	// Force upgrades with Helm's replacement strategy (helm upgrade --force).
+	Force bool
 	// InstallCRDs and UpgradeCRDs are what an install and an upgrade do
 	// with the CustomResourceDefinitions in the chart's crds/ directories
 	// (applyCRDs): "" is Create for an install, Skip for an upgrade, as
@@ -346,7 +351,7 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install.Atomic = false
 	install.Replace = replace
 	install.Timeout = m.actionTimeout(req)
-	install.PostRenderer = stamper{stamp: req.Stamp}
+	install.PostRenderer = req.postRenderer()
 	install.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
 	if err != nil {
@@ -368,11 +373,12 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 		upgrade.MaxHistory = req.MaxHistory
 	}
 	upgrade.DisableHooks = req.DisableUpgradeHooks
+	upgrade.Force = req.Force
 	upgrade.Wait = false
 	upgrade.Atomic = false
 	upgrade.ResetValues = true
 	upgrade.Timeout = m.actionTimeout(req)
-	upgrade.PostRenderer = stamper{stamp: req.Stamp}
+	upgrade.PostRenderer = req.postRenderer()
 	upgrade.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := upgrade.RunWithContext(ctx, req.Name, req.Chart, req.Values)
 	if err != nil {
