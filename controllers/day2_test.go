@@ -215,3 +215,79 @@ func TestUpgradeForce(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageNamespace: spec.storageNamespace keeps the Helm records in
+// another namespace, written and read as the release's ServiceAccount.
+// While the account may not write there, the install fails and nothing is
+// written; once it may, the records are there and the objects in the
+// target. A record rewritten there is found (ReleaseRecordTampered) and
+// the release installed afresh, as in the target. Moving the storage back
+// uninstalls from the old one and installs afresh; deletion removes the
+// records. Its control twin, without storageNamespace, keeps its records in
+// the target.
+func TestStorageNamespace(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.signLegacy(f.push("1.0.0"), f.key)
+	f.policy("trusted", f.key, "")
+	store := newBareNamespace(t)
+	hour := metav1.Duration{Duration: time.Hour}
+	f.release("app", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Interval = hour
+		v.Spec.StorageNamespace = store
+	})
+	f.release("control", "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.Interval = hour })
+	f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
+	if n := records(t, store, "app"); n != 0 || f.configMap("app") != nil {
+		t.Fatalf("%d records, ConfigMap %v while the account may not write the records; want none", n, f.configMap("app"))
+	}
+	f.waitReady("control", 1, chartproofv1.ReasonInstallSucceeded)
+	if n := records(t, f.ns, "control"); n != 1 {
+		t.Errorf("control: %d records in the target, want 1", n)
+	}
+
+	grantNamespace(t, store, f.ns, testServiceAccount)
+	vhr := f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if vhr.Status.Installed.StorageNamespace != store {
+		t.Errorf("status.installed.storageNamespace %q, want %q", vhr.Status.Installed.StorageNamespace, store)
+	}
+	if got, in := records(t, store, "app"), records(t, f.ns, "app"); got != 1 || in != 0 || f.configMap("app") == nil {
+		t.Fatalf("%d records in the storage namespace, %d in the target, ConfigMap %v; want 1, 0 and the ConfigMap", got, in, f.configMap("app"))
+	}
+
+	// A record rewritten in the storage namespace is tampering.
+	cfg := helmConfig(t, store)
+	rel, err := cfg.Releases.Get("app", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n"
+	if err := cfg.Releases.Update(rel); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if got := helmHistory(t, store, "app"); len(got) != 1 || got[0] != "1:deployed" {
+		t.Errorf("history after the repair = %v; want [1:deployed]", got)
+	}
+
+	// Back to the target namespace.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		v := f.get("app")
+		v.Spec.StorageNamespace = ""
+		return k8s.Update(ctx, v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.waitEvent("app", chartproofv1.ReasonUninstallSucceeded)
+	vhr = f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
+	if got, in := records(t, store, "app"), records(t, f.ns, "app"); got != 0 || in != 1 || vhr.Status.Installed.StorageNamespace != "" {
+		t.Errorf("after the move: %d records in the old storage, %d in the target, status storage %q; want 0, 1, none",
+			got, in, vhr.Status.Installed.StorageNamespace)
+	}
+	f.deleteRelease("app")
+	waitFor(t, waitTimeout, "the records removed on deletion", func() (bool, string) {
+		n := records(t, f.ns, "app")
+		return n == 0, fmt.Sprintf("%d records", n)
+	})
+}

@@ -47,8 +47,8 @@ func testsDone(obj *chartproofv1.VerifiedHelmRelease) bool {
 // failure of the install or upgrade, and why.
 func (r *VerifiedHelmReleaseReconciler) runTests(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account) (failed bool, why string) {
 	inst := obj.Status.Installed
-	ns, name := r.targetNamespace(obj), r.releaseName(obj)
-	res, err := acct.Releases.Test(ctx, ns, name, *trustOf(inst), releaseTimeout(obj))
+	name := r.releaseName(obj)
+	res, err := acct.Releases.Test(ctx, r.location(obj), name, *trustOf(inst), releaseTimeout(obj))
 	if err == nil {
 		inst.Tests = testsSucceeded
 		msg := fmt.Sprintf("the %d tests of release %s revision %d passed, run as %s", len(res.Hooks), name, inst.Revision, actingAs(acct))

@@ -58,7 +58,7 @@ func (r *VerifiedHelmReleaseReconciler) actOnUnverified(ctx context.Context, obj
 	why := fmt.Sprintf("installed %s no longer verifies (%s)", inst.Digest, a.res.Verdict.Code())
 	switch onFailure(obj) {
 	case chartproofv1.VerificationFailureUninstall:
-		err := a.acct.Releases.Uninstall(ctx, inst.Namespace, inst.Name, string(obj.UID), trustOf(inst))
+		err := a.acct.Releases.Uninstall(ctx, locationOf(inst), inst.Name, string(obj.UID), trustOf(inst))
 		switch {
 		case errors.Is(err, release.ErrRecordTampered):
 			r.countTampered()

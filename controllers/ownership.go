@@ -52,13 +52,14 @@ func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chart
 // that cannot read the namespace. Otherwise a failure keeps the finalizer.
 func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease) error {
 	inst := obj.Status.Installed
-	namespace, name := r.targetNamespace(obj), r.releaseName(obj)
+	loc, name := r.location(obj), r.releaseName(obj)
 	if inst != nil && inst.Name != "" {
-		namespace, name = inst.Namespace, inst.Name
+		loc, name = locationOf(inst), inst.Name
 	}
+	namespace := loc.Namespace
 	acct, err := r.Identities.For(obj.Namespace, obj.Spec.ServiceAccountName)
 	if err == nil {
-		err = acct.Releases.Uninstall(ctx, namespace, name, string(obj.UID), trustOf(inst))
+		err = acct.Releases.Uninstall(ctx, loc, name, string(obj.UID), trustOf(inst))
 	}
 	switch {
 	case err == nil:
@@ -82,7 +83,7 @@ func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj 
 	msg := fmt.Sprintf("helm uninstall of %s/%s as %s failed: %s", namespace, name, actingAs(acct), helmFailure(err, nil))
 	// A namespace being deleted takes the account's rights with it, and
 	// would wait for this object for ever: let go, and say so.
-	for _, ns := range []string{namespace, obj.Namespace} {
+	for _, ns := range []string{namespace, loc.Storage, obj.Namespace} {
 		if r.namespaceGoing(ctx, ns) {
 			msg += fmt.Sprintf("; namespace %s is being deleted: the release is left to it, not uninstalled", ns)
 			log.FromContext(ctx).Info(msg)
@@ -116,7 +117,7 @@ func (r *VerifiedHelmReleaseReconciler) uninstallMoved(ctx context.Context, obj 
 	}
 	inst := obj.Status.Installed
 	old := inst.Namespace + "/" + inst.Name
-	err := acct.Releases.Uninstall(ctx, inst.Namespace, inst.Name, string(obj.UID), trustOf(inst))
+	err := acct.Releases.Uninstall(ctx, locationOf(inst), inst.Name, string(obj.UID), trustOf(inst))
 	switch {
 	case errors.Is(err, release.ErrRecordTampered):
 		r.countTampered()

@@ -151,7 +151,7 @@ func (r *VerifiedHelmReleaseReconciler) remediate(ctx context.Context, obj *char
 		// A failed install has no record status vouches for (inst is
 		// nil): the owner label alone says the release is this object's.
 		ns, name := r.targetNamespace(obj), r.releaseName(obj)
-		err := m.acct.Releases.Uninstall(ctx, ns, name, string(obj.UID), trustOf(inst))
+		err := m.acct.Releases.Uninstall(ctx, r.location(obj), name, string(obj.UID), trustOf(inst))
 		if err != nil && !errors.Is(err, release.ErrNotFound) {
 			log.FromContext(ctx).Error(err, "remediation: uninstalling failed")
 			msg := fmt.Sprintf("%s; helm uninstall as %s failed: %s", why, actingAs(m.acct), helmFailure(err, nil))
@@ -194,13 +194,13 @@ func (r *VerifiedHelmReleaseReconciler) rollbackToHealthy(ctx context.Context, o
 	if to == nil || to.RecordDigest == "" {
 		return nil, why + "; no earlier revision was healthy: nothing to roll back to, the release is left as it is"
 	}
-	ns, name := r.targetNamespace(obj), r.releaseName(obj)
-	if to.Namespace != ns || to.Name != name {
+	name := r.releaseName(obj)
+	if locationOf(to) != r.location(obj) || to.Name != name {
 		return nil, why + "; the last healthy revision belongs to another Helm release: the release is left as it is"
 	}
 	// Its values come from its record, checked first: the record is
 	// evidence anyone who may write Secrets here could have rewritten.
-	old, err := m.acct.Releases.GetRevision(ctx, ns, name, to.Revision)
+	old, err := m.acct.Releases.GetRevision(ctx, r.storageNamespace(obj), name, to.Revision)
 	if err != nil {
 		return nil, fmt.Sprintf("%s; reading revision %d to roll back to as %s failed: %s; the release is left as it is", why, to.Revision, actingAs(m.acct), helmFailure(err, nil))
 	}

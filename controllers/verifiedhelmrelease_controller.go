@@ -174,7 +174,7 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, releaseIndex,
 		func(o client.Object) []string {
 			vhr := o.(*chartproofv1.VerifiedHelmRelease)
-			return []string{r.targetNamespace(vhr) + "/" + r.releaseName(vhr)}
+			return []string{r.storageNamespace(vhr) + "/" + r.releaseName(vhr)}
 		}); err != nil {
 		return err
 	}
@@ -483,7 +483,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// A release this object installed under another name or namespace is
 	// uninstalled first; that is this reconcile's one action.
 	if inst := obj.Status.Installed; inst != nil && inst.Name != "" &&
-		(inst.Namespace != r.targetNamespace(obj) || inst.Name != r.releaseName(obj)) {
+		(locationOf(inst) != r.location(obj) || inst.Name != r.releaseName(obj)) {
 		return r.uninstallMoved(ctx, obj, acct, interval)
 	}
 
@@ -570,7 +570,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 	// change still installs afresh over them.
 	var tampered error
 	if sameSpec && !upToDate && res.Verdict.Allowed() && driftMode(obj) == chartproofv1.DriftWarn {
-		if err := acct.Releases.CheckTrusted(ctx, r.targetNamespace(obj), r.releaseName(obj), *trustOf(installed)); errors.Is(err, release.ErrRecordTampered) {
+		if err := acct.Releases.CheckTrusted(ctx, r.storageNamespace(obj), r.releaseName(obj), *trustOf(installed)); errors.Is(err, release.ErrRecordTampered) {
 			tampered = err
 		}
 	}
@@ -817,9 +817,9 @@ func revocationRefresh(judges gate.Request) time.Duration {
 // against status as evidence, never trusted; a revision written since and
 // not yet seen by the watch wakes the release again when it is.
 func (r *VerifiedHelmReleaseReconciler) readRelease(ctx context.Context, obj *chartproofv1.VerifiedHelmRelease, acct *identity.Account) (*helmrelease.Release, error) {
-	ns, name := r.targetNamespace(obj), r.releaseName(obj)
+	ns, name := r.storageNamespace(obj), r.releaseName(obj)
 	if inst := obj.Status.Installed; inst != nil && r.records != nil && r.queuedByTrustChange(obj.UID) &&
-		inst.Namespace == ns && inst.Name == name && r.latestRecorded(ctx, ns, name) == inst.Revision {
+		locationOf(inst) == r.location(obj) && inst.Name == name && r.latestRecorded(ctx, ns, name) == inst.Revision {
 		if rel, err := acct.Releases.GetRevision(ctx, ns, name, inst.Revision); err == nil {
 			return rel, nil
 		}
@@ -971,7 +971,7 @@ func (r *VerifiedHelmReleaseReconciler) recoverPending(ctx context.Context, obj 
 	}
 	name := r.releaseName(obj)
 	found := fmt.Sprintf("release %s revision %d was left %s by an interrupted action", name, pending.Version, pending.Info.Status)
-	if _, err := acct.Releases.Recover(ctx, r.targetNamespace(obj), name, string(obj.UID)); err != nil {
+	if _, err := acct.Releases.Recover(ctx, r.storageNamespace(obj), name, string(obj.UID)); err != nil {
 		log.FromContext(ctx).Error(err, "recovering a pending helm release failed")
 		msg := fmt.Sprintf("%s; recovering it failed: %s", found, helmFailure(err, nil))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPendingRecoveryFailed, msg)
@@ -1006,14 +1006,15 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	}
 	templates := templatePaths(loaded.Chart) // before Helm changes the chart
 	req := release.Request{
-		Namespace: r.targetNamespace(obj),
-		Name:      r.releaseName(obj),
-		Chart:     loaded.Chart,
-		Values:    values,
-		Stamp:     release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest, Owner: string(obj.UID)},
-		Adopt:     adopt.ok,
-		AdoptFrom: adopt.from,
-		Trusted:   trustOf(obj.Status.Installed),
+		Namespace:        r.targetNamespace(obj),
+		StorageNamespace: r.storageNamespace(obj),
+		Name:             r.releaseName(obj),
+		Chart:            loaded.Chart,
+		Values:           values,
+		Stamp:            release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: loaded.Digest, Owner: string(obj.UID)},
+		Adopt:            adopt.ok,
+		AdoptFrom:        adopt.from,
+		Trusted:          trustOf(obj.Status.Installed),
 		// A record of this object's that status does not name (written
 		// by an install whose outcome was never recorded, or by anyone
 		// who may write Secrets here) vouches for nothing: it is
@@ -1062,7 +1063,7 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
 		return nil, err
 	}
-	recordDigest, derr := acct.Releases.RecordDigest(ctx, rel.Namespace, rel.Name, rel.Version)
+	recordDigest, derr := acct.Releases.RecordDigest(ctx, r.storageNamespace(obj), rel.Name, rel.Version)
 	if derr != nil {
 		// The next upgrade then checks the revision alone.
 		log.FromContext(ctx).Error(derr, "reading back the release record written", "revision", rel.Version)
@@ -1071,13 +1072,15 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		RecordDigest: recordDigest,
 		Namespace:    rel.Namespace,
 		Name:         rel.Name,
-		Digest:       loaded.Digest,
-		ShortDigest:  shortDigest(loaded.Digest),
-		ChartVersion: loaded.Chart.Metadata.Version,
-		Revision:     rel.Version,
-		ConfigDigest: configDigest,
-		Verified:     loaded.Verdict.Passed(),
-		DeployedAt:   ptr.To(metav1.NewTime(r.now())),
+		// Set only when the records are elsewhere (storageOf).
+		StorageNamespace: storageField(rel.Namespace, r.storageNamespace(obj)),
+		Digest:           loaded.Digest,
+		ShortDigest:      shortDigest(loaded.Digest),
+		ChartVersion:     loaded.Chart.Metadata.Version,
+		Revision:         rel.Version,
+		ConfigDigest:     configDigest,
+		Verified:         loaded.Verdict.Passed(),
+		DeployedAt:       ptr.To(metav1.NewTime(r.now())),
 	}
 	if loaded.Verdict.Passed() {
 		obj.Status.Newest = policy.RaiseFloor(obj.Status.Newest,
@@ -1324,6 +1327,42 @@ func (r *VerifiedHelmReleaseReconciler) targetNamespace(obj *chartproofv1.Verifi
 		return obj.Spec.TargetNamespace
 	}
 	return obj.Namespace
+}
+
+// storageNamespace is where the release's Helm records are.
+func (r *VerifiedHelmReleaseReconciler) storageNamespace(obj *chartproofv1.VerifiedHelmRelease) string {
+	if s := obj.Spec.StorageNamespace; s != "" {
+		return s
+	}
+	return r.targetNamespace(obj)
+}
+
+// location is where the spec puts the release: its objects and its records.
+func (r *VerifiedHelmReleaseReconciler) location(obj *chartproofv1.VerifiedHelmRelease) release.Location {
+	return release.Location{Namespace: r.targetNamespace(obj), Storage: r.storageNamespace(obj)}
+}
+
+// locationOf is where an installed release is, by its status.
+func locationOf(inst *chartproofv1.InstalledRelease) release.Location {
+	return release.Location{Namespace: inst.Namespace, Storage: storageOf(inst)}
+}
+
+// storageOf is the namespace of an installed release's records.
+func storageOf(inst *chartproofv1.InstalledRelease) string {
+	if inst.StorageNamespace != "" {
+		return inst.StorageNamespace
+	}
+	return inst.Namespace
+}
+
+// storageField is status.installed.storageNamespace of a release whose
+// objects are in namespace and records in storage: empty when they are the
+// same.
+func storageField(namespace, storage string) string {
+	if storage == namespace {
+		return ""
+	}
+	return storage
 }
 
 func (r *VerifiedHelmReleaseReconciler) releaseName(obj *chartproofv1.VerifiedHelmRelease) string {

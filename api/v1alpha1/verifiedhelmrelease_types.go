@@ -32,6 +32,15 @@ type VerifiedHelmReleaseSpec struct {
 	// +optional
 	TargetNamespace string `json:"targetNamespace,omitempty"`
 
+	// StorageNamespace is where the Helm release records (Secrets) go, when
+	// not in the target namespace: the release's ServiceAccount writes them
+	// there. A change uninstalls the release of the old storage before the
+	// new one is installed, as a change of targetNamespace does.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	StorageNamespace string `json:"storageNamespace,omitempty"`
+
 	// ReleaseName is the Helm release name. Defaults to the name of this
 	// object.
 	// +kubebuilder:validation:MaxLength=53
@@ -705,6 +714,9 @@ type InstalledRelease struct {
 	Namespace string `json:"namespace,omitempty"`
 	// +optional
 	Name string `json:"name,omitempty"`
+	// StorageNamespace is where its records are; empty: Namespace.
+	// +optional
+	StorageNamespace string `json:"storageNamespace,omitempty"`
 	// Digest is the manifest digest of the installed chart.
 	Digest string `json:"digest"`
 	// ShortDigest is the first 12 hex characters of Digest (a printer

@@ -128,10 +128,26 @@ type Stamp struct {
 	Release, Digest, Owner string
 }
 
+// Location is where a Helm release is: Namespace holds its objects (Helm's
+// --namespace), Storage its records ("" is Namespace, as with the helm CLI).
+type Location struct {
+	Namespace, Storage string
+}
+
+// storage is the namespace of the records.
+func (l Location) storage() string {
+	if l.Storage != "" {
+		return l.Storage
+	}
+	return l.Namespace
+}
+
 // Request is what Apply installs.
 type Request struct {
 	// Namespace and Name of the Helm release. The namespace must exist.
 	Namespace, Name string
+	// StorageNamespace is where its records go; "" is Namespace.
+	StorageNamespace string
 	// Chart is the verified chart, loaded in memory by the caller. Helm
 	// modifies it while rendering (it removes disabled dependencies and
 	// imports values), so it must not be reused for another Apply.
@@ -214,10 +230,12 @@ func (r Request) validate() error {
 }
 
 // Get returns the latest release record, or an error wrapping ErrNotFound.
+// namespace is the namespace of the records (Location.Storage, when the
+// release has one), as for every method that reads or writes records only.
 // The record is returned whatever its status: deployed, failed, pending or
 // uninstalled (when its history was kept).
 func (m *Manager) Get(ctx context.Context, namespace, name string) (*release.Release, error) {
-	cfg, err := m.configuration(ctx, namespace, name)
+	cfg, err := m.configuration(ctx, Location{Namespace: namespace}, name)
 	if err != nil {
 		return nil, fmt.Errorf("release: get %s/%s: %w", namespace, name, err)
 	}
@@ -233,7 +251,7 @@ func (m *Manager) Get(ctx context.Context, namespace, name string) (*release.Rel
 // It says nothing of later revisions: the caller knows the latest from
 // elsewhere (the manager's watch of the records).
 func (m *Manager) GetRevision(ctx context.Context, namespace, name string, version int) (*release.Release, error) {
-	cfg, err := m.configuration(ctx, namespace, name)
+	cfg, err := m.configuration(ctx, Location{Namespace: namespace}, name)
 	if err != nil {
 		return nil, fmt.Errorf("release: get %s/%s revision %d: %w", namespace, name, version, err)
 	}
@@ -277,7 +295,7 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 	if err := req.validate(); err != nil {
 		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
 	}
-	cfg, err := m.configuration(ctx, req.Namespace, req.Name)
+	cfg, err := m.configuration(ctx, Location{Namespace: req.Namespace, Storage: req.StorageNamespace}, req.Name)
 	if err != nil {
 		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
 	}
@@ -447,8 +465,9 @@ func ownerLabels(owner string) map[string]string {
 // The objects the release rendered are deleted and every record of the
 // release is removed. Hook objects stay unless their helm.sh/hook-delete-policy
 // says otherwise, as with helm uninstall.
-func (m *Manager) Uninstall(ctx context.Context, namespace, name, owner string, trusted *Trust) error {
-	cfg, err := m.configuration(ctx, namespace, name)
+func (m *Manager) Uninstall(ctx context.Context, loc Location, name, owner string, trusted *Trust) error {
+	namespace := loc.Namespace
+	cfg, err := m.configuration(ctx, loc, name)
 	if err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
@@ -507,10 +526,12 @@ func latest(cfg *action.Configuration, name string) (*release.Release, error) {
 	return rel, nil
 }
 
-// configuration builds the Helm action.Configuration of one call in
-// namespace, as the helm CLI would build it with --namespace and the secret
-// storage driver, and with Helm's debug output going to the context's logger.
-func (m *Manager) configuration(ctx context.Context, namespace, name string) (*action.Configuration, error) {
+// configuration builds the Helm action.Configuration of one call at loc, as
+// the helm CLI would build it with --namespace and the secret storage driver
+// (its Secrets in loc's storage namespace), and with Helm's debug output
+// going to the context's logger.
+func (m *Manager) configuration(ctx context.Context, loc Location, name string) (*action.Configuration, error) {
+	namespace := loc.Namespace
 	if namespace == "" {
 		return nil, errors.New("no namespace")
 	}
@@ -533,7 +554,7 @@ func (m *Manager) configuration(ctx context.Context, namespace, name string) (*a
 	kubeClient.Namespace = namespace
 	kubeClient.Log = debug
 
-	secrets := driver.NewSecrets(c.clientset.CoreV1().Secrets(namespace))
+	secrets := driver.NewSecrets(c.clientset.CoreV1().Secrets(loc.storage()))
 	secrets.Log = debug
 
 	return &action.Configuration{
@@ -640,7 +661,7 @@ func RecordDigest(rel *release.Release) (string, error) {
 // RecordDigest reads revision version of the release from storage and
 // returns its RecordDigest.
 func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, version int) (string, error) {
-	cfg, err := m.configuration(ctx, namespace, name)
+	cfg, err := m.configuration(ctx, Location{Namespace: namespace}, name)
 	if err != nil {
 		return "", fmt.Errorf("release: digest of %s/%s: %w", namespace, name, err)
 	}
@@ -655,7 +676,7 @@ func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, vers
 // trusted vouches for is intact and is the deployed revision. It changes
 // nothing: a caller that leaves tampering in place reports it with this.
 func (m *Manager) CheckTrusted(ctx context.Context, namespace, name string, trusted Trust) error {
-	cfg, err := m.configuration(ctx, namespace, name)
+	cfg, err := m.configuration(ctx, Location{Namespace: namespace}, name)
 	if err == nil {
 		err = checkTrusted(cfg, name, trusted)
 	}

@@ -331,7 +331,7 @@ func TestUninstall(t *testing.T) {
 	if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV1)}); err != nil {
 		t.Fatalf("Apply() error = %v", err)
 	}
-	if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); err != nil {
+	if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, nil); err != nil {
 		t.Fatalf("Uninstall() error = %v", err)
 	}
 
@@ -352,7 +352,7 @@ func TestUninstall(t *testing.T) {
 		t.Errorf("helm list after Uninstall = %v; want none", summarize(rels...))
 	}
 
-	if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); err != nil {
+	if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, nil); err != nil {
 		t.Errorf("Uninstall() of a missing release error = %v; want nil", err)
 	}
 }

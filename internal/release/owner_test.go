@@ -71,7 +71,7 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 			if diff := cmp.Diff(before, history(t, ns)); diff != "" {
 				t.Errorf("history changed by the refused Apply (-before +after):\n%s", diff)
 			}
-			if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); !errors.Is(err, ErrNotOwned) {
+			if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, nil); !errors.Is(err, ErrNotOwned) {
 				t.Errorf("Uninstall() error = %v; want an error wrapping ErrNotOwned", err)
 			}
 			if got := configGreeting(t, c, ns); got != "by hand" {
@@ -100,7 +100,7 @@ func TestApplyRefusesReleaseOfAnotherOwner(t *testing.T) {
 			if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
 				t.Errorf("Apply() after adoption error = %v", err)
 			}
-			if err := m.Uninstall(ctx, ns, "demo", testOwner, nil); err != nil {
+			if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, nil); err != nil {
 				t.Errorf("Uninstall() after adoption error = %v", err)
 			}
 		})

@@ -53,7 +53,7 @@ func (m *Manager) Recover(ctx context.Context, namespace, name, owner string) (*
 }
 
 func (m *Manager) recover(ctx context.Context, namespace, name, owner string) (*Recovery, error) {
-	cfg, err := m.configuration(ctx, namespace, name)
+	cfg, err := m.configuration(ctx, Location{Namespace: namespace}, name)
 	if err != nil {
 		return nil, err
 	}

@@ -109,7 +109,7 @@ func TestRecoverMarksFailedOnly(t *testing.T) {
 		{
 			name: "pending-install",
 			interrupt: func(t *testing.T, m *Manager, ns string) {
-				if err := m.Uninstall(testContext(t), ns, "demo", testOwner, nil); err != nil {
+				if err := m.Uninstall(testContext(t), Location{Namespace: ns}, "demo", testOwner, nil); err != nil {
 					t.Fatal(err)
 				}
 				apply(t, m, ns, "bonjour", digestV2)

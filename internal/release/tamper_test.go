@@ -107,7 +107,7 @@ func TestTamperedRecordRefused(t *testing.T) {
 				case "upgrade":
 					_, err = m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2), Trusted: trusted})
 				case "uninstall":
-					err = m.Uninstall(ctx, ns, "demo", testOwner, trusted)
+					err = m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, trusted)
 				}
 				if forged != errors.Is(err, ErrRecordTampered) || (!forged && err != nil) {
 					t.Fatalf("%s: error = %v; want ErrRecordTampered: %v", action, err, forged)

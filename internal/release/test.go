@@ -39,8 +39,9 @@ func (r TestResult) Failed() string {
 // never a record read again afterwards. How the hooks ran is not written
 // back to the record, which stays as chartproof wrote it. It returns an
 // error when a test failed or could not run, with what each test did.
-func (m *Manager) Test(ctx context.Context, namespace, name string, trusted Trust, timeout time.Duration) (TestResult, error) {
-	cfg, err := m.configuration(ctx, namespace, name)
+func (m *Manager) Test(ctx context.Context, loc Location, name string, trusted Trust, timeout time.Duration) (TestResult, error) {
+	namespace := loc.Namespace
+	cfg, err := m.configuration(ctx, loc, name)
 	if err != nil {
 		return TestResult{}, fmt.Errorf("release: test %s/%s: %w", namespace, name, err)
 	}
