@@ -47,11 +47,16 @@ spec:
   - name: v1
     served: true
     storage: true
+    subresources:
+      status: {}
 %[5]s    schema:
       openAPIV3Schema:
         type: object
         properties:
           spec:
+            type: object
+            x-kubernetes-preserve-unknown-fields: true
+          status:
             type: object
             x-kubernetes-preserve-unknown-fields: true
 `, group, kind, plural, strings.ToLower(kind), cols.String())
@@ -130,6 +135,35 @@ func crdColumns(crd *unstructured.Unstructured) []string {
 	return names
 }
 
+// grantCRDs grants the fixture's ServiceAccount every right on
+// CustomResourceDefinitions (a ClusterRole, as a platform team would), and
+// deletes, when the test ends, the CRDs of group that pushCRDChart holds.
+func (f *fixture) grantCRDs(group string) {
+	f.t.Helper()
+	ctx := context.Background()
+	name := "chartproof-test-crds-" + f.ns
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"*"}},
+	}}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.ns, Name: testServiceAccount}}}
+	for _, o := range []client.Object{role, binding} {
+		if err := k8s.Create(ctx, o); err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
+	}
+	f.t.Cleanup(func() {
+		for _, kind := range []string{"widgets", "gadgets", "gizmos"} {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(crdKind)
+			u.SetName(kind + "." + group)
+			_ = k8s.Delete(context.Background(), u)
+		}
+	})
+}
+
 // TestCRDs: the CRDs in a chart's crds/ directories (issue 13, item 4).
 //   - They are applied as the release's ServiceAccount: without the right
 //     on customresourcedefinitions an install with Create (the default) fails
@@ -149,14 +183,6 @@ func TestCRDs(t *testing.T) {
 	ctx := context.Background()
 	group := f.ns + ".chartproof.test"
 	widgets, gadgets, gizmos := "widgets."+group, "gadgets."+group, "gizmos."+group
-	t.Cleanup(func() {
-		for _, name := range []string{widgets, gadgets, gizmos} {
-			u := &unstructured.Unstructured{}
-			u.SetGroupVersionKind(crdKind)
-			u.SetName(name)
-			_ = k8s.Delete(context.Background(), u)
-		}
-	})
 	f.signLegacy(f.pushCRDChart("1.0.0", group, "Size"), f.key)
 	f.signLegacy(f.pushCRDChart("1.1.0", group, "Size", "Colour"), f.key)
 	f.policy("trusted", f.key, "")
@@ -179,19 +205,7 @@ func TestCRDs(t *testing.T) {
 	}
 
 	// The platform team grants the right; the install's retry creates them.
-	name := "chartproof-test-crds-" + f.ns
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"apiextensions.k8s.io"}, Resources: []string{"customresourcedefinitions"}, Verbs: []string{"*"}},
-	}}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: f.ns, Name: testServiceAccount}}}
-	for _, o := range []client.Object{role, binding} {
-		if err := k8s.Create(ctx, o); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = k8s.Delete(context.Background(), o) })
-	}
+	f.grantCRDs(group)
 	vhr = f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	for _, name := range []string{widgets, gadgets} {
 		crd := getCRD(t, name)

@@ -81,6 +81,12 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 		log.FromContext(ctx).Error(err, "reading the release's rendering for its health check")
 		return r.unhealthy(obj, "the release's rendering in its Helm record could not be read; the manager's log has the whole error")
 	}
+	// The reconcile refused the release (InvalidSpec) before any action
+	// if they did not compile.
+	exprs, err := compileHealthExprs(obj.Spec.HealthCheckExprs)
+	if err != nil {
+		return r.unhealthy(obj, err.Error())
+	}
 	var waiting, failed string
 	for _, want := range desired {
 		got := &unstructured.Unstructured{}
@@ -95,14 +101,14 @@ func (r *VerifiedHelmReleaseReconciler) checkHealth(ctx context.Context, obj *ch
 			// what it deployed (Helm reads them too, to upgrade).
 			failed = fmt.Sprintf("%s could not be read as %s: %v", what, actingAs(acct), err)
 		default:
-			res, err := status.Compute(got)
+			st, msg, err := exprs.statusOf(got)
 			switch {
 			case err != nil:
 				failed = fmt.Sprintf("%s: %v", what, err)
-			case res.Status == status.FailedStatus:
-				failed = fmt.Sprintf("%s is %s: %s", what, res.Status, res.Message)
-			case res.Status != status.CurrentStatus:
-				waiting = fmt.Sprintf("%s is %s: %s", what, res.Status, res.Message)
+			case st == status.FailedStatus:
+				failed = fmt.Sprintf("%s is %s: %s", what, st, msg)
+			case st != status.CurrentStatus:
+				waiting = fmt.Sprintf("%s is %s: %s", what, st, msg)
 			}
 		}
 		if failed != "" {

@@ -12,6 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -225,5 +228,76 @@ func TestHealthDegradationNotRemediated(t *testing.T) {
 				t.Errorf("Remediated = %+v for a release that degraded later", c)
 			}
 		})
+	}
+}
+
+// TestHealthCheckExprs: spec.healthCheckExprs judge a custom resource
+// kstatus cannot (a Widget without conditions, which kstatus reads as
+// Current at once: the control twin is Healthy while its Widget has no
+// status). With the expressions the release waits (HealthCheckPending)
+// until the Widget's status.phase is Ready, and fails (HealthCheckFailed,
+// naming the Widget) when it is Broken. An expression that does not
+// compile is InvalidSpec, and nothing is installed.
+func TestHealthCheckExprs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	group := f.ns + ".chartproof.test"
+	f.grantCRDs(group)
+	f.signLegacy(f.pushCRDChart("1.0.0", group), f.key)
+	f.policy("trusted", f.key, "")
+	exprs := []chartproofv1.HealthCheckExpr{{
+		APIVersion: group + "/v1", Kind: "Widget",
+		Current: `has(status.phase) && status.phase == "Ready"`,
+		Failed:  `has(status.phase) && status.phase == "Broken"`,
+	}}
+	hour := metav1.Duration{Duration: time.Hour}
+	for _, name := range []string{"ready", "broken", "plain", "invalid"} {
+		f.release(name, "1.0.0", "trusted", func(v *chartproofv1.VerifiedHelmRelease) {
+			v.Spec.Interval = hour
+			switch name {
+			case "ready", "broken":
+				v.Spec.HealthCheckExprs = exprs
+			case "invalid":
+				v.Spec.HealthCheckExprs = []chartproofv1.HealthCheckExpr{{APIVersion: group + "/v1", Kind: "Widget", Current: `status.phase ==`}}
+			}
+		})
+	}
+	f.waitCondition("plain", chartproofv1.ConditionHealthy, metav1.ConditionTrue, chartproofv1.ReasonHealthCheckSucceeded)
+	vhr := f.waitCondition("invalid", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonInvalidSpec)
+	if c := findCondition(vhr, chartproofv1.ConditionReady); !strings.Contains(c.Message, "spec.healthCheckExprs[0].current") {
+		t.Errorf("invalid: Ready = %q; want the expression named", c.Message)
+	}
+	if vhr.Status.Installed != nil {
+		t.Errorf("invalid: installed %+v; want nothing", vhr.Status.Installed)
+	}
+
+	setPhase := func(release, phase string) {
+		t.Helper()
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			w := &unstructured.Unstructured{}
+			w.SetGroupVersionKind(schema.GroupVersionKind{Group: group, Version: "v1", Kind: "Widget"})
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: f.ns, Name: release + "-widget"}, w); err != nil {
+				return err
+			}
+			if err := unstructured.SetNestedField(w.Object, phase, "status", "phase"); err != nil {
+				return err
+			}
+			return k8s.Status().Update(ctx, w)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"ready", "broken"} {
+		vhr := f.waitCondition(name, chartproofv1.ConditionHealthy, metav1.ConditionUnknown, chartproofv1.ReasonHealthCheckPending)
+		if c := findCondition(vhr, chartproofv1.ConditionHealthy); !strings.Contains(c.Message, "Widget") {
+			t.Errorf("%s: Healthy = %q; want the Widget named", name, c.Message)
+		}
+	}
+	setPhase("ready", "Ready")
+	setPhase("broken", "Broken")
+	f.waitCondition("ready", chartproofv1.ConditionHealthy, metav1.ConditionTrue, chartproofv1.ReasonHealthCheckSucceeded)
+	vhr = f.waitCondition("broken", chartproofv1.ConditionHealthy, metav1.ConditionFalse, chartproofv1.ReasonHealthCheckFailed)
+	if c := findCondition(vhr, chartproofv1.ConditionHealthy); !strings.Contains(c.Message, "Widget "+f.ns+"/broken-widget is Failed") {
+		t.Errorf("broken: Healthy = %q; want the Widget named Failed", c.Message)
 	}
 }

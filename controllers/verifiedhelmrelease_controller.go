@@ -531,6 +531,10 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			log.FromContext(ctx).Error(err, "watching the sources of values; the interval reads them")
 		}
 	}
+	if _, err := compileHealthExprs(obj.Spec.HealthCheckExprs); err != nil {
+		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
 	values, configDigest, err := r.values(ctx, acct.Reader, obj)
 	if err != nil {
 		r.stalled(obj, chartproofv1.ReasonInvalidSpec, err.Error())

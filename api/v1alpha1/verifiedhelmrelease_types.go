@@ -154,6 +154,17 @@ type VerifiedHelmReleaseSpec struct {
 	// +optional
 	DependsOn []LocalObjectReference `json:"dependsOn,omitempty"`
 
+	// HealthCheckExprs judge the health of kinds kstatus does not know
+	// (custom resources without standard conditions) with CEL, as Flux's
+	// healthCheckExprs: for each object of the kind, inProgress, then
+	// failed, then current is evaluated; the first true decides, and none
+	// true (or an expression that cannot be evaluated) is in progress.
+	// The expressions see the object's apiVersion, kind, metadata, spec and
+	// status (status.phase, not self.status.phase).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	HealthCheckExprs []HealthCheckExpr `json:"healthCheckExprs,omitempty"`
+
 	// PostRenderers change what the chart rendered, in order, before
 	// chartproof stamps it and Helm applies it: what drift detection and
 	// health checks compare with is their result. Helm does not pass hooks
@@ -161,6 +172,33 @@ type VerifiedHelmReleaseSpec struct {
 	// +kubebuilder:validation:MaxItems=8
 	// +optional
 	PostRenderers []PostRenderer `json:"postRenderers,omitempty"`
+}
+
+// HealthCheckExpr is how the objects of one kind are judged healthy.
+type HealthCheckExpr struct {
+	// APIVersion and Kind of the objects it judges.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	APIVersion string `json:"apiVersion"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Kind string `json:"kind"`
+
+	// Current is true when the object is healthy.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=4096
+	Current string `json:"current"`
+
+	// InProgress, evaluated first, is true while the object is becoming
+	// healthy.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	InProgress string `json:"inProgress,omitempty"`
+
+	// Failed, evaluated next, is true when the object failed.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Failed string `json:"failed,omitempty"`
 }
 
 // PostRenderer is one step that changes what a chart rendered.

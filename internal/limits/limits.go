@@ -80,4 +80,8 @@ const (
 	MaxPolicyFileBytes = 1 << 20
 	// MaxValuesBytes caps the values read from one ConfigMap or Secret key.
 	MaxValuesBytes = 1 << 20
+	// MaxHealthExprCost caps the work of one evaluation of a
+	// spec.healthCheckExprs expression, in CEL's cost units (the API
+	// server's own limit per expression).
+	MaxHealthExprCost = 1000000
 )
