@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,6 +267,18 @@ func TestStorageNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
+	// The generation is the same: Ready at revision 1 is said before the
+	// repair too. The records say when it is done.
+	waitFor(t, waitTimeout, "revision 1 installed afresh in the storage namespace", func() (bool, string) {
+		rel, err := helmConfig(t, store).Releases.Get("app", 1)
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case strings.Contains(rel.Manifest, "victim"):
+			return false, "the rewritten record is still there"
+		}
+		return rel.Info.Status == "deployed", "revision 1 is " + rel.Info.Status.String()
+	})
 	f.waitReady("app", 1, chartproofv1.ReasonInstallSucceeded)
 	if got := helmHistory(t, store, "app"); len(got) != 1 || got[0] != "1:deployed" {
 		t.Errorf("history after the repair = %v; want [1:deployed]", got)

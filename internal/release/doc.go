@@ -2,8 +2,9 @@
 // the Helm SDK. It is the only place chartproof talks to Helm.
 //
 // Releases are stored exactly as the helm CLI stores them: Secrets of type
-// helm.sh/release.v1 in the release's namespace (the "secret" storage
-// driver). `helm list`, `helm history` and the SDK's action.List therefore
+// helm.sh/release.v1 in the release's namespace, or in the storage namespace
+// the caller names (Location.Storage, Request.StorageNamespace; the "secret"
+// storage driver). `helm list`, `helm history` and the SDK's action.List therefore
 // see them, and an operator can inspect a release with the tools they know.
 //
 // A Manager is built once from a rest.Config. Each call builds a fresh
@@ -17,8 +18,9 @@
 // for logging only.
 //
 // Apply installs the chart when the release does not exist and upgrades it
-// otherwise, without creating the namespace and without waiting for the
-// workloads to become ready. An upgrade renders the chart with exactly the
+// otherwise (creating the namespace only when Request.CreateNamespace says
+// so), without waiting for the workloads to become ready: the caller checks
+// their health. An upgrade renders the chart with exactly the
 // values given (Helm's --reset-values), so removing a value returns it to the
 // chart's default. When the latest release record is in a pending state, or
 // an uninstall was left half done, Apply refuses with ErrPending and changes
@@ -31,23 +33,20 @@
 //
 // # Stamping
 //
-// A post-renderer writes two annotations on every object Apply renders:
+// A post-renderer, run after the request's own (Request.PostRenderers,
+// kustomize), writes two annotations on every object Apply renders:
 // delivery.chartproof.dev/release (namespace/name of the VerifiedHelmRelease)
 // and delivery.chartproof.dev/chart-digest (the digest of the verified chart).
 // Annotations the chart sets are kept, except those two keys: a chart cannot
 // choose its own stamp. The items of a List are stamped, not the List.
 //
-// Helm v3 does not pass two kinds of objects through a post-renderer, so
-// these carry no stamp:
+// Helm v3 does not pass hooks (templates annotated helm.sh/hook) through a
+// post-renderer: it sorts them out before post-rendering and creates them
+// itself around the install, upgrade or uninstall, so they carry no stamp.
+// They come from the same verified chart archive as every stamped object and
+// are recorded in Release.Hooks with their rendered manifests.
 //
-//   - hooks (templates annotated helm.sh/hook), which Helm sorts out before
-//     post-rendering and creates itself around the install, upgrade or
-//     uninstall;
-//   - the files of the chart's crds/ directory, which Helm installs before
-//     rendering, and only on a first install.
-//
-// Both come from the same verified chart archive as every stamped object.
-// They are recorded in the release: hooks in Release.Hooks with their
-// rendered manifests, CRDs in Release.Chart. The drift and admission layers
-// recognise them through the release record, not through the stamp.
+// The files of the chart's crds/ directories are not left to Helm (which
+// would install them unstamped, and only on a first install): applyCRDs
+// applies them, stamped, as Request.InstallCRDs / UpgradeCRDs say (crds.go).
 package release
