@@ -293,4 +293,16 @@ func TestCRDs(t *testing.T) {
 	if got := getCRD(t, widgets).GetLabels()[chartproofv1.LabelOwner]; got != string(f.get("app").UID) {
 		t.Errorf("CRD %s owner label %q after another release's CreateReplace, want app's", widgets, got)
 	}
+
+	// Nor does a spec switched to CreateReplace without an action: drift
+	// detection holds a release to the CRDs its last action replaced (the
+	// record says which: none for "skip", installed with Skip), not to
+	// what its spec says now.
+	setSpec("skip", func(v *chartproofv1.VerifiedHelmRelease) {
+		v.Spec.Install = &chartproofv1.Install{CRDs: chartproofv1.CRDsCreateReplace}
+	})
+	requestReconcile(t, f, "skip")
+	if got := getCRD(t, widgets).GetLabels()[chartproofv1.LabelOwner]; got != string(f.get("app").UID) {
+		t.Errorf("CRD %s owner label %q after skip's spec named CreateReplace, want app's", widgets, got)
+	}
 }

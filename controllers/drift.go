@@ -46,22 +46,6 @@ func driftMode(obj *chartproofv1.VerifiedHelmRelease) string {
 	return chartproofv1.DriftCorrect
 }
 
-// replacesCRDs reports whether the action that made the installed revision
-// (an install for revision 1, an upgrade for any later one) applied the
-// chart's CRDs with CreateReplace: then drift detection covers them. With
-// Create, a CRD that existed is not the chart's to judge; with Skip, none is.
-func replacesCRDs(obj *chartproofv1.VerifiedHelmRelease) bool {
-	var policy chartproofv1.CRDsPolicy
-	switch {
-	case obj.Status.Installed == nil:
-	case obj.Status.Installed.Revision == 1 && obj.Spec.Install != nil:
-		policy = obj.Spec.Install.CRDs
-	case obj.Status.Installed.Revision > 1 && obj.Spec.Upgrade != nil:
-		policy = obj.Spec.Upgrade.CRDs
-	}
-	return policy == chartproofv1.CRDsCreateReplace
-}
-
 // driftRules are the release's ignore rules.
 func driftRules(obj *chartproofv1.VerifiedHelmRelease) []drift.Rule {
 	d := obj.Spec.DriftDetection
@@ -113,11 +97,13 @@ func (r *VerifiedHelmReleaseReconciler) checkDrift(ctx context.Context, obj *cha
 	desired, err := drift.Desired(rel.Manifest, rel.Name, rel.Namespace, func(u *unstructured.Unstructured) (bool, error) {
 		return acct.Client.IsObjectNamespaced(u)
 	})
-	if err == nil && replacesCRDs(obj) {
-		// The chart's CRDs, which the install or upgrade that made this
-		// revision replaced with the chart's, are chartproof's to keep so.
+	if err == nil {
+		// The CRDs the action that wrote this record replaced
+		// (CreateReplace), as its record says, whatever the spec says
+		// now: chartproof's to keep so. With Create, a CRD that existed is
+		// not the chart's to judge; with Skip, none is.
 		var crds []*unstructured.Unstructured
-		crds, err = release.CRDs(rel.Chart, release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: inst.Digest, Owner: string(uid)})
+		crds, err = release.ReplacedCRDs(rel.Chart, release.Stamp{Release: obj.Namespace + "/" + obj.Name, Digest: inst.Digest, Owner: string(uid)})
 		desired = append(desired, crds...)
 	}
 	if err != nil {

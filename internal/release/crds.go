@@ -35,15 +35,26 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // served, as Helm's own install bounds it.
 const crdEstablished = 60 * time.Second
 
-// CRDs returns the CustomResourceDefinitions in the crds/ directories of a
-// release record's chart, each document an object without a namespace,
-// stamped as the post-renderer stamps the rendered objects (stamp's
-// annotations, its owner label). Helm's record keeps no subcharts: an
-// install or upgrade with CreateReplace keeps the CRDs of the enabled
-// subcharts it applied in the chart's own crds/ directory (keepCRDs), so
-// that the record holds every one it replaced.
-func CRDs(c *chart.Chart, stamp Stamp) ([]*unstructured.Unstructured, error) {
-	return parseCRDs(c.CRDObjects(), stamp)
+// replacedCRDsDir holds, in the chart of a release record, the CRD files
+// the install or upgrade that wrote the record replaced (CreateReplace):
+// Helm's record keeps no subcharts, and the spec may have changed since.
+// chartproof alone writes there: a chart's own files under it are dropped
+// before every action (keepReplaced).
+const replacedCRDsDir = ".chartproof/replaced-crds/"
+
+// ReplacedCRDs returns the CustomResourceDefinitions the action that wrote a
+// release record replaced with CreateReplace (none for Create or Skip),
+// each document an object without a namespace, stamped as the post-renderer
+// stamps the rendered objects (stamp's annotations, its owner label): what
+// drift detection holds them to.
+func ReplacedCRDs(c *chart.Chart, stamp Stamp) ([]*unstructured.Unstructured, error) {
+	var files []chart.CRD
+	for _, f := range c.Files {
+		if name, ok := strings.CutPrefix(f.Name, replacedCRDsDir); ok {
+			files = append(files, chart.CRD{Name: name, Filename: f.Name, File: f})
+		}
+	}
+	return parseCRDs(files, stamp)
 }
 
 // ErrInvalidCRD is a document in a chart's crds/ directory that is not a
@@ -111,18 +122,14 @@ func crdFiles(req Request) ([]chart.CRD, error) {
 	return cp.CRDObjects(), nil
 }
 
-// keepCRDs adds to c's own files, under crds/, the CRD files of its
-// subcharts among files (crds/charts/<sub>/crds/<file>): the release record
-// then holds them, where Helm keeps no subchart.
-func keepCRDs(c *chart.Chart, files []chart.CRD) {
-	own := c.Name() + "/"
-	for _, f := range files {
-		rel, ok := strings.CutPrefix(f.Filename, own)
-		name := "crds/" + rel
-		if !ok || strings.HasPrefix(rel, "crds/") || slices.ContainsFunc(c.Files, func(f *chart.File) bool { return f.Name == name }) {
-			continue // the chart's own, or kept already
-		}
-		c.Files = append(c.Files, &chart.File{Name: name, Data: f.File.Data})
+// keepReplaced makes c's files under replacedCRDsDir exactly replaced (the
+// CRD files an action replaced, by their path in the chart; none when it
+// replaced none), whatever the chart itself held there: the release record
+// then says what the action that wrote it replaced.
+func keepReplaced(c *chart.Chart, replaced []chart.CRD) {
+	c.Files = slices.DeleteFunc(c.Files, func(f *chart.File) bool { return strings.HasPrefix(f.Name, replacedCRDsDir) })
+	for _, f := range replaced {
+		c.Files = append(c.Files, &chart.File{Name: replacedCRDsDir + f.Filename, Data: f.File.Data})
 	}
 }
 
@@ -168,12 +175,13 @@ func copyChart(c *chart.Chart) (*chart.Chart, error) {
 // identity (the release's ServiceAccount), before its install or upgrade
 // renders the chart: Create creates those that do not exist, CreateReplace
 // also replaces existing ones with the chart's (and keeps them in the
-// record: keepCRDs), Skip (or "") does nothing. A
+// record: keepReplaced), Skip (or "") does nothing. A
 // CRD that carries the owner label of another release is not replaced: the
 // action fails. It waits for the CRDs it wrote to be established, then
 // forgets the discovered API, so the rendering's capabilities and the kinds
 // of the chart's objects include them.
 func (m *Manager) applyCRDs(ctx context.Context, req Request, policy chartproofv1.CRDsPolicy) error {
+	keepReplaced(req.Chart, nil)
 	if policy == "" || policy == chartproofv1.CRDsSkip {
 		return nil
 	}
@@ -187,9 +195,6 @@ func (m *Manager) applyCRDs(ctx context.Context, req Request, policy chartproofv
 	}
 	if len(crds) == 0 {
 		return nil
-	}
-	if policy == chartproofv1.CRDsCreateReplace {
-		keepCRDs(req.Chart, files)
 	}
 	c, err := m.sharedClients()
 	if err != nil {
@@ -234,6 +239,9 @@ func (m *Manager) applyCRDs(ctx context.Context, req Request, policy chartproofv
 	}
 	c.discovery.Invalidate()
 	c.mapper.Reset()
+	if policy == chartproofv1.CRDsCreateReplace {
+		keepReplaced(req.Chart, files)
+	}
 	return nil
 }
 

@@ -36,7 +36,7 @@ func crdChart() *chart.Chart {
 
 func names(t *testing.T, c *chart.Chart) []string {
 	t.Helper()
-	crds, err := CRDs(c, Stamp{Release: "ns/rel", Digest: "sha256:d", Owner: "uid"})
+	crds, err := ReplacedCRDs(c, Stamp{Release: "ns/rel", Digest: "sha256:d", Owner: "uid"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +53,9 @@ func names(t *testing.T, c *chart.Chart) []string {
 
 // TestCRDFiles: the CRDs an action applies are the chart's and its enabled
 // subcharts' (found on a processed copy: the chart given to Helm keeps its
-// disabled dependency); keepCRDs puts the subcharts' in the chart's own
-// crds/, where a record, which keeps no subchart, holds them.
+// disabled dependency); keepReplaced puts those an action replaced in the
+// chart's files, where a record, which keeps no subchart, holds them, and
+// drops whatever the chart itself put there.
 func TestCRDFiles(t *testing.T) {
 	c := crdChart()
 	files, err := crdFiles(Request{Chart: c, Values: map[string]any{}})
@@ -73,12 +74,20 @@ func TestCRDFiles(t *testing.T) {
 		t.Errorf("the chart given lost dependencies: %d charts, %d in its metadata", len(c.Dependencies()), len(c.Metadata.Dependencies))
 	}
 
-	// A record's chart: no subcharts, the kept CRDs in its own files.
-	keepCRDs(c, files)
-	keepCRDs(c, files) // idempotent
+	// A record's chart: no subcharts, the kept CRDs in its own files. A
+	// file the chart itself put where chartproof keeps them is dropped.
+	c.Files = append(c.Files, &chart.File{Name: replacedCRDsDir + "forged.yaml", Data: []byte(
+		"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: forged.example.test\n")})
+	keepReplaced(c, files)
+	keepReplaced(c, files) // idempotent
 	record := &chart.Chart{Metadata: c.Metadata, Files: c.Files}
 	if got, want := names(t, record), []string{"ons.example.test", "tops.example.test"}; !slices.Equal(got, want) {
 		t.Errorf("the record's CRDs %v, want %v", got, want)
+	}
+	// An action that replaced none (Create, Skip) keeps none.
+	keepReplaced(c, nil)
+	if got := names(t, &chart.Chart{Metadata: c.Metadata, Files: c.Files}); len(got) != 0 {
+		t.Errorf("the record's CRDs after an action that replaced none: %v, want none", got)
 	}
 }
 
@@ -91,14 +100,12 @@ func TestInvalidCRD(t *testing.T) {
 		"not YAML":      "kind: [\n",
 		"not an object": "- a\n- b\n",
 	} {
-		c := &chart.Chart{Metadata: &chart.Metadata{Name: "top"}, Files: []*chart.File{{Name: "crds/x.yaml", Data: []byte(doc)}}}
-		if _, err := CRDs(c, Stamp{}); !errors.Is(err, ErrInvalidCRD) {
+		if _, err := parseCRDs([]chart.CRD{{Filename: "top/crds/x.yaml", File: &chart.File{Name: "crds/x.yaml", Data: []byte(doc)}}}, Stamp{}); !errors.Is(err, ErrInvalidCRD) {
 			t.Errorf("%s: %v, want ErrInvalidCRD", name, err)
 		}
 	}
-	c := &chart.Chart{Metadata: &chart.Metadata{Name: "top"}, Files: []*chart.File{{Name: "crds/x.yaml", Data: []byte(
-		"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: xs.example.test\n  namespace: ignored\n")}}}
-	crds, err := CRDs(c, Stamp{})
+	crds, err := parseCRDs([]chart.CRD{{Filename: "top/crds/x.yaml", File: &chart.File{Name: "crds/x.yaml", Data: []byte(
+		"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: xs.example.test\n  namespace: ignored\n")}}}, Stamp{})
 	if err != nil || len(crds) != 1 || crds[0].GetNamespace() != "" {
 		t.Errorf("a CRD: %v, %v; want it, without a namespace", crds, err)
 	}
