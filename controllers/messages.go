@@ -39,6 +39,10 @@ func helmFailure(err error, templates map[string]bool) string {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "timed out" + seeLog
 	}
+	// The names are the verified chart's.
+	if missing := (*release.MissingPermissionsError)(nil); errors.As(err, &missing) {
+		return "the preflight found " + missing.Summary(8)
+	}
 	// The CRD's name is the verified chart's; the owner a UID.
 	if owned := (*release.CRDOwnedError)(nil); errors.As(err, &owned) {
 		return bounded(owned.Error(), 256)

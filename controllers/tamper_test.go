@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,9 +160,10 @@ func TestForgedRecordAndPendingRepaired(t *testing.T) {
 
 // TestFailedRepairCountedOnce: when the fresh install that repairs a
 // tampered release fails too (here its chart writes into a namespace the
-// account may not), the records status named are gone, so the next attempt
-// is a plain install that fails again (InstallFailed), not the same
-// tampering reported and counted a second time.
+// account may not: the preflight refuses it, PermissionsMissing), the
+// records status named are gone, so the next attempt is a plain install
+// that is refused again, not the same tampering reported and counted a
+// second time.
 func TestFailedRepairCountedOnce(t *testing.T) {
 	f := newFixture(t)
 	victim := newBareNamespace(t)
@@ -200,7 +202,15 @@ func TestFailedRepairCountedOnce(t *testing.T) {
 	}
 
 	f.waitEvent("app", chartproofv1.ReasonReleaseRecordTampered)
-	f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
+	refused := f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonPermissionsMissing)
+	// The next attempt (the interval is a second) has verified and been
+	// refused again.
+	waitFor(t, waitTimeout, "another attempt after the failed repair", func() (bool, string) {
+		vhr := f.get("app")
+		c := apimeta.FindStatusCondition(vhr.Status.Conditions, chartproofv1.ConditionReleased)
+		return vhr.Status.LastVerifiedTime.After(refused.Status.LastVerifiedTime.Time) && c != nil && c.Reason == chartproofv1.ReasonPermissionsMissing,
+			fmt.Sprintf("lastVerifiedTime %v, Released %+v", vhr.Status.LastVerifiedTime, c)
+	})
 	if got := tamperedCount(t); got != before+1 {
 		t.Errorf("chartproof_release_records_tampered_total rose by %v; want 1", got-before)
 	}

@@ -109,6 +109,9 @@ func TestTenantConfinedToItsNamespace(t *testing.T) {
 		// written reads back what the attack tries to write; it returns
 		// NotFound when nothing was written.
 		written func(victim, unique string) error
+		// reason is the refusal's, and says a part of its message.
+		reason string
+		says   func(victim string) string
 	}{
 		{
 			name: "targetNamespace of another team",
@@ -119,6 +122,10 @@ func TestTenantConfinedToItsNamespace(t *testing.T) {
 			written: func(victim, _ string) error {
 				return k8s.Get(context.Background(), types.NamespacedName{Namespace: victim, Name: "app-hello"}, &corev1.ConfigMap{})
 			},
+			// Helm's records there cannot even be read: refused before
+			// the chart is rendered.
+			reason: chartproofv1.ReasonInstallFailed,
+			says:   func(string) string { return "the API server answered Forbidden (HTTP 403) on secrets" },
 		},
 		{
 			name: "metadata.namespace in a template",
@@ -131,6 +138,10 @@ func TestTenantConfinedToItsNamespace(t *testing.T) {
 			written: func(victim, unique string) error {
 				return k8s.Get(context.Background(), types.NamespacedName{Namespace: victim, Name: unique}, &corev1.ConfigMap{})
 			},
+			// The preflight (issue 14, item 7) refuses before Helm
+			// writes a record or an object, naming the right missing.
+			reason: chartproofv1.ReasonPermissionsMissing,
+			says:   func(victim string) string { return "create configmaps in " + victim },
 		},
 		{
 			name: "a ClusterRole",
@@ -141,6 +152,8 @@ func TestTenantConfinedToItsNamespace(t *testing.T) {
 			written: func(_, unique string) error {
 				return k8s.Get(context.Background(), types.NamespacedName{Name: unique}, &rbacv1.ClusterRole{})
 			},
+			reason: chartproofv1.ReasonPermissionsMissing,
+			says:   func(string) string { return "create clusterroles.rbac.authorization.k8s.io (cluster-wide)" },
 		},
 	}
 	for _, tc := range tests {
@@ -178,16 +191,21 @@ func TestTenantConfinedToItsNamespace(t *testing.T) {
 					}
 					return
 				}
-				vhr := f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, chartproofv1.ReasonInstallFailed)
+				vhr := f.waitCondition("app", chartproofv1.ConditionReleased, metav1.ConditionFalse, tc.reason)
 				c := findCondition(vhr, chartproofv1.ConditionReleased)
 				if want := "as system:serviceaccount:" + f.ns + ":" + testServiceAccount; !strings.Contains(c.Message, want) {
 					t.Errorf("Released message = %q; want it to name %q", c.Message, want)
 				}
-				if !strings.Contains(c.Message, "Forbidden") {
-					t.Errorf("Released message = %q; want the API server's Forbidden", c.Message)
+				if want := tc.says(victim); !strings.Contains(c.Message, want) {
+					t.Errorf("Released message = %q; want it to say %q", c.Message, want)
 				}
 				if err := tc.written(victim, unique); !apierrors.IsNotFound(err) {
 					t.Errorf("reading what the refused release tried to write: error = %v; want NotFound", err)
+				}
+				for _, ns := range []string{f.ns, victim} {
+					if n := records(t, ns, "app"); n != 0 {
+						t.Errorf("%d Helm records in %s; want none", n, ns)
+					}
 				}
 			})
 		}

@@ -726,6 +726,14 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 			return ctrl.Result{}, err // errStale included: Reconcile looks again
 		}
 		installedRel, err := r.install(ctx, obj, acct, reg, res, values, configDigest, adopt, relabel)
+		if errors.Is(err, release.ErrPermissionsMissing) {
+			// The preflight refused before anything was written: not a
+			// failure of the action, nothing to remediate. Stalled until
+			// someone grants what Released lists; RBAC is not watched,
+			// so it is looked at again soon.
+			interval = min(interval, permissionsRetry)
+			break
+		}
 		if err != nil {
 			logger.Error(err, "helm release failed")
 			why := "the Helm action failed"
@@ -936,6 +944,10 @@ func (r *VerifiedHelmReleaseReconciler) installedVerifies(ctx context.Context, r
 	return again.Verdict.Passed()
 }
 
+// permissionsRetry is how soon a release the preflight refused
+// (PermissionsMissing) is tried again.
+const permissionsRetry = 30 * time.Second
+
 // errStale says the cached object is older than the API server's.
 var errStale = errors.New("cached object is stale")
 
@@ -1054,6 +1066,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 	if errors.Is(err, release.ErrNotOwned) {
 		// Another owner installed it since this reconcile looked.
 		failReason = chartproofv1.ReasonReleaseNotOwned
+	}
+	if errors.Is(err, release.ErrPermissionsMissing) {
+		failReason = chartproofv1.ReasonPermissionsMissing
 	}
 	if err != nil && replaced {
 		// The records status named were dropped: it vouches for nothing

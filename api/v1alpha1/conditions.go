@@ -141,10 +141,13 @@ const (
 	ReasonLimitExceeded        = "LimitExceeded"
 
 	// Release.
-	ReasonInstallFailed   = "InstallFailed"
-	ReasonUpgradeFailed   = "UpgradeFailed"
-	ReasonUpgradeBlocked  = "UpgradeBlocked"
-	ReasonUninstallFailed = "UninstallFailed"
+	ReasonInstallFailed  = "InstallFailed"
+	ReasonUpgradeFailed  = "UpgradeFailed"
+	ReasonUpgradeBlocked = "UpgradeBlocked"
+	// ReasonPermissionsMissing: the preflight found rights the release's
+	// ServiceAccount lacks on what the chart rendered.
+	ReasonPermissionsMissing = "PermissionsMissing"
+	ReasonUninstallFailed    = "UninstallFailed"
 	// ReasonAwaitingSignature: the chart the spec resolves to has no
 	// signature yet (a CI pipeline's push→sign window): verified again
 	// soon, with backoff, for one interval.
@@ -250,6 +253,7 @@ var Reasons = []ReasonInfo{
 	{ReasonLimitExceeded, ReasonKindDenial, "An untrusted input exceeded its size or count limit."},
 	{ReasonInstallFailed, ReasonKindRelease, "The Helm install failed."},
 	{ReasonUpgradeFailed, ReasonKindRelease, "The Helm upgrade failed; the previous release stays."},
+	{ReasonPermissionsMissing, ReasonKindRelease, "Before an install or upgrade wrote anything, the preflight asked the API server, as the release's ServiceAccount (SelfSubjectAccessReview), for each verb a release needs (get, create, patch, delete) on each object the chart rendered, and some were refused; the message lists them (the first 8, and how many more). Nothing was written: no record, no object (the chart's crds/, applied first, excepted); it is not counted as a failed action. Stalled until the rights are granted; looked at again every 30 s, so granting them is enough. Hooks are not checked: Helm does not pass them through a post-renderer."},
 	{ReasonUpgradeBlocked, ReasonKindRelease, "The release is installed, but the chart now resolved (another digest) failed verification: no upgrade, the installed release stays. Ready and Released say so; Released never says ReleaseUpToDate for a blocked upgrade."},
 	{ReasonAwaitingSignature, ReasonKindRelease, "The chart the spec resolves to, another digest than the one that runs, has no signature at all yet: the window of a CI pipeline that pushes a chart and signs it moments later. It is verified again soon, with backoff (5 s, then as long as it has waited so far), until one interval after it was first refused; meanwhile Reconciling is True with this reason (kstatus InProgress: the spec is not done), Stalled is absent, and Ready stays True with this reason when what runs is a chart that verifies. Verified is False (NoSignature) and a Warning event says so; nothing unsigned is installed. After the window: the refusal as usual (UpgradeBlocked, Stalled), verified again at the interval. A chart signed by a key the policy does not trust is never awaited. The window starts again when the tag moves to another unsigned digest, or the manager restarts."},
 	{ReasonHealthCheckSucceeded, ReasonKindSuccess, "Every object the last install or upgrade deployed is healthy (kstatus Current: a Deployment's replicas updated and available, a Job complete, ...), read as the release's ServiceAccount."},

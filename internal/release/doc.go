@@ -46,6 +46,14 @@
 // They come from the same verified chart archive as every stamped object and
 // are recorded in Release.Hooks with their rendered manifests.
 //
+// # Preflight
+//
+// The last post-renderer (preflight.go) asks the API server, as the
+// Manager's identity (SelfSubjectAccessReview), for each of LifecycleVerbs
+// on each object the chain produced, and fails the action with a
+// MissingPermissionsError listing every one refused: Helm has then written
+// neither a record nor an object. Hooks are not checked (see Stamping).
+//
 // The files of the chart's crds/ directories are not left to Helm (which
 // would install them unstamped, and only on a first install): applyCRDs
 // applies them, stamped, as Request.InstallCRDs / UpgradeCRDs say (crds.go).

@@ -30,8 +30,8 @@ func (e *PostRenderError) Unwrap() error { return e.Err }
 // postRenderer is what Helm runs on what the chart rendered: the request's
 // post-renderers in order, then the stamper, so that nothing they do can
 // change or drop the stamp.
-func (r Request) postRenderer() postrender.PostRenderer {
-	chain := make(renderChain, 0, len(r.PostRenderers)+1)
+func (r Request) postRenderer() renderChain {
+	chain := make(renderChain, 0, len(r.PostRenderers)+2)
 	for i, p := range r.PostRenderers {
 		chain = append(chain, kustomizer{index: i, spec: p.Kustomize})
 	}

@@ -359,6 +359,10 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	if err := m.applyCRDs(ctx, req, crds); err != nil {
 		return nil, fmt.Errorf("install: %w", err)
 	}
+	postRenderer, err := m.postRenderer(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("install: %w", err)
+	}
 	install := action.NewInstall(cfg)
 	install.SkipCRDs = true // applied above, stamped
 	install.Namespace = req.Namespace
@@ -369,7 +373,7 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install.Atomic = false
 	install.Replace = replace
 	install.Timeout = m.actionTimeout(req)
-	install.PostRenderer = req.postRenderer()
+	install.PostRenderer = postRenderer
 	install.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
 	if err != nil {
@@ -384,6 +388,10 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	if err := m.applyCRDs(ctx, req, req.UpgradeCRDs); err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
+	postRenderer, err := m.postRenderer(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
 	upgrade := action.NewUpgrade(cfg)
 	upgrade.Namespace = req.Namespace
 	upgrade.MaxHistory = maxHistory
@@ -396,13 +404,28 @@ func (m *Manager) upgrade(ctx context.Context, cfg *action.Configuration, req Re
 	upgrade.Atomic = false
 	upgrade.ResetValues = true
 	upgrade.Timeout = m.actionTimeout(req)
-	upgrade.PostRenderer = req.postRenderer()
+	upgrade.PostRenderer = postRenderer
 	upgrade.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := upgrade.RunWithContext(ctx, req.Name, req.Chart, req.Values)
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: %w", err)
 	}
 	return rel, nil
+}
+
+// postRenderer is req's post-renderers, its stamp, then the preflight:
+// what the preflight checks is exactly what Helm is about to write.
+func (m *Manager) postRenderer(ctx context.Context, req Request) (renderChain, error) {
+	c, err := m.sharedClients()
+	if err != nil {
+		return nil, err
+	}
+	return append(req.postRenderer(), preflighter{
+		ctx:       ctx,
+		reviews:   c.clientset.AuthorizationV1().SelfSubjectAccessReviews(),
+		mapper:    c.mapper,
+		namespace: req.Namespace,
+	}), nil
 }
 
 // owners are the owners whose release Apply may act on: the stamp's, and,
