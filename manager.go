@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -41,8 +42,12 @@ func runManager() error {
 		controllerCloudIdentity                 bool
 		watchDeployed                           bool
 		tufCacheDir                             string
+		metricsSecure                           bool
+		metricsCertDir                          string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	flag.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS to callers whose bearer token (a TokenReview) may get /metrics (a SubjectAccessReview): the manager then needs create on tokenreviews and subjectaccessreviews (config/rbac/metrics_auth_role.yaml); config/manager sets it")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "", "with --metrics-secure, the directory holding the metrics server's tls.crt and tls.key (cert-manager's Secret, mounted), reloaded when they change; empty or missing: a self-signed certificate made at start")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the healthz and readyz endpoints")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "address of Go's /debug/pprof endpoints (profiling); 0 disables them")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so only one manager acts at a time")
@@ -79,9 +84,20 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr}
+	if metricsSecure {
+		metricsOpts.SecureServing = true
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.CertDir = metricsCertDir
+		if metricsCertDir == "" {
+			// controller-runtime falls back to a self-signed certificate
+			// when the directory holds none: one that surely holds none.
+			metricsOpts.CertDir = filepath.Join(os.TempDir(), "chartproof-metrics-certs-none")
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		PprofBindAddress:        pprofAddr,
 		LeaderElection:          leaderElect,
