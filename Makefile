@@ -60,6 +60,7 @@ test: tools check-generated vet
 	CHARTPROOF_ORAS=$$($(TOOLS) path oras) \
 	CHARTPROOF_HELM=$$($(TOOLS) path helm) \
 	CHARTPROOF_NOTATION=$$($(TOOLS) path notation) \
+	CHARTPROOF_PROMTOOL=$$($(TOOLS) path promtool) \
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 30m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 

@@ -126,6 +126,10 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	releaseMetrics, err := metrics.NewReleases(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	cloudCache, err := cloudauth.NewCache(1024)
 	if err != nil {
 		return err
@@ -154,6 +158,7 @@ func runManager() error {
 		RecordsTampered:   tampered,
 		DriftMetrics:      driftMetrics,
 		RevocationMetrics: revocationMetrics,
+		ReleaseMetrics:    releaseMetrics,
 		Registries:        &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
 		VerifyTimeout:     verifyTimeout,
 		Cache:             gate.NewCache(cacheTTL),

@@ -42,6 +42,7 @@ func (r *VerifiedHelmReleaseReconciler) finalize(ctx context.Context, obj *chart
 	}
 	r.drift().forget(obj.UID)
 	r.forgetTrust(obj.UID)
+	r.ReleaseMetrics.Forget(obj.Namespace, obj.Name)
 	r.unsigned.forget(obj.UID)
 	return nil
 }

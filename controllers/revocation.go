@@ -108,3 +108,17 @@ func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
 	s.mu.Unlock()
 	r.RevocationMetrics.SetUnverified(n)
 }
+
+// recordRelease sets obj's series of ReleaseMetrics from the status just
+// written: its conditions, and whether what it installed verifies now.
+func (r *VerifiedHelmReleaseReconciler) recordRelease(obj *chartproofv1.VerifiedHelmRelease) {
+	conditions := make(map[string]string, len(obj.Status.Conditions))
+	for _, c := range obj.Status.Conditions {
+		conditions[c.Type] = string(c.Status)
+	}
+	var verified *bool
+	if inst := obj.Status.Installed; inst != nil {
+		verified = &inst.Verified
+	}
+	r.ReleaseMetrics.Set(obj.Namespace, obj.Name, conditions, verified)
+}

@@ -126,6 +126,10 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	releaseMetrics, err := metrics.NewReleases(promReg)
+	if err != nil {
+		panic(err)
+	}
 	tufDir, err := os.MkdirTemp("", "chartproof-tuf-")
 	if err != nil {
 		panic(err)
@@ -148,6 +152,7 @@ func run(m *testing.M) int {
 		RecordsTampered:   tampered,
 		DriftMetrics:      driftMetrics,
 		RevocationMetrics: revocationMetrics,
+		ReleaseMetrics:    releaseMetrics,
 		Registries:        &controllers.RegistryFactory{},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.

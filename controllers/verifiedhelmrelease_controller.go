@@ -136,6 +136,10 @@ type VerifiedHelmReleaseReconciler struct {
 	// RevocationMetrics counts installed releases that do not verify and
 	// times revocations; nil records nothing.
 	RevocationMetrics *metrics.Revocation
+	// ReleaseMetrics reports each release's conditions and whether what
+	// it installed verifies now, by namespace and name; nil records
+	// nothing.
+	ReleaseMetrics *metrics.Releases
 
 	driftOnce  sync.Once
 	driftState *driftState
@@ -409,6 +413,9 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 	started := time.Now()
 	var obj chartproofv1.VerifiedHelmRelease
 	if err := r.Get(ctx, req.NamespacedName, &obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.ReleaseMetrics.Forget(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !obj.DeletionTimestamp.IsZero() {
@@ -452,6 +459,7 @@ func (r *VerifiedHelmReleaseReconciler) Reconcile(ctx context.Context, req ctrl.
 		return ctrl.Result{}, errors.Join(err, perr)
 	}
 	r.trackVerified(&obj, started)
+	r.recordRelease(&obj)
 	if res.RequeueAfter > 0 {
 		// A trust change's reconcile may have skipped the comparison of
 		// the objects: the interval's own comes when it is due all the

@@ -101,9 +101,18 @@ func TestManagerRevocation(t *testing.T) {
 		checkNothingInstalled(t, apps, "uninstall")
 	})
 	t.Run("metrics: one installed release runs unverified, the revocation timed", func(t *testing.T) {
+		release := func(name string) string { return fmt.Sprintf("name=%q,namespace=%q", name, apps) }
 		for series, ok := range map[string]func(float64) bool{
 			"chartproof_installed_unverified_releases": func(v float64) bool { return v == 1 }, // hold
 			"chartproof_time_to_revoke_seconds_count":  func(v float64) bool { return v >= 1 },
+			// The release an alert names: hold runs 2.0.0, which no
+			// longer verifies; rollback runs 1.0.0, which does. Both
+			// are Verified=False: the 2.0.0 their spec asks for is
+			// refused.
+			"chartproof_release_installed_verified{" + release("hold") + "}":                           func(v float64) bool { return v == 0 },
+			"chartproof_release_installed_verified{" + release("rollback") + "}":                       func(v float64) bool { return v == 1 },
+			"chartproof_release_condition{" + release("hold") + `,status="False",type="Verified"}`:     func(v float64) bool { return v == 1 },
+			"chartproof_release_condition{" + release("rollback") + `,status="False",type="Verified"}`: func(v float64) bool { return v == 1 },
 		} {
 			waitFor(t, managerWait, series, manager, func() (bool, string) {
 				v, err := scrape(metricsAddr, series)
@@ -113,6 +122,12 @@ func TestManagerRevocation(t *testing.T) {
 				return ok(v), fmt.Sprintf("value %v", v)
 			})
 		}
+		// The uninstalled release runs nothing: no series says it does.
+		series := "chartproof_release_installed_verified{" + release("uninstall") + "}"
+		waitFor(t, managerWait, "no "+series, manager, func() (bool, string) {
+			v, err := scrape(metricsAddr, series)
+			return err != nil, fmt.Sprintf("value %v", v)
+		})
 	})
 	t.Run("nothing unverified installed afterwards", func(t *testing.T) {
 		// Reconciled again (a new generation): Hold stays at 2.0.0 and

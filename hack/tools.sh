@@ -27,10 +27,11 @@ REKOR_TILES_VERSION=v2.3.0    # github.com/sigstore/rekor-tiles/v2 (Rekor v2, PO
 TSA_VERSION=v1.2.9            # github.com/sigstore/timestamp-authority
 NOTATION_VERSION=v1.3.2       # github.com/notaryproject/notation (the CLI, for interop: `notation sign`)
 HELM_VERSION=v3.22.0          # helm.sh/helm/v3 (the CLI, for interop: `helm package --sign`, `helm push`); go.mod pins the SDK
+PROMTOOL_VERSION=v0.316.0     # github.com/prometheus/prometheus (promtool: `promtool test rules` on config/prometheus)
 # -----------------------------------------------------------------------------------------------------------------
 
 # Build order for `all` (cheap, often-needed tools first).
-ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2 fulcio rekor-server timestamp-server helm notation)
+ALL_TOOLS=(kube-apiserver controller-gen etcd registry crane oras cosign-v3 cosign-v2 fulcio rekor-server timestamp-server helm notation promtool)
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CHARTPROOF_TOOLS_CACHE:-$HOME/.cache/chartproof-tools}
@@ -126,6 +127,10 @@ tool_info() {
 	helm)
 		T_VERSION=$HELM_VERSION T_DIR=helm-$HELM_VERSION T_BIN=helm T_EST="~6.5 min"
 		T_PKG=helm.sh/helm/v3/cmd/helm
+		;;
+	promtool)
+		T_VERSION=$PROMTOOL_VERSION T_DIR=promtool-$PROMTOOL_VERSION T_BIN=promtool T_EST="~6 min"
+		T_PKG=github.com/prometheus/prometheus/cmd/promtool
 		;;
 	*)
 		log "unknown tool: $1"

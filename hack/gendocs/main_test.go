@@ -23,6 +23,22 @@ func TestReasonsDocIsCurrent(t *testing.T) {
 	}
 }
 
+// TestMetricsDocIsCurrent fails when docs/metrics.md does not list exactly
+// the metrics internal/metrics registers: run `make generate`.
+func TestMetricsDocIsCurrent(t *testing.T) {
+	got, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := RenderMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatal("docs/metrics.md is stale: run `make generate`")
+	}
+}
+
 // TestEveryReasonCodeIsTested fails when a reason code declared in
 // api/v1alpha1 is documented in no table entry, or asserted by no test: each
 // code needs a test that expects it (a negative test for a denial).
