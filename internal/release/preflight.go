@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 
@@ -14,9 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
+
+	"github.com/chartproof/chartproof/internal/drift"
 )
 
 // LifecycleVerbs are the verbs the release's identity needs on each object
@@ -114,59 +113,50 @@ func (p preflighter) Run(rendered *bytes.Buffer) (*bytes.Buffer, error) {
 }
 
 // permissions lists every LifecycleVerb on every object in the rendered
-// stream (the items of a List included), each once. A kind the API server
-// does not serve is left to Helm, which fails on it with its own error.
+// stream, each once, the objects read as drift detection reads a release's
+// manifest (drift.Desired: a List's items, the release's namespace for
+// namespaced objects that name none, at most its number of objects). A
+// kind the API server does not serve is left to Helm, which fails on it
+// with its own error.
 func (p preflighter) permissions(rendered []byte) ([]Permission, error) {
-	var out []Permission
-	seen := map[Permission]bool{}
-	add := func(obj *unstructured.Unstructured) error {
-		gvk := obj.GroupVersionKind()
-		mapping, err := p.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	objs, err := drift.Desired(string(rendered), "", p.namespace, func(u *unstructured.Unstructured) (bool, error) {
+		mapping, err := p.mapping(u)
 		if meta.IsNoMatchError(err) {
-			return nil
+			return false, nil // skipped below
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
-		ns := ""
-		if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-			ns = obj.GetNamespace()
-			if ns == "" {
-				ns = p.namespace
-			}
+		return mapping.Scope.Name() == meta.RESTScopeNameNamespace, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []Permission
+	seen := map[Permission]bool{}
+	for _, obj := range objs {
+		mapping, err := p.mapping(obj)
+		if meta.IsNoMatchError(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		for _, verb := range LifecycleVerbs {
-			perm := Permission{Verb: verb, Group: mapping.Resource.Group, Resource: mapping.Resource.Resource, Namespace: ns, Name: obj.GetName()}
+			perm := Permission{Verb: verb, Group: mapping.Resource.Group, Resource: mapping.Resource.Resource, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 			if !seen[perm] {
 				seen[perm] = true
 				out = append(out, perm)
 			}
 		}
-		return nil
 	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(rendered), 4096)
-	for {
-		var obj unstructured.Unstructured
-		err := dec.Decode(&obj.Object)
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		if obj.IsList() {
-			if err := obj.EachListItem(func(o runtime.Object) error { return add(o.(*unstructured.Unstructured)) }); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		if err := add(&obj); err != nil {
-			return nil, err
-		}
-	}
+	return out, nil
+}
+
+// mapping is the API resource of obj's kind.
+func (p preflighter) mapping(obj *unstructured.Unstructured) (*meta.RESTMapping, error) {
+	gvk := obj.GroupVersionKind()
+	return p.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 }
 
 // review returns the permissions of need that the API server does not
