@@ -130,6 +130,16 @@ func runManager() error {
 	if err != nil {
 		return err
 	}
+	registryMetrics, err := metrics.NewRegistry(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	verifyCache := gate.NewCache(cacheTTL)
+	if verifyCache != nil {
+		if verifyCache.Lookups, err = metrics.NewCache(ctrlmetrics.Registry); err != nil {
+			return err
+		}
+	}
 	cloudCache, err := cloudauth.NewCache(1024)
 	if err != nil {
 		return err
@@ -159,9 +169,9 @@ func runManager() error {
 		DriftMetrics:      driftMetrics,
 		RevocationMetrics: revocationMetrics,
 		ReleaseMetrics:    releaseMetrics,
-		Registries:        &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache},
+		Registries:        &controllers.RegistryFactory{AllowControllerCloudIdentity: controllerCloudIdentity, CloudCache: cloudCache, Metrics: registryMetrics},
 		VerifyTimeout:     verifyTimeout,
-		Cache:             gate.NewCache(cacheTTL),
+		Cache:             verifyCache,
 		Revocation:        revocation.New(nil),
 		TUF:               tuf,
 

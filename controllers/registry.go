@@ -20,6 +20,7 @@ import (
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/cloudauth"
+	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/oci"
 )
 
@@ -41,6 +42,9 @@ type RegistryFactory struct {
 	// CloudCache keeps cloud registry credentials until they expire; nil
 	// fetches them anew for each client.
 	CloudCache *cloudauth.Cache
+	// Metrics counts and times every request to a registry; nil counts
+	// nothing.
+	Metrics *metrics.Registry
 
 	mu         sync.Mutex
 	transports map[string]*http.Transport // by sha256 of the CA bundle; "" for the system roots
@@ -114,7 +118,7 @@ func (f *RegistryFactory) Client(ctx context.Context, reader client.Reader, obj 
 	if err != nil {
 		return nil, fmt.Errorf("chart.certSecretRef: secret %s: %w", src.CertSecretRef.Name, err)
 	}
-	opts.Transport = transport
+	opts.Transport = f.Metrics.RoundTripper(transport)
 	if src.Provider != "" && src.Provider != "generic" {
 		if src.Insecure {
 			return nil, fmt.Errorf("chart.provider %s sends a cloud token, never over plain HTTP (chart.insecure)", src.Provider)

@@ -130,6 +130,16 @@ func run(m *testing.M) int {
 	if err != nil {
 		panic(err)
 	}
+	registryMetrics, err := metrics.NewRegistry(promReg)
+	if err != nil {
+		panic(err)
+	}
+	cacheMetrics, err := metrics.NewCache(promReg)
+	if err != nil {
+		panic(err)
+	}
+	verifyCache := gate.NewCache(controllers.DefaultCacheTTL)
+	verifyCache.Lookups = cacheMetrics
 	tufDir, err := os.MkdirTemp("", "chartproof-tuf-")
 	if err != nil {
 		panic(err)
@@ -153,13 +163,13 @@ func run(m *testing.M) int {
 		DriftMetrics:      driftMetrics,
 		RevocationMetrics: revocationMetrics,
 		ReleaseMetrics:    releaseMetrics,
-		Registries:        &controllers.RegistryFactory{},
+		Registries:        &controllers.RegistryFactory{Metrics: registryMetrics},
 		// Short, so the stalling-registry test ends quickly; loopback
 		// verifications take milliseconds.
 		VerifyTimeout: 10 * time.Second,
 		// As the manager runs by default: every test passes through the
 		// cache, so none can pass only because nothing was cached.
-		Cache:      gate.NewCache(controllers.DefaultCacheTTL),
+		Cache:      verifyCache,
 		Revocation: revocation.New(nil),
 		TUF:        tuf,
 		// As the manager runs by default.

@@ -100,7 +100,7 @@ func TestManagerRevocation(t *testing.T) {
 		})
 		checkNothingInstalled(t, apps, "uninstall")
 	})
-	t.Run("metrics: one installed release runs unverified, the revocation timed", func(t *testing.T) {
+	t.Run("metrics: one installed release runs unverified, the revocation timed, the registry and cache counted", func(t *testing.T) {
 		release := func(name string) string { return fmt.Sprintf("name=%q,namespace=%q", name, apps) }
 		for series, ok := range map[string]func(float64) bool{
 			"chartproof_installed_unverified_releases": func(v float64) bool { return v == 1 }, // hold
@@ -113,6 +113,10 @@ func TestManagerRevocation(t *testing.T) {
 			"chartproof_release_installed_verified{" + release("rollback") + "}":                       func(v float64) bool { return v == 1 },
 			"chartproof_release_condition{" + release("hold") + `,status="False",type="Verified"}`:     func(v float64) bool { return v == 1 },
 			"chartproof_release_condition{" + release("rollback") + `,status="False",type="Verified"}`: func(v float64) bool { return v == 1 },
+			// The registry's requests and the cache's lookups.
+			`chartproof_registry_requests_total{code="200",endpoint="manifest",registry="` + reg.Host + `"}`:  func(v float64) bool { return v >= 1 },
+			`chartproof_registry_request_duration_seconds_count{endpoint="blob",registry="` + reg.Host + `"}`: func(v float64) bool { return v >= 1 },
+			`chartproof_cache_lookups_total{cache="signatures",result="miss"}`:                                func(v float64) bool { return v >= 1 },
 		} {
 			waitFor(t, managerWait, series, manager, func() (bool, string) {
 				v, err := scrape(metricsAddr, series)

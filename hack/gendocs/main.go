@@ -73,8 +73,9 @@ authorisation with ` + "`--metrics-secure`" + `, as config/default runs it), bes
 ` + "`workqueue_*`" + `, ` + "`rest_client_*`" + `) and Go's. Names are stable: a metric is added, never renamed. Every label is
 bounded: ` + "`namespace`" + ` and ` + "`name`" + ` by the VerifiedHelmReleases that exist (a deleted release's series go with it),
 ` + "`reason`" + ` by the codes of docs/reasons.md, ` + "`kind`" + ` by the kinds releases deploy, ` + "`repository`" + ` by the TUF repositories
-policies name, ` + "`type`" + ` and ` + "`status`" + ` by the conditions of docs/api.md, ` + "`result`" + ` and ` + "`outcome`" + ` by the values
-their meaning lists. config/prometheus/rules.yaml alerts on them (a PrometheusRule, each alert with its runbook in
+policies name, ` + "`registry`" + ` by the first 64 registry hosts seen (later ones are ` + "`other`" + `), ` + "`code`" + ` by HTTP's statuses,
+` + "`type`" + ` and ` + "`status`" + ` by the conditions of docs/api.md, ` + "`result`" + `, ` + "`outcome`" + `, ` + "`endpoint`" + ` and ` + "`cache`" + ` by the
+values their meaning lists. config/prometheus/rules.yaml alerts on them (a PrometheusRule, each alert with its runbook in
 docs/runbooks/), tested with ` + "`promtool test rules`" + ` in ` + "`make test`" + `.
 
 | Metric | Type | Labels | Meaning |

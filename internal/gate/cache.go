@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/chartproof/chartproof/internal/metrics"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
 )
@@ -56,11 +57,29 @@ const (
 // one registry read. A nil *Cache caches nothing. It is safe for concurrent
 // use.
 type Cache struct {
+	// Lookups counts each lookup, hit or miss, by store (signatures,
+	// charts, reads); nil counts nothing. Set it before the cache is used.
+	Lookups Lookups
+
 	ttl        time.Duration
 	signatures *cache.LRUExpireCache
 	charts     *cache.LRUExpireCache
 	reads      *cache.LRUExpireCache
 	flight     singleflight.Group
+}
+
+// Lookups counts cache lookups (internal/metrics.Cache): store is
+// metrics.CacheSignatures, CacheCharts or CacheReads; a miss is a read from the registry or
+// one shared with a concurrent caller's.
+type Lookups interface {
+	Lookup(store string, hit bool)
+}
+
+// lookup counts one lookup in store.
+func (c *Cache) lookup(store string, hit bool) {
+	if c.Lookups != nil {
+		c.Lookups.Lookup(store, hit)
+	}
 }
 
 // NewCache returns a cache whose entries live for ttl; ttl <= 0 returns nil,
@@ -100,8 +119,10 @@ func (c *Cache) collect(ctx context.Context, key string, fetch func() ([]policy.
 		return sigs, false, err
 	}
 	if v, ok := c.signatures.Get(key); ok {
+		c.lookup(metrics.CacheSignatures, true)
 		return v.([]policy.Signature), true, nil
 	}
+	c.lookup(metrics.CacheSignatures, false)
 	v, err := c.share(ctx, key, func() (any, error) {
 		sigs, err := fetch()
 		switch {
@@ -124,19 +145,21 @@ func (c *Cache) blob(ctx context.Context, repo oci.Repository, layer v1.Descript
 	if c == nil {
 		return read()
 	}
-	return c.keep(ctx, c.charts, MaxCachedChartBytes, fmt.Sprintf("chart %s@%s %d", repo, layer.Digest, layer.Size), read)
+	return c.keep(ctx, metrics.CacheCharts, c.charts, MaxCachedChartBytes, fmt.Sprintf("chart %s@%s %d", repo, layer.Digest, layer.Size), read)
 }
 
-// keep returns what key names from store, or reads it with read, sharing
+// keep returns what key names from store (named name), or reads it with read, sharing
 // one read among concurrent callers, and keeps it when it is at most limit
 // bytes. key must name bytes that never change (a digest, and the size a
 // descriptor gives: a read under a descriptor of another size fails, as a
 // fresh read checks, whatever another caller read), and read must check
 // them against it. The slice is shared: read it only.
-func (c *Cache) keep(ctx context.Context, store *cache.LRUExpireCache, limit int, key string, read func() ([]byte, error)) ([]byte, error) {
+func (c *Cache) keep(ctx context.Context, name string, store *cache.LRUExpireCache, limit int, key string, read func() ([]byte, error)) ([]byte, error) {
 	if v, ok := store.Get(key); ok {
+		c.lookup(name, true)
 		return v.([]byte), nil
 	}
+	c.lookup(name, false)
 	v, err := c.share(ctx, key, func() (any, error) {
 		data, err := read()
 		if err == nil && len(data) <= limit {
@@ -165,7 +188,7 @@ func withCache(reg Registry, c *Cache) Registry {
 }
 
 func (r cachedReads) Manifest(ctx context.Context, repo oci.Repository, digest string) ([]byte, error) {
-	return r.cache.keep(ctx, r.cache.reads, MaxCachedReadBytes, "manifest "+repo.String()+"@"+digest, func() ([]byte, error) {
+	return r.cache.keep(ctx, metrics.CacheReads, r.cache.reads, MaxCachedReadBytes, "manifest "+repo.String()+"@"+digest, func() ([]byte, error) {
 		return r.Registry.Manifest(ctx, repo, digest)
 	})
 }
@@ -174,7 +197,7 @@ func (r cachedReads) Blob(ctx context.Context, repo oci.Repository, desc v1.Desc
 	if desc.Size > max || desc.Size > MaxCachedReadBytes {
 		return r.Registry.Blob(ctx, repo, desc, max)
 	}
-	return r.cache.keep(ctx, r.cache.reads, MaxCachedReadBytes, fmt.Sprintf("blob %s@%s %d", repo, desc.Digest, desc.Size), func() ([]byte, error) {
+	return r.cache.keep(ctx, metrics.CacheReads, r.cache.reads, MaxCachedReadBytes, fmt.Sprintf("blob %s@%s %d", repo, desc.Digest, desc.Size), func() ([]byte, error) {
 		return r.Registry.Blob(ctx, repo, desc, max)
 	})
 }

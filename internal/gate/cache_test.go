@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,6 +86,8 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	p, v := compile(t, reg.Host, k)
 	clk := clocktesting.NewFakePassiveClock(time.Now())
 	cache := gate.NewCacheWithClock(5*time.Minute, clk)
+	lookups := &lookupCounter{}
+	cache.Lookups = lookups
 	client := oci.NewClient(oci.Options{PlainHTTP: true})
 	check := func(p *policy.Policy, v *verify.Verifier) gate.Result {
 		t.Helper()
@@ -108,6 +111,12 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	if _, blobs := reg.take(); blobs == 0 {
 		t.Fatal("first load read no blob: the counter is broken")
 	}
+	firstLookups := lookups.take()
+	// One miss for the signatures, one per blob the signature needed read
+	// by digest (its layer) and one per chart blob (layer and config).
+	if want := map[string]int{"signatures miss": 1, "reads miss": 1, "charts miss": 2}; !maps.Equal(firstLookups, want) {
+		t.Fatalf("first check and load counted lookups %v, want %v", firstLookups, want)
+	}
 
 	second := check(p, v)
 	if !second.Verdict.Passed() || !second.Cached || second.Digest != d {
@@ -118,6 +127,9 @@ func TestCacheSkipsSignatureReads(t *testing.T) {
 	}
 	if sigs, blobs := reg.take(); sigs != 0 || blobs != 0 {
 		t.Errorf("second check and load: %d signature and %d blob requests, want none", sigs, blobs)
+	}
+	if got, want := lookups.take(), map[string]int{"signatures hit": 1, "charts hit": 2}; !maps.Equal(got, want) {
+		t.Errorf("second check and load counted lookups %v, want %v", got, want)
 	}
 
 	// The same name with another key: another fingerprint, read again, and
@@ -259,4 +271,32 @@ func pushChartWithDescription(t *testing.T, reg testsign.Registry, repo, version
 		t.Fatal(err)
 	}
 	return d
+}
+
+// lookupCounter counts a Cache's lookups by "store hit" or "store miss".
+type lookupCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *lookupCounter) Lookup(store string, hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	c.n[store+" "+result]++
+}
+
+// take returns the counts since the last take and resets them.
+func (c *lookupCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = nil
+	return n
 }

@@ -38,6 +38,12 @@ func Families() ([]Family, error) {
 	if _, err := NewTUF(rec); err != nil {
 		return nil, err
 	}
+	if _, err := NewRegistry(rec); err != nil {
+		return nil, err
+	}
+	if _, err := NewCache(rec); err != nil {
+		return nil, err
+	}
 	var out []Family
 	for _, c := range rec.collectors {
 		f, err := familyOf(c)
