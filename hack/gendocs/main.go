@@ -76,7 +76,8 @@ bounded: ` + "`namespace`" + ` and ` + "`name`" + ` by the VerifiedHelmReleases 
 policies name, ` + "`registry`" + ` by the first 64 registry hosts seen (later ones are ` + "`other`" + `), ` + "`code`" + ` by HTTP's statuses,
 ` + "`type`" + ` and ` + "`status`" + ` by the conditions of docs/api.md, ` + "`result`" + `, ` + "`outcome`" + `, ` + "`endpoint`" + ` and ` + "`cache`" + ` by the
 values their meaning lists. config/prometheus/rules.yaml alerts on them (a PrometheusRule, each alert with its runbook in
-docs/runbooks/), tested with ` + "`promtool test rules`" + ` in ` + "`make test`" + `.
+docs/runbooks/), tested with ` + "`promtool test rules`" + ` in ` + "`make test`" + `; config/grafana/chartproof.json is a Grafana dashboard
+with a panel for each (its queries pass ` + "`promtool check rules`" + ` in ` + "`make test`" + `).
 
 | Metric | Type | Labels | Meaning |
 |---|---|---|---|
