@@ -9,7 +9,7 @@ BIN := bin/chartproof
 CLI_BIN := bin/cli/chartproof
 GO_TEST_FLAGS ?=
 
-.PHONY: all build generate check-generated vet test fuzz bench demo tools clean
+.PHONY: all build generate check-generated vet test fuzz bench demo image tools clean
 
 all: build
 
@@ -27,12 +27,13 @@ generate:
 	$$($(TOOLS) path controller-gen) crd rbac:roleName=chartproof-manager paths=./... \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/gendocs
+	go run ./hack/genchart
 
 ## check-generated: fail when generated files are not what the sources say.
 check-generated:
-	@snap=$$(mktemp -d); cp -r api config docs $$snap/; \
+	@snap=$$(mktemp -d); cp -r api config docs charts $$snap/; \
 	$(MAKE) --no-print-directory generate >/dev/null; \
-	for d in api config docs; do diff -r $$snap/$$d $$d || { echo "generated files in $$d were stale: 'make generate' updated them; commit them"; rm -rf $$snap; exit 1; }; done; \
+	for d in api config docs charts; do diff -r $$snap/$$d $$d || { echo "generated files in $$d were stale: 'make generate' updated them; commit them"; rm -rf $$snap; exit 1; }; done; \
 	rm -rf $$snap
 
 vet:
@@ -99,6 +100,16 @@ demo: build
 	CHARTPROOF_REGISTRY=$$($(TOOLS) path registry) \
 	CHARTPROOF_COSIGN_V3=$$($(TOOLS) path cosign-v3) \
 	go run ./hack/demo --chartproof $(BIN)
+
+## image: the manager's image for linux/amd64 and linux/arm64 without a Docker engine (hack/image: static binary, no
+## base image, non-root, reproducible) as an OCI layout in bin/image, and charts/chartproof packaged with its digest in
+## bin/. With IMAGE_REGISTRY=host[:port][/path] (INSECURE=1 for plain HTTP) both are pushed there and the chart is
+## signed with cosign (the key pair in bin/cosign, made when absent). VERSION=x.y.z names them.
+image:
+	@echo "==> building the image and the chart (first time: a few minutes per platform)"
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) \
+	CHARTPROOF_COSIGN_V3=$$($(if $(IMAGE_REGISTRY),$(TOOLS) path cosign-v3,true)) \
+	go run ./hack/image $(if $(IMAGE_REGISTRY),--registry $(IMAGE_REGISTRY)) $(if $(INSECURE),--insecure) $(if $(VERSION),--version $(VERSION))
 
 clean:
 	rm -rf bin

@@ -28,7 +28,9 @@ import (
 // TestDemo runs `make demo`'s program non-interactively (hack/demo --hold),
 // and checks what it prints against the cluster it ran: the signed release
 // is Ready with the printed digest and its objects stamped; the unsigned and
-// tampered ones are refused with the printed reasons and installed nothing.
+// tampered ones are refused with the printed reasons and installed nothing;
+// chartproof's own chart, built, pushed and signed as `make image` does,
+// passed `chartproof verify` and runs the built image by digest.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	bin := chartproofBin // built by TestMain
@@ -38,7 +40,9 @@ func TestDemo(t *testing.T) {
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The demo builds chartproof's image (hack/image): minutes when Go's
+	// build cache is cold, seconds after.
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, demoBin, "--hold", "--chartproof", bin, "--kubeconfig-out", kubeconfig)
 	cmd.Dir = ".." // the demo reads config/ from the repository root
@@ -144,6 +148,25 @@ func TestDemo(t *testing.T) {
 	}
 	if c := dep.Spec.Template.Spec.Containers; len(c) != 1 || c[0].Name == "miner" {
 		t.Errorf("hello's Deployment containers = %v; want the chart's one", c)
+	}
+
+	// chartproof shipped itself: its chart, signed as `make image` signs
+	// it, passed `chartproof verify` and was installed by a
+	// VerifiedHelmRelease, its Deployment running the built image by
+	// digest, stamped with the verified chart's digest.
+	if got := results["self-verify"]; got["verified"] != "true" || !strings.HasPrefix(got["chart"], "sha256:") {
+		t.Errorf("printed self-verify: %v; want verified=true and the chart's digest:\n%s", got, printed.String())
+	}
+	self := results["chartproof"]
+	if self["Ready"] != "True" || self["digest"] != results["self-verify"]["chart"] || !strings.Contains(self["image"], "/chartproof/chartproof@sha256:") {
+		t.Errorf("printed chartproof: %v; want Ready=True, the verified chart's digest and the image by digest", self)
+	}
+	var manager appsv1.Deployment
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: "chartproof-system", Name: "chartproof-manager"}, &manager); err != nil {
+		t.Fatal(err)
+	}
+	if img := manager.Spec.Template.Spec.Containers[0].Image; img != self["image"] || manager.Annotations[chartproofv1.AnnotationChartDigest] != self["digest"] {
+		t.Errorf("chartproof's Deployment runs %s stamped %q; printed %v", img, manager.Annotations[chartproofv1.AnnotationChartDigest], self)
 	}
 
 	// Let the demo stop, and check it stops cleanly.

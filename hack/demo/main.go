@@ -3,15 +3,16 @@
 // distribution), the sample chart packaged and pushed with the Helm SDK and
 // signed with the real cosign, and the chartproof manager. It installs the
 // signed chart, takes out a sidecar slipped into its Deployment, then shows
-// an unsigned chart and a tampered one refused, and
-// stops everything. `make demo` runs it.
+// an unsigned chart and a tampered one refused. Last, chartproof ships
+// itself: its image and its chart are built and pushed as `make image`
+// does, the chart signed, checked with `chartproof verify`, and installed by
+// a VerifiedHelmRelease. Then it stops everything. `make demo` runs it.
 //
 // With --hold it waits, before stopping, until its standard input is
 // closed, so a test can look at the cluster it describes (e2e/demo_test.go).
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chartproof/chartproof/hack/internal/image"
 	"github.com/chartproof/chartproof/hack/internal/loopback"
 	"github.com/chartproof/chartproof/hack/internal/tenant"
 
@@ -226,7 +228,13 @@ func (d *demo) run(hold bool, kubeconfigOut string) error {
 	if err := d.table(); err != nil {
 		return err
 	}
-	say("demo done: the signed chart is installed and a sidecar slipped into it was taken out; the unsigned and the tampered ones were refused, and the one aimed at kube-system was refused by the API server; nothing of theirs installed")
+
+	// 9. chartproof ships itself the way it asks charts to be shipped.
+	fmt.Println()
+	if err := d.shipItself(ctx); err != nil {
+		return err
+	}
+	say("demo done: the signed chart is installed and a sidecar slipped into it was taken out; the unsigned and the tampered ones were refused, and the one aimed at kube-system was refused by the API server; nothing of theirs installed. chartproof's own signed chart was verified and installed by chartproof")
 	if hold {
 		say("holding until standard input is closed")
 		_, _ = io.Copy(io.Discard, os.Stdin)
@@ -414,39 +422,11 @@ func (d *demo) packageAndPush(chartDir, repo, version string) (string, error) {
 	return res.Manifest.Digest, nil
 }
 
-// cosignSign signs repo@digest with the real cosign CLI and a demo key
-// (made on first use), and returns the public key's PEM.
+// cosignSign signs repo@digest with the real cosign CLI and the demo CI's
+// key (made on first use), and returns the public key's PEM.
 func (d *demo) cosignSign(repo, digest string) (string, error) {
-	home := filepath.Join(d.dir, "cosign")
-	key := filepath.Join(home, "cosign.key")
-	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(home, 0o700); err != nil {
-			return "", err
-		}
-		if err := d.cosignRun(home, "generate-key-pair", "--output-key-prefix", filepath.Join(home, "cosign")); err != nil {
-			return "", err
-		}
-		if err := d.cosignRun(home, "signing-config", "create", "--out", filepath.Join(home, "signing-config.json")); err != nil {
-			return "", err
-		}
-	}
-	if err := d.cosignRun(home, "sign", "--key", key, "--signing-config", filepath.Join(home, "signing-config.json"),
-		"--allow-http-registry", "--yes", fmt.Sprintf("%s/%s@%s", d.regHost, repo, digest)); err != nil {
-		return "", err
-	}
-	pub, err := os.ReadFile(filepath.Join(home, "cosign.pub"))
-	return string(pub), err
-}
-
-func (d *demo) cosignRun(home string, args ...string) error {
-	cmd := exec.Command(d.cosign, args...)
-	cmd.Env = append(os.Environ(), "HOME="+home, "TUF_ROOT="+filepath.Join(home, "tuf"), "COSIGN_PASSWORD=", "COSIGN_YES=true")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("cosign %s: %w\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return nil
+	c := image.Cosign{Bin: d.cosign, Home: filepath.Join(d.dir, "cosign")}
+	return c.Sign(context.Background(), fmt.Sprintf("%s/%s@%s", d.regHost, repo, digest), true)
 }
 
 // tamperChartLayer flips bytes in the middle of the chart layer's file in
