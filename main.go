@@ -1,6 +1,7 @@
 // Command chartproof is the chartproof controller manager, and with the
 // subcommands `verify` and `verify-blob`, the same verification from the
-// command line.
+// command line; `selftest` measures a policy's false-allow rate in a
+// registry.
 //
 // Built with `-tags cli` (`make build` writes it to bin/cli/chartproof) it
 // is the command line alone: the same `verify` and `verify-blob`, without
@@ -23,6 +24,12 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "verify" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := cli.Verify(ctx, cli.Env{Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[2:])
+		stop()
+		os.Exit(code)
+	}
+	if len(os.Args) > 1 && os.Args[1] == "selftest" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Selftest(ctx, cli.Env{Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[2:])
 		stop()
 		os.Exit(code)
 	}

@@ -118,7 +118,11 @@ func (f *RegistryFactory) Client(ctx context.Context, reader client.Reader, obj 
 	if err != nil {
 		return nil, fmt.Errorf("chart.certSecretRef: secret %s: %w", src.CertSecretRef.Name, err)
 	}
-	opts.Transport = f.Metrics.RoundTripper(transport)
+	registry := ""
+	if repo, err := oci.ParseRepository(src.URL); err == nil {
+		registry = repo.Registry
+	}
+	opts.Transport = f.Metrics.RoundTripper(registry, transport)
 	if src.Provider != "" && src.Provider != "generic" {
 		if src.Insecure {
 			return nil, fmt.Errorf("chart.provider %s sends a cloud token, never over plain HTTP (chart.insecure)", src.Provider)

@@ -30,7 +30,8 @@ import (
 // is Ready with the printed digest and its objects stamped; the unsigned and
 // tampered ones are refused with the printed reasons and installed nothing;
 // chartproof's own chart, built, pushed and signed as `make image` does,
-// passed `chartproof verify` and runs the built image by digest.
+// passed `chartproof verify` and its Deployment names the built image by
+// digest.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	bin := chartproofBin // built by TestMain
@@ -152,7 +153,7 @@ func TestDemo(t *testing.T) {
 
 	// chartproof shipped itself: its chart, signed as `make image` signs
 	// it, passed `chartproof verify` and was installed by a
-	// VerifiedHelmRelease, its Deployment running the built image by
+	// VerifiedHelmRelease, its Deployment naming the built image by
 	// digest, stamped with the verified chart's digest.
 	if got := results["self-verify"]; got["verified"] != "true" || !strings.HasPrefix(got["chart"], "sha256:") {
 		t.Errorf("printed self-verify: %v; want verified=true and the chart's digest:\n%s", got, printed.String())
@@ -166,7 +167,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	if img := manager.Spec.Template.Spec.Containers[0].Image; img != self["image"] || manager.Annotations[chartproofv1.AnnotationChartDigest] != self["digest"] {
-		t.Errorf("chartproof's Deployment runs %s stamped %q; printed %v", img, manager.Annotations[chartproofv1.AnnotationChartDigest], self)
+		t.Errorf("chartproof's Deployment names %s, stamped %q; printed %v", img, manager.Annotations[chartproofv1.AnnotationChartDigest], self)
 	}
 
 	// Let the demo stop, and check it stops cleanly.

@@ -36,8 +36,9 @@ type panel struct {
 	Title   string  `json:"title"`
 	Panels  []panel `json:"panels"` // a collapsed row's
 	Targets []struct {
-		RefID string `json:"refId"`
-		Expr  string `json:"expr"`
+		RefID        string `json:"refId"`
+		Expr         string `json:"expr"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 }
 
@@ -87,6 +88,15 @@ func dashboardQueries(t *testing.T) (queries map[string]string, variables []stri
 					t.Errorf("%s: panel %d %q: a query without expr or refId", dashboardFile, p.ID, p.Title)
 				}
 				queries[fmt.Sprintf("panel %d %s (%s)", p.ID, q.RefID, p.Title)] = q.Expr
+				// A legend's {{label}} must be one the query keeps: one it
+				// groups by, when it aggregates.
+				if kept := groupedBy(q.Expr); len(kept) > 0 {
+					for _, m := range legendLabel.FindAllStringSubmatch(q.LegendFormat, -1) {
+						if !slices.Contains(kept, m[1]) {
+							t.Errorf("%s: panel %d %q: legend {{%s}}, but the query keeps only %q", dashboardFile, p.ID, p.Title, m[1], kept)
+						}
+					}
+				}
 			}
 		}
 	}
@@ -103,8 +113,9 @@ func dashboardQueries(t *testing.T) (queries map[string]string, variables []stri
 // TestDashboardQueries: every query of config/grafana's dashboard is valid
 // PromQL (promtool check rules, each a recording rule, with Grafana's
 // variables replaced by what they stand for), names only metrics chartproof
-// exports or controller-runtime's, and every metric chartproof exports is
-// on the dashboard; config/grafana makes it a ConfigMap Grafana's sidecar
+// exports or controller-runtime's and only their labels (in matchers, in
+// by and without, in legends), and every metric chartproof exports is on
+// the dashboard; config/grafana makes it a ConfigMap Grafana's sidecar
 // loads.
 func TestDashboardQueries(t *testing.T) {
 	promtool := os.Getenv("CHARTPROOF_PROMTOOL")
@@ -156,6 +167,16 @@ func TestDashboardQueries(t *testing.T) {
 			}
 			if !exported[m] && !slices.Contains(otherMetrics, m) {
 				t.Errorf("%s: %s is not a metric chartproof exports (docs/metrics.md)", name, m)
+			}
+		}
+	}
+	// promtool knows no label names: a misspelt one in by (...) or a
+	// matcher would parse and show nothing.
+	labels := exportedLabels(t)
+	for name, expr := range queries {
+		for _, l := range labelNames(expr) {
+			if !labels[l] {
+				t.Errorf("%s: label %q is not a label of chartproof's metrics (docs/metrics.md) or controller-runtime's", name, l)
 			}
 		}
 	}
@@ -259,6 +280,61 @@ func metricNames(expr string) []string {
 		if !slices.Contains(out, m[1]) {
 			out = append(out, m[1])
 		}
+	}
+	return out
+}
+
+// otherLabels are the labels of otherMetrics the dashboard uses.
+var otherLabels = []string{"controller", "result", "name"}
+
+// exportedLabels returns every label of chartproof's metrics, a
+// histogram's le, and otherLabels.
+func exportedLabels(t *testing.T) map[string]bool {
+	t.Helper()
+	fams, err := metrics.Families()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{"le": true}
+	for _, f := range fams {
+		for _, l := range f.Labels {
+			out[l] = true
+		}
+	}
+	for _, l := range otherLabels {
+		out[l] = true
+	}
+	return out
+}
+
+var (
+	// grouping matches by (...) and without (...).
+	grouping = regexp.MustCompile(`\b(?:by|without)\s*\(([^)]*)\)`)
+	// matcher matches a label matcher: name="...", name=~"...", ...
+	matcher = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"`)
+	// legendLabel matches {{label}} in a legend.
+	legendLabel = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+)
+
+// groupedBy returns the labels of expr's by (...) and without (...)
+// clauses.
+func groupedBy(expr string) []string {
+	var out []string
+	for _, m := range grouping.FindAllStringSubmatch(expr, -1) {
+		for _, l := range strings.Split(m[1], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// labelNames returns the label names expr groups by or matches on.
+func labelNames(expr string) []string {
+	out := groupedBy(expr)
+	for _, m := range matcher.FindAllStringSubmatch(expr, -1) {
+		out = append(out, m[1])
 	}
 	return out
 }

@@ -26,7 +26,10 @@ const (
 	EndpointBlob      = "blob"      // /v2/<name>/blobs/<digest>
 	EndpointTags      = "tags"      // /v2/<name>/tags/list
 	EndpointReferrers = "referrers" // /v2/<name>/referrers/<digest>
-	EndpointToken     = "token"     // anything else: the token exchange
+	EndpointToken     = "token"     // anything else on the registry's host
+	// EndpointElsewhere is a request to another host than the registry's:
+	// its token server, or the storage a blob download is redirected to.
+	EndpointElsewhere = "elsewhere"
 )
 
 // CodeError is the code label of a request that got no HTTP response (a
@@ -34,8 +37,9 @@ const (
 const CodeError = "error"
 
 // Registry counts and times the requests chartproof sends to OCI
-// registries (token exchanges included), by registry host, endpoint and
-// HTTP status, so an SRE sees which registry fails or slows verification.
+// registries (token exchanges and redirects included), by the registry a
+// release names, endpoint and HTTP status, so an SRE sees which registry
+// fails or slows verification.
 type Registry struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -49,11 +53,11 @@ func NewRegistry(reg prometheus.Registerer) (*Registry, error) {
 	m := &Registry{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chartproof_registry_requests_total",
-			Help: "Requests sent to OCI registries and their token servers, by registry host (the first 64 seen; later ones are \"other\"), endpoint (ping, manifest, blob, tags, referrers, token) and code (the HTTP status, or \"error\" when no response came).",
+			Help: "Requests sent for OCI registries, by registry (the host[:port] a release's chart URL names; the first 64 seen, later ones \"other\"), endpoint (ping, manifest, blob, tags, referrers, token, or elsewhere: its token server or the storage a blob is redirected to) and code (the HTTP status, its class such as 5xx for an uncommon one, or \"error\" when no response came).",
 		}, []string{"registry", "endpoint", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "chartproof_registry_request_duration_seconds",
-			Help:    "Time from sending a request to an OCI registry or its token server to its response headers (or its failure), by registry host and endpoint.",
+			Help:    "Time from sending a request for an OCI registry to its response headers (or its failure), by registry and endpoint.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"registry", "endpoint"}),
 		hosts: map[string]bool{},
@@ -66,25 +70,31 @@ func NewRegistry(reg prometheus.Registerer) (*Registry, error) {
 	return m, nil
 }
 
-// RoundTripper returns next with every request counted and timed. A nil
-// *Registry returns next.
-func (m *Registry) RoundTripper(next http.RoundTripper) http.RoundTripper {
+// RoundTripper returns next with every request counted and timed under
+// registry (host[:port]): requests to that host by their endpoint, those
+// to any other host (a token server, a redirect) as EndpointElsewhere. A
+// nil *Registry returns next.
+func (m *Registry) RoundTripper(registry string, next http.RoundTripper) http.RoundTripper {
 	if m == nil {
 		return next
 	}
-	return instrumented{m: m, next: next}
+	return instrumented{m: m, registry: registry, next: next}
 }
 
 type instrumented struct {
-	m    *Registry
-	next http.RoundTripper
+	m        *Registry
+	registry string
+	next     http.RoundTripper
 }
 
 func (t instrumented) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	resp, err := t.next.RoundTrip(req)
 	took := time.Since(start)
-	host, endpoint := t.m.host(req.URL.Host), Endpoint(req.URL.Path)
+	host, endpoint := t.m.host(t.registry), EndpointElsewhere
+	if req.URL.Host == t.registry {
+		endpoint = Endpoint(req.URL.Path)
+	}
 	code := CodeError
 	if err == nil {
 		code = statusCode(resp.StatusCode)
@@ -130,13 +140,23 @@ func Endpoint(path string) string {
 	}
 }
 
-// statusCode is the code label of an HTTP status: the status itself when it
-// is one HTTP defines a class for (100 to 599), else "other".
+// commonCodes are the statuses a registry answers with that an SRE tells
+// apart; any other is labelled by its class.
+var commonCodes = map[int]bool{200: true, 201: true, 202: true, 204: true, 206: true, 301: true, 302: true, 303: true,
+	307: true, 308: true, 400: true, 401: true, 403: true, 404: true, 405: true, 416: true, 429: true,
+	500: true, 502: true, 503: true, 504: true}
+
+// statusCode is the code label of an HTTP status: a common one itself, any
+// other its class (1xx to 5xx), and "other" outside them.
 func statusCode(code int) string {
-	if code < 100 || code > 599 {
+	switch {
+	case commonCodes[code]:
+		return strconv.Itoa(code)
+	case code >= 100 && code <= 599:
+		return strconv.Itoa(code/100) + "xx"
+	default:
 		return "other"
 	}
-	return strconv.Itoa(code)
 }
 
 // Cache label values of chartproof_cache_lookups_total.

@@ -32,10 +32,11 @@ func TestEndpoint(t *testing.T) {
 	}
 }
 
-// TestRegistryRoundTripper: each request is counted once by host, endpoint
-// and status (or "error" without a response) and timed once; past
-// MaxRegistryLabels hosts, new ones are "other" while the known ones keep
-// their label.
+// TestRegistryRoundTripper: each request is counted once under the
+// registry its client is for, by endpoint and status (an uncommon one by its
+// class, "error" without a response), and timed once; a request to another
+// host (a token server, a redirect) is "elsewhere". Past MaxRegistryLabels
+// registries, new ones are "other" while the known ones keep their label.
 func TestRegistryRoundTripper(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewRegistry(reg)
@@ -43,43 +44,51 @@ func TestRegistryRoundTripper(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/manifests/") {
+		switch {
+		case strings.Contains(r.URL.Path, "/manifests/"):
 			w.WriteHeader(http.StatusNotFound)
+		case strings.Contains(r.URL.Path, "/tags/"):
+			w.WriteHeader(http.StatusTeapot)
 		}
 	}))
 	defer srv.Close()
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer tokens.Close()
 	down := httptest.NewServer(nil)
 	down.Close()
-	client := &http.Client{Transport: m.RoundTripper(http.DefaultTransport)}
-	get := func(url string) {
+	host, downHost := strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(down.URL, "http://")
+	get := func(registry, url string) {
 		t.Helper()
-		resp, err := client.Get(url)
+		resp, err := (&http.Client{Transport: m.RoundTripper(registry, http.DefaultTransport)}).Get(url)
 		if err == nil {
 			resp.Body.Close()
 		}
 	}
-	get(srv.URL + "/v2/")
-	get(srv.URL + "/v2/charts/hello/manifests/1.0.0")
-	get(srv.URL + "/v2/charts/hello/manifests/2.0.0")
-	get(down.URL + "/v2/")
-	host, downHost := strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(down.URL, "http://")
+	get(host, srv.URL+"/v2/")
+	get(host, srv.URL+"/v2/charts/hello/manifests/1.0.0")
+	get(host, srv.URL+"/v2/charts/hello/manifests/2.0.0")
+	get(host, srv.URL+"/v2/charts/hello/tags/list")
+	get(host, tokens.URL+"/token?scope=repository:charts/hello:pull")
+	get(downHost, down.URL+"/v2/")
 	for _, c := range []struct {
 		host, endpoint, code string
 		want                 float64
 	}{
 		{host, EndpointPing, "200", 1},
 		{host, EndpointManifest, "404", 2},
+		{host, EndpointTags, "4xx", 1},
+		{host, EndpointElsewhere, "200", 1},
 		{downHost, EndpointPing, CodeError, 1},
 	} {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(c.host, c.endpoint, c.code)); got != c.want {
 			t.Errorf("requests{%s,%s,%s} = %v, want %v", c.host, c.endpoint, c.code, got, c.want)
 		}
 	}
-	if n := testutil.CollectAndCount(m.requests); n != 3 {
-		t.Errorf("%d request series, want 3", n)
+	if n := testutil.CollectAndCount(m.requests); n != 5 {
+		t.Errorf("%d request series, want 5", n)
 	}
-	if n := testutil.CollectAndCount(m.duration); n != 3 {
-		t.Errorf("%d duration series, want 3 (host and endpoint)", n)
+	if n := testutil.CollectAndCount(m.duration); n != 5 {
+		t.Errorf("%d duration series, want 5 (registry and endpoint)", n)
 	}
 
 	// Two hosts are known; the cap leaves room for MaxRegistryLabels-2 more.
