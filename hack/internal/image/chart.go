@@ -1,11 +1,16 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -92,8 +97,10 @@ func WriteChart(module string) error {
 }
 
 // PackageChart returns module's ChartDir as a chart archive at version,
-// its values naming the image repository@digest.
-func PackageChart(module, version, repository, digest string) ([]byte, error) {
+// its values naming the image repository@digest. It is reproducible: every
+// file's time is created, so the same chart gives the same digest (and
+// signature subject) however often it is packaged.
+func PackageChart(module, version, repository, digest string, created time.Time) ([]byte, error) {
 	c, err := loader.LoadDir(filepath.Join(module, ChartDir))
 	if err != nil {
 		return nil, err
@@ -129,5 +136,46 @@ func PackageChart(module, version, repository, digest string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(archive)
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		return nil, err
+	}
+	return restamp(data, created)
+}
+
+// restamp returns a gzipped tar archive with every entry's time set to t
+// and a gzip header without a name or time: Helm's chartutil.Save stamps
+// the time it ran.
+func restamp(archive []byte, t time.Time) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		hdr.ModTime, hdr.AccessTime, hdr.ChangeTime = t, time.Time{}, time.Time{}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -41,8 +42,8 @@ func TestChartIsCurrent(t *testing.T) {
 	}
 }
 
-// TestChartInstallsConfigDefault: the chart packaged as `make image` does,
-// rendered by Helm's engine into a namespace, gives exactly config/default's
+// TestChartInstallsConfigDefault: the chart packaged as `make image` does
+// (reproducibly), rendered by Helm's engine into a namespace, gives exactly config/default's
 // objects (but its Namespace) in that namespace with the built image by
 // digest, and config/default's CRDs.
 func TestChartInstallsConfigDefault(t *testing.T) {
@@ -51,9 +52,18 @@ func TestChartInstallsConfigDefault(t *testing.T) {
 		repository = "registry.example/chartproof"
 		digest     = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	)
-	archive, err := PackageChart(module, "1.2.3", repository, digest)
+	created := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	archive, err := PackageChart(module, "1.2.3", repository, digest, created)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Reproducible: packaged again at the same time, the same bytes; at
+	// another, others (the time is in the archive).
+	if again, err := PackageChart(module, "1.2.3", repository, digest, created); err != nil || !bytes.Equal(again, archive) {
+		t.Errorf("packaged twice at one time: different archives (%v)", err)
+	}
+	if later, err := PackageChart(module, "1.2.3", repository, digest, created.Add(time.Second)); err != nil || bytes.Equal(later, archive) {
+		t.Errorf("packaged at another time: the same archive (%v)", err)
 	}
 	c, err := loader.LoadArchive(bytes.NewReader(archive))
 	if err != nil {

@@ -59,7 +59,11 @@ func Ship(ctx context.Context, o ShipOptions) (Shipped, error) {
 		return s, err
 	}
 	s.ImageDigest = digest.String()
-	archive, err := PackageChart(o.Image.Module, version, repository, s.ImageDigest)
+	created, err := createdTime(o.Image.Created)
+	if err != nil {
+		return s, err
+	}
+	archive, err := PackageChart(o.Image.Module, version, repository, s.ImageDigest, created)
 	if err != nil {
 		return s, err
 	}
