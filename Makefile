@@ -37,7 +37,8 @@ check-generated:
 	rm -rf $$snap
 
 vet:
-	@echo "==> go vet"
+	@echo "==> gofmt and go vet"
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	go vet ./...
 	go vet -tags cli .
 

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,6 +139,25 @@ func TestSelftest(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the text report names the false allow", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		code := cli.Selftest(t.Context(), cli.Env{Stdout: &stdout, Stderr: &stderr, Keychain: authn.NewMultiKeychain()},
+			[]string{"--policy", selftestPolicy(t, w.reg.Host, "Enforce", trustedPEM, stagingPEM), "--repository", repo("text"),
+				"--key", trusted, "--untrusted-key", staging, "--plain-http"})
+		out := stdout.String()
+		if code != cli.SelftestFalseAllow {
+			t.Fatalf("exit %d, want %d\n%s%s", code, cli.SelftestFalseAllow, out, stderr.String())
+		}
+		var falseAllows []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "FALSE ALLOW") {
+				falseAllows = append(falseAllows, strings.Fields(line)[0])
+			}
+		}
+		if len(falseAllows) != 1 || falseAllows[0] != "other-key-2" || !strings.Contains(out, "false allows: 1 of 8 attacks (12.5%)") {
+			t.Errorf("text report: FALSE ALLOW rows %q; want other-key-2 only, and the rate 1 of 8:\n%s", falseAllows, out)
+		}
+	})
 	t.Run("Audit mode allows every attack on signatures", func(t *testing.T) {
 		code, r, _ := runSelftest(t, "--policy", selftestPolicy(t, w.reg.Host, "Audit", trustedPEM), "--repository", repo("audit"),
 			"--key", trusted, "--plain-http")
@@ -158,6 +178,12 @@ func TestSelftest(t *testing.T) {
 			"--key", trusted, "--plain-http")
 		if code != cli.SelftestNotJudgeable || r.Control.Allowed || r.Control.Reason != chartproofv1.ReasonUntrustedSigner {
 			t.Fatalf("exit %d, control %+v; want 3, refused UntrustedSigner", code, r.Control)
+		}
+		var stdout bytes.Buffer
+		code = cli.Selftest(t.Context(), cli.Env{Stdout: &stdout, Stderr: io.Discard, Keychain: authn.NewMultiKeychain()},
+			[]string{"--policy", selftestPolicy(t, w.reg.Host, "Enforce", otherPEM), "--repository", repo("untrusted-text"), "--key", trusted, "--plain-http"})
+		if code != cli.SelftestNotJudgeable || !strings.Contains(stdout.String(), "NOT MEASURED: the control was refused (UntrustedSigner") {
+			t.Errorf("text report: exit %d\n%s", code, stdout.String())
 		}
 	})
 }

@@ -111,8 +111,8 @@ type Report struct {
 	// MovedTagBefore is the moved tag's chart judged before the tag
 	// moves: a second control, which must be allowed too.
 	MovedTagBefore Case   `json:"movedTagBefore"`
-	Attacks     []Case `json:"attacks"`
-	FalseAllows int    `json:"falseAllows"`
+	Attacks        []Case `json:"attacks"`
+	FalseAllows    int    `json:"falseAllows"`
 }
 
 // Judgeable says whether the report measures the policy: the controls were
