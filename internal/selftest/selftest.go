@@ -29,7 +29,6 @@ package selftest
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -40,7 +39,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -55,9 +53,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/chartproof/chartproof/internal/gate"
-	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/tgz"
 	"github.com/chartproof/chartproof/internal/verify"
 )
 
@@ -420,14 +418,14 @@ func newKey() (signature.Signer, error) {
 // withTemplate returns the chart archive with one more file under the
 // chart's directory.
 func withTemplate(archive []byte, chartName, path, content string) ([]byte, error) {
-	return rewrite(archive, nil, &tar.Header{Name: chartName + "/" + path, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}, []byte(content))
+	return tgz.Rewrite(archive, nil, tgz.File{Name: chartName + "/" + path, Data: []byte(content)})
 }
 
 // withVersion returns the chart archive with its Chart.yaml's version set
 // to version.
 func withVersion(archive []byte, chartName, version string) ([]byte, error) {
-	return rewrite(archive, func(name string, data []byte) ([]byte, error) {
-		if name != chartName+"/Chart.yaml" {
+	return tgz.Rewrite(archive, func(hdr *tar.Header, data []byte) ([]byte, error) {
+		if hdr.Name != chartName+"/Chart.yaml" {
 			return data, nil
 		}
 		var meta map[string]any
@@ -436,89 +434,16 @@ func withVersion(archive []byte, chartName, version string) ([]byte, error) {
 		}
 		meta["version"] = version
 		return yaml.Marshal(meta)
-	}, nil, nil)
-}
-
-// rewrite returns archive with each file's content passed through edit
-// (when set) and extra appended (when set).
-func rewrite(archive []byte, edit func(name string, data []byte) ([]byte, error), extra *tar.Header, extraData []byte) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(archive))
-	if err != nil {
-		return nil, err
-	}
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		data, err := io.ReadAll(io.LimitReader(tr, limits.MaxChartFileBytes+1))
-		if err != nil {
-			return nil, err
-		}
-		if len(data) > limits.MaxChartFileBytes {
-			return nil, fmt.Errorf("%s: over %d bytes", hdr.Name, limits.MaxChartFileBytes)
-		}
-		if edit != nil {
-			if data, err = edit(hdr.Name, data); err != nil {
-				return nil, err
-			}
-		}
-		hdr.Size = int64(len(data))
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return nil, err
-		}
-	}
-	if extra != nil {
-		if err := tw.WriteHeader(extra); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(extraData); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	})
 }
 
 // hostileArchive is a chart archive with a file whose path leaves the
 // chart's directory.
 func hostileArchive(chartName, version string) ([]byte, error) {
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for _, f := range []struct{ name, data string }{
-		{chartName + "/Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\n", chartName, version)},
-		{chartName + "/../../../etc/chartproof-selftest", "written outside the chart\n"},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write([]byte(f.data)); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return tgz.Write([]tgz.File{
+		{Name: chartName + "/Chart.yaml", Data: fmt.Appendf(nil, "apiVersion: v2\nname: %s\nversion: %s\n", chartName, version)},
+		{Name: chartName + "/../../../etc/chartproof-selftest", Data: []byte("written outside the chart\n")},
+	}, time.Unix(0, 0))
 }
 
 func sortedKeys(m map[string]signature.Signer) []string {
@@ -534,26 +459,10 @@ func sortedKeys(m map[string]signature.Signer) []string {
 // ConfigMap.
 func SampleChart() (archive []byte, chartName, version string, err error) {
 	chartName, version = "chartproof-selftest", "0.1.0"
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for _, f := range []struct{ name, data string }{
-		{"Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: the chart chartproof selftest signs and tampers with\n", chartName, version)},
-		{"values.yaml", "message: verified\n"},
-		{"templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-selftest\ndata:\n  message: {{ .Values.message | quote }}\n"},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: chartName + "/" + f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg}); err != nil {
-			return nil, "", "", err
-		}
-		if _, err := tw.Write([]byte(f.data)); err != nil {
-			return nil, "", "", err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, "", "", err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, "", "", err
-	}
-	return out.Bytes(), chartName, version, nil
+	archive, err = tgz.Write([]tgz.File{
+		{Name: chartName + "/Chart.yaml", Data: fmt.Appendf(nil, "apiVersion: v2\nname: %s\nversion: %s\ndescription: the chart chartproof selftest signs and tampers with\n", chartName, version)},
+		{Name: chartName + "/values.yaml", Data: []byte("message: verified\n")},
+		{Name: chartName + "/templates/configmap.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-selftest\ndata:\n  message: {{ .Values.message | quote }}\n")},
+	}, time.Unix(0, 0))
+	return archive, chartName, version, err
 }
