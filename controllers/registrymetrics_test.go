@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
@@ -67,27 +68,29 @@ func TestRegistryRequestsCounted(t *testing.T) {
 // endpoint and code where they are not empty.
 func registryRequests(t *testing.T, host, endpoint, code string) float64 {
 	t.Helper()
-	mfs, err := promReg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != "chartproof_registry_requests_total" {
-			continue
+	return sumSeries(t, "chartproof_registry_requests_total", func(m *dto.Metric) float64 {
+		if label(m, "registry") != host || endpoint != "" && label(m, "endpoint") != endpoint || code != "" && label(m, "code") != code {
+			return 0
 		}
-		for _, m := range mf.GetMetric() {
-			if label(m, "registry") == host && (endpoint == "" || label(m, "endpoint") == endpoint) && (code == "" || label(m, "code") == code) {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
+		return m.GetCounter().GetValue()
+	})
 }
 
 // registryTimed is the number of requests to host
 // chartproof_registry_request_duration_seconds observed.
 func registryTimed(t *testing.T, host string) float64 {
+	t.Helper()
+	return sumSeries(t, "chartproof_registry_request_duration_seconds", func(m *dto.Metric) float64 {
+		if label(m, "registry") != host {
+			return 0
+		}
+		return float64(m.GetHistogram().GetSampleCount())
+	})
+}
+
+// sumSeries sums value over the series of the metric name in the suite's
+// registry.
+func sumSeries(t *testing.T, name string, value func(*dto.Metric) float64) float64 {
 	t.Helper()
 	mfs, err := promReg.Gather()
 	if err != nil {
@@ -95,12 +98,9 @@ func registryTimed(t *testing.T, host string) float64 {
 	}
 	var n float64
 	for _, mf := range mfs {
-		if mf.GetName() != "chartproof_registry_request_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label(m, "registry") == host {
-				n += float64(m.GetHistogram().GetSampleCount())
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				n += value(m)
 			}
 		}
 	}

@@ -7,8 +7,8 @@
 // of hack/image/rootfs (a non-root user, 65532), and nothing else: no base
 // image, so no shell, no package manager and no base to pin or patch. The
 // binary trusts the system's root certificates where it finds them and
-// Mozilla's, compiled in (golang.org/x/crypto/x509roots/fallback), where it
-// does not.
+// Mozilla's, compiled in (golang.org/x/crypto/x509roots/fallback, the
+// fallbackroots build tag: roots.go), where it does not.
 //
 // It is reproducible: every file's time, owner and order are fixed, and the
 // image's creation time is SOURCE_DATE_EPOCH (the last commit's time in
@@ -207,7 +207,7 @@ func buildBinary(ctx context.Context, module string, plat v1.Platform) ([]byte, 
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "chartproof")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "fallbackroots", "-ldflags=-s -w -buildid=", "-o", out, ".")
 	cmd.Dir = module
 	// Everything that changes the code generated is set, whatever the
 	// caller's environment says: the same source gives the same binary.

@@ -36,9 +36,6 @@ const module = "../../.."
 // table, and runs. Pushed to a registry on loopback, the registry serves it under the
 // same digest.
 func TestImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the chartproof binary (minutes the first time)")
-	}
 	created := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	platform := runtime.GOOS + "/" + runtime.GOARCH
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
