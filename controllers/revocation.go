@@ -20,27 +20,42 @@ type trustState struct {
 	// last reconciled; unverified counts those that did not.
 	verified   map[types.UID]bool
 	unverified int
+	// early holds the releases a reconcile found no longer verifying before
+	// any trust change was observed for them: trust sources are read
+	// uncached, so a reconcile can see a change before its watch event
+	// arrives. The change observed next for one of them, before it is
+	// reconciled again, is timed as revoked at once.
+	early map[types.UID]bool
 }
 
 func (r *VerifiedHelmReleaseReconciler) trust() *trustState {
 	r.trustOnce.Do(func() {
-		r.trustState = &trustState{changed: map[types.UID]time.Time{}, verified: map[types.UID]bool{}}
+		r.trustState = &trustState{changed: map[types.UID]time.Time{}, verified: map[types.UID]bool{}, early: map[types.UID]bool{}}
 	})
 	return r.trustState
 }
 
 // trustChanged records that a change of trust (a policy, what it reads, a
 // namespace's labels) was observed for the releases listed, and returns
-// their requests.
+// their requests. A release a reconcile already found no longer verifying,
+// before this change was observed, is timed as revoked at once (0 s).
 func (r *VerifiedHelmReleaseReconciler) trustChanged(list chartproofv1.VerifiedHelmReleaseList) []ctrl.Request {
 	s, now := r.trust(), time.Now()
+	early := 0
 	s.mu.Lock()
 	for _, v := range list.Items {
+		if s.early[v.UID] {
+			delete(s.early, v.UID)
+			early++
+		}
 		if _, ok := s.changed[v.UID]; !ok {
 			s.changed[v.UID] = now
 		}
 	}
 	s.mu.Unlock()
+	for range early {
+		r.RevocationMetrics.Revoked(0)
+	}
 	return requestsFor(list)
 }
 
@@ -56,6 +71,10 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	was, known := s.forget(obj.UID)
 	inst := obj.Status.Installed
 	marked := inst != nil && !inst.Verified && known && was
+	delete(s.early, obj.UID)
+	if marked && !observed {
+		s.early[obj.UID] = true
+	}
 	if observed && changed.After(started) && !marked {
 		// Judged, perhaps, with the trust of before: the change waits for
 		// the reconcile it queued. One that marked the release saw it.
@@ -103,6 +122,7 @@ func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
 	s := r.trust()
 	s.mu.Lock()
 	delete(s.changed, uid)
+	delete(s.early, uid)
 	s.forget(uid)
 	n := s.unverified
 	s.mu.Unlock()

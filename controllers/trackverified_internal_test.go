@@ -72,4 +72,33 @@ func TestTrackVerifiedKeepsLateChange(t *testing.T) {
 	if r.queuedByTrustChange(obj.UID) {
 		t.Fatal("the change is still pending after a reconcile marked the release")
 	}
+
+	// A reconcile that found the release no longer verifying before the
+	// change's watch event arrived (trust sources are read uncached): the
+	// change observed next times it, at once.
+	r.trackVerified(installed(true), time.Now())
+	r.trackVerified(installed(false), time.Now())
+	if got := timed(); got != 2 {
+		t.Fatalf("revocations timed: %d; want 2 before the change is observed", got)
+	}
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}})
+	if got := timed(); got != 3 {
+		t.Fatalf("revocations timed: %d; want 3 (the mark that came before the change's event)", got)
+	}
+	r.trackVerified(installed(false), time.Now()) // the reconcile the change queued
+	if got := timed(); got != 3 {
+		t.Fatalf("revocations timed: %d; want 3 (timed once)", got)
+	}
+
+	// Its control: a release found no longer verifying, reconciled again
+	// before any trust change (not a revocation: a signature deleted, a
+	// certificate expired); a later change does not time it.
+	r.trackVerified(installed(true), time.Now())
+	r.trackVerified(installed(false), time.Now())
+	r.trackVerified(installed(false), time.Now())
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}})
+	r.trackVerified(installed(false), time.Now())
+	if got := timed(); got != 3 {
+		t.Fatalf("revocations timed: %d; want 3 (a mark no change explains is not a revocation)", got)
+	}
 }

@@ -166,7 +166,7 @@ func NewRevocation(reg prometheus.Registerer) (*Revocation, error) {
 		}),
 		timeToRevoke: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "chartproof_time_to_revoke_seconds",
-			Help:    "Time from a change of trust being observed (a policy, a Secret or ConfigMap it reads, a namespace's labels) to an installed release that verified found no longer verifying.",
+			Help:    "Time from a change of trust being observed (a policy, a Secret or ConfigMap it reads, a namespace's labels) to an installed release that verified found no longer verifying; 0 when a reconcile found it before the change's watch event arrived.",
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 900},
 		}),
 	}
