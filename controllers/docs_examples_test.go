@@ -29,8 +29,11 @@ import (
 // (one per authority the threshold needs) that the CI system or signer the
 // example is written for would get, or, for a key policy, a key.
 type docClaim struct {
-	certs []testsign.Cert
-	key   bool
+	// attestations are, by requirement name, the predicate (JSON) the doc
+	// says its condition accepts; each is signed keylessly by certs[0].
+	attestations map[string]string
+	certs        []testsign.Cert
+	key          bool
 	// tabled is true when the doc shows these certificate values in a
 	// table next to the example: each value must then appear in the doc,
 	// in backquotes, so the table and this claim cannot drift apart.
@@ -76,6 +79,20 @@ var docClaims = map[string]docClaim{
 		{URI: "https://git.internal.example/platform/payments-api//.ci.yml@refs/heads/main", Issuer: "https://oidc.internal.example"},
 		{Email: "security-approver@internal.example", Issuer: "https://oidc.internal.example"},
 	}},
+	"docs/policy-provenance.md#TrustPolicy/payments": {certs: []testsign.Cert{{
+		URI: "https://github.com/example/charts/.github/workflows/release.yml@refs/heads/main", Issuer: githubIssuer,
+	}}, attestations: map[string]string{"provenance": githubProvenanceExample}},
+	"docs/policy-provenance.md#TrustPolicy/payments-gitlab": {certs: []testsign.Cert{{
+		URI: "https://gitlab.com/example/charts//.gitlab-ci.yml@refs/heads/main", Issuer: "https://gitlab.com",
+	}}, attestations: map[string]string{"provenance": `{"buildDefinition":{"buildType":"https://gitlab.com/gitlab-org/gitlab-runner/-/blob/v17.6.0/PROVENANCE.md",` +
+		`"externalParameters":{"source":"https://gitlab.com/example/charts","entryPoint":"release-chart","variables":{"CI_COMMIT_REF_PROTECTED":"true","CI_JOB_TOKEN":"[MASKED]"}},` +
+		`"internalParameters":{"name":"runner-1","executor":"docker","architecture":"amd64","job":"42"}},"runDetails":{"builder":{"id":"https://gitlab.com/example/charts/-/runners/1"}}}`}},
+	"docs/policy-provenance.md#TrustPolicy/payments-sbom": {certs: []testsign.Cert{{
+		URI: "https://github.com/example/charts/.github/workflows/release.yml@refs/heads/main", Issuer: githubIssuer,
+	}}, attestations: map[string]string{
+		"provenance": githubProvenanceExample,
+		"sbom":       `{"spdxVersion":"SPDX-2.3","creationInfo":{"comment":"https://github.com/example/charts/actions/runs/1/attempts/1"}}`,
+	}},
 	"config/samples/trustpolicy.yaml#TrustPolicy/team-charts": {key: true},
 	// A release key whose signatures must be in the log of the private
 	// Sigstore's trusted root.
@@ -83,6 +100,14 @@ var docClaims = map[string]docClaim{
 }
 
 // docExample is one TrustPolicy or ClusterTrustPolicy of a doc.
+// githubProvenanceExample is SLSA v1 provenance as GitHub's
+// attest-build-provenance writes it, for the workflow docs/policy-provenance.md
+// trusts.
+const githubProvenanceExample = `{"buildDefinition":{"buildType":"https://actions.github.io/buildtypes/workflow/v1",` +
+	`"externalParameters":{"workflow":{"ref":"refs/heads/main","repository":"https://github.com/example/charts","path":".github/workflows/release.yml"}},` +
+	`"internalParameters":{"github":{"event_name":"push"}},"resolvedDependencies":[]},` +
+	`"runDetails":{"builder":{"id":"https://github.com/actions/runner/github-hosted"},"metadata":{"invocationId":"https://github.com/example/charts/actions/runs/1/attempts/1"}}}`
+
 type docExample struct {
 	file string // relative to the repository root
 	kind string
@@ -156,7 +181,7 @@ func TestDocsExamples(t *testing.T) {
 			if err != nil {
 				t.Fatalf("policy.Compile refuses what the API server accepted: %v", err)
 			}
-			v, err := verify.New(p.Authorities)
+			v, err := verify.ForPolicy(p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +193,14 @@ func TestDocsExamples(t *testing.T) {
 			digest := "sha256:" + hex.EncodeToString(sum[:])
 			statement := testsign.Statement(repo, digest)
 
+			// evaluateWith judges the bundles as the chart's signatures,
+			// with the attestations of preds (by requirement name).
+			var evaluateWith func(t *testing.T, preds map[string]string, bundles ...[]byte) policy.Verdict
 			evaluate := func(t *testing.T, bundles ...[]byte) policy.Verdict {
+				t.Helper()
+				return evaluateWith(t, claim.attestations, bundles...)
+			}
+			evaluateWith = func(t *testing.T, preds map[string]string, bundles ...[]byte) policy.Verdict {
 				t.Helper()
 				ev := policy.Evidence{Repository: repo, Digest: digest}
 				for _, b := range bundles {
@@ -178,6 +210,23 @@ func TestDocsExamples(t *testing.T) {
 					}
 					sig.Layout = policy.LayoutSigstoreBundle
 					ev.Signatures = append(ev.Signatures, sig)
+				}
+				// The attestations the doc's conditions accept, signed by
+				// the first claimed signer.
+				for _, a := range p.Attestations {
+					pred, ok := preds[a.Name]
+					if !ok {
+						t.Fatalf("no docClaims attestation for requirement %s", a.Name)
+					}
+					b, err := sigstore.SignKeyless(testsign.AttestationStatement(a.PredicateType, pred, repo, digest), testsign.KeylessOptions{Cert: claim.certs[0]})
+					if err != nil {
+						t.Fatal(err)
+					}
+					att, ok := v.Attestation(b, a.Set())
+					if !ok {
+						t.Fatalf("requirement %s: not an attestation", a.Name)
+					}
+					ev.Attestations = append(ev.Attestations, att)
 				}
 				return policy.Evaluate(p, ev)
 			}
@@ -230,6 +279,22 @@ func TestDocsExamples(t *testing.T) {
 			t.Run("claimed certificates", func(t *testing.T) {
 				checkVerdict(t, evaluate(t, sign(t, func(*testsign.Cert) {})...), "", p.Threshold)
 			})
+			if len(claim.attestations) > 0 {
+				// Each condition is what decides: a predicate it does not
+				// accept (another builder, another ref: none of its fields)
+				// is refused, the requirement named.
+				for name := range claim.attestations {
+					t.Run("attestation "+name+" of another build", func(t *testing.T) {
+						preds := copyMap(claim.attestations)
+						preds[name] = `{"buildDefinition":{},"runDetails":{}}`
+						v := evaluateWith(t, preds, sign(t, func(*testsign.Cert) {})...)
+						checkVerdict(t, v, chartproofv1.ReasonPredicateRejected, p.Threshold)
+						if !strings.Contains(v.Message(), "attestation "+name) {
+							t.Errorf("reason %q does not name the requirement", v.Message())
+						}
+					})
+				}
+			}
 			t.Run("another subject", func(t *testing.T) {
 				checkVerdict(t, evaluate(t, sign(t, func(c *testsign.Cert) {
 					if c.URI != "" {
@@ -327,8 +392,17 @@ func applyExample(t *testing.T, e docExample) (chartproofv1.TrustPolicy, policy.
 // objectReader answers with the throwaway Sigstore's root.
 func substitutePublicGood(spec chartproofv1.TrustPolicySpec, ref policy.Ref) chartproofv1.TrustPolicySpec {
 	out := *spec.DeepCopy()
+	auths := []*chartproofv1.Authority{}
 	for i := range out.Authorities {
-		k := out.Authorities[i].Keyless
+		auths = append(auths, &out.Authorities[i])
+	}
+	for i := range out.Attestations {
+		for j := range out.Attestations[i].Authorities {
+			auths = append(auths, &out.Attestations[i].Authorities[j])
+		}
+	}
+	for _, a := range auths {
+		k := a.Keyless
 		if k == nil || k.TrustedRoot != nil {
 			continue
 		}

@@ -105,7 +105,7 @@ func (r *TrustPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	cond := metav1.Condition{Type: chartproofv1.ConditionReady, ObservedGeneration: obj.GetGeneration()}
 	p, err := policy.Compile(ref, *spec, fetchTrustSources(ctx, r.APIReader, r.TUF, ref.Namespace, *spec))
 	if err == nil {
-		_, err = verify.New(p.Authorities)
+		_, err = verify.ForPolicy(p)
 	}
 	var res ctrl.Result
 	if err != nil {

@@ -59,7 +59,7 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 	if r := spec.Revocations; r != nil && r.ConfigMapRef != nil {
 		add("ConfigMap", r.ConfigMapRef.Namespace, r.ConfigMapRef.Name)
 	}
-	for _, a := range spec.Authorities {
+	for _, a := range allAuthorities(spec) {
 		for _, tr := range trustedRootsOf(a) {
 			addRoot(tr)
 		}
@@ -99,6 +99,16 @@ func trustSources(policyNamespace string, spec chartproofv1.TrustPolicySpec) []s
 				add("ConfigMap", r.Namespace, r.Name)
 			}
 		}
+	}
+	return out
+}
+
+// allAuthorities are a policy's authorities and those of its attestation
+// requirements: what they read is read and watched alike.
+func allAuthorities(spec chartproofv1.TrustPolicySpec) []chartproofv1.Authority {
+	out := slices.Clone(spec.Authorities)
+	for _, a := range spec.Attestations {
+		out = append(out, a.Authorities...)
 	}
 	return out
 }
@@ -232,7 +242,7 @@ func indexTrustSources(ctx context.Context, mgr ctrl.Manager) error {
 const x509Index = ".spec.authorities.x509"
 
 func hasX509(spec chartproofv1.TrustPolicySpec) []string {
-	for _, a := range spec.Authorities {
+	for _, a := range allAuthorities(spec) {
 		if a.X509 != nil {
 			return []string{"true"}
 		}
@@ -257,7 +267,7 @@ const tufIndex = ".spec.authorities.tuf"
 // them (an air-gapped copy is a ConfigMap, among trustSources).
 func tufLocations(spec chartproofv1.TrustPolicySpec) []string {
 	var out []string
-	for _, a := range spec.Authorities {
+	for _, a := range allAuthorities(spec) {
 		for _, tr := range trustedRootsOf(a) {
 			if tr.TUF == nil || tr.TUF.ConfigMapRef != nil {
 				continue

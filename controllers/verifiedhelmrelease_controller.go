@@ -1211,6 +1211,26 @@ func (r *VerifiedHelmReleaseReconciler) refused(obj *chartproofv1.VerifiedHelmRe
 	r.event(obj, corev1.EventTypeWarning, res.Verdict.Code(), msg)
 }
 
+// signatureEvidence is what the status records of an accepted signature.
+func signatureEvidence(a policy.Acceptance, now metav1.Time) chartproofv1.SignatureEvidence {
+	e := chartproofv1.SignatureEvidence{
+		Policy: a.Policy, Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
+		Revocation: bounded(a.Revocation, 1024),
+	}
+	if a.Identity != nil {
+		e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject
+	}
+	if a.Log != nil {
+		index := a.Log.Index
+		e.LogIndex, e.LogID = &index, a.Log.LogID
+	}
+	if a.SignedAt != nil {
+		t := metav1.NewTime(*a.SignedAt)
+		e.SignedAt = &t
+	}
+	return e
+}
+
 // recordVerification writes the Verified condition and the evidence.
 func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.VerifiedHelmRelease, res gate.Result) {
 	v := res.Verdict
@@ -1218,24 +1238,14 @@ func (r *VerifiedHelmReleaseReconciler) recordVerification(obj *chartproofv1.Ver
 	obj.Status.LastVerifiedTime = &now
 	obj.Status.ResolvedDigest, obj.Status.ResolvedVersion = res.Digest, res.Tag
 	obj.Status.ShortDigest = shortDigest(res.Digest)
-	obj.Status.Evidence = nil
+	obj.Status.Evidence, obj.Status.Attestations = nil, nil
 	for _, a := range v.Accepted {
-		e := chartproofv1.SignatureEvidence{
-			Policy: a.Policy, Authority: a.Authority, KeyID: a.KeyID, Layout: string(a.Layout), Signature: a.Signature, VerifiedAt: now,
-			Revocation: bounded(a.Revocation, 1024),
-		}
-		if a.Identity != nil {
-			e.Issuer, e.Subject = a.Identity.Issuer, a.Identity.Subject
-		}
-		if a.Log != nil {
-			index := a.Log.Index
-			e.LogIndex, e.LogID = &index, a.Log.LogID
-		}
-		if a.SignedAt != nil {
-			t := metav1.NewTime(*a.SignedAt)
-			e.SignedAt = &t
-		}
-		obj.Status.Evidence = append(obj.Status.Evidence, e)
+		obj.Status.Evidence = append(obj.Status.Evidence, signatureEvidence(a, now))
+	}
+	for _, a := range v.Attestations {
+		obj.Status.Attestations = append(obj.Status.Attestations, chartproofv1.AttestationEvidence{
+			Name: a.Name, PredicateType: bounded(a.PredicateType, 1024), SignatureEvidence: signatureEvidence(a.Acceptance, now),
+		})
 	}
 	switch {
 	case v.Passed():
@@ -1503,7 +1513,7 @@ func (r *VerifiedHelmReleaseReconciler) compile(ctx context.Context, ref policy.
 	if err != nil {
 		return gate.Judge{}, err
 	}
-	v, err := verify.New(p.Authorities)
+	v, err := verify.ForPolicy(p)
 	if err != nil {
 		return gate.Judge{}, err
 	}

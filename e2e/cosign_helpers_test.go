@@ -195,6 +195,11 @@ type verifyOutput struct {
 		Message string `json:"message"`
 	} `json:"reasons"`
 	Accepted []acceptance `json:"accepted"`
+	// Attestations are the attestation requirements that held.
+	Attestations []struct {
+		Name string `json:"name"`
+		acceptance
+	} `json:"attestations"`
 }
 
 // acceptance is one accepted signature, as `chartproof verify` prints it and

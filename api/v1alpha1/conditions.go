@@ -99,16 +99,21 @@ const (
 	ReasonReleaseRecordTampered  = "ReleaseRecordTampered"
 
 	// Signatures and binding.
-	ReasonNoSignature              = "NoSignature"
-	ReasonUntrustedSigner          = "UntrustedSigner"
-	ReasonSubjectMismatch          = "SubjectMismatch"
-	ReasonThresholdNotMet          = "ThresholdNotMet"
-	ReasonMalformedSignature       = "MalformedSignature"
-	ReasonIdentityMismatch         = "IdentityMismatch"
-	ReasonNotLogged                = "NotLogged"
-	ReasonKeyNotValidAtSigningTime = "KeyNotValidAtSigningTime"
-	ReasonSignerRevoked            = "SignerRevoked"
-	ReasonDigestDenied             = "DigestDenied"
+	ReasonNoSignature     = "NoSignature"
+	ReasonUntrustedSigner = "UntrustedSigner"
+	ReasonSubjectMismatch = "SubjectMismatch"
+	// Attestations (spec.attestations of a policy).
+	ReasonAttestationMissing         = "AttestationMissing"
+	ReasonAttestationSubjectMismatch = "AttestationSubjectMismatch"
+	ReasonPredicateTypeMismatch      = "PredicateTypeMismatch"
+	ReasonPredicateRejected          = "PredicateRejected"
+	ReasonThresholdNotMet            = "ThresholdNotMet"
+	ReasonMalformedSignature         = "MalformedSignature"
+	ReasonIdentityMismatch           = "IdentityMismatch"
+	ReasonNotLogged                  = "NotLogged"
+	ReasonKeyNotValidAtSigningTime   = "KeyNotValidAtSigningTime"
+	ReasonSignerRevoked              = "SignerRevoked"
+	ReasonDigestDenied               = "DigestDenied"
 	// ReasonCertificateRejected: a signature's certificate was issued in
 	// an x509 authority's PKI, but its path fails a check.
 	ReasonCertificateRejected = "CertificateRejected"
@@ -230,6 +235,10 @@ var Reasons = []ReasonInfo{
 	{ReasonNoSignature, ReasonKindDenial, "No signature was found for the digest, in either cosign layout."},
 	{ReasonUntrustedSigner, ReasonKindDenial, "Signatures exist, but none verifies under any of the policy's authorities."},
 	{ReasonSubjectMismatch, ReasonKindDenial, "A trusted authority's signature verifies, but it names another digest: a signature copied from another artifact."},
+	{ReasonAttestationMissing, ReasonKindDenial, "A policy requires an attestation (spec.attestations) of a predicate type, and no attestation of that type was found for the chart's manifest digest, in cosign's `.att` tag or as a Sigstore bundle referrer."},
+	{ReasonAttestationSubjectMismatch, ReasonKindDenial, "An attestation of the required type verifies under its authorities, but its in-toto statement names another digest than the chart's manifest digest: an attestation copied from another artifact."},
+	{ReasonPredicateTypeMismatch, ReasonKindDenial, "The registry lists an attestation as being of the required predicate type, but its signed statement is of another: the statement decides, and no attestation of the required type was found."},
+	{ReasonPredicateRejected, ReasonKindDenial, "An attestation of the required type verifies under its authorities and names the chart, but the requirement's CEL condition is false for it (another builder, source repository or ref), or could not be evaluated; the message names the requirement and its condition."},
 	{ReasonThresholdNotMet, ReasonKindDenial, "Fewer distinct trusted authorities signed the digest than the policy's threshold."},
 	{ReasonIdentityMismatch, ReasonKindDenial, "A keyless signature verifies under a trusted root of the policy (certificate chain at the signing time, transparency log, timestamps), but its certificate names an issuer, subject or extension none of the authority's identities allows; or a signature verifies under an x509 authority's PKI, but its leaf names none of the authority's subjectAlternativeNames."},
 	{ReasonNotLogged, ReasonKindDenial, "A key authority with requireTransparencyLog verifies the signature, but no transparency log of its trusted root records it (no entry, an entry for something else, or an entry whose proof or promise does not verify)."},

@@ -88,6 +88,54 @@ type TrustPolicySpec struct {
 	// whatever signs them (THREATS FRS-01, FRS-02).
 	// +optional
 	Freshness *Freshness `json:"freshness,omitempty"`
+
+	// Attestations are the in-toto attestations the chart's manifest
+	// digest must carry besides its signatures (SLSA provenance, an SBOM,
+	// ...): each one verified under its authorities with the same identity,
+	// log, time and revocation rules as a signature, its statement naming
+	// the manifest digest, of the predicate type required, and satisfying
+	// its condition. Every one must hold (docs/policy-provenance.md).
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=name
+	Attestations []AttestationRequirement `json:"attestations,omitempty"`
+}
+
+// AttestationRequirement is one attestation a chart must carry.
+type AttestationRequirement struct {
+	// Name names the requirement in reasons and status, and in the
+	// conditions of the requirements listed after it (attestations.<name>).
+	// +kubebuilder:validation:Pattern=`^[a-z][a-zA-Z0-9_]{0,62}$`
+	Name string `json:"name"`
+
+	// PredicateType is the predicate type the verified in-toto statement
+	// must have, e.g. https://slsa.dev/provenance/v1. What the registry's
+	// metadata (annotations) says is a hint only.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	PredicateType string `json:"predicateType"`
+
+	// Authorities, when set, are the signers of this attestation, instead
+	// of the policy's authorities (a provenance attestation is signed by
+	// the build platform, not by who releases the chart). They count for
+	// this attestation only, never towards the signatures' threshold.
+	// One of them signing is enough. At most 4: the API server bounds what
+	// validating an authority nested this deep may cost.
+	// +optional
+	// +kubebuilder:validation:MaxItems=4
+	Authorities []Authority `json:"authorities,omitempty"`
+
+	// Condition is a CEL expression that must be true: over predicate
+	// (the verified statement's predicate), predicateType, subject (its
+	// subjects: name and digest), signer (keyID; for a certificate issuer,
+	// subject, subjectType and extensions, as Fulcio names them) and
+	// attestations.<name> (the same of a requirement listed before this
+	// one, as it held). Empty: any statement of the type holds. Its
+	// worst-case cost is bounded when the policy is compiled.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Condition string `json:"condition,omitempty"`
 }
 
 // Freshness bounds what a policy admits by signature age and chart version.

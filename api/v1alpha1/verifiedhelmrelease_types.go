@@ -669,6 +669,12 @@ type VerifiedHelmReleaseStatus struct {
 	// +kubebuilder:validation:MaxItems=32
 	Evidence []SignatureEvidence `json:"evidence,omitempty"`
 
+	// Attestations lists the attestations the policies require that held
+	// at the last verification (spec.attestations of each policy).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	Attestations []AttestationEvidence `json:"attestations,omitempty"`
+
 	// LastVerifiedTime is when the installed or resolved digest was last
 	// verified, whatever the outcome.
 	// +optional
@@ -838,6 +844,17 @@ type SignatureEvidence struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	Revocation string `json:"revocation,omitempty"`
+}
+
+// AttestationEvidence is one required attestation that held.
+type AttestationEvidence struct {
+	// Name is the requirement's name in its policy's spec.attestations.
+	Name string `json:"name"`
+	// PredicateType is the verified statement's predicate type.
+	PredicateType string `json:"predicateType"`
+	// SignatureEvidence is the attestation's signature: its signer, where
+	// it was found (Signature: the manifest holding it), when verified.
+	SignatureEvidence `json:",inline"`
 }
 
 // VerifiedHelmRelease installs an OCI Helm chart only when its provenance

@@ -108,7 +108,7 @@ func Selftest(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	verifier, err := verify.New(pol.Authorities)
+	verifier, err := verify.ForPolicy(pol)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -155,7 +155,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	verifier, err := verify.New(pol.Authorities)
+	verifier, err := verify.ForPolicy(pol)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -172,7 +172,7 @@ func Verify(ctx context.Context, env Env, args []string) int {
 		if p.Ref.Kind != "ClusterTrustPolicy" {
 			return usageErr("--mandatory-policy %s: only a ClusterTrustPolicy can be mandatory, not a %s", file, p.Ref.Kind)
 		}
-		v, err := verify.New(p.Authorities)
+		v, err := verify.ForPolicy(p)
 		if err != nil {
 			return usageErr("%v", err)
 		}
@@ -261,6 +261,8 @@ type Output struct {
 	Artifact string              `json:"artifact,omitempty"`
 	Reasons  []policy.Reason     `json:"reasons"`
 	Accepted []policy.Acceptance `json:"accepted"`
+	// Attestations are the policy's attestation requirements that held.
+	Attestations []policy.HeldAttestation `json:"attestations,omitempty"`
 }
 
 func output(res gate.Result) Output {
@@ -268,7 +270,7 @@ func output(res gate.Result) Output {
 	out := Output{
 		Allowed: v.Allowed(), Passed: v.Passed(), Inconclusive: v.Inconclusive, Mode: string(v.Mode),
 		Repository: res.Repository, Tag: res.Tag, Digest: res.Digest, Policy: v.Policy.String(),
-		Reasons: v.Reasons, Accepted: v.Accepted,
+		Reasons: v.Reasons, Accepted: v.Accepted, Attestations: v.Attestations,
 	}
 	for _, m := range v.Mandatory {
 		out.Mandatory = append(out.Mandatory, m.String())
@@ -344,6 +346,16 @@ func writeVerdictText(w io.Writer, target string, res gate.Result) error {
 				fmt.Fprintf(&b, ", signed %s", a.SignedAt.UTC().Format(time.RFC3339))
 			}
 			fmt.Fprintf(&b, ", %s layout)\n", a.Layout)
+		}
+		for _, a := range v.Attestations {
+			by := a.Authority
+			if a.Policy != "" {
+				by += " of " + a.Policy
+			}
+			if a.Identity != nil {
+				by += " (signer " + a.Identity.String() + ")"
+			}
+			fmt.Fprintf(&b, "  attestation %s held: %s, signed by %s (%s layout, %s)\n", a.Name, a.PredicateType, by, a.Layout, a.Signature)
 		}
 	case v.Audited():
 		fmt.Fprintf(&b, "ALLOWED (Audit mode, not verified) %s\n  policy: %s\n", target, v.Policy)

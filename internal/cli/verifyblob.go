@@ -163,7 +163,7 @@ func VerifyBlob(env Env, args []string) int {
 	if tr != nil && tr.RootDigest != "" {
 		tr.RootSource = fmt.Sprintf("--trusted-root %s (%s)", *rootFile, tr.RootDigest)
 	}
-	verifier, err := verify.New(pol.Authorities)
+	verifier, err := verify.ForPolicy(pol)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -234,6 +234,11 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 				more, err = verify.CollectNotation(ctx, reg, verifiers[i], repo, target)
 				sigs = append(sigs, more...)
 			}
+			if err == nil && verifiers[i].HasAttestations() {
+				var atts []policy.Signature
+				atts, err = verify.CollectAttestations(ctx, reg, verifiers[i], sigRepo, resolved.Digest)
+				sigs = append(sigs, atts...)
+			}
 			if err != nil || manifest.Provenance == nil || !verifiers[i].HasProvenance() {
 				return sigs, err
 			}
@@ -254,7 +259,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 		base := j.evidence
 		passes := func(sigs []policy.Signature) bool {
 			e := base
-			e.Signatures = sigs
+			e.Signatures, e.Attestations = splitAttestations(sigs)
 			return policy.Evaluate(j.policy, e).Passed()
 		}
 		var cached bool
@@ -264,6 +269,7 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 			// its refresh interval), never taken from the cache.
 			j.evidence.Signatures = req.Revocation.Annotate(ctx, j.policy, j.evidence.Signatures)
 		}
+		j.evidence.Signatures, j.evidence.Attestations = splitAttestations(j.evidence.Signatures)
 		res.Cached = res.Cached && cached
 		if err != nil {
 			j.evidence.Failure = failure(err)
@@ -271,6 +277,20 @@ func check(ctx context.Context, reg Registry, req Request) Result {
 	}
 	res.Verdict = res.decide()
 	return res
+}
+
+// splitAttestations parts what was collected (and cached) together: the
+// signatures, and the attestations (Attestation set). Neither shares the
+// slice it came from.
+func splitAttestations(all []policy.Signature) (sigs, atts []policy.Signature) {
+	for _, s := range all {
+		if s.Attestation != nil {
+			atts = append(atts, s)
+		} else {
+			sigs = append(sigs, s)
+		}
+	}
+	return sigs, atts
 }
 
 // Load reads the chart archive of a Check result by the digest that was

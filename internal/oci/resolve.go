@@ -97,6 +97,17 @@ func (c *Client) Manifest(ctx context.Context, repo Repository, digest string) (
 // The manifest is returned with its computed digest; the tag is mutable, so
 // the caller verifies what it holds.
 func (c *Client) LegacySignature(ctx context.Context, repo Repository, digest string) (manifest []byte, manifestDigest string, found bool, err error) {
+	return c.legacyTag(ctx, repo, digest, ".sig")
+}
+
+// LegacyAttestation reads the manifest of cosign's legacy attestation tag
+// for digest, "sha256-<hex>.att", as LegacySignature reads the signature
+// tag.
+func (c *Client) LegacyAttestation(ctx context.Context, repo Repository, digest string) (manifest []byte, manifestDigest string, found bool, err error) {
+	return c.legacyTag(ctx, repo, digest, ".att")
+}
+
+func (c *Client) legacyTag(ctx context.Context, repo Repository, digest, suffix string) (manifest []byte, manifestDigest string, found bool, err error) {
 	if err := checkDigest(digest); err != nil {
 		return nil, "", false, err
 	}
@@ -104,7 +115,7 @@ func (c *Client) LegacySignature(ctx context.Context, repo Repository, digest st
 	if err != nil {
 		return nil, "", false, err
 	}
-	body, got, err := s.manifest(ctx, fallbackTag(digest)+".sig", "")
+	body, got, err := s.manifest(ctx, fallbackTag(digest)+suffix, "")
 	if errors.Is(err, ErrNotFound) {
 		return nil, "", false, nil
 	}

@@ -62,6 +62,10 @@ func Combine(named Verdict, mandatory []Verdict, requireCluster bool) Verdict {
 				a.Policy = under
 				v.Accepted = append(v.Accepted, a)
 			}
+			for _, a := range x.Attestations {
+				a.Policy = under
+				v.Attestations = append(v.Attestations, a)
+			}
 			continue
 		}
 		waived := x.audit && (i > 0 || !enforced)
@@ -99,7 +103,7 @@ func Combine(named Verdict, mandatory []Verdict, requireCluster bool) Verdict {
 		v.passed = true
 		return v
 	}
-	v.Accepted = nil // a denial accepts nobody
+	v.Accepted, v.Attestations = nil, nil // a denial accepts nobody
 	v.audit = allowed
 	v.Inconclusive = !allowed && inconclusive && !conclusive
 	return v

@@ -60,6 +60,8 @@ type Policy struct {
 	MaxSignatureAge time.Duration
 	// MinChartVersion, when set, is the oldest chart version admitted.
 	MinChartVersion *semver.Version
+	// Attestations are the attestations a chart must carry, in order.
+	Attestations []Attestation
 	// Fingerprint is the lowercase hex sha256 of everything the policy was
 	// compiled from: its Ref (with the UID), its spec, and every Secret and
 	// ConfigMap key it read. Two policies with the same fingerprint trust
@@ -97,11 +99,19 @@ type Authority struct {
 	X509 *X509
 }
 
-// Authority returns the authority named name, nil when there is none.
+// Authority returns the authority named name, nil when there is none: one
+// of the policy's, or of an attestation requirement's own ("<requirement>/<name>").
 func (p *Policy) Authority(name string) *Authority {
 	for i := range p.Authorities {
 		if p.Authorities[i].Name == name {
 			return &p.Authorities[i]
+		}
+	}
+	for _, a := range p.Attestations {
+		for i := range a.Authorities {
+			if a.Authorities[i].Name == name {
+				return &a.Authorities[i]
+			}
 		}
 	}
 	return nil
@@ -166,9 +176,45 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 	if len(spec.Authorities) == 0 {
 		errs = append(errs, errors.New("no authorities"))
 	}
+	for _, a := range spec.Authorities {
+		if strings.Contains(a.Name, "/") {
+			// "/" names an attestation requirement's own authorities.
+			errs = append(errs, fmt.Errorf("authority %q: a name may not contain /", a.Name))
+		}
+	}
+	auths, aerrs := compileAuthorities(ref, spec.Authorities, read)
+	p.Authorities = auths
+	errs = append(errs, aerrs...)
+	if p.Revoked, err = compileRevocations(ref, spec.Revocations, read); err != nil {
+		errs = append(errs, err)
+	}
+	if err := compileFreshness(p, spec.Freshness); err != nil {
+		errs = append(errs, err)
+	}
+	atts, aerrs := compileAttestations(ref, spec.Attestations, read)
+	p.Attestations = atts
+	errs = append(errs, aerrs...)
+	if p.Threshold < 1 {
+		errs = append(errs, fmt.Errorf("threshold %d is below 1", p.Threshold))
+	} else if p.Threshold > len(spec.Authorities) {
+		errs = append(errs, fmt.Errorf("threshold %d exceeds the %d authorities", p.Threshold, len(spec.Authorities)))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, ref, errors.Join(errs...))
+	}
+	return p, nil
+}
+
+// compileAuthorities compiles a list of authorities: names unique, one key
+// (or OpenPGP key) one authority.
+func compileAuthorities(ref Ref, specs []chartproofv1.Authority, read Reader) ([]Authority, []error) {
+	var (
+		out  []Authority
+		errs []error
+	)
 	seen := map[string]bool{}
 	keyOf := map[string]string{} // KeyID, or OpenPGP fingerprint -> the authority that has it
-	for _, a := range spec.Authorities {
+	for _, a := range specs {
 		if seen[a.Name] {
 			errs = append(errs, fmt.Errorf("authority %q listed twice", a.Name))
 			continue
@@ -191,11 +237,11 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 				errs = append(errs, dups...)
 				continue
 			}
-			p.Authorities = append(p.Authorities, auth)
+			out = append(out, auth)
 			continue
 		}
 		if auth.Notation != nil || auth.X509 != nil {
-			p.Authorities = append(p.Authorities, auth)
+			out = append(out, auth)
 			continue
 		}
 		if other, dup := keyOf[auth.KeyID]; dup && auth.Keyless == nil {
@@ -207,23 +253,9 @@ func Compile(ref Ref, spec chartproofv1.TrustPolicySpec, read Reader) (*Policy, 
 		if auth.Keyless == nil {
 			keyOf[auth.KeyID] = a.Name
 		}
-		p.Authorities = append(p.Authorities, auth)
+		out = append(out, auth)
 	}
-	if p.Revoked, err = compileRevocations(ref, spec.Revocations, read); err != nil {
-		errs = append(errs, err)
-	}
-	if err := compileFreshness(p, spec.Freshness); err != nil {
-		errs = append(errs, err)
-	}
-	if p.Threshold < 1 {
-		errs = append(errs, fmt.Errorf("threshold %d is below 1", p.Threshold))
-	} else if p.Threshold > len(spec.Authorities) {
-		errs = append(errs, fmt.Errorf("threshold %d exceeds the %d authorities", p.Threshold, len(spec.Authorities)))
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, ref, errors.Join(errs...))
-	}
-	return p, nil
+	return out, errs
 }
 
 // validAt reports whether a key authority's key may sign at t: inside

@@ -61,6 +61,11 @@ type Evidence struct {
 	// Signatures are all signatures found for Digest, in both layouts, up
 	// to the cap. Each was checked against every authority.
 	Signatures []Signature
+	// Attestations are the in-toto attestations found for Digest (each
+	// with Attestation set), checked by the verifier of each attestation
+	// requirement's authorities; gathered only for a policy that requires
+	// some.
+	Attestations []Signature
 	// Content is the result of reading the chart archive by Digest, when it
 	// was read (before an install). Nil means it was not read.
 	Content *Failure
@@ -161,6 +166,11 @@ type Signature struct {
 	// signature with, leaf first, root last: revocations.certificates
 	// apply to each of its certificates, as to an x509 authority's path.
 	Chain []PathCert
+
+	// Attestation is set for an in-toto attestation (Evidence.Attestations):
+	// what its verified statement says. PredicateType is its type,
+	// Subjects its sha256 subjects.
+	Attestation *AttestationFacts
 
 	// Provenance is set for a Helm provenance file a provenance authority's
 	// key verified (LayoutHelmProvenance): what its signed text says. Its
@@ -278,6 +288,9 @@ type Verdict struct {
 	Reasons []Reason
 	// Accepted lists the authorities that counted, one entry each.
 	Accepted []Acceptance
+	// Attestations lists the attestation requirements that held, in the
+	// policy's order; all of them when the verdict passed.
+	Attestations []HeldAttestation
 	// Inconclusive is true when the denial comes from evidence that could
 	// not be gathered (registry down, timeout), not from a failed check.
 	Inconclusive bool
@@ -323,6 +336,13 @@ func (v Verdict) Message() string {
 		for _, m := range v.Mandatory {
 			msg += fmt.Sprintf("; under %s by %s", m, strings.Join(by[m.String()], ", "))
 		}
+		if len(v.Attestations) > 0 {
+			held := make([]string, 0, len(v.Attestations))
+			for _, a := range v.Attestations {
+				held = append(held, fmt.Sprintf("%s (%s) by %s", a.Name, a.PredicateType, a.describe()))
+			}
+			msg += "; attestations held: " + strings.Join(held, ", ")
+		}
 		return msg
 	}
 	if len(v.Reasons) == 0 {
@@ -347,7 +367,7 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 	v := Verdict{Policy: p.Ref, Mode: p.Mode, Digest: ev.Digest}
 	deny := func(r Reason) Verdict {
 		v.Reasons = append(v.Reasons, r)
-		v.Accepted = nil // a denial accepts nobody
+		v.Accepted, v.Attestations = nil, nil // a denial accepts nobody
 		return v
 	}
 
@@ -412,6 +432,15 @@ func Evaluate(p *Policy, ev Evidence) Verdict {
 	// 4-6. Signatures, key identity and binding, threshold.
 	v = p.judgeSignatures(v, ev)
 	signed := len(v.Reasons) == 0
+
+	// 6b. Attestations: every one the policy requires holds. Judged once
+	// the signatures count, so a refused signature stays the reason.
+	if signed && len(p.Attestations) > 0 {
+		v = p.judgeAttestations(v, ev)
+		if signed = len(v.Reasons) == 0; !signed {
+			v.Accepted, v.Attestations = nil, nil
+		}
+	}
 
 	// 7. Content: the bytes to install were read by this digest and passed.
 	// An integrity failure is never waived, not even in Audit mode; a read

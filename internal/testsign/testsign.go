@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -235,7 +236,49 @@ func (r Registry) SignLegacyPayload(repo, digest string, payload []byte, k *Key)
 
 // AppendLegacyLayer adds a layer to the manifest at the legacy .sig tag.
 func (r Registry) AppendLegacyLayer(repo, digest string, layer Blob) error {
-	tag := strings.Replace(digest, ":", "-", 1) + ".sig"
+	return r.appendLayer(repo, strings.Replace(digest, ":", "-", 1)+".sig", layer)
+}
+
+// AttachLegacyAttestation adds a DSSE envelope (DSSEEnvelope) as a layer
+// of the manifest at cosign v2's attestation tag "sha256-<hex>.att", with
+// the annotations cosign writes: the predicate type (predicateType; none
+// when empty) and an empty signature.
+func (r Registry) AttachLegacyAttestation(repo, digest string, envelope []byte, predicateType string) error {
+	ann := map[string]string{"dev.cosignproject.cosign/signature": ""}
+	if predicateType != "" {
+		ann["predicateType"] = predicateType
+	}
+	return r.appendLayer(repo, strings.Replace(digest, ":", "-", 1)+".att", Blob{MediaType: DSSEMediaType, Data: envelope, Annotations: ann})
+}
+
+// DSSEMediaType is the media type of a layer of cosign's `.att` tag.
+const DSSEMediaType = "application/vnd.dsse.envelope.v1+json"
+
+// DSSEEnvelope is a DSSE envelope over an in-toto statement signed by k, as
+// JSON, as cosign v2 `attest --key` writes it.
+func DSSEEnvelope(statement []byte, k *Key) ([]byte, error) {
+	sig, err := k.Sign(dsse.PAE(inTotoPayloadType, statement))
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"payloadType": inTotoPayloadType,
+		"payload":     statement,
+		"signatures":  []map[string]any{{"keyid": "", "sig": sig}},
+	})
+}
+
+// AttestationStatement is an in-toto v1 statement of predicateType over
+// the digests, with predicate (JSON) as its predicate.
+func AttestationStatement(predicateType, predicate, subjectName string, subjectDigests ...string) []byte {
+	var subjects []string
+	for _, d := range subjectDigests {
+		subjects = append(subjects, fmt.Sprintf(`{"name":%q,"digest":{"sha256":%q}}`, subjectName, strings.TrimPrefix(d, "sha256:")))
+	}
+	return []byte(fmt.Sprintf(`{"_type":"https://in-toto.io/Statement/v1","subject":[%s],"predicateType":%q,"predicate":%s}`, strings.Join(subjects, ","), predicateType, predicate))
+}
+
+func (r Registry) appendLayer(repo, tag string, layer Blob) error {
 	var layers []Blob
 	if ref, err := r.ref(repo, tag); err == nil {
 		if desc, err := remote.Get(ref, r.Options...); err == nil {
@@ -352,6 +395,13 @@ func MessageBundle(artifact []byte, k *Key) ([]byte, error) {
 // referrer (keeping what the tag already lists), as clients do for
 // registries without the referrers API. It returns the referrer's digest.
 func (r Registry) AttachBundle(repo, digest string, bundle []byte, fallbackTag bool) (string, error) {
+	return r.AttachBundleAs(repo, digest, bundle, cosignSignPredicate, fallbackTag)
+}
+
+// AttachBundleAs is AttachBundle with the predicate type the referrer's
+// annotation names (none when empty), as cosign v3 `attest` and GitHub's
+// attest-build-provenance attach an attestation.
+func (r Registry) AttachBundleAs(repo, digest string, bundle []byte, predicateType string, fallbackTag bool) (string, error) {
 	subject, err := r.descriptorOf(repo, digest)
 	if err != nil {
 		return "", err
@@ -361,7 +411,10 @@ func (r Registry) AttachBundle(repo, digest string, bundle []byte, fallbackTag b
 		Config:       Blob{MediaType: emptyConfigMediaType, Data: []byte("{}")},
 		Layers:       []Blob{{MediaType: BundleMediaType, Data: bundle}},
 		Subject:      &subject,
-		Annotations:  map[string]string{"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": cosignSignPredicate},
+		Annotations:  map[string]string{"dev.sigstore.bundle.content": "dsse-envelope"},
+	}
+	if predicateType != "" {
+		m.Annotations["dev.sigstore.bundle.predicateType"] = predicateType
 	}
 	raw, err := r.pushManifest(repo, "", m)
 	if err != nil {

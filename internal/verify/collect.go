@@ -28,6 +28,7 @@ const (
 // what it returns against the digest it was asked for.
 type Registry interface {
 	LegacySignature(ctx context.Context, repo oci.Repository, digest string) (manifest []byte, manifestDigest string, found bool, err error)
+	LegacyAttestation(ctx context.Context, repo oci.Repository, digest string) (manifest []byte, manifestDigest string, found bool, err error)
 	Referrers(ctx context.Context, repo oci.Repository, digest string, keep oci.ReferrerFilter) ([]v1.Descriptor, error)
 	Manifest(ctx context.Context, repo oci.Repository, digest string) ([]byte, error)
 	Blob(ctx context.Context, repo oci.Repository, desc v1.Descriptor, max int64) ([]byte, error)
@@ -269,11 +270,12 @@ func maybeBundle(artifactType string) bool {
 
 // ociManifest is the part of an OCI image manifest signatures use.
 type ociManifest struct {
-	MediaType    string          `json:"mediaType"`
-	ArtifactType string          `json:"artifactType"`
-	Config       *v1.Descriptor  `json:"config,omitempty"`
-	Layers       []v1.Descriptor `json:"layers"`
-	Subject      *v1.Descriptor  `json:"subject"`
+	MediaType    string            `json:"mediaType"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	ArtifactType string            `json:"artifactType"`
+	Config       *v1.Descriptor    `json:"config,omitempty"`
+	Layers       []v1.Descriptor   `json:"layers"`
+	Subject      *v1.Descriptor    `json:"subject"`
 }
 
 func parseManifest(raw []byte) (ociManifest, error) {

@@ -14,6 +14,9 @@ func TestCapsAgree(t *testing.T) {
 	if policy.MaxSignatures != limits.MaxSignatures {
 		t.Errorf("policy.MaxSignatures = %d, limits.MaxSignatures = %d; want them equal", policy.MaxSignatures, limits.MaxSignatures)
 	}
+	if policy.MaxAttestationBytes != limits.MaxSignatureLayerBytes {
+		t.Errorf("policy.MaxAttestationBytes = %d, limits.MaxSignatureLayerBytes = %d; want them equal", policy.MaxAttestationBytes, limits.MaxSignatureLayerBytes)
+	}
 }
 
 // TestPreparedLikely: the hints that order cryptographic checks. A keyless

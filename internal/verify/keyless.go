@@ -75,7 +75,7 @@ func material(tr policy.TrustRoot) (*root.TrustedRoot, string, error) {
 // checked here (WithoutIdentitiesUnsafe): it is reported, with the signing
 // time and the log entries, for internal/policy to judge against each
 // authority's identities. what names the signature in a Problem.
-func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, attestations bool) (policy.Signature, bool) {
+func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, use bundleUse) (policy.Signature, bool) {
 	var (
 		sig      policy.Signature
 		problems []string
@@ -87,9 +87,9 @@ func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOpt
 			continue
 		}
 		if sig.Identity == nil {
-			subjects, predicate, isSig, problem := subjectsOf(res, subject, attestations)
+			st, keep, problem := subjectsOf(res, subject, use)
 			switch {
-			case !isSig:
+			case !keep:
 				return policy.Signature{}, false
 			case problem != "":
 				return malformed(problem), true
@@ -98,7 +98,7 @@ func (v *Verifier) keyless(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOpt
 			if err != nil {
 				return malformed(err.Error()), true
 			}
-			sig.Subjects, sig.Identity, sig.PredicateType = subjects, id, predicate
+			sig.Subjects, sig.Identity, sig.PredicateType, sig.Attestation = st.subjects, id, st.predicateType, st.facts
 			sig.SignedAt = earliest(res.VerifiedTimestamps)
 		}
 		sig.RootVerified = append(sig.RootVerified, r.names...)

@@ -83,7 +83,7 @@ func (v *Verifier) prepareLegacy(payload []byte, annotations map[string]string) 
 					return keyed, true
 				}
 			}
-			sig, ok := v.certificate(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", false, l.leaf, l.chain)
+			sig, ok := v.certificate(l.bundle, sgverify.WithArtifactDigest("sha256", l.digest[:]), l.subject, "keyless signature", useAny, l.leaf, l.chain)
 			if keyed.Authority != "" {
 				keyed.X509 = sig.X509 // the key counts; the PKI may count too, for the same signer
 				return keyed, true
@@ -151,47 +151,12 @@ func parseLegacy(payload []byte, annotations map[string]string) (legacySignature
 		return legacySignature{}, err
 	}
 	l := legacySignature{subject: subject, digest: sha256.Sum256(payload)}
-	vm := &protobundle.VerificationMaterial{
-		Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}},
+	m, err := parseLegacyMaterial(annotations)
+	if err != nil {
+		return legacySignature{}, err
 	}
-	certPEM, chainPEM := annotations[CertificateAnnotation], annotations[ChainAnnotation]
-	switch {
-	case certPEM != "":
-		certs, err := parsePEMCertificates(certPEM)
-		if err != nil {
-			return legacySignature{}, fmt.Errorf("certificate annotation: %w", err)
-		}
-		if len(certs) != 1 {
-			return legacySignature{}, fmt.Errorf("certificate annotation: %d certificates, want one", len(certs))
-		}
-		chain, err := parsePEMCertificates(chainPEM)
-		if err != nil {
-			return legacySignature{}, fmt.Errorf("chain annotation: %w", err)
-		}
-		l.leaf, l.chain = certs[0], chain
-		vm.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: certs[0].Raw}}
-		l.keyless = true
-	case chainPEM != "":
-		return legacySignature{}, errors.New("chain annotation without a certificate annotation")
-	}
-	mediaType := BundleMediaType
-	if raw := annotations[RekorBundleAnnotation]; raw != "" {
-		tle, err := parseRekorBundle(raw)
-		if err != nil {
-			return legacySignature{}, fmt.Errorf("bundle annotation: %w", err)
-		}
-		vm.TlogEntries = []*protorekor.TransparencyLogEntry{tle}
-		mediaType = bundleV01MediaType
-	}
-	if raw := annotations[TimestampAnnotation]; raw != "" {
-		ts, err := parseRFC3161Annotation(raw)
-		if err != nil {
-			return legacySignature{}, fmt.Errorf("timestamp annotation: %w", err)
-		}
-		vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
-			Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts}},
-		}
-	}
+	vm, mediaType := m.vm, m.mediaType
+	l.leaf, l.chain, l.keyless = m.leaf, m.chain, m.leaf != nil
 	pb := &protobundle.Bundle{
 		MediaType:            mediaType,
 		VerificationMaterial: vm,
@@ -213,6 +178,64 @@ func parseLegacy(payload []byte, annotations map[string]string) (legacySignature
 		}
 	}
 	return l, nil
+}
+
+// legacyMaterial is the verification material of a layer of cosign's
+// legacy layouts, read from its annotations.
+type legacyMaterial struct {
+	vm        *protobundle.VerificationMaterial
+	mediaType string // the bundle version it needs
+	// leaf and chain are the certificate and the chain annotation, when
+	// the layer carries a certificate.
+	leaf  *x509.Certificate
+	chain []*x509.Certificate
+}
+
+// parseLegacyMaterial reads the certificate, chain, Rekor bundle and RFC
+// 3161 timestamp annotations of a legacy layer (`.sig` or `.att`) into
+// verification material: the certificate or, without one, a key to be
+// named by the verifier.
+func parseLegacyMaterial(annotations map[string]string) (legacyMaterial, error) {
+	m := legacyMaterial{mediaType: BundleMediaType, vm: &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{}},
+	}}
+	certPEM, chainPEM := annotations[CertificateAnnotation], annotations[ChainAnnotation]
+	switch {
+	case certPEM != "":
+		certs, err := parsePEMCertificates(certPEM)
+		if err != nil {
+			return m, fmt.Errorf("certificate annotation: %w", err)
+		}
+		if len(certs) != 1 {
+			return m, fmt.Errorf("certificate annotation: %d certificates, want one", len(certs))
+		}
+		chain, err := parsePEMCertificates(chainPEM)
+		if err != nil {
+			return m, fmt.Errorf("chain annotation: %w", err)
+		}
+		m.leaf, m.chain = certs[0], chain
+		m.vm.Content = &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: certs[0].Raw}}
+	case chainPEM != "":
+		return m, errors.New("chain annotation without a certificate annotation")
+	}
+	if raw := annotations[RekorBundleAnnotation]; raw != "" {
+		tle, err := parseRekorBundle(raw)
+		if err != nil {
+			return m, fmt.Errorf("bundle annotation: %w", err)
+		}
+		m.vm.TlogEntries = []*protorekor.TransparencyLogEntry{tle}
+		m.mediaType = bundleV01MediaType
+	}
+	if raw := annotations[TimestampAnnotation]; raw != "" {
+		ts, err := parseRFC3161Annotation(raw)
+		if err != nil {
+			return m, fmt.Errorf("timestamp annotation: %w", err)
+		}
+		m.vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
+			Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts}},
+		}
+	}
+	return m, nil
 }
 
 // parsePEMCertificates reads PEM CERTIFICATE blocks and nothing else but

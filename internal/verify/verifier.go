@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/pki"
 	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/strictjson"
 )
 
 // CosignSignPredicate is the in-toto predicate type of the statement cosign
@@ -43,6 +45,9 @@ type Verifier struct {
 	// x509Authorities check signatures that carry a certificate of their
 	// PKI.
 	x509Authorities []x509Authority
+	// attestations are the verifiers of a policy's attestation
+	// requirements (ForPolicy); none when it requires none.
+	attestations []attestationSet
 }
 
 type authorityVerifier struct {
@@ -208,6 +213,10 @@ const (
 	useReferrer
 	// useBlob: any signed bundle over an artifact, attestations included.
 	useBlob
+	// useAttestation: an attestation of a chart, a DSSE envelope over an
+	// in-toto statement of another predicate than cosign's signing one;
+	// a signature is not one.
+	useAttestation
 )
 
 // Prepared is a signature read and checked for shape, whose cryptographic
@@ -263,8 +272,12 @@ func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 		subject  string
 	)
 	switch {
+	case b.GetDsseEnvelope() != nil && use == useAttestation && strictjson.Check(b.GetDsseEnvelope().GetPayload()) != nil:
+		return done(malformed(fmt.Sprintf("bundle: statement: %v", strictjson.Check(b.GetDsseEnvelope().GetPayload()))), true)
 	case b.GetDsseEnvelope() != nil:
 		artifact = sgverify.WithoutArtifactUnsafe() // subjects are read from the verified statement below
+	case b.GetDsseEnvelope() == nil && use == useAttestation:
+		return done(policy.Signature{}, false) // a message signature attests nothing
 	case b.GetMessageSignature() != nil && use == useReferrer:
 		return done(malformed("bundle: a message signature (as `cosign sign-blob` makes) is not a signature of an OCI artifact, "+
 			"which cosign makes as a DSSE envelope over its signing statement"), true)
@@ -284,11 +297,11 @@ func (v *Verifier) prepareBundle(data []byte, use bundleUse) Prepared {
 	}
 	if vc.Certificate() != nil {
 		return Prepared{Likely: v.mayHaveSigned(&b) || v.mayBeX509(vc.Certificate()), verify: func() (policy.Signature, bool) {
-			return v.certificate(&b, artifact, subject, "keyless bundle", use == useBlob, vc.Certificate(), append(vc.Intermediates(), carried...))
+			return v.certificate(&b, artifact, subject, "keyless bundle", use, vc.Certificate(), append(vc.Intermediates(), carried...))
 		}}
 	}
 	return Prepared{Likely: v.keyHinted(&b), verify: func() (policy.Signature, bool) {
-		return v.bundleKeyed(&b, artifact, subject, use == useBlob)
+		return v.bundleKeyed(&b, artifact, subject, use)
 	}}
 }
 
@@ -335,20 +348,20 @@ func chainedBundle(data []byte) (b *bundle.Bundle, rest []*x509.Certificate, ok 
 
 // bundleKeyed verifies a bundle without a certificate under each key
 // authority.
-func (v *Verifier) bundleKeyed(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string, attestations bool) (policy.Signature, bool) {
+func (v *Verifier) bundleKeyed(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject string, use bundleUse) (policy.Signature, bool) {
 	for _, a := range v.authorities {
 		res, sig, err := a.verifyKeyed(b, func() sgverify.ArtifactPolicyOption { return artifact })
 		if err != nil {
 			continue
 		}
-		subjects, predicate, isSig, problem := subjectsOf(res, subject, attestations)
+		st, keep, problem := subjectsOf(res, subject, use)
 		switch {
-		case !isSig:
+		case !keep:
 			return policy.Signature{}, false
 		case problem != "":
 			return malformed(problem), true
 		}
-		sig.Subjects, sig.PredicateType = subjects, predicate
+		sig.Subjects, sig.PredicateType, sig.Attestation = st.subjects, st.predicateType, st.facts
 		return sig, true
 	}
 	return policy.Signature{Problem: "bundle does not verify under any authority's key"}, true
@@ -371,40 +384,64 @@ func (v *Verifier) keyHinted(b *bundle.Bundle) bool {
 	return false
 }
 
+// statement is what subjectsOf read of a verified bundle.
+type statement struct {
+	subjects      []string // sha256 digests
+	predicateType string   // empty for a signature
+	facts         *policy.AttestationFacts
+}
+
 // subjectsOf returns the digests a verified bundle names: the message
 // signature's digest (subject), or the sha256 subjects of the in-toto
-// statement of cosign's signing predicate. isSig is false for an
-// attestation (another predicate type), which is not a signature at all,
-// unless attestations: its subjects are returned then, with its predicate
-// type (predicate, empty for a signature).
-func subjectsOf(res *sgverify.VerificationResult, subject string, attestations bool) (subjects []string, predicate string, isSig bool, problem string) {
+// statement. What use reads decides what is kept (keep false: left out): a
+// signature (cosign's signing predicate, or a message signature) for
+// useAny and useReferrer; an attestation (another predicate type) for
+// useAttestation, with what its statement says; either for useBlob.
+func subjectsOf(res *sgverify.VerificationResult, subject string, use bundleUse) (st statement, keep bool, problem string) {
 	if subject != "" {
-		return []string{subject}, "", true, ""
+		return statement{subjects: []string{subject}}, use != useAttestation, ""
 	}
-	st := res.Statement
-	if st == nil {
-		return nil, "", true, "bundle: DSSE envelope without an in-toto statement"
+	s := res.Statement
+	if s == nil {
+		return st, true, "bundle: DSSE envelope without an in-toto statement"
 	}
-	if pt := st.GetPredicateType(); pt != CosignSignPredicate {
-		if !attestations {
-			return nil, "", false, ""
-		}
-		predicate = pt
+	attestation := s.GetPredicateType() != CosignSignPredicate
+	switch {
+	case attestation && (use == useAny || use == useReferrer):
+		return st, false, ""
+	case !attestation && use == useAttestation:
+		return st, false, ""
+	case attestation:
+		st.predicateType = s.GetPredicateType()
 	}
-	if n := len(st.GetSubject()); n > limits.MaxStatementSubjects {
-		return nil, "", true, fmt.Sprintf("bundle: statement names %d subjects, more than %d", n, limits.MaxStatementSubjects)
+	if n := len(s.GetSubject()); n > limits.MaxStatementSubjects {
+		return st, true, fmt.Sprintf("bundle: statement names %d subjects, more than %d", n, limits.MaxStatementSubjects)
 	}
-	for _, s := range st.GetSubject() {
-		if n := len(s.GetDigest()); n > limits.MaxSubjectDigests {
-			return nil, "", true, fmt.Sprintf("bundle: a subject of the statement has %d digests, more than %d", n, limits.MaxSubjectDigests)
-		}
-	}
-	for _, s := range st.GetSubject() {
-		if d, ok := s.GetDigest()["sha256"]; ok {
-			subjects = append(subjects, "sha256:"+d)
+	for _, sub := range s.GetSubject() {
+		if n := len(sub.GetDigest()); n > limits.MaxSubjectDigests {
+			return st, true, fmt.Sprintf("bundle: a subject of the statement has %d digests, more than %d", n, limits.MaxSubjectDigests)
 		}
 	}
-	return subjects, predicate, true, ""
+	for _, sub := range s.GetSubject() {
+		if d, ok := sub.GetDigest()["sha256"]; ok {
+			st.subjects = append(st.subjects, "sha256:"+d)
+		}
+	}
+	if use == useAttestation {
+		facts := &policy.AttestationFacts{Predicate: json.RawMessage("{}")}
+		for _, sub := range s.GetSubject() {
+			facts.Subject = append(facts.Subject, policy.StatementSubject{Name: sub.GetName(), Digest: sub.GetDigest()})
+		}
+		if pred := s.GetPredicate(); pred != nil {
+			raw, err := protojson.Marshal(pred)
+			if err != nil {
+				return st, true, fmt.Sprintf("bundle: statement predicate: %v", err)
+			}
+			facts.Predicate = raw
+		}
+		st.facts = facts
+	}
+	return st, true, ""
 }
 
 func malformed(problem string) policy.Signature {

@@ -140,11 +140,11 @@ func (x x509Authority) verify(b *bundle.Bundle, artifact sgverify.ArtifactPolicy
 // trusted roots of the keyless authorities (keyless), and the PKIs of the
 // x509 authorities. leaf is the certificate, chain what the signature
 // carries above it. ok is false for an attestation (see keyless).
-func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, attestations bool, leaf *x509.Certificate, chain []*x509.Certificate) (policy.Signature, bool) {
+func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolicyOption, subject, what string, use bundleUse, leaf *x509.Certificate, chain []*x509.Certificate) (policy.Signature, bool) {
 	var sig policy.Signature
 	if len(v.roots) > 0 || len(v.x509Authorities) == 0 {
 		var ok bool
-		if sig, ok = v.keyless(b, artifact, subject, what, attestations); !ok || sig.Malformed {
+		if sig, ok = v.keyless(b, artifact, subject, what, use); !ok || sig.Malformed {
 			return sig, ok
 		}
 	}
@@ -153,10 +153,9 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 	}
 	facts := &policy.X509Facts{SANs: sansOf(leaf)}
 	var (
-		problems  []string
-		subjects  []string
-		predicate string
-		signedAt  time.Time
+		problems []string
+		st       statement
+		signedAt time.Time
 	)
 	for _, x := range v.x509Authorities {
 		res, path, refused, err := x.verify(b, artifact, chain)
@@ -173,9 +172,11 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 			continue
 		}
 		if len(facts.Authorities) == 0 {
-			var isSig bool
-			var problem string
-			if subjects, predicate, isSig, problem = subjectsOf(res, subject, attestations); !isSig {
+			var (
+				keep    bool
+				problem string
+			)
+			if st, keep, problem = subjectsOf(res, subject, use); !keep {
 				return policy.Signature{}, false
 			} else if problem != "" {
 				return malformed(problem), true
@@ -202,7 +203,7 @@ func (v *Verifier) certificate(b *bundle.Bundle, artifact sgverify.ArtifactPolic
 	}
 	sig.KeyID = policy.CertKeyID(leaf)
 	if len(sig.RootVerified) == 0 { // the keyless roots' problem is not this signature's
-		sig.Problem, sig.Subjects, sig.PredicateType = "", subjects, predicate
+		sig.Problem, sig.Subjects, sig.PredicateType, sig.Attestation = "", st.subjects, st.predicateType, st.facts
 	}
 	if !signedAt.IsZero() && (sig.SignedAt.IsZero() || signedAt.Before(sig.SignedAt)) {
 		sig.SignedAt = signedAt

@@ -1,0 +1,273 @@
+package gate_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/oci"
+	"github.com/chartproof/chartproof/internal/policy"
+	"github.com/chartproof/chartproof/internal/testsign"
+	"github.com/chartproof/chartproof/internal/verify"
+)
+
+const (
+	slsaV1   = "https://slsa.dev/provenance/v1"
+	spdxType = "https://spdx.dev/Document"
+)
+
+// githubProvenance is the SLSA v1 predicate GitHub's
+// attest-build-provenance writes, with the workflow's repository and ref
+// and the builder as given.
+func githubProvenance(repository, ref, builder string) string {
+	return `{"buildDefinition":{"buildType":"https://actions.github.io/buildtypes/workflow/v1",` +
+		`"externalParameters":{"workflow":{"ref":"` + ref + `","repository":"` + repository + `","path":".github/workflows/release.yml"}},` +
+		`"internalParameters":{"github":{"event_name":"push","repository_id":"1","repository_owner_id":"2"}},` +
+		`"resolvedDependencies":[{"uri":"git+` + repository + `@` + ref + `","digest":{"gitCommit":"7b3f0c1d"}}]},` +
+		`"runDetails":{"builder":{"id":"` + builder + `"},"metadata":{"invocationId":"` + repository + `/actions/runs/1/attempts/1"}}}`
+}
+
+const (
+	goodRepo    = "https://github.com/example/charts"
+	goodRef     = "refs/heads/main"
+	goodBuilder = "https://github.com/actions/runner/github-hosted"
+	// provenanceCondition is the policy docs/policy-provenance.md shows.
+	provenanceCondition = `predicate.buildDefinition.buildType == "https://actions.github.io/buildtypes/workflow/v1" &&
+predicate.buildDefinition.externalParameters.workflow.repository == "` + goodRepo + `" &&
+predicate.buildDefinition.externalParameters.workflow.ref == "` + goodRef + `" &&
+predicate.runDetails.builder.id == "` + goodBuilder + `"`
+)
+
+// compileAttesting is a policy whose chart signatures come from release
+// and which requires SLSA provenance signed by builder, satisfying
+// provenanceCondition.
+func compileAttesting(t *testing.T, host string, release, builder *testsign.Key) (*policy.Policy, *verify.Verifier) {
+	t.Helper()
+	p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+		Repositories: []string{host + "/charts/**"},
+		Authorities:  []chartproofv1.Authority{{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: release.PublicPEM()}}},
+		Attestations: []chartproofv1.AttestationRequirement{{
+			Name:          "provenance",
+			PredicateType: slsaV1,
+			Authorities:   []chartproofv1.Authority{{Name: "builder", Key: &chartproofv1.KeyAuthority{PublicKey: builder.PublicPEM()}}},
+			Condition:     provenanceCondition,
+		}},
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.ForPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, v
+}
+
+// TestAttestationLayouts (issue 15): SLSA provenance found in each layout
+// the ecosystem writes is accepted when it satisfies the condition — cosign
+// v2's `.att` tag, a bundle referrer through the referrers API, and one in
+// the fallback tag that lost its annotations (cosign#4641) — and the
+// verdict names the requirement that held. The chart's own signature is a
+// key signature either way; the builder's key counts for the attestation
+// only.
+func TestAttestationLayouts(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		referrersAPI bool
+		attach       func(reg testsign.Registry, repo, digest string, stmt []byte, k *testsign.Key) error
+		layout       policy.Layout
+	}{
+		{"cosign v2 .att tag", true, func(reg testsign.Registry, repo, d string, stmt []byte, k *testsign.Key) error {
+			env, err := testsign.DSSEEnvelope(stmt, k)
+			if err != nil {
+				return err
+			}
+			return reg.AttachLegacyAttestation(repo, d, env, slsaV1)
+		}, policy.LayoutCosignLegacy},
+		{"bundle referrer, referrers API", true, func(reg testsign.Registry, repo, d string, stmt []byte, k *testsign.Key) error {
+			b, err := testsign.Bundle(stmt, k)
+			if err != nil {
+				return err
+			}
+			_, err = reg.AttachBundleAs(repo, d, b, slsaV1, false)
+			return err
+		}, policy.LayoutSigstoreBundle},
+		{"bundle referrer, fallback tag without annotations", false, func(reg testsign.Registry, repo, d string, stmt []byte, k *testsign.Key) error {
+			b, err := testsign.Bundle(stmt, k)
+			if err != nil {
+				return err
+			}
+			_, err = reg.AttachBundleAs(repo, d, b, "", true)
+			return err
+		}, policy.LayoutSigstoreBundle},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newRegistry(t, tc.referrersAPI)
+			release, _ := testsign.NewKey("p256")
+			builder, _ := testsign.NewKey("p256")
+			digest := pushChart(t, reg, "charts/hello", "1.0.0")
+			// Without the referrers API the chart's own signature is a
+			// bundle in the fallback tag too, its manifest without
+			// annotations: before the provenance is attached, that
+			// signature is all the tag lists, and it is not an attestation
+			// missing its signer.
+			sign := func() error { return reg.SignLegacy("charts/hello", digest, digest, release) }
+			if !tc.referrersAPI {
+				sign = func() error {
+					b, err := testsign.Bundle(testsign.Statement(reg.Host+"/charts/hello", digest), release)
+					if err != nil {
+						return err
+					}
+					_, err = reg.AttachBundleAs("charts/hello", digest, b, "", true)
+					return err
+				}
+			}
+			if err := sign(); err != nil {
+				t.Fatal(err)
+			}
+			p, v := compileAttesting(t, reg.Host, release, builder)
+			check := func() gate.Result {
+				return gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{
+					URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v,
+				})
+			}
+			// Before the attestation is attached: signed, yet refused.
+			if res := check(); res.Verdict.Code() != chartproofv1.ReasonAttestationMissing {
+				t.Fatalf("without provenance: %s %+v; want AttestationMissing", res.Verdict.Code(), res.Verdict.Reasons)
+			}
+			stmt := testsign.AttestationStatement(slsaV1, githubProvenance(goodRepo, goodRef, goodBuilder), reg.Host+"/charts/hello", digest)
+			if err := tc.attach(reg, "charts/hello", digest, stmt, builder); err != nil {
+				t.Fatal(err)
+			}
+			res := check()
+			if !res.Verdict.Passed() {
+				t.Fatalf("with provenance: %s %+v; want Verified", res.Verdict.Code(), res.Verdict.Reasons)
+			}
+			if len(res.Verdict.Attestations) != 1 {
+				t.Fatalf("attestations held: %+v; want provenance", res.Verdict.Attestations)
+			}
+			h := res.Verdict.Attestations[0]
+			if h.Name != "provenance" || h.PredicateType != slsaV1 || h.Authority != "provenance/builder" || h.Layout != tc.layout {
+				t.Errorf("held %+v; want provenance (%s) by provenance/builder in %s", h, slsaV1, tc.layout)
+			}
+			if len(res.Verdict.Accepted) != 1 || res.Verdict.Accepted[0].Authority != "release" {
+				t.Errorf("accepted %+v; want the release key alone", res.Verdict.Accepted)
+			}
+		})
+	}
+}
+
+// TestAttestationRefusals (issue 15): each attack on provenance is refused
+// with its own reason code, and its control twin — the same set-up without
+// the attack — passes, so the refusal is for the reason named.
+func TestAttestationRefusals(t *testing.T) {
+	good := githubProvenance(goodRepo, goodRef, goodBuilder)
+	type setup struct {
+		predicateType, claimed, predicate string
+		otherDigest, untrusted            bool
+		// chartByBuilder signs the chart with the builder's key instead of
+		// the release key: an attestation's own authority does not count
+		// for the chart.
+		chartByBuilder bool
+	}
+	control := setup{predicateType: slsaV1, claimed: slsaV1, predicate: good}
+	layouts := []struct {
+		name   string
+		attach func(reg testsign.Registry, digest string, stmt []byte, k *testsign.Key, claimed string) error
+	}{
+		{"att", func(reg testsign.Registry, d string, stmt []byte, k *testsign.Key, claimed string) error {
+			env, err := testsign.DSSEEnvelope(stmt, k)
+			if err != nil {
+				return err
+			}
+			return reg.AttachLegacyAttestation("charts/hello", d, env, claimed)
+		}},
+		{"referrer", func(reg testsign.Registry, d string, stmt []byte, k *testsign.Key, claimed string) error {
+			b, err := testsign.Bundle(stmt, k)
+			if err != nil {
+				return err
+			}
+			_, err = reg.AttachBundleAs("charts/hello", d, b, claimed, false)
+			return err
+		}},
+	}
+	for _, tc := range []struct {
+		name   string
+		attack setup
+		want   string
+		found  string // in the first reason's Found
+	}{
+		{"statement for another digest", setup{slsaV1, slsaV1, good, true, false, false}, chartproofv1.ReasonAttestationSubjectMismatch, ""},
+		{"registry claims SLSA, statement is SPDX", setup{spdxType, slsaV1, `{"spdxVersion":"SPDX-2.3"}`, false, false, false}, chartproofv1.ReasonPredicateTypeMismatch, spdxType},
+		{"wrong builder", setup{slsaV1, slsaV1, githubProvenance(goodRepo, goodRef, "https://example.com/self-hosted"), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
+		{"wrong source repository", setup{slsaV1, slsaV1, githubProvenance("https://github.com/attacker/charts", goodRef, goodBuilder), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
+		{"wrong ref", setup{slsaV1, slsaV1, githubProvenance(goodRepo, "refs/heads/feature", goodBuilder), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
+		{"predicate missing the fields", setup{slsaV1, slsaV1, `{"builder":{"id":"x"}}`, false, false, false}, chartproofv1.ReasonPredicateRejected, "evaluation failed"},
+		{"untrusted signer", setup{slsaV1, slsaV1, good, false, true, false}, chartproofv1.ReasonUntrustedSigner, "does not verify"},
+		{"chart signed by the builder's key", setup{slsaV1, slsaV1, good, false, false, true}, chartproofv1.ReasonUntrustedSigner, ""},
+	} {
+		for _, layout := range layouts {
+			t.Run(layout.name+"/"+tc.name, func(t *testing.T) {
+				for _, twin := range []struct {
+					name string
+					s    setup
+				}{{"attack", tc.attack}, {"control", control}} {
+					reg := newRegistry(t, true)
+					release, _ := testsign.NewKey("p256")
+					builder, _ := testsign.NewKey("p256")
+					digest := pushChart(t, reg, "charts/hello", "1.0.0")
+					other := pushChart(t, reg, "charts/hello", "2.0.0")
+					chartKey := release
+					if twin.s.chartByBuilder {
+						chartKey = builder
+					}
+					if err := reg.SignLegacy("charts/hello", digest, digest, chartKey); err != nil {
+						t.Fatal(err)
+					}
+					subject, signer := digest, builder
+					if twin.s.otherDigest {
+						subject = other
+					}
+					if twin.s.untrusted {
+						signer, _ = testsign.NewKey("p256")
+					}
+					stmt := testsign.AttestationStatement(twin.s.predicateType, twin.s.predicate, reg.Host+"/charts/hello", subject)
+					if err := layout.attach(reg, digest, stmt, signer, twin.s.claimed); err != nil {
+						t.Fatal(err)
+					}
+					p, v := compileAttesting(t, reg.Host, release, builder)
+					res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{
+						URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v,
+					})
+					if twin.name == "control" {
+						if !res.Verdict.Passed() {
+							t.Fatalf("control: %s %+v; want Verified", res.Verdict.Code(), res.Verdict.Reasons)
+						}
+						continue
+					}
+					if res.Verdict.Allowed() || res.Verdict.Code() != tc.want {
+						t.Fatalf("attack: allowed %v, %s %+v; want %s", res.Verdict.Allowed(), res.Verdict.Code(), res.Verdict.Reasons, tc.want)
+					}
+					if len(res.Verdict.Attestations) != 0 {
+						t.Errorf("a denial lists attestations held: %+v", res.Verdict.Attestations)
+					}
+					r := res.Verdict.Reasons[0]
+					if twin.s.chartByBuilder {
+						if strings.Contains(r.Message, "attestation") {
+							t.Errorf("reason %+v; want the chart's signature refused, not an attestation", r)
+						}
+						continue
+					}
+					if !strings.Contains(r.Message, "attestation provenance") || !strings.Contains(r.Found, tc.found) {
+						t.Errorf("reason %+v; want it to name the requirement, and %q found", r, tc.found)
+					}
+					if tc.want == chartproofv1.ReasonPredicateRejected && !strings.Contains(r.Message, "workflow.ref") {
+						t.Errorf("reason %q does not name the condition", r.Message)
+					}
+				}
+			})
+		}
+	}
+}
