@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -267,4 +268,55 @@ func FuzzProvenance(f *testing.F) {
 func sha256Sum(b []byte) []byte {
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// FuzzLegacyAttestation feeds arbitrary `.att` layers (the DSSE envelope
+// and its predicateType annotation, issue 15) to a verifier trusting one
+// key. Whatever the bytes, a layer is trusted only when it is the key's
+// envelope of the original statement: the predicate type, subjects and
+// predicate it reports are those the key signed, never what the
+// annotation claims; a malformed layer is never trusted; an untrusted one
+// reports no facts.
+func FuzzLegacyAttestation(f *testing.F) {
+	k, err := testsign.NewKey("p256")
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, id, err := policy.ParsePublicKey([]byte(k.PublicPEM()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	v, err := New([]policy.Authority{{Name: "builder", PublicKey: pub, KeyID: id}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	const slsa = "https://slsa.dev/provenance/v1"
+	stmt := testsign.AttestationStatement(slsa, `{"builder":{"id":"https://github.com/actions/runner/github-hosted"}}`, repo, digestA)
+	env, err := testsign.DSSEEnvelope(stmt, k)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(env, slsa)
+	f.Add(env, "https://spdx.dev/Document")
+	f.Add([]byte(`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"","sig":"AA=="}]}`), slsa)
+	f.Add([]byte(`{"payloadType":"x","payload":"","signatures":[]}`), "")
+	f.Fuzz(func(t *testing.T, envelope []byte, claimed string) {
+		got, ok := v.prepareLegacyAttestation(envelope, map[string]string{LegacyPredicateTypeAnnotation: claimed}).Run()
+		if !ok {
+			return // a signature, not an attestation
+		}
+		switch {
+		case got.Malformed && got.Authority != "":
+			t.Fatalf("malformed yet trusted: %+v", got)
+		case got.Authority == "":
+			if len(got.Subjects) != 0 || got.PredicateType != "" || got.Attestation != nil || got.Problem == "" {
+				t.Errorf("untrusted attestation with facts or without a problem: %+v", got)
+			}
+			return
+		}
+		if got.Authority != "builder" || got.PredicateType != slsa || !cmp.Equal(got.Subjects, []string{digestA}) ||
+			got.Attestation == nil || !strings.Contains(string(got.Attestation.Predicate), "github-hosted") {
+			t.Errorf("trusted attestation reports %+v; want the statement the key signed", got)
+		}
+	})
 }
