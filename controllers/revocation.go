@@ -14,8 +14,10 @@ import (
 // reconciles (issue 12, item 7): when a trust change was observed for each
 // release, and which installed releases do not verify now.
 type trustState struct {
-	mu      sync.Mutex
-	changed map[types.UID]time.Time
+	mu sync.Mutex
+	// changed holds, for each release, the trust changes observed since
+	// it was last judged with them.
+	changed map[types.UID]pendingChange
 	// verified says, for each installed release, whether it verified when
 	// last reconciled; unverified counts those that did not.
 	verified   map[types.UID]bool
@@ -28,9 +30,17 @@ type trustState struct {
 	early map[types.UID]bool
 }
 
+// pendingChange spans the trust changes observed for a release that no
+// reconcile has judged yet: the first (a revocation is timed from it, so
+// the time is never under-reported) and the last (a reconcile that started
+// before it may have judged with the trust of before).
+type pendingChange struct {
+	first, last time.Time
+}
+
 func (r *VerifiedHelmReleaseReconciler) trust() *trustState {
 	r.trustOnce.Do(func() {
-		r.trustState = &trustState{changed: map[types.UID]time.Time{}, verified: map[types.UID]bool{}, early: map[types.UID]bool{}}
+		r.trustState = &trustState{changed: map[types.UID]pendingChange{}, verified: map[types.UID]bool{}, early: map[types.UID]bool{}}
 	})
 	return r.trustState
 }
@@ -48,9 +58,12 @@ func (r *VerifiedHelmReleaseReconciler) trustChanged(list chartproofv1.VerifiedH
 			delete(s.early, v.UID)
 			early++
 		}
-		if _, ok := s.changed[v.UID]; !ok {
-			s.changed[v.UID] = now
+		c, ok := s.changed[v.UID]
+		if !ok {
+			c.first = now
 		}
+		c.last = now
+		s.changed[v.UID] = c
 	}
 	s.mu.Unlock()
 	for range early {
@@ -61,13 +74,16 @@ func (r *VerifiedHelmReleaseReconciler) trustChanged(list chartproofv1.VerifiedH
 
 // trackVerified records whether obj's installed release verifies now, sets
 // the gauge of installed releases that do not, and times a release that
-// verified and no longer does from the trust change observed before it. A
-// reconcile that started before the change was observed judged with the
-// trust of before: the change stays for the reconcile it queued.
+// verified and no longer does from the first trust change observed before
+// it. A reconcile that started before the last change was observed may have
+// judged with the trust of before: unless it marked the release, the
+// changes stay for the reconcile the last one queued. (Trust changes come
+// from many sources: a mandatory ClusterTrustPolicy's change reaches every
+// release, and may be pending when a revocation list changes.)
 func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.VerifiedHelmRelease, started time.Time) {
 	s := r.trust()
 	s.mu.Lock()
-	changed, observed := s.changed[obj.UID]
+	pending, observed := s.changed[obj.UID]
 	was, known := s.forget(obj.UID)
 	inst := obj.Status.Installed
 	marked := inst != nil && !inst.Verified && known && was
@@ -75,9 +91,10 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	if marked && !observed {
 		s.early[obj.UID] = true
 	}
-	if observed && changed.After(started) && !marked {
-		// Judged, perhaps, with the trust of before: the change waits for
-		// the reconcile it queued. One that marked the release saw it.
+	if observed && pending.last.After(started) && !marked {
+		// Judged, perhaps, with the trust of before: the changes wait for
+		// the reconcile the last one queued. One that marked the release
+		// saw them.
 		observed = false
 	} else {
 		delete(s.changed, obj.UID)
@@ -92,7 +109,7 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 	s.mu.Unlock()
 	r.RevocationMetrics.SetUnverified(n)
 	if marked && observed {
-		r.RevocationMetrics.Revoked(time.Since(changed))
+		r.RevocationMetrics.Revoked(time.Since(pending.first))
 	}
 }
 

@@ -101,4 +101,28 @@ func TestTrackVerifiedKeepsLateChange(t *testing.T) {
 	if got := timed(); got != 3 {
 		t.Fatalf("revocations timed: %d; want 3 (a mark no change explains is not a revocation)", got)
 	}
+
+	// A change observed while another, unrelated one (a mandatory
+	// ClusterTrustPolicy's, which reaches every release) was pending: the
+	// reconcile the first queued started before the second and judged with
+	// the trust of before; the second stays pending, and the reconcile it
+	// queued, which marks the release, times it (the CI failure of
+	// TestRevocationListReverifies).
+	r.trackVerified(installed(true), time.Now())
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}}) // unrelated
+	r.trustChanged(chartproofv1.VerifiedHelmReleaseList{Items: []chartproofv1.VerifiedHelmRelease{*obj}}) // the revocation
+	pending := r.trust().changed[obj.UID]
+	if !pending.first.Before(pending.last) {
+		t.Fatalf("pending %+v: want the first change before the last", pending)
+	}
+	// The first change's reconcile started between the two, and judged
+	// with the trust of before: still verified.
+	r.trackVerified(installed(true), pending.last.Add(-time.Nanosecond))
+	if !r.queuedByTrustChange(obj.UID) {
+		t.Fatal("the revocation's change was consumed by a reconcile that started before it")
+	}
+	r.trackVerified(installed(false), time.Now())
+	if got := timed(); got != 4 {
+		t.Fatalf("revocations timed: %d; want 4 (the revocation observed behind another change)", got)
+	}
 }
