@@ -271,3 +271,94 @@ func TestAttestationRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestGitHubProvenanceKeyless (issue 15): provenance as GitHub's
+// attest-build-provenance pushes it — a keyless Sigstore bundle whose
+// certificate names the workflow with GitHub's Fulcio extensions, an SLSA v1
+// predicate of GitHub's build type — found through the referrers API and
+// through the fallback tag that lost its annotations. A policy requiring it
+// from that workflow, its condition reading the predicate and the signer's
+// certificate extensions, accepts it and reports the signer; the twin
+// signed by another workflow's identity is refused with IdentityMismatch.
+func TestGitHubProvenanceKeyless(t *testing.T) {
+	const (
+		issuer   = "https://token.actions.githubusercontent.com"
+		workflow = "https://github.com/example/charts/.github/workflows/release.yml@refs/heads/main"
+		other    = "https://github.com/example/charts/.github/workflows/nightly.yml@refs/heads/main"
+	)
+	s, err := testsign.NewSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootJSON, err := s.TrustedRootJSON(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, discovery := range []struct {
+		name         string
+		referrersAPI bool
+	}{{"referrers API", true}, {"fallback tag without annotations", false}} {
+		for _, tc := range []struct {
+			name, signer, want string
+		}{{"release workflow", workflow, chartproofv1.ReasonVerified}, {"another workflow", other, chartproofv1.ReasonIdentityMismatch}} {
+			t.Run(discovery.name+"/"+tc.name, func(t *testing.T) {
+				reg := newRegistry(t, discovery.referrersAPI)
+				release, _ := testsign.NewKey("p256")
+				digest := pushChart(t, reg, "charts/hello", "1.0.0")
+				if err := reg.SignLegacy("charts/hello", digest, digest, release); err != nil {
+					t.Fatal(err)
+				}
+				stmt := testsign.AttestationStatement(slsaV1, githubProvenance("https://github.com/example/charts", goodRef, goodBuilder), reg.Host+"/charts/hello", digest)
+				bundle, err := s.SignKeyless(stmt, testsign.KeylessOptions{Cert: testsign.Cert{URI: tc.signer, Issuer: issuer, Extensions: map[string]string{
+					"sourceRepositoryURI": "https://github.com/example/charts", "sourceRepositoryRef": "refs/heads/main", "runnerEnvironment": "github-hosted",
+				}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				claimed := slsaV1
+				if !discovery.referrersAPI {
+					claimed = ""
+				}
+				if _, err := reg.AttachBundleAs("charts/hello", digest, bundle, claimed, !discovery.referrersAPI); err != nil {
+					t.Fatal(err)
+				}
+				p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
+					Repositories: []string{reg.Host + "/charts/**"},
+					Authorities:  []chartproofv1.Authority{{Name: "release", Key: &chartproofv1.KeyAuthority{PublicKey: release.PublicPEM()}}},
+					Attestations: []chartproofv1.AttestationRequirement{{
+						Name: "provenance", PredicateType: slsaV1,
+						Authorities: []chartproofv1.Authority{{Name: "github", Keyless: &chartproofv1.KeylessAuthority{
+							TrustedRoot: &chartproofv1.TrustedRootReference{ConfigMapRef: &chartproofv1.TrustedRootKeyReference{Namespace: "infra", Name: "sigstore"}},
+							Identities:  []chartproofv1.Identity{{Issuer: issuer, Subject: workflow}},
+						}}},
+						Condition: `predicate.buildDefinition.externalParameters.workflow.ref == "refs/heads/main" &&
+signer.extensions.runnerEnvironment == "github-hosted" && signer.subject.startsWith("https://github.com/example/charts/")`,
+					}},
+				}, configMaps{"infra/sigstore/trusted_root.json": rootJSON})
+				if err != nil {
+					t.Fatal(err)
+				}
+				v, err := verify.ForPolicy(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := gate.Check(context.Background(), oci.NewClient(oci.Options{PlainHTTP: true}), nil, gate.Request{
+					URL: "oci://" + reg.Host + "/charts/hello", Version: "1.0.0", Policy: p, Verifier: v,
+				})
+				if res.Verdict.Code() != tc.want {
+					t.Fatalf("%s %+v; want %s", res.Verdict.Code(), res.Verdict.Reasons, tc.want)
+				}
+				if tc.want != chartproofv1.ReasonVerified {
+					if !strings.Contains(res.Verdict.Reasons[0].Message, "attestation provenance") {
+						t.Errorf("reason %q does not name the requirement", res.Verdict.Reasons[0].Message)
+					}
+					return
+				}
+				h := res.Verdict.Attestations[0]
+				if h.Authority != "provenance/github" || h.Identity == nil || h.Identity.Subject != workflow || h.Log == nil {
+					t.Errorf("held %+v; want provenance by provenance/github, signer %s, its log entry", h, workflow)
+				}
+			})
+		}
+	}
+}
