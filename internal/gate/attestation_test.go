@@ -276,7 +276,9 @@ func TestAttestationRefusals(t *testing.T) {
 // attest-build-provenance pushes it — a keyless Sigstore bundle whose
 // certificate names the workflow with GitHub's Fulcio extensions, an SLSA v1
 // predicate of GitHub's build type — found through the referrers API and
-// through the fallback tag that lost its annotations. A policy requiring it
+// through the fallback tag that lost its annotations; and the same
+// provenance as cosign v2 `attest` writes it keyless, in the `.att` tag
+// with the Rekor v1 bundle of its dsse entry. A policy requiring it
 // from that workflow, its condition reading the predicate and the signer's
 // certificate extensions, accepts it and reports the signer; the twin
 // signed by another workflow's identity is refused with IdentityMismatch.
@@ -297,7 +299,8 @@ func TestGitHubProvenanceKeyless(t *testing.T) {
 	for _, discovery := range []struct {
 		name         string
 		referrersAPI bool
-	}{{"referrers API", true}, {"fallback tag without annotations", false}} {
+		legacy       bool // cosign v2's .att tag, a Rekor v1 entry
+	}{{"referrers API", true, false}, {"fallback tag without annotations", false, false}, {"cosign v2 .att tag", true, true}} {
 		for _, tc := range []struct {
 			name, signer, want string
 		}{{"release workflow", workflow, chartproofv1.ReasonVerified}, {"another workflow", other, chartproofv1.ReasonIdentityMismatch}} {
@@ -309,18 +312,29 @@ func TestGitHubProvenanceKeyless(t *testing.T) {
 					t.Fatal(err)
 				}
 				stmt := testsign.AttestationStatement(slsaV1, githubProvenance("https://github.com/example/charts", goodRef, goodBuilder), reg.Host+"/charts/hello", digest)
-				bundle, err := s.SignKeyless(stmt, testsign.KeylessOptions{Cert: testsign.Cert{URI: tc.signer, Issuer: issuer, Extensions: map[string]string{
+				cert := testsign.Cert{URI: tc.signer, Issuer: issuer, Extensions: map[string]string{
 					"sourceRepositoryURI": "https://github.com/example/charts", "sourceRepositoryRef": "refs/heads/main", "runnerEnvironment": "github-hosted",
-				}}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				claimed := slsaV1
-				if !discovery.referrersAPI {
-					claimed = ""
-				}
-				if _, err := reg.AttachBundleAs("charts/hello", digest, bundle, claimed, !discovery.referrersAPI); err != nil {
-					t.Fatal(err)
+				}}
+				if discovery.legacy {
+					layer, err := s.AttestLegacy(stmt, slsaV1, cert)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := reg.AppendLegacyAttestationLayer("charts/hello", digest, layer); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					bundle, err := s.SignKeyless(stmt, testsign.KeylessOptions{Cert: cert})
+					if err != nil {
+						t.Fatal(err)
+					}
+					claimed := slsaV1
+					if !discovery.referrersAPI {
+						claimed = ""
+					}
+					if _, err := reg.AttachBundleAs("charts/hello", digest, bundle, claimed, !discovery.referrersAPI); err != nil {
+						t.Fatal(err)
+					}
 				}
 				p, err := policy.Compile(policy.Ref{Kind: "ClusterTrustPolicy", Name: "p"}, chartproofv1.TrustPolicySpec{
 					Repositories: []string{reg.Host + "/charts/**"},

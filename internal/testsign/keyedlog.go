@@ -71,19 +71,20 @@ func (s *Sigstore) SignKeyedLogged(statement []byte, k *Key, o KeyedLogOptions) 
 	return protojson.Marshal(pb)
 }
 
-// logDSSE records a DSSE envelope over statement with signature sig,
-// verified by verifierPEM (a public key or certificate), in log: the
-// canonical dsse v0.0.1 body Rekor would store, its signed entry timestamp
-// and an inclusion proof with a signed checkpoint.
-func logDSSE(log *ca.VirtualSigstore, statement, sig, verifierPEM []byte, at time.Time) (*protorekor.TransparencyLogEntry, error) {
-	env, err := json.Marshal(dsse.Envelope{
+// envelopeJSON is a DSSE envelope over an in-toto statement with one
+// signature, as JSON.
+func envelopeJSON(statement, sig []byte) ([]byte, error) {
+	return json.Marshal(dsse.Envelope{
 		PayloadType: inTotoPayloadType,
 		Payload:     base64.StdEncoding.EncodeToString(statement),
 		Signatures:  []dsse.Signature{{Sig: base64.StdEncoding.EncodeToString(sig)}},
 	})
-	if err != nil {
-		return nil, err
-	}
+}
+
+// dsseBody is the canonical body of the Rekor dsse v0.0.1 entry of env
+// verified by verifierPEM (a public key or certificate), made by Rekor's
+// own types as the log makes it.
+func dsseBody(env, verifierPEM []byte) ([]byte, error) {
 	ctx := context.Background()
 	proposed, err := types.NewProposedEntry(ctx, "dsse", "0.0.1", types.ArtifactProperties{
 		ArtifactBytes: env, PublicKeyBytes: [][]byte{verifierPEM}, PKIFormat: "x509",
@@ -98,6 +99,22 @@ func logDSSE(log *ca.VirtualSigstore, statement, sig, verifierPEM []byte, at tim
 	body, err := types.CanonicalizeEntry(ctx, impl)
 	if err != nil {
 		return nil, fmt.Errorf("testsign: rekor entry: %w", err)
+	}
+	return body, nil
+}
+
+// logDSSE records a DSSE envelope over statement with signature sig,
+// verified by verifierPEM (a public key or certificate), in log: the
+// canonical dsse v0.0.1 body Rekor would store, its signed entry timestamp
+// and an inclusion proof with a signed checkpoint.
+func logDSSE(log *ca.VirtualSigstore, statement, sig, verifierPEM []byte, at time.Time) (*protorekor.TransparencyLogEntry, error) {
+	env, err := envelopeJSON(statement, sig)
+	if err != nil {
+		return nil, err
+	}
+	body, err := dsseBody(env, verifierPEM)
+	if err != nil {
+		return nil, err
 	}
 	logID, err := log.RekorLogID()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 )
@@ -206,4 +207,48 @@ func (s *Sigstore) RekorBundle(body []byte, at time.Time, index int64) ([]byte, 
 		SignedEntryTimestamp []byte
 		Payload              tlog.RekorPayload
 	}{set, p})
+}
+
+// AttestLegacy makes a layer of cosign v2's `.att` tag over statement (an
+// in-toto statement of predicateType), as `cosign attest` v2 writes it
+// keyless: a DSSE envelope signed by c's certificate key, the certificate
+// and its chain, and the Rekor bundle of a dsse v0.0.1 entry (cosign v2's
+// default --rekor-entry-type). Push it with Registry.AppendLegacyAttestationLayer.
+func (s *Sigstore) AttestLegacy(statement []byte, predicateType string, c Cert) (Blob, error) {
+	leafCert, key, err := s.leaf(c)
+	if err != nil {
+		return Blob{}, err
+	}
+	sum := sha256.Sum256(dsse.PAE(inTotoPayloadType, statement))
+	sig, err := ecdsa.SignASN1(rand.Reader, key, sum[:])
+	if err != nil {
+		return Blob{}, err
+	}
+	envelope, err := envelopeJSON(statement, sig)
+	if err != nil {
+		return Blob{}, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafCert.Raw})
+	body, err := dsseBody(envelope, certPEM)
+	if err != nil {
+		return Blob{}, err
+	}
+	at := time.Now().Add(-time.Minute)
+	if c.UntrustedCA {
+		at = time.Now().Add(time.Minute)
+	}
+	b, err := s.RekorBundle(body, at, 0)
+	if err != nil {
+		return Blob{}, err
+	}
+	ann := map[string]string{
+		SignatureAnnotation:   "",
+		CertificateAnnotation: string(certPEM),
+		ChainAnnotation:       s.chainPEM(c.UntrustedCA),
+		BundleAnnotation:      string(b),
+	}
+	if predicateType != "" {
+		ann["predicateType"] = predicateType
+	}
+	return Blob{MediaType: DSSEMediaType, Data: envelope, Annotations: ann}, nil
 }

@@ -248,7 +248,13 @@ func (r Registry) AttachLegacyAttestation(repo, digest string, envelope []byte, 
 	if predicateType != "" {
 		ann["predicateType"] = predicateType
 	}
-	return r.appendLayer(repo, strings.Replace(digest, ":", "-", 1)+".att", Blob{MediaType: DSSEMediaType, Data: envelope, Annotations: ann})
+	return r.AppendLegacyAttestationLayer(repo, digest, Blob{MediaType: DSSEMediaType, Data: envelope, Annotations: ann})
+}
+
+// AppendLegacyAttestationLayer adds a layer (Sigstore.AttestLegacy) to
+// the manifest at cosign v2's attestation tag "sha256-<hex>.att".
+func (r Registry) AppendLegacyAttestationLayer(repo, digest string, layer Blob) error {
+	return r.appendLayer(repo, strings.Replace(digest, ":", "-", 1)+".att", layer)
 }
 
 // DSSEMediaType is the media type of a layer of cosign's `.att` tag.
@@ -261,11 +267,7 @@ func DSSEEnvelope(statement []byte, k *Key) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(map[string]any{
-		"payloadType": inTotoPayloadType,
-		"payload":     statement,
-		"signatures":  []map[string]any{{"keyid": "", "sig": sig}},
-	})
+	return envelopeJSON(statement, sig)
 }
 
 // AttestationStatement is an in-toto v1 statement of predicateType over
