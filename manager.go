@@ -3,24 +3,36 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/controllers"
+	"github.com/chartproof/chartproof/internal/admission"
 	"github.com/chartproof/chartproof/internal/cloudauth"
 	"github.com/chartproof/chartproof/internal/gate"
 	"github.com/chartproof/chartproof/internal/identity"
@@ -44,6 +56,13 @@ func runManager() error {
 		tufCacheDir                             string
 		metricsSecure                           bool
 		metricsCertDir                          string
+		webhookPort                             int
+		webhookCertDir                          string
+		webhookNamespace, webhookSecret         string
+		webhookService, webhookConfiguration    string
+		webhookHosts                            string
+		breakGlassGroups                        string
+		exemptUsers, exemptGroups               string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.BoolVar(&metricsSecure, "metrics-secure", false, "serve metrics over HTTPS to callers whose bearer token (a TokenReview) may get /metrics (a SubjectAccessReview): the manager then needs create on tokenreviews and subjectaccessreviews (config/rbac/metrics_auth_role.yaml); config/manager sets it")
@@ -61,6 +80,16 @@ func runManager() error {
 	flag.BoolVar(&controllerCloudIdentity, "allow-controller-cloud-identity", false, "let releases with spec.chart.provider aws, azure or gcp log in to their registry with the manager's own cloud identity (workload identity), as Flux's OCIRepository does; any release may then read what that identity may read")
 	flag.BoolVar(&watchDeployed, "watch-deployed-objects", true, "watch (metadata only, by the owner label) every kind of object releases deploy, so drift wakes its release at once; needs list and watch on every resource (the ClusterRole's '*' rule). false: drift is found at each release's interval only, and that rule can be removed")
 	flag.StringVar(&tufCacheDir, "tuf-cache-dir", filepath.Join(os.TempDir(), "chartproof-tuf"), "where the TUF client keeps the metadata it verified of the repositories trustedRoot.tuf names (what a rollback is checked against); an emptyDir in a pod")
+	flag.IntVar(&webhookPort, "webhook-port", 0, "port of the admission webhook (docs/admission.md), served over TLS from --webhook-cert-dir; 0 disables it")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "the directory holding the admission webhook's tls.crt and tls.key (cert-manager's Secret, mounted), reloaded when they change; empty: the manager makes, rotates and serves its own (--webhook-secret) and writes their CA into --webhook-configuration")
+	flag.StringVar(&webhookNamespace, "webhook-namespace", "", "namespace of the webhook's Secret and Service; default: the pod's own")
+	flag.StringVar(&webhookSecret, "webhook-secret", "chartproof-webhook-tls", "the Secret the manager keeps the webhook's CA and serving certificate in")
+	flag.StringVar(&webhookService, "webhook-service", "chartproof-webhook", "the webhook's Service: its names are the serving certificate's")
+	flag.StringVar(&webhookConfiguration, "webhook-configuration", "chartproof", "the ValidatingWebhookConfiguration the manager writes its CA bundle into")
+	flag.StringVar(&webhookHosts, "webhook-hosts", "", "comma-separated DNS names or IP addresses the serving certificate names besides the Service's (a manager run outside the cluster)")
+	flag.StringVar(&breakGlassGroups, "admission-break-glass-groups", "", "comma-separated groups whose members may change what a release deployed in an emergency: admitted, recorded (event, audit annotation, metric), then handled as drift")
+	flag.StringVar(&exemptUsers, "admission-exempt-users", strings.Join(admission.DefaultExemptUsers, ","), "comma-separated system users the admission webhook admits (config/webhook's matchConditions must name the same)")
+	flag.StringVar(&exemptGroups, "admission-exempt-groups", strings.Join(admission.DefaultExemptGroups, ","), "comma-separated system groups the admission webhook admits (config/webhook's matchConditions must name the same)")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Usage = func() {
@@ -95,8 +124,17 @@ func runManager() error {
 			metricsOpts.CertDir = filepath.Join(os.TempDir(), "chartproof-metrics-certs-none")
 		}
 	}
+	webhookOpts := webhook.Options{Port: webhookPort, CertDir: webhookCertDir}
+	var certs *admission.Certificates
+	if webhookPort != 0 && webhookCertDir == "" {
+		if certs, err = webhookCertificates(cfg, scheme, webhookNamespace, webhookSecret, webhookService, webhookConfiguration, splitList(webhookHosts)); err != nil {
+			return err
+		}
+		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		WebhookServer:           webhook.NewServer(webhookOpts),
 		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		PprofBindAddress:        pprofAddr,
@@ -181,6 +219,19 @@ func runManager() error {
 	if err := controllers.Setup(mgr, r, controller.Options{MaxConcurrentReconciles: concurrent}); err != nil {
 		return err
 	}
+	if webhookPort != 0 {
+		if err := serveAdmission(cfg, mgr, r, splitList(breakGlassGroups), splitList(exemptUsers), splitList(exemptGroups)); err != nil {
+			return err
+		}
+	}
+	if certs != nil {
+		if err := mgr.Add(certs); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook-certificate", certs.Ready); err != nil {
+			return err
+		}
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err
 	}
@@ -188,4 +239,83 @@ func runManager() error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// serveAdmission registers the admission webhook's rules on the manager's
+// webhook server. The manager's own user name is asked of the API server
+// (a SelfSubjectReview), so no flag can get it wrong.
+func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedHelmReleaseReconciler, breakGlass, exemptUsers, exemptGroups []string) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	self, err := cs.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("admission: asking the API server who the manager is: %w", err)
+	}
+	decisions, err := metrics.NewAdmission(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	guard := &admission.OwnedObjects{
+		Releases: func(ctx context.Context, uid string) (admission.Actor, bool, error) {
+			release, user, found, err := r.ActorOf(ctx, uid)
+			return admission.Actor{Release: release, User: user}, found, err
+		},
+		ManagerUser:      self.Status.UserInfo.Username,
+		ExemptUsers:      exemptUsers,
+		ExemptGroups:     exemptGroups,
+		BreakGlassGroups: breakGlass,
+		Recorder:         r.Recorder,
+		Metrics:          decisions,
+	}
+	mgr.GetWebhookServer().Register(admission.OwnedObjectsPath, guard.Webhook())
+	mgr.GetWebhookServer().Register(admission.HelmRecordsPath, (&admission.HelmRecords{Metrics: decisions}).Webhook())
+	reviews, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	tenancy := &admission.Tenancy{
+		ServiceAccountFor: r.Identities.ServiceAccountFor,
+		Reviews:           reviews,
+		MandatoryFor:      r.MandatoryFor,
+		Metrics:           decisions,
+	}
+	mgr.GetWebhookServer().Register(admission.TenancyPath, tenancy.Webhook())
+	ctrl.Log.Info("admission webhook serving", "manager", guard.ManagerUser, "breakGlassGroups", breakGlass)
+	return mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker())
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// webhookCertificates keeps the webhook's own CA and serving certificate
+// (admission.Certificates) for the Service service of namespace (the pod's
+// own when ""), and hosts.
+func webhookCertificates(cfg *rest.Config, scheme *runtime.Scheme, namespace, secret, service, configuration string, hosts []string) (*admission.Certificates, error) {
+	if namespace == "" {
+		raw, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+		if err != nil {
+			return nil, fmt.Errorf("admission: --webhook-namespace is required outside a pod: %w", err)
+		}
+		namespace = strings.TrimSpace(string(raw))
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	return &admission.Certificates{
+		Client:        c,
+		Secret:        types.NamespacedName{Namespace: namespace, Name: secret},
+		Configuration: configuration,
+		Hosts:         append([]string{service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"}, hosts...),
+	}, nil
 }

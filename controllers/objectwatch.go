@@ -73,10 +73,6 @@ func newObjectWatches(mgr ctrl.Manager, c controller.Controller, r *VerifiedHelm
 	if err := mgr.Add(objCache); err != nil {
 		return nil, err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &chartproofv1.VerifiedHelmRelease{}, uidIndex,
-		func(o client.Object) []string { return []string{string(o.GetUID())} }); err != nil {
-		return nil, err
-	}
 	return &ObjectWatches{
 		cache:   objCache,
 		ctrl:    c,

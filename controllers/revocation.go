@@ -105,9 +105,10 @@ func (r *VerifiedHelmReleaseReconciler) trackVerified(obj *chartproofv1.Verified
 			s.unverified++
 		}
 	}
-	n := s.unverified
+	// Set under the lock: reconciles of other releases run concurrently,
+	// and a count set after a newer one would stay until the next reconcile.
+	r.RevocationMetrics.SetUnverified(s.unverified)
 	s.mu.Unlock()
-	r.RevocationMetrics.SetUnverified(n)
 	if marked && observed {
 		r.RevocationMetrics.Revoked(time.Since(pending.first))
 	}
@@ -141,9 +142,10 @@ func (r *VerifiedHelmReleaseReconciler) forgetTrust(uid types.UID) {
 	delete(s.changed, uid)
 	delete(s.early, uid)
 	s.forget(uid)
-	n := s.unverified
+	// Set under the lock: reconciles run concurrently, and a count set
+	// after another's newer one would stay until the next reconcile.
+	r.RevocationMetrics.SetUnverified(s.unverified)
 	s.mu.Unlock()
-	r.RevocationMetrics.SetUnverified(n)
 }
 
 // recordRelease sets obj's series of ReleaseMetrics from the status just

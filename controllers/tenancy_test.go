@@ -593,3 +593,32 @@ func TestDeletionLetsGoWhenNamespaceGoes(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossNamespacePolicyRefused (TEN-07): a release naming another
+// namespace's TrustPolicy — one that trusts the key its chart is signed
+// with — is refused with CrossNamespaceReference and installs nothing: the
+// controller never reads that policy (the admission webhook refuses the
+// same release when it is applied: e2e.TestAdmission). Its twin, naming
+// its own namespace explicitly, installs.
+func TestCrossNamespacePolicyRefused(t *testing.T) {
+	f := newFixture(t)
+	f.signLegacy(f.push("1.0.0"), f.key)
+	other := newBareNamespace(t)
+	if err := k8s.Create(context.Background(), &chartproofv1.TrustPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: other, Name: "platform"},
+		Spec: chartproofv1.TrustPolicySpec{
+			Repositories: []string{regHost + "/charts/" + f.ns + "/*"},
+			Authorities:  []chartproofv1.Authority{{Name: "ci", Key: &chartproofv1.KeyAuthority{PublicKey: f.key.PublicPEM()}}},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.release("borrowed", "1.0.0", "platform", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.TrustPolicyRef.Namespace = other })
+	f.waitCondition("borrowed", chartproofv1.ConditionReady, metav1.ConditionFalse, chartproofv1.ReasonCrossNamespaceReference)
+	if cm := f.configMap("borrowed"); cm != nil {
+		t.Errorf("the release installed its ConfigMap: %+v", cm.Data)
+	}
+	f.policy("own", f.key, "")
+	f.release("own", "1.0.0", "own", func(v *chartproofv1.VerifiedHelmRelease) { v.Spec.TrustPolicyRef.Namespace = f.ns })
+	f.waitReady("own", 1, chartproofv1.ReasonInstallSucceeded)
+}

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +127,56 @@ func TestTrackVerifiedKeepsLateChange(t *testing.T) {
 	if got := timed(); got != 4 {
 		t.Fatalf("revocations timed: %d; want 4 (the revocation observed behind another change)", got)
 	}
+}
+
+// TestUnverifiedGaugeUnderConcurrency: reconciles of different releases
+// track their verdicts concurrently; once they are all done, the gauge of
+// installed releases that do not verify is the true count, whatever order
+// the reconciles ended in. (It was set after the lock was released, so an
+// older count could land last and stay: e2e.TestManagerRevocation saw 2
+// where one release ran unverified. With the gauge set after the unlock,
+// this test failed one run in two.)
+func TestUnverifiedGaugeUnderConcurrency(t *testing.T) {
+	for round := range 3000 {
+		reg := prometheus.NewRegistry()
+		m, err := metrics.NewRevocation(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &VerifiedHelmReleaseReconciler{RevocationMetrics: m}
+		var wg sync.WaitGroup
+		const releases = 8
+		for i := range releases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o := &chartproofv1.VerifiedHelmRelease{ObjectMeta: metav1.ObjectMeta{UID: types.UID(fmt.Sprint(i))}}
+				// Each release goes unverified, then the even ones verify
+				// again (a rollback), as reconciles do.
+				for step := range 20 {
+					o.Status.Installed = &chartproofv1.InstalledRelease{Verified: step == 19 && i%2 == 0}
+					r.trackVerified(o, time.Now())
+				}
+			}()
+		}
+		wg.Wait()
+		if got := gaugeValue(t, reg, "chartproof_installed_unverified_releases"); got != releases/2 {
+			t.Fatalf("round %d: gauge %v after every reconcile ended; want %d", round, got, releases/2)
+		}
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("%s not gathered", name)
+	return 0
 }

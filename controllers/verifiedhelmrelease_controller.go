@@ -182,6 +182,10 @@ func (r *VerifiedHelmReleaseReconciler) SetupWithManager(mgr ctrl.Manager, opts 
 		}); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, uidIndex,
+		func(o client.Object) []string { return []string{string(o.GetUID())} }); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &chartproofv1.VerifiedHelmRelease{}, dependsOnIndex, func(o client.Object) []string {
 		return dependsOnKeys(o.(*chartproofv1.VerifiedHelmRelease))
 	}); err != nil {
@@ -1422,6 +1426,10 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	)
 	switch ref.Kind {
 	case "", "TrustPolicy":
+		if ref.Namespace != "" && ref.Namespace != obj.Namespace {
+			// Never read: a release is judged by its own namespace's trust.
+			return gate.Request{}, chartproofv1.ReasonCrossNamespaceReference, fmt.Errorf("trustPolicyRef names TrustPolicy %s/%s: a release uses only the TrustPolicies of its own namespace (%s) or a ClusterTrustPolicy", ref.Namespace, ref.Name, obj.Namespace)
+		}
 		var tp chartproofv1.TrustPolicy
 		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, &tp); err != nil {
 			return gate.Request{}, notFoundCode(err), fmt.Errorf("TrustPolicy %s/%s: %w", obj.Namespace, ref.Name, err)

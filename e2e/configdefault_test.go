@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	psaapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -76,7 +79,25 @@ func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *u
 func TestConfigDefault(t *testing.T) {
 	ctx := context.Background()
 	objs := renderKustomization(t, filepath.Join("..", "config", "default"))
+	// The admission webhook calls the manager on loopback, for this
+	// test's namespace only (narrowWebhook).
+	apps := newNamespace(t, "e2e-config-default-")
+	webhookPort := freePort(t)
 	for _, o := range objs {
+		if o.GetKind() == "ValidatingWebhookConfiguration" {
+			var cfg admissionregistrationv1.ValidatingWebhookConfiguration
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			narrowWebhook(t, &cfg, webhookPort, apps)
+			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Object = m
+			o.SetAPIVersion(admissionregistrationv1.SchemeGroupVersion.String())
+			o.SetKind("ValidatingWebhookConfiguration")
+		}
 		o.SetManagedFields(nil)
 		if err := k8s.Patch(ctx, o, client.Apply, client.FieldOwner("chartproof-e2e-install"), client.ForceOwnership); err != nil {
 			t.Fatalf("server-side apply of %s %s: %v", o.GetKind(), o.GetName(), err)
@@ -114,7 +135,7 @@ func TestConfigDefault(t *testing.T) {
 	if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Errorf("container securityContext %+v; want a read-only root file system", sc)
 	}
-	for _, want := range []string{"--leader-elect", "--metrics-secure"} {
+	for _, want := range []string{"--leader-elect", "--metrics-secure", "--webhook-port=9443"} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("manager args %v; want %s", c.Args, want)
 		}
@@ -156,16 +177,19 @@ func TestConfigDefault(t *testing.T) {
 			continue
 		case "--tuf-cache-dir":
 			a = name + "=" + t.TempDir()
+		case "--webhook-port":
+			a = name + "=" + strconv.Itoa(webhookPort)
 		}
 		args = append(args, a)
 	}
-	args = append(args, "--leader-election-namespace="+managerNamespace)
+	// Out of a cluster: the namespace of the Lease and of the webhook's
+	// Secret, and the serving certificate's loopback address.
+	args = append(args, "--leader-election-namespace="+managerNamespace, "--webhook-namespace="+managerNamespace, "--webhook-hosts=127.0.0.1")
 	manager, metricsAddr := startManagerAs(t, deploy.Spec.Template.Spec.ServiceAccountName, args...)
 	defer stopManager(t, manager)
 
 	reg := startRegistry(t)
 	digest, pubPEM, _ := pushSignedChart(t, reg.Host, "charts/hello", "1.0.0")
-	apps := newNamespace(t, "e2e-config-default-")
 	mustCreate(t, newTrustPolicy(apps, "ci", reg.Host+"/charts/*", pubPEM))
 	mustCreate(t, newRelease(apps, "hello", "oci://"+reg.Host+"/charts/hello", "1.0.0", "ci"))
 	vhr := waitCondition(t, manager, apps, "hello", chartproofv1.ConditionReady, metav1.ConditionTrue, "")
@@ -173,6 +197,19 @@ func TestConfigDefault(t *testing.T) {
 		t.Errorf("status.installed %+v; want %s, verified", inst, digest)
 	}
 	checkInstalled(t, apps, "hello", digest)
+	// The webhook config/default registers refuses an edit of what the
+	// release deployed (the manager wrote its CA into the configuration);
+	// the control twin, an unlabelled ConfigMap, is admitted.
+	edit := client.RawPatch(types.MergePatchType, []byte(`{"data":{"message":"rewritten"}}`))
+	waitFor(t, managerWait, "an edit of the release's ConfigMap refused", manager, func() (bool, string) {
+		err := k8s.Patch(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: "hello-hello"}}, edit)
+		return err != nil && strings.Contains(err.Error(), chartproofv1.ReasonOwnedObjectProtected), fmt.Sprint(err)
+	})
+	plain := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: "plain"}}
+	mustCreate(t, plain)
+	if err := k8s.Patch(ctx, plain, edit); err != nil {
+		t.Errorf("control: editing an unlabelled ConfigMap: %v", err)
+	}
 
 	// /metrics over HTTPS (a self-signed certificate: no --metrics-cert-dir).
 	scraper := newNamespace(t, "e2e-scraper-")

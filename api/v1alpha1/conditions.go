@@ -193,6 +193,22 @@ const (
 	ReasonDriftConflict    = "DriftConflict"
 )
 
+// Admission reasons: the decisions of the admission webhook
+// (internal/admission), in its responses, audit annotations and metrics.
+const (
+	ReasonOwnedObjectProtected = "OwnedObjectProtected"
+	ReasonBreakGlass           = "BreakGlass"
+	ReasonChartproofActing     = "ChartproofActing"
+	ReasonExemptIdentity       = "ExemptIdentity"
+	ReasonUnmanagedHelmRecord  = "UnmanagedHelmRecord"
+	ReasonNotGuarded           = "NotGuarded"
+	// Tenancy, refused when a release or policy is applied.
+	ReasonCrossNamespaceReference  = "CrossNamespaceReference"
+	ReasonTargetNamespaceForbidden = "TargetNamespaceForbidden"
+	ReasonWeakerThanMandatory      = "WeakerThanMandatory"
+	ReasonTenancyChecked           = "TenancyChecked"
+)
+
 // ReasonKind groups reason codes for SREs: a denial is an attack or a
 // misconfiguration to look at; an inconclusive outcome is usually an outage.
 type ReasonKind string
@@ -286,4 +302,14 @@ var Reasons = []ReasonInfo{
 	{ReasonDriftCheckFailed, ReasonKindRelease, "Drift could not be checked or corrected: the ServiceAccount may not read or write an object, a write conflicted, or the API server failed. Checked again at the next event or soon."},
 	{ReasonDriftConflict, ReasonKindRelease, "Another writer undid chartproof's correction of the same field again and again (corrected twice within ten minutes, changed a third time): the Drifted condition names the field and the other field manager, and chartproof stops correcting that field, and only it, until the release changes (spec, chart or values) or ten minutes pass. It does not fight another controller forever; find it and give one of you the field (spec.driftDetection.ignore)."},
 	{ReasonPendingRecoveryFailed, ReasonKindRelease, "A release left pending by an interrupted Helm action could not be unlocked: its unfinished record could not be marked failed. Nothing was applied; the recovery is retried."},
+	{ReasonOwnedObjectProtected, ReasonKindDenial, "Admission refused a change (create, update or delete) to an object a VerifiedHelmRelease deployed, or to its Helm release record (both carry the owner label): it did not come from chartproof acting for that release (the release's ServiceAccount impersonated by the manager, marked with the delivery.chartproof.dev/agent user extra), the manager itself, an exempt system identity, or a break-glass group. Change the release's chart or values instead; in an emergency, a member of a break-glass group may (docs/admission.md)."},
+	{ReasonBreakGlass, ReasonKindRelease, "Admission let a member of a break-glass group change an object a VerifiedHelmRelease deployed. The change is recorded (a Warning event on the release, an audit annotation, chartproof_admission_decisions_total) and then handled as any drift: corrected, or reported in Warn mode."},
+	{ReasonChartproofActing, ReasonKindSuccess, "Admission let chartproof change an object a VerifiedHelmRelease deployed: the manager's own identity, or the release's own ServiceAccount impersonated by the manager (the delivery.chartproof.dev/agent user extra)."},
+	{ReasonExemptIdentity, ReasonKindSuccess, "Admission let an exempt system identity (by default kube-controller-manager and the ServiceAccounts of kube-system: the deployment, garbage-collector and namespace controllers) change an object a VerifiedHelmRelease deployed; what it changes in chartproof's fields is handled as drift."},
+	{ReasonUnmanagedHelmRecord, ReasonKindDenial, "Admission refused a Helm release record (a Secret or ConfigMap labelled owner=helm) without chartproof's owner label in a namespace labelled delivery.chartproof.dev/enforce=true: a plain helm install or upgrade of a chart chartproof did not verify. Helm writes its record first, so nothing of the chart was created. Install it with a VerifiedHelmRelease. The webhook and a ValidatingAdmissionPolicy (which holds while the webhook is down) both refuse it (docs/admission.md)."},
+	{ReasonNotGuarded, ReasonKindSuccess, "Admission let through a request its rule does not guard: an object without the owner label, or a Secret or ConfigMap that is not a Helm release record. The webhook configuration sends only what a rule guards; this is the handler's own check of it."},
+	{ReasonCrossNamespaceReference, ReasonKindDenial, "A VerifiedHelmRelease's spec.trustPolicyRef names a TrustPolicy of another namespace: a release is judged only by its own namespace's TrustPolicies or a ClusterTrustPolicy, so a tenant cannot borrow (or be pointed at) another team's trust. Refused by the admission webhook when the release is applied, and by the controller (nothing is installed)."},
+	{ReasonTargetNamespaceForbidden, ReasonKindDenial, "Admission refused a VerifiedHelmRelease whose ServiceAccount may not create Secrets (Helm's release records) in the namespace its records go to (spec.storageNamespace, else spec.targetNamespace, else its own), as the API server answered a SubjectAccessReview: it could install nothing there. Grant the account the rights, or target a namespace it may use. The rights on each object the chart renders are checked before an install by the preflight (PermissionsMissing)."},
+	{ReasonWeakerThanMandatory, ReasonKindDenial, "Admission refused a TrustPolicy in Audit mode in a namespace a mandatory ClusterTrustPolicy binds (its namespaceSelector selects the namespace): there, every release must satisfy the mandatory policy in Enforce mode whatever the policy it names says, so an Audit policy would promise what it cannot do."},
+	{ReasonTenancyChecked, ReasonKindSuccess, "Admission let a VerifiedHelmRelease or TrustPolicy through: it names no other namespace's policy, its account may write release records where they go, and it is not an Audit policy where a mandatory ClusterTrustPolicy binds."},
 }

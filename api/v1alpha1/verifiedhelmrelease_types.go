@@ -577,6 +577,7 @@ type LocalObjectReference struct {
 
 // TrustPolicyReference names a TrustPolicy in the release's namespace or a
 // ClusterTrustPolicy.
+// +kubebuilder:validation:XValidation:rule="!has(self.namespace) || self.kind == 'TrustPolicy'",message="a ClusterTrustPolicy has no namespace"
 type TrustPolicyReference struct {
 	// Kind is TrustPolicy or ClusterTrustPolicy.
 	// +kubebuilder:validation:Enum=TrustPolicy;ClusterTrustPolicy
@@ -588,6 +589,14 @@ type TrustPolicyReference struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
+
+	// Namespace of a TrustPolicy: empty, or the release's own. A release
+	// uses only its own namespace's TrustPolicies or a ClusterTrustPolicy:
+	// naming another namespace is refused (CrossNamespaceReference) by the
+	// admission webhook when the release is applied, and by the controller.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // ValuesReference is one key of a ConfigMap or Secret holding Helm values.

@@ -151,6 +151,17 @@ func (f *Factory) For(namespace, serviceAccount string) (*Account, error) {
 // dropped and built again as they are used.
 const maxAccounts = 512
 
+// AgentExtra is the user extra every impersonated request carries
+// (AgentValue): internal/admission admits a change to what a release
+// deployed from that release's account only with it. The manager needs the
+// right to impersonate it (config/rbac).
+const (
+	AgentExtra = "delivery.chartproof.dev/agent"
+	AgentValue = "chartproof"
+)
+
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=userextras/delivery.chartproof.dev/agent,verbs=impersonate
+
 // Username is the Kubernetes user name of a ServiceAccount.
 func Username(namespace, name string) string {
 	return "system:serviceaccount:" + namespace + ":" + name
@@ -167,7 +178,12 @@ func (f *Factory) build(user string) (*Account, error) {
 		f.mapper = restmapper.NewDeferredDiscoveryRESTMapper(f.discovery)
 	}
 	cfg := rest.CopyConfig(f.base)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+	if user != "" {
+		// The extra tells the admission webhook that chartproof acts:
+		// only whoever may impersonate this extra (the manager) can send
+		// it, so the account's own token, used directly, does not.
+		cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Extra: map[string][]string{AgentExtra: {AgentValue}}}
+	}
 	if f.opts.Writes != nil {
 		cfg.Wrap(f.opts.Writes.wrap)
 	}

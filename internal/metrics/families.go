@@ -44,6 +44,9 @@ func Families() ([]Family, error) {
 	if _, err := NewCache(rec); err != nil {
 		return nil, err
 	}
+	if _, err := NewAdmission(rec); err != nil {
+		return nil, err
+	}
 	var out []Family
 	for _, c := range rec.collectors {
 		f, err := familyOf(c)

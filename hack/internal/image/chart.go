@@ -26,6 +26,8 @@ const Generated = "templates/chartproof.yaml"
 const (
 	configNamespace = "namespace: chartproof-system"
 	configImage     = "image: chartproof:latest"
+	// configManagerUser starts the manager's user name.
+	configManagerUser = "system:serviceaccount:chartproof-system:"
 )
 
 // ChartFiles returns the files of ChartDir generated from module's
@@ -58,6 +60,8 @@ func ChartFiles(module string) (map[string][]byte, error) {
 			return nil, fmt.Errorf("%s %s: holds {{, which Helm would read as a template", r.GetKind(), r.GetName())
 		}
 		text = strings.ReplaceAll(text, configNamespace, "namespace: {{ .Release.Namespace }}")
+		// The manager's user name, in the webhook's matchConditions.
+		text = strings.ReplaceAll(text, configManagerUser, "system:serviceaccount:{{ .Release.Namespace }}:")
 		images += strings.Count(text, configImage)
 		text = strings.ReplaceAll(text, configImage, `image: {{ include "chartproof.image" . }}`)
 		if strings.Contains(text, "chartproof-system") {

@@ -110,6 +110,7 @@ func TestChartInstallsConfigDefault(t *testing.T) {
 		}
 		text := strings.ReplaceAll(string(y), "namespace: chartproof-system", "namespace: "+namespace)
 		text = strings.ReplaceAll(text, "image: chartproof:latest", "image: "+repository+"@"+digest)
+		text = strings.ReplaceAll(text, "system:serviceaccount:chartproof-system:", "system:serviceaccount:"+namespace+":")
 		addObject(t, want, text)
 	}
 	if len(want) < 10 {

@@ -1,0 +1,73 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/identity"
+	"github.com/chartproof/chartproof/internal/policy"
+)
+
+// ActorOf returns the release whose UID an owner label holds
+// (chartproofv1.LabelOwner) and the user chartproof acts as for it: its
+// ServiceAccount's name (identity.Username), or "" for the manager's own
+// identity. It reads the manager's cache: no API request, so the admission
+// webhook (internal/admission) decides from memory. found is false when no
+// release has that UID, or it names no account that it may act as.
+func (r *VerifiedHelmReleaseReconciler) ActorOf(ctx context.Context, ownerUID string) (release types.NamespacedName, user string, found bool, err error) {
+	var list chartproofv1.VerifiedHelmReleaseList
+	if err := r.List(ctx, &list, client.MatchingFields{uidIndex: ownerUID}); err != nil {
+		return types.NamespacedName{}, "", false, err
+	}
+	if len(list.Items) != 1 {
+		return types.NamespacedName{}, "", false, nil
+	}
+	vhr := &list.Items[0]
+	release = types.NamespacedName{Namespace: vhr.Namespace, Name: vhr.Name}
+	sa, err := r.Identities.ServiceAccountFor(vhr.Spec.ServiceAccountName)
+	switch {
+	case errors.Is(err, identity.ErrNoServiceAccount):
+		return release, "", false, nil
+	case err != nil:
+		return release, "", false, err
+	case sa == "":
+		return release, "", true, nil
+	}
+	return release, identity.Username(vhr.Namespace, sa), true, nil
+}
+
+// MandatoryFor returns the names of the ClusterTrustPolicies that bind
+// namespace (their namespaceSelector selects it), from the manager's cache:
+// every release there must satisfy them, in Enforce mode.
+func (r *VerifiedHelmReleaseReconciler) MandatoryFor(ctx context.Context, namespace string) ([]string, error) {
+	var ctps chartproofv1.ClusterTrustPolicyList
+	if err := r.List(ctx, &ctps); err != nil {
+		return nil, err
+	}
+	var ns corev1.Namespace
+	var names []string
+	for _, ctp := range ctps.Items {
+		if ctp.Spec.NamespaceSelector == nil {
+			continue
+		}
+		if ns.Name == "" {
+			if err := r.Get(ctx, types.NamespacedName{Name: namespace}, &ns); err != nil {
+				return nil, err
+			}
+		}
+		binds, err := policy.Binds(ctp.Spec, ns.Labels)
+		if err != nil {
+			return nil, fmt.Errorf("ClusterTrustPolicy %s: %w", ctp.Name, err)
+		}
+		if binds {
+			names = append(names, ctp.Name)
+		}
+	}
+	return names, nil
+}

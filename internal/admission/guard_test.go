@@ -1,0 +1,178 @@
+package admission_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	cpadmission "github.com/chartproof/chartproof/internal/admission"
+	"github.com/chartproof/chartproof/internal/identity"
+	"github.com/chartproof/chartproof/internal/metrics"
+)
+
+const (
+	uidA    = "11111111-1111-1111-1111-111111111111"
+	uidB    = "22222222-2222-2222-2222-222222222222"
+	saA     = "system:serviceaccount:team-a:deployer"
+	saB     = "system:serviceaccount:team-b:deployer"
+	manager = "system:serviceaccount:chartproof-system:chartproof-manager"
+)
+
+// releases: A acts as saA, B as saB; any other UID has no release.
+func releases(_ context.Context, uid string) (cpadmission.Actor, bool, error) {
+	switch uid {
+	case uidA:
+		return cpadmission.Actor{Release: types.NamespacedName{Namespace: "team-a", Name: "a"}, User: saA}, true, nil
+	case uidB:
+		return cpadmission.Actor{Release: types.NamespacedName{Namespace: "team-b", Name: "b"}, User: saB}, true, nil
+	case "broken":
+		return cpadmission.Actor{}, false, errors.New("cache not synced")
+	}
+	return cpadmission.Actor{}, false, nil
+}
+
+func configMap(owner string) []byte {
+	cm := corev1.ConfigMap{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "cfg"}}
+	if owner != "" {
+		cm.Labels = map[string]string{chartproofv1.LabelOwner: owner}
+	}
+	raw, err := json.Marshal(cm)
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
+
+func user(name string, agent bool, groups ...string) authenticationv1.UserInfo {
+	u := authenticationv1.UserInfo{Username: name, Groups: groups}
+	if agent {
+		u.Extra = map[string]authenticationv1.ExtraValue{identity.AgentExtra: {identity.AgentValue}}
+	}
+	return u
+}
+
+func request(op admissionv1.Operation, who authenticationv1.UserInfo, oldOwner, newOwner string) admission.Request {
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "req", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, Namespace: "team-a", Name: "cfg",
+		Operation: op, UserInfo: who,
+	}}
+	if op != admissionv1.Create {
+		req.OldObject = runtime.RawExtension{Raw: configMap(oldOwner)}
+	}
+	if op != admissionv1.Delete {
+		req.Object = runtime.RawExtension{Raw: configMap(newOwner)}
+	}
+	return req
+}
+
+// TestOwnedObjects: who may change what a release deployed, each refusal
+// with its admitted twin (the same change by the identity that may).
+func TestOwnedObjects(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		req    admission.Request
+		reason string
+	}{
+		{"the release's account, chartproof acting", request(admissionv1.Update, user(saA, true), uidA, uidA), chartproofv1.ReasonChartproofActing},
+		{"the release's account, its token used directly", request(admissionv1.Update, user(saA, false), uidA, uidA), chartproofv1.ReasonOwnedObjectProtected},
+		{"another release's account, chartproof acting", request(admissionv1.Update, user(saB, true), uidA, uidA), chartproofv1.ReasonOwnedObjectProtected},
+		{"moving an object to another release: both must be the actor's", request(admissionv1.Update, user(saB, true), uidA, uidB), chartproofv1.ReasonOwnedObjectProtected},
+		{"twin: moving within the actor's own release", request(admissionv1.Update, user(saB, true), uidB, uidB), chartproofv1.ReasonChartproofActing},
+		{"removing the label is a change of the release's object", request(admissionv1.Update, user("alice", false), uidA, ""), chartproofv1.ReasonOwnedObjectProtected},
+		{"a forged label on a new object", request(admissionv1.Create, user("alice", false), "", uidA), chartproofv1.ReasonOwnedObjectProtected},
+		{"a release that is gone", request(admissionv1.Delete, user(saA, true), "33333333-3333-3333-3333-333333333333", ""), chartproofv1.ReasonOwnedObjectProtected},
+		{"the lookup failing denies", request(admissionv1.Update, user(saA, true), "broken", "broken"), chartproofv1.ReasonOwnedObjectProtected},
+		{"the manager", request(admissionv1.Delete, user(manager, false), uidA, ""), chartproofv1.ReasonChartproofActing},
+		{"an exempt system identity", request(admissionv1.Update, user("system:serviceaccount:kube-system:deployment-controller", false, "system:serviceaccounts:kube-system"), uidA, uidA), chartproofv1.ReasonExemptIdentity},
+		{"break-glass", request(admissionv1.Update, user("oncall", false, "break-glass"), uidA, uidA), chartproofv1.ReasonBreakGlass},
+		{"twin: the same user outside the group", request(admissionv1.Update, user("oncall", false, "sre"), uidA, uidA), chartproofv1.ReasonOwnedObjectProtected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m, err := metrics.NewAdmission(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := events.NewFakeRecorder(4)
+			g := &cpadmission.OwnedObjects{Releases: releases, ManagerUser: manager, ExemptUsers: cpadmission.DefaultExemptUsers,
+				ExemptGroups: cpadmission.DefaultExemptGroups, BreakGlassGroups: []string{"break-glass"}, Recorder: rec, Metrics: m}
+			resp := g.Handle(context.Background(), tc.req)
+			if got := resp.AuditAnnotations["reason"]; got != tc.reason {
+				t.Fatalf("reason %s (%s), want %s", got, resp.Result.Message, tc.reason)
+			}
+			wantAllowed := tc.reason != chartproofv1.ReasonOwnedObjectProtected
+			if resp.Allowed != wantAllowed {
+				t.Errorf("allowed %v (%s), want %v", resp.Allowed, resp.Result.Message, wantAllowed)
+			}
+			if !wantAllowed && (resp.Result.Code != 403 || !strings.HasPrefix(resp.Result.Message, tc.reason+": ")) {
+				t.Errorf("denial %d %q; want 403 starting with the reason", resp.Result.Code, resp.Result.Message)
+			}
+			outcome := map[bool]string{true: metrics.AdmissionAllowed, false: metrics.AdmissionDenied}[wantAllowed]
+			if n := decisions(t, reg, outcome, tc.reason); n != 1 {
+				t.Errorf("decisions{%s,%s} = %v, want 1", outcome, tc.reason, n)
+			}
+			// Only break-glass is recorded on the release.
+			if got, want := len(rec.Events), map[bool]int{true: 1, false: 0}[tc.reason == chartproofv1.ReasonBreakGlass]; got != want {
+				t.Errorf("%d events, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestBreakGlassDryRun: a dry run is decided alike and records nothing
+// (sideEffects: NoneOnDryRun).
+func TestBreakGlassDryRun(t *testing.T) {
+	rec := events.NewFakeRecorder(4)
+	g := &cpadmission.OwnedObjects{Releases: releases, BreakGlassGroups: []string{"break-glass"}, Recorder: rec}
+	req := request(admissionv1.Update, user("oncall", false, "break-glass"), uidA, uidA)
+	dry := true
+	req.DryRun = &dry
+	if resp := g.Handle(context.Background(), req); !resp.Allowed || len(rec.Events) != 0 {
+		t.Errorf("allowed %v with %d events; want allowed, none recorded", resp.Allowed, len(rec.Events))
+	}
+}
+
+// TestPanicDenies: a handler that panics answers with a denial, never an
+// admission.
+func TestPanicDenies(t *testing.T) {
+	g := &cpadmission.OwnedObjects{Releases: func(context.Context, string) (cpadmission.Actor, bool, error) { panic("boom") }}
+	resp := g.Webhook().Handle(context.Background(), request(admissionv1.Update, user(saA, true), uidA, uidA))
+	if resp.Allowed {
+		t.Errorf("a panic admitted the request: %+v", resp.Result)
+	}
+}
+
+// decisions is the value of the decision counter of outcome and reason.
+func decisions(t *testing.T, reg *prometheus.Registry, outcome, reason string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["outcome"] == outcome && labels["reason"] == reason && labels["rule"] == cpadmission.RuleOwnedObjects {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
