@@ -125,11 +125,20 @@ func runManager() error {
 		}
 	}
 	webhookOpts := webhook.Options{Port: webhookPort, CertDir: webhookCertDir}
-	var certs *admission.Certificates
+	var (
+		certs            *admission.Certificates
+		admissionMetrics *metrics.Admission
+	)
+	if webhookPort != 0 {
+		if admissionMetrics, err = metrics.NewAdmission(ctrlmetrics.Registry); err != nil {
+			return err
+		}
+	}
 	if webhookPort != 0 && webhookCertDir == "" {
 		if certs, err = webhookCertificates(cfg, scheme, webhookNamespace, webhookSecret, webhookService, webhookConfiguration, splitList(webhookHosts)); err != nil {
 			return err
 		}
+		certs.Metrics = admissionMetrics
 		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.GetCertificate = certs.GetCertificate }}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -220,7 +229,7 @@ func runManager() error {
 		return err
 	}
 	if webhookPort != 0 {
-		if err := serveAdmission(cfg, mgr, r, splitList(breakGlassGroups), splitList(exemptUsers), splitList(exemptGroups)); err != nil {
+		if err := serveAdmission(cfg, mgr, r, admissionMetrics, splitList(breakGlassGroups), splitList(exemptUsers), splitList(exemptGroups)); err != nil {
 			return err
 		}
 	}
@@ -244,7 +253,7 @@ func runManager() error {
 // serveAdmission registers the admission webhook's rules on the manager's
 // webhook server. The manager's own user name is asked of the API server
 // (a SelfSubjectReview), so no flag can get it wrong.
-func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedHelmReleaseReconciler, breakGlass, exemptUsers, exemptGroups []string) error {
+func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedHelmReleaseReconciler, decisions *metrics.Admission, breakGlass, exemptUsers, exemptGroups []string) error {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -252,10 +261,6 @@ func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedH
 	self, err := cs.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("admission: asking the API server who the manager is: %w", err)
-	}
-	decisions, err := metrics.NewAdmission(ctrlmetrics.Registry)
-	if err != nil {
-		return err
 	}
 	guard := &admission.OwnedObjects{
 		Releases: func(ctx context.Context, uid string) (admission.Actor, bool, error) {

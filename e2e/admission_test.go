@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -174,6 +175,14 @@ func TestAdmission(t *testing.T) {
 				}
 				return v >= 1, fmt.Sprintf("value %v", v)
 			})
+		}
+		// The certificate it made: 90 days, the CA a year.
+		for cert, days := range map[string]float64{"serving": 90, "ca": 365} {
+			series := `chartproof_webhook_certificate_expiry_timestamp_seconds{certificate="` + cert + `"}`
+			v, err := scrape(metricsAddr, series)
+			if left := (v - float64(time.Now().Unix())) / 86400; err != nil || left < days-1 || left > days {
+				t.Errorf("%s: %v days left (%v); want about %v", series, left, err, days)
+			}
 		}
 	})
 

@@ -52,7 +52,7 @@ func main() {
 		count      = flag.Int("count", 5, "counts of each Go benchmark")
 		runs       = flag.Int("runs", 20, "runs of each command, warm")
 		coldRuns   = flag.Int("cold-runs", 5, "runs of each command, cold")
-		only       = flag.String("only", "", `run only this part ("scale", "drift", "revoke" or "processes"), while developing; the docs need a full run`)
+		only       = flag.String("only", "", `run only this part ("scale", "drift", "revoke", "admission" or "processes"), while developing; the docs need a full run`)
 		so         = scaleOptions{charts: 20, namespaces: 10}
 		scaleRuns  = flag.String("scale-runs", "4:5m,16:5m,4:0s", "manager configurations of the scale scenario, --concurrent:--verification-cache-ttl, comma-separated")
 	)
@@ -114,6 +114,12 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 		}
 		return writeDoc(&doc, out)
 	}
+	if only == "admission" {
+		if err := runAdmission(&doc, bins.full, rawDir); err != nil {
+			return err
+		}
+		return writeDoc(&doc, out)
+	}
 	if only == "revoke" {
 		if err := runRevoke(&doc, bins.full, rawDir, so); err != nil {
 			return err
@@ -160,7 +166,23 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 	if err := runRevoke(&doc, bins.full, rawDir, so); err != nil {
 		return err
 	}
+	if err := runAdmission(&doc, bins.full, rawDir); err != nil {
+		return err
+	}
 	return writeDoc(&doc, out)
+}
+
+func runAdmission(doc *bytes.Buffer, chartproof, rawDir string) error {
+	say("admission: the webhook's decisions, %d concurrent clients", admissionWorkers)
+	run, err := admissionBench(chartproof)
+	if err != nil {
+		return err
+	}
+	if err := writeAdmissionRaw(run, rawDir); err != nil {
+		return err
+	}
+	writeAdmission(doc, run)
+	return nil
 }
 
 func runRevoke(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
@@ -646,7 +668,7 @@ func verdict(ok bool) string {
 
 const notMeasured = `## Not measured yet
 
-- Admission latency (the admission webhook does not exist yet).
+- Admission at lower concurrency, and through a real cluster's API server (with its other webhooks, audit and priority and fairness); the tenancy rule's decisions, which ask the API server a SubjectAccessReview.
 - Drift on a real cluster, where controllers write status all the time (the watch drops status-only updates of kinds with a generation), and at 1,000 releases with several kinds each (the scale scenario's releases hold one ConfigMap each: the ConfigMap watch is in place there).
 - The scale scenario on a real cluster (kubelets, real workloads, a remote registry with TLS and tokens), with more than 100 releases per namespace, or with several policies (the verification cache holds one entry per repository, digest and policy).
 - Repeated runs of the scale scenario: each configuration runs once per ` + "`make bench`" + `.

@@ -26,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/chartproof/chartproof/internal/metrics"
 )
 
 // Keys of the webhook's Secret. ca.crt is the bundle the API server trusts:
@@ -77,6 +79,9 @@ type Certificates struct {
 	Interval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Metrics, when set, tells when the served certificate and the newest
+	// CA expire.
+	Metrics *metrics.Admission
 
 	serving atomic.Pointer[tls.Certificate]
 }
@@ -141,6 +146,10 @@ func (c *Certificates) Ensure(ctx context.Context) error {
 		return err
 	}
 	c.serving.Store(&cert)
+	if b, err := parseBundle(&s); err == nil && len(b.cas) > 0 {
+		c.Metrics.CertificateExpires(metrics.CertificateServing, b.leaf.NotAfter)
+		c.Metrics.CertificateExpires(metrics.CertificateCA, b.cas[len(b.cas)-1].NotAfter)
+	}
 	return nil
 }
 

@@ -1,10 +1,17 @@
 package admission_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -175,4 +182,76 @@ func decisions(t *testing.T, reg *prometheus.Registry, outcome, reason string) f
 		}
 	}
 	return 0
+}
+
+// TestConcurrentReviewsKeepTheirOwn (ADM-05): 200 AdmissionReviews at once,
+// each for an object of another release, through the webhook's HTTP
+// handler: each answer carries its own request's UID and names its own
+// release (the handler keeps no state across reviews; the release lookup is
+// the only shared read). Half the requests come from each release's own
+// account acting (admitted), half from another user (refused): each gets
+// its own outcome.
+func TestConcurrentReviewsKeepTheirOwn(t *testing.T) {
+	g := &cpadmission.OwnedObjects{Releases: func(_ context.Context, uid string) (cpadmission.Actor, bool, error) {
+		return cpadmission.Actor{Release: types.NamespacedName{Namespace: "ns-" + uid, Name: "release-" + uid},
+			User: "system:serviceaccount:ns-" + uid + ":deployer"}, true, nil
+	}}
+	srv := httptest.NewServer(g.Webhook())
+	defer srv.Close()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			uid := fmt.Sprint(i)
+			who := user("system:serviceaccount:ns-"+uid+":deployer", true)
+			if i%2 == 1 {
+				who = user("mallory", false)
+			}
+			req := request(admissionv1.Update, who, uid, uid)
+			req.UID = types.UID("review-" + uid)
+			body, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"}, Request: &req.AdmissionRequest})
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp, err := http.Post(srv.URL, "application/json", bytes.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			var out admissionv1.AdmissionReview
+			if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+				errs <- err
+				return
+			}
+			r := out.Response
+			switch {
+			case r == nil || r.UID != req.UID:
+				errs <- fmt.Errorf("review %s answered as %+v", req.UID, r)
+			case r.Allowed != (i%2 == 0):
+				errs <- fmt.Errorf("review %s: allowed %v", req.UID, r.Allowed)
+			case !slices.Equal(releaseNamed.FindAllString(responseText(r), -1), []string{"ns-" + uid + "/release-" + uid}):
+				errs <- fmt.Errorf("review %s does not name its own release alone: %q", req.UID, responseText(r))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+var releaseNamed = regexp.MustCompile(`ns-[0-9]+/release-[0-9]+`)
+
+// responseText is the message of an answer: its result's, refused or not.
+func responseText(r *admissionv1.AdmissionResponse) string {
+	if r.Result == nil {
+		return ""
+	}
+	return r.Result.Message
 }
