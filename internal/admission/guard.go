@@ -83,22 +83,29 @@ type OwnedObjects struct {
 // Handle decides one admission request.
 func (g *OwnedObjects) Handle(ctx context.Context, req admission.Request) admission.Response {
 	reason, msg, allowed := g.decide(ctx, req)
+	resp := respond(g.Metrics, RuleOwnedObjects, reason, msg, allowed)
+	if reason == chartproofv1.ReasonBreakGlass {
+		resp.Warnings = []string{"break-glass change to an object chartproof deployed: recorded, and handled as drift"}
+	}
+	return resp
+}
+
+// respond makes a rule's answer: a denial is a 403 whose message starts
+// with its reason code; either carries the decision and reason as audit
+// annotations (the API server prefixes them with the webhook's name) and
+// is counted.
+func respond(m *metrics.Admission, rule, reason, msg string, allowed bool) admission.Response {
 	outcome := metrics.AdmissionDenied
 	if allowed {
 		outcome = metrics.AdmissionAllowed
 	}
-	g.Metrics.Observe(RuleOwnedObjects, outcome, reason)
-	var resp admission.Response
-	if allowed {
-		resp = admission.Allowed(msg)
-	} else {
+	m.Observe(rule, outcome, reason)
+	resp := admission.Allowed(msg)
+	if !allowed {
 		resp = admission.Denied(reason + ": " + msg)
 		resp.Result.Reason = metav1.StatusReasonForbidden
 	}
 	resp.AuditAnnotations = map[string]string{"decision": outcome, "reason": reason}
-	if reason == chartproofv1.ReasonBreakGlass {
-		resp.Warnings = []string{"break-glass change to an object chartproof deployed: recorded, and handled as drift"}
-	}
 	return resp
 }
 

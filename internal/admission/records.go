@@ -40,17 +40,7 @@ type HelmRecords struct {
 // Handle decides one admission request.
 func (h *HelmRecords) Handle(_ context.Context, req admission.Request) admission.Response {
 	reason, msg, allowed := h.decide(req)
-	outcome := metrics.AdmissionDenied
-	if allowed {
-		outcome = metrics.AdmissionAllowed
-	}
-	h.Metrics.Observe(RuleHelmRecords, outcome, reason)
-	resp := admission.Allowed(msg)
-	if !allowed {
-		resp = admission.Denied(reason + ": " + msg)
-	}
-	resp.AuditAnnotations = map[string]string{"decision": outcome, "reason": reason}
-	return resp
+	return respond(h.Metrics, RuleHelmRecords, reason, msg, allowed)
 }
 
 func (h *HelmRecords) decide(req admission.Request) (reason, msg string, allowed bool) {

@@ -52,17 +52,7 @@ type Tenancy struct {
 // Handle decides one admission request.
 func (g *Tenancy) Handle(ctx context.Context, req admission.Request) admission.Response {
 	reason, msg, allowed := g.decide(ctx, req)
-	outcome := metrics.AdmissionDenied
-	if allowed {
-		outcome = metrics.AdmissionAllowed
-	}
-	g.Metrics.Observe(RuleTenancy, outcome, reason)
-	resp := admission.Allowed(msg)
-	if !allowed {
-		resp = admission.Denied(reason + ": " + msg)
-	}
-	resp.AuditAnnotations = map[string]string{"decision": outcome, "reason": reason}
-	return resp
+	return respond(g.Metrics, RuleTenancy, reason, msg, allowed)
 }
 
 func (g *Tenancy) decide(ctx context.Context, req admission.Request) (reason, msg string, allowed bool) {
