@@ -13,9 +13,6 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -128,14 +125,20 @@ func runManager() error {
 	var (
 		certs            *admission.Certificates
 		admissionMetrics *metrics.Admission
+		// The webhook's requests (its Secret and configuration, who the
+		// manager is, SubjectAccessReviews) are few: uncached.
+		uncached client.Client
 	)
 	if webhookPort != 0 {
 		if admissionMetrics, err = metrics.NewAdmission(ctrlmetrics.Registry); err != nil {
 			return err
 		}
+		if uncached, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+			return err
+		}
 	}
 	if webhookPort != 0 && webhookCertDir == "" {
-		if certs, err = webhookCertificates(cfg, scheme, webhookNamespace, webhookSecret, webhookService, webhookConfiguration, splitList(webhookHosts)); err != nil {
+		if certs, err = webhookCertificates(uncached, webhookNamespace, webhookSecret, webhookService, webhookConfiguration, splitList(webhookHosts)); err != nil {
 			return err
 		}
 		certs.Metrics = admissionMetrics
@@ -229,7 +232,7 @@ func runManager() error {
 		return err
 	}
 	if webhookPort != 0 {
-		if err := serveAdmission(cfg, mgr, r, admissionMetrics, splitList(breakGlassGroups), splitList(exemptUsers), splitList(exemptGroups)); err != nil {
+		if err := serveAdmission(uncached, mgr, r, admissionMetrics, splitList(breakGlassGroups), splitList(exemptUsers), splitList(exemptGroups)); err != nil {
 			return err
 		}
 	}
@@ -253,13 +256,9 @@ func runManager() error {
 // serveAdmission registers the admission webhook's rules on the manager's
 // webhook server. The manager's own user name is asked of the API server
 // (a SelfSubjectReview), so no flag can get it wrong.
-func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedHelmReleaseReconciler, decisions *metrics.Admission, breakGlass, exemptUsers, exemptGroups []string) error {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	self, err := cs.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-	if err != nil {
+func serveAdmission(uncached client.Client, mgr ctrl.Manager, r *controllers.VerifiedHelmReleaseReconciler, decisions *metrics.Admission, breakGlass, exemptUsers, exemptGroups []string) error {
+	self := &authenticationv1.SelfSubjectReview{}
+	if err := uncached.Create(context.Background(), self); err != nil {
 		return fmt.Errorf("admission: asking the API server who the manager is: %w", err)
 	}
 	guard := &admission.OwnedObjects{
@@ -276,13 +275,9 @@ func serveAdmission(cfg *rest.Config, mgr ctrl.Manager, r *controllers.VerifiedH
 	}
 	mgr.GetWebhookServer().Register(admission.OwnedObjectsPath, guard.Webhook())
 	mgr.GetWebhookServer().Register(admission.HelmRecordsPath, (&admission.HelmRecords{Metrics: decisions}).Webhook())
-	reviews, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
-	if err != nil {
-		return err
-	}
 	tenancy := &admission.Tenancy{
 		ServiceAccountFor: r.Identities.ServiceAccountFor,
-		Reviews:           reviews,
+		Reviews:           uncached,
 		MandatoryFor:      r.MandatoryFor,
 		Metrics:           decisions,
 	}
@@ -305,17 +300,13 @@ func splitList(s string) []string {
 // webhookCertificates keeps the webhook's own CA and serving certificate
 // (admission.Certificates) for the Service service of namespace (the pod's
 // own when ""), and hosts.
-func webhookCertificates(cfg *rest.Config, scheme *runtime.Scheme, namespace, secret, service, configuration string, hosts []string) (*admission.Certificates, error) {
+func webhookCertificates(c client.Client, namespace, secret, service, configuration string, hosts []string) (*admission.Certificates, error) {
 	if namespace == "" {
 		raw, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 		if err != nil {
 			return nil, fmt.Errorf("admission: --webhook-namespace is required outside a pod: %w", err)
 		}
 		namespace = strings.TrimSpace(string(raw))
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return nil, err
 	}
 	return &admission.Certificates{
 		Client:        c,

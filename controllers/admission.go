@@ -43,31 +43,50 @@ func (r *VerifiedHelmReleaseReconciler) ActorOf(ctx context.Context, ownerUID st
 }
 
 // MandatoryFor returns the names of the ClusterTrustPolicies that bind
-// namespace (their namespaceSelector selects it), from the manager's cache:
-// every release there must satisfy them, in Enforce mode.
+// namespace (bindingPolicies): every release there must satisfy them, in
+// Enforce mode.
 func (r *VerifiedHelmReleaseReconciler) MandatoryFor(ctx context.Context, namespace string) ([]string, error) {
-	var ctps chartproofv1.ClusterTrustPolicyList
-	if err := r.List(ctx, &ctps); err != nil {
+	binding, err := r.bindingPolicies(ctx, namespace)
+	if err != nil {
 		return nil, err
 	}
-	var ns corev1.Namespace
-	var names []string
+	names := make([]string, len(binding))
+	for i, ctp := range binding {
+		names[i] = ctp.Name
+	}
+	return names, nil
+}
+
+// bindingPolicies returns the ClusterTrustPolicies whose namespaceSelector
+// selects namespace (policy.Binds), from the manager's cache: what the
+// controller judges a release by besides its own policy, and what the
+// admission webhook refuses an Audit policy under. A selector that does
+// not parse, or a namespace that cannot be read, is an error: deny by
+// default.
+func (r *VerifiedHelmReleaseReconciler) bindingPolicies(ctx context.Context, namespace string) ([]chartproofv1.ClusterTrustPolicy, error) {
+	var ctps chartproofv1.ClusterTrustPolicyList
+	if err := r.List(ctx, &ctps); err != nil {
+		return nil, fmt.Errorf("listing ClusterTrustPolicies: %w", err)
+	}
+	var ns *corev1.Namespace
+	var out []chartproofv1.ClusterTrustPolicy
 	for _, ctp := range ctps.Items {
 		if ctp.Spec.NamespaceSelector == nil {
 			continue
 		}
-		if ns.Name == "" {
-			if err := r.Get(ctx, types.NamespacedName{Name: namespace}, &ns); err != nil {
-				return nil, err
+		if ns == nil {
+			ns = &corev1.Namespace{}
+			if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+				return nil, fmt.Errorf("reading namespace %s, which mandatory ClusterTrustPolicies select on: %w", namespace, err)
 			}
 		}
 		binds, err := policy.Binds(ctp.Spec, ns.Labels)
 		if err != nil {
-			return nil, fmt.Errorf("ClusterTrustPolicy %s: %w", ctp.Name, err)
+			return nil, fmt.Errorf("mandatory ClusterTrustPolicy %s: %w", ctp.Name, err)
 		}
 		if binds {
-			names = append(names, ctp.Name)
+			out = append(out, ctp)
 		}
 	}
-	return names, nil
+	return out, nil
 }

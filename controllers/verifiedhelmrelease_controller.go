@@ -1426,9 +1426,9 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 	)
 	switch ref.Kind {
 	case "", "TrustPolicy":
-		if ref.Namespace != "" && ref.Namespace != obj.Namespace {
+		if err := policy.CrossNamespace(ref, obj.Namespace); err != nil {
 			// Never read: a release is judged by its own namespace's trust.
-			return gate.Request{}, chartproofv1.ReasonCrossNamespaceReference, fmt.Errorf("trustPolicyRef names TrustPolicy %s/%s: a release uses only the TrustPolicies of its own namespace (%s) or a ClusterTrustPolicy", ref.Namespace, ref.Name, obj.Namespace)
+			return gate.Request{}, chartproofv1.ReasonCrossNamespaceReference, err
 		}
 		var tp chartproofv1.TrustPolicy
 		if err := r.Get(ctx, types.NamespacedName{Namespace: obj.Namespace, Name: ref.Name}, &tp); err != nil {
@@ -1467,30 +1467,14 @@ func (r *VerifiedHelmReleaseReconciler) loadPolicy(ctx context.Context, obj *cha
 // read. One that cannot be compiled, a selector that does not parse, or a
 // namespace that cannot be read, denies the release: deny by default.
 func (r *VerifiedHelmReleaseReconciler) loadMandatory(ctx context.Context, namespace string, namedRef policy.Ref, named gate.Judge) ([]gate.Judge, string, error) {
-	var ctps chartproofv1.ClusterTrustPolicyList
-	if err := r.List(ctx, &ctps); err != nil {
-		return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("listing ClusterTrustPolicies: %w", err)
+	binding, err := r.bindingPolicies(ctx, namespace)
+	if err != nil {
+		return nil, chartproofv1.ReasonInvalidPolicy, err
 	}
-	var ns *corev1.Namespace
 	var judges []gate.Judge
-	for _, ctp := range ctps.Items {
-		if ctp.Spec.NamespaceSelector == nil {
-			continue
-		}
-		if ns == nil {
-			ns = &corev1.Namespace{}
-			if err := r.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
-				return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("reading namespace %s, which mandatory ClusterTrustPolicies select on: %w", namespace, err)
-			}
-		}
+	for _, ctp := range binding {
 		ref := policy.Ref{Kind: "ClusterTrustPolicy", Name: ctp.Name, UID: string(ctp.UID)}
-		binds, err := policy.Binds(ctp.Spec, ns.Labels)
-		switch {
-		case err != nil:
-			return nil, chartproofv1.ReasonInvalidPolicy, fmt.Errorf("mandatory %s: %w", ref, err)
-		case !binds:
-			continue
-		case ref == namedRef:
+		if ref == namedRef {
 			judges = append(judges, named)
 			continue
 		}

@@ -127,12 +127,15 @@ func (c *Certificates) NeedLeaderElection() bool { return false }
 // Ensure makes, renews or rotates what is due, writes the bundle into the
 // webhook configuration and serves the Secret's certificate.
 func (c *Certificates) Ensure(ctx context.Context) error {
-	var s corev1.Secret
+	var (
+		s corev1.Secret
+		b bundle
+	)
 	// Replicas race on the Secret: the loser reads the winner's and
 	// converges on it.
 	for attempt := 0; ; attempt++ {
 		var err error
-		if s, err = c.update(ctx); err == nil {
+		if s, b, err = c.update(ctx); err == nil {
 			break
 		} else if attempt == 2 || !(apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) {
 			return err
@@ -146,22 +149,21 @@ func (c *Certificates) Ensure(ctx context.Context) error {
 		return err
 	}
 	c.serving.Store(&cert)
-	if b, err := parseBundle(&s); err == nil && len(b.cas) > 0 {
-		c.Metrics.CertificateExpires(metrics.CertificateServing, b.leaf.NotAfter)
-		c.Metrics.CertificateExpires(metrics.CertificateCA, b.cas[len(b.cas)-1].NotAfter)
-	}
+	c.Metrics.CertificateExpires(metrics.CertificateServing, b.leaf.NotAfter)
+	c.Metrics.CertificateExpires(metrics.CertificateCA, b.cas[len(b.cas)-1].NotAfter)
 	return nil
 }
 
-// update reads the Secret, rotates what is due and writes it back.
-func (c *Certificates) update(ctx context.Context) (corev1.Secret, error) {
+// update reads the Secret, rotates what is due and writes it back; it
+// returns the Secret and what it holds, parsed.
+func (c *Certificates) update(ctx context.Context) (corev1.Secret, bundle, error) {
 	var s corev1.Secret
 	err := c.Client.Get(ctx, c.Secret, &s)
 	switch {
 	case apierrors.IsNotFound(err):
 		s = corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.Secret.Namespace, Name: c.Secret.Name}, Type: corev1.SecretTypeOpaque}
 	case err != nil:
-		return s, err
+		return s, bundle{}, err
 	}
 	b, err := parseBundle(&s)
 	if err != nil {
@@ -171,15 +173,15 @@ func (c *Certificates) update(ctx context.Context) (corev1.Secret, error) {
 	}
 	changed, err := c.rotate(&b, s.Annotations[annotationCAAdded])
 	if err != nil || !changed {
-		return s, err
+		return s, b, err
 	}
 	if err := b.write(&s); err != nil {
-		return s, err
+		return s, b, err
 	}
 	if s.ResourceVersion == "" {
-		return s, c.Client.Create(ctx, &s)
+		return s, b, c.Client.Create(ctx, &s)
 	}
-	return s, c.Client.Update(ctx, &s)
+	return s, b, c.Client.Update(ctx, &s)
 }
 
 // rotate brings b up to date: expired CAs leave the bundle; a CA near
@@ -190,7 +192,9 @@ func (c *Certificates) update(ctx context.Context) (corev1.Secret, error) {
 func (c *Certificates) rotate(b *bundle, caAdded string) (changed bool, err error) {
 	now := c.now()
 	propagation := or(c.Propagation, 2*time.Minute)
+	held := len(b.cas)
 	b.cas = slices.DeleteFunc(b.cas, func(ca *x509.Certificate) bool { return !now.Before(ca.NotAfter) })
+	changed = len(b.cas) < held // an expired CA leaves the bundle
 	if len(b.cas) == 0 || b.caKey == nil || !b.caKey.PublicKey.Equal(b.cas[len(b.cas)-1].PublicKey) {
 		*b = bundle{} // nothing usable to sign with: start over
 	}

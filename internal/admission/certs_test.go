@@ -169,6 +169,12 @@ func TestCertificatesRotate(t *testing.T) {
 		t.Fatalf("after propagation: %d CAs, served by CA %d; want both, the new one's certificate", len(switched.cas), signedBy(switched.served, switched.cas))
 	}
 
+	clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(88 * time.Hour) // the new CA's serving certificate is due
+	if st := ensure("serving certificate renewed from the new CA"); st.leaf.Equal(switched.leaf) || signedBy(st.leaf, st.cas) != 1 {
+		t.Error("the serving certificate was not renewed from the new CA")
+	}
+	// From here on only the old CA's expiry is due: the serving
+	// certificate is good until 108 h, and renewed from 103 h.
 	clk.t = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(100*time.Hour + time.Second) // the first CA expired
 	expired := ensure("old CA expired")
 	if len(expired.cas) != 1 || !expired.cas[0].Equal(switched.cas[1]) {

@@ -14,6 +14,7 @@ import (
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/identity"
 	"github.com/chartproof/chartproof/internal/metrics"
+	"github.com/chartproof/chartproof/internal/policy"
 )
 
 // The tenancy rule: its metric label and the path it is served at.
@@ -86,10 +87,8 @@ func (g *Tenancy) decide(ctx context.Context, req admission.Request) (reason, ms
 }
 
 func (g *Tenancy) release(ctx context.Context, what, namespace string, vhr *chartproofv1.VerifiedHelmRelease) (reason, msg string, allowed bool) {
-	ref := vhr.Spec.TrustPolicyRef
-	if ref.Namespace != "" && ref.Namespace != namespace && (ref.Kind == "" || ref.Kind == "TrustPolicy") {
-		return chartproofv1.ReasonCrossNamespaceReference, fmt.Sprintf("%s names TrustPolicy %s/%s: a release uses only the TrustPolicies of its own namespace (%s) or a ClusterTrustPolicy",
-			what, ref.Namespace, ref.Name, namespace), false
+	if err := policy.CrossNamespace(vhr.Spec.TrustPolicyRef, namespace); err != nil {
+		return chartproofv1.ReasonCrossNamespaceReference, fmt.Sprintf("%s: %v", what, err), false
 	}
 	sa, err := g.ServiceAccountFor(vhr.Spec.ServiceAccountName)
 	switch {

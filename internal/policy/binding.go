@@ -123,3 +123,16 @@ func hasReason(reasons []Reason, r Reason) bool {
 	}
 	return false
 }
+
+// CrossNamespace returns the error that refuses a release in namespace
+// whose trustPolicyRef names another namespace's TrustPolicy
+// (CrossNamespaceReference), or nil: a release is judged only by its own
+// namespace's TrustPolicies or a ClusterTrustPolicy. The controller and the
+// admission webhook both ask it.
+func CrossNamespace(ref chartproofv1.TrustPolicyReference, namespace string) error {
+	if ref.Namespace == "" || ref.Namespace == namespace || ref.Kind == "ClusterTrustPolicy" {
+		return nil
+	}
+	return fmt.Errorf("trustPolicyRef names TrustPolicy %s/%s: a release uses only the TrustPolicies of its own namespace (%s) or a ClusterTrustPolicy",
+		ref.Namespace, ref.Name, namespace)
+}
