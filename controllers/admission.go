@@ -21,8 +21,10 @@ import (
 // webhook (internal/admission) decides from memory. found is false when no
 // release has that UID, or it names no account that it may act as.
 func (r *VerifiedHelmReleaseReconciler) ActorOf(ctx context.Context, ownerUID string) (release types.NamespacedName, user string, found bool, err error) {
+	// Read only: the cache's object is used without a copy (this runs
+	// while the API server waits on the webhook).
 	var list chartproofv1.VerifiedHelmReleaseList
-	if err := r.List(ctx, &list, client.MatchingFields{uidIndex: ownerUID}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{uidIndex: ownerUID}, client.UnsafeDisableDeepCopy); err != nil {
 		return types.NamespacedName{}, "", false, err
 	}
 	if len(list.Items) != 1 {

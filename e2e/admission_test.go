@@ -21,11 +21,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	cpadmission "github.com/chartproof/chartproof/internal/admission"
+	"github.com/chartproof/chartproof/internal/testwebhook"
 )
 
 // TestAdmission (issue 16, first rule): the real kube-apiserver calls the
@@ -121,6 +122,53 @@ func TestAdmission(t *testing.T) {
 		mustCreate(t, plain)
 		if err := k8s.Patch(ctx, plain, client.RawPatch(types.MergePatchType, edit)); err != nil {
 			t.Errorf("control: editing an unlabelled ConfigMap: %v", err)
+		}
+	})
+
+	t.Run("through subresources: a debug container or a relabel is refused, a status report is not", func(t *testing.T) {
+		// A bare Pod stamped as a release's (created by break-glass: the
+		// admin alone would be refused), and its unlabelled twin.
+		oncall := impersonating(t, "oncall@example.com", "break-glass", "system:masters")
+		pod := func(name string, labels map[string]string) *corev1.Pod {
+			return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: apps, Name: name, Labels: labels},
+				Spec: corev1.PodSpec{ServiceAccountName: releaseServiceAccount, AutomountServiceAccountToken: ptr.To(false),
+					Containers: []corev1.Container{{Name: "app", Image: "registry.example/app:1"}}}}
+		}
+		guardedPod := pod("guarded", map[string]string{chartproofv1.LabelOwner: "0f0e0d0c-0000-0000-0000-000000000000"})
+		if err := oncall.Create(ctx, guardedPod); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = oncall.Delete(ctx, guardedPod) }()
+		plainPod := pod("plain", nil)
+		mustCreate(t, plainPod)
+		// kubectl debug: an ephemeral container added.
+		debug := func(p *corev1.Pod) error {
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+				return err
+			}
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+				EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "registry.example/debug:1"}})
+			return k8s.SubResource("ephemeralcontainers").Update(ctx, p)
+		}
+		wantRefused(t, debug(guardedPod))
+		if err := debug(plainPod); err != nil {
+			t.Errorf("control: a debug container in an unlabelled Pod: %v", err)
+		}
+		// The status subresource of a Pod accepts label changes too.
+		status := func(relabel bool) error {
+			p := &corev1.Pod{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(guardedPod), p); err != nil {
+				return err
+			}
+			p.Status.Message = "reported"
+			if relabel {
+				delete(p.Labels, chartproofv1.LabelOwner)
+			}
+			return k8s.Status().Update(ctx, p)
+		}
+		wantRefused(t, status(true))
+		if err := status(false); err != nil {
+			t.Errorf("control: a status report on the guarded Pod: %v", err)
 		}
 	})
 
@@ -359,34 +407,28 @@ func impersonating(t *testing.T, user string, groups ...string) client.Client {
 	return c
 }
 
-// registerWebhook creates config/webhook's configuration (its file), as
-// narrowWebhook makes it, and removes it when the test ends.
+// registerWebhook creates config/webhook's configuration (its file),
+// calling the manager on 127.0.0.1:port (the API server cannot reach a
+// Service here) without a CA bundle (the manager writes its own), narrowed
+// to namespaces (narrowWebhook), and removes it when the test ends.
 func registerWebhook(t *testing.T, port int, namespaces ...string) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "config", "webhook", "manifests.yaml"))
+	cfg, err := testwebhook.Loopback("..", port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	narrowWebhook(t, &cfg, port, namespaces...)
-	mustCreate(t, &cfg)
-	return &cfg
+	narrowWebhook(t, cfg, namespaces...)
+	mustCreate(t, cfg)
+	return cfg
 }
 
-// narrowWebhook makes cfg call the manager on 127.0.0.1:port (the API
-// server cannot reach a Service here), without a CA bundle (the manager
-// writes its own), with its namespace selectors narrowed to namespaces (the
+// narrowWebhook narrows cfg's namespace selectors to namespaces (the
 // shipped exclusion of kube-system kept), so the package's other tests run
-// unguarded; it removes cfg when the test ends.
-func narrowWebhook(t *testing.T, cfg *admissionregistrationv1.ValidatingWebhookConfiguration, port int, namespaces ...string) {
+// unguarded, and removes cfg when the test ends.
+func narrowWebhook(t *testing.T, cfg *admissionregistrationv1.ValidatingWebhookConfiguration, namespaces ...string) {
 	t.Helper()
 	for i := range cfg.Webhooks {
 		w := &cfg.Webhooks[i]
-		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *w.ClientConfig.Service.Path)
-		w.ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
 		w.NamespaceSelector.MatchExpressions = append(w.NamespaceSelector.MatchExpressions, metav1.LabelSelectorRequirement{
 			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpIn, Values: append(namespaces, "kube-system"),
 		})

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
+	"github.com/chartproof/chartproof/internal/testwebhook"
 )
 
 // renderKustomization builds dir with kustomize's Go API (krusty), as
@@ -89,7 +90,10 @@ func TestConfigDefault(t *testing.T) {
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &cfg); err != nil {
 				t.Fatal(err)
 			}
-			narrowWebhook(t, &cfg, webhookPort, apps)
+			if err := testwebhook.PointAt(&cfg, webhookPort); err != nil {
+				t.Fatal(err)
+			}
+			narrowWebhook(t, &cfg, apps)
 			m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&cfg)
 			if err != nil {
 				t.Fatal(err)

@@ -64,6 +64,7 @@ func main() {
 	flag.DurationVar(&so.driftQuiet, "drift-quiet", 30*time.Second, "the drift scenario's window with no change, in which nothing may be found")
 	flag.IntVar(&so.revokeReleases, "revoke-releases", 1000, "VerifiedHelmReleases of the revocation scenario")
 	revokeConcurrent := flag.String("revoke-concurrent", "4,16", "the manager's --concurrent values in the revocation scenario, comma-separated (the default first)")
+	admissionProfile := flag.String("admission-profile", "", "write CPU profiles of the API server and the manager under 200 admission requests in flight to this directory (pprof), while developing")
 	flag.StringVar(&so.revokeProfile, "revoke-profile", "", "write the manager's CPU profile of each revocation to this directory (pprof), while developing")
 	flag.Parse()
 	for _, r := range strings.Split(*scaleRuns, ",") {
@@ -83,6 +84,7 @@ func main() {
 		}
 		so.revokeConcurrent = append(so.revokeConcurrent, n)
 	}
+	so.admissionProfile = *admissionProfile
 	if err := run(binaries{full: *chartproof, cli: *cliBin}, *out, *only, *count, *runs, *coldRuns, so); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -115,7 +117,7 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 		return writeDoc(&doc, out)
 	}
 	if only == "admission" {
-		if err := runAdmission(&doc, bins.full, rawDir); err != nil {
+		if err := runAdmission(&doc, bins.full, rawDir, so); err != nil {
 			return err
 		}
 		return writeDoc(&doc, out)
@@ -166,15 +168,15 @@ func run(bins binaries, out, only string, count, runs, coldRuns int, so scaleOpt
 	if err := runRevoke(&doc, bins.full, rawDir, so); err != nil {
 		return err
 	}
-	if err := runAdmission(&doc, bins.full, rawDir); err != nil {
+	if err := runAdmission(&doc, bins.full, rawDir, so); err != nil {
 		return err
 	}
 	return writeDoc(&doc, out)
 }
 
-func runAdmission(doc *bytes.Buffer, chartproof, rawDir string) error {
-	say("admission: the webhook's decisions, %d concurrent clients", admissionWorkers)
-	run, err := admissionBench(chartproof)
+func runAdmission(doc *bytes.Buffer, chartproof, rawDir string, so scaleOptions) error {
+	say("admission: the webhook's decisions, %v requests in flight", admissionLevels)
+	run, err := admissionBench(chartproof, so.admissionProfile)
 	if err != nil {
 		return err
 	}
@@ -668,7 +670,7 @@ func verdict(ok bool) string {
 
 const notMeasured = `## Not measured yet
 
-- Admission at lower concurrency, and through a real cluster's API server (with its other webhooks, audit and priority and fairness); the tenancy rule's decisions, which ask the API server a SubjectAccessReview.
+- Admission through a real cluster's API server (with its other webhooks, audit and priority and fairness); the tenancy rule's decisions, which ask the API server a SubjectAccessReview.
 - Drift on a real cluster, where controllers write status all the time (the watch drops status-only updates of kinds with a generation), and at 1,000 releases with several kinds each (the scale scenario's releases hold one ConfigMap each: the ConfigMap watch is in place there).
 - The scale scenario on a real cluster (kubelets, real workloads, a remote registry with TLS and tokens), with more than 100 releases per namespace, or with several policies (the verification cache holds one entry per repository, digest and policy).
 - Repeated runs of the scale scenario: each configuration runs once per ` + "`make bench`" + `.

@@ -60,6 +60,7 @@ type scaleOptions struct {
 	driftQuiet       time.Duration // its window with no change
 	revokeReleases   int           // VerifiedHelmReleases of the revocation scenario
 	revokeConcurrent []int         // the manager's --concurrent values in it, one run each
+	admissionProfile string        // when set, a directory for CPU profiles of the admission scenario
 	revokeProfile    string        // when set, a directory for the manager's CPU profile of each revocation
 }
 

@@ -141,7 +141,7 @@ func (c *Certificates) Ensure(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := c.inject(ctx, s.Data[SecretCABundle]); err != nil {
+	if err := c.inject(ctx, &s); err != nil {
 		return err
 	}
 	cert, err := tls.X509KeyPair(s.Data[SecretCert], s.Data[SecretKey])
@@ -211,7 +211,7 @@ func (c *Certificates) rotate(b *bundle, caAdded string) (changed bool, err erro
 		b.cas, b.caKey, changed = append(b.cas, ca), key, true
 	}
 	newest := b.cas[len(b.cas)-1]
-	unusable := b.leaf == nil || !now.Before(b.leaf.NotAfter) || !slices.Equal(b.leafHosts(), c.Hosts) ||
+	unusable := b.leaf == nil || !now.Before(b.leaf.NotAfter) || !b.serves(c.Hosts) ||
 		!slices.ContainsFunc(b.cas, func(ca *x509.Certificate) bool { return b.leaf.CheckSignatureFrom(ca) == nil })
 	renew := unusable || now.After(b.leaf.NotAfter.Add(-or(c.CertRenewBefore, 30*24*time.Hour))) || b.leaf.CheckSignatureFrom(newest) != nil
 	if unusable || (renew && !now.Before(b.caAdded.Add(propagation))) {
@@ -223,10 +223,17 @@ func (c *Certificates) rotate(b *bundle, caAdded string) (changed bool, err erro
 	return changed, nil
 }
 
-// inject writes bundle into every webhook of the configuration that does
-// not hold it yet. A configuration not installed yet is no error: it is
-// checked again at the next interval.
-func (c *Certificates) inject(ctx context.Context, caBundle []byte) error {
+// inject writes the CA bundle of s into every webhook of the configuration
+// that does not hold it yet. A configuration not installed yet is no
+// error: it is checked again at the next interval.
+//
+// Only the replica whose Secret is still the current one writes: one that
+// read it before another replica added a CA would otherwise put back the
+// older bundle, and the new CA could sign a serving certificate the API
+// server no longer trusts. The configuration is read first and written
+// with its resourceVersion, so a newer bundle written in between makes the
+// write fail rather than be undone.
+func (c *Certificates) inject(ctx context.Context, s *corev1.Secret) error {
 	if c.Configuration == "" {
 		return nil
 	}
@@ -238,6 +245,14 @@ func (c *Certificates) inject(ctx context.Context, caBundle []byte) error {
 		}
 		return err
 	}
+	var current corev1.Secret
+	if err := c.Client.Get(ctx, c.Secret, &current); err != nil {
+		return err
+	}
+	if current.ResourceVersion != s.ResourceVersion {
+		return nil // another replica moved the Secret on: it writes, or this one at its next check
+	}
+	caBundle := s.Data[SecretCABundle]
 	patch := client.MergeFromWithOptions(cfg.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	changed := false
 	for i := range cfg.Webhooks {
@@ -342,17 +357,24 @@ func (b *bundle) write(s *corev1.Secret) error {
 	return nil
 }
 
-// leafHosts are the serving certificate's names and addresses, in the
-// order newLeaf writes them.
-func (b *bundle) leafHosts() []string {
-	if b.leaf == nil {
-		return nil
-	}
-	hosts := slices.Clone(b.leaf.DNSNames)
+// serves reports whether the serving certificate names exactly hosts, in
+// any order, IP addresses in their canonical form (--webhook-hosts keeps
+// the order it was given; the certificate lists DNS names first).
+func (b *bundle) serves(hosts []string) bool {
+	have := slices.Clone(b.leaf.DNSNames)
 	for _, ip := range b.leaf.IPAddresses {
-		hosts = append(hosts, ip.String())
+		have = append(have, ip.String())
 	}
-	return hosts
+	want := make([]string, len(hosts))
+	for i, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			h = ip.String()
+		}
+		want[i] = h
+	}
+	slices.Sort(have)
+	slices.Sort(want)
+	return slices.Equal(have, want)
 }
 
 func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.PrivateKey, error) {
@@ -378,8 +400,8 @@ func newCA(now time.Time, validity time.Duration) (*x509.Certificate, *ecdsa.Pri
 	return ca, key, err
 }
 
-// newLeaf issues a serving certificate for hosts (DNS names first, then IP
-// addresses, as leafHosts reads them) signed by ca.
+// newLeaf issues a serving certificate for hosts (DNS names and IP
+// addresses) signed by ca.
 func newLeaf(now time.Time, validity time.Duration, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	cpadmission "github.com/chartproof/chartproof/internal/admission"
 )
@@ -192,5 +193,88 @@ func TestCertificatesRotate(t *testing.T) {
 	}
 	if st := ensure("unparsable Secret"); st.cas[0].Equal(expired.cas[0]) {
 		t.Error("a Secret that does not parse was kept")
+	}
+}
+
+// TestCertificatesHostOrder: a replica given the same hosts in another
+// order (and an IP address written another way) serves the certificate the
+// Secret holds, rather than reissuing it at every check.
+func TestCertificatesHostOrder(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientBuilder().WithObjects(webhookConfiguration()).Build()
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	replica := func(hosts ...string) *cpadmission.Certificates {
+		return &cpadmission.Certificates{Client: c, Secret: secretName, Configuration: "chartproof", Hosts: hosts, Now: clk.now}
+	}
+	first := replica("chartproof-webhook.chartproof-system.svc", "10.0.0.5", "::1")
+	if err := first.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	made := read(t, c, first)
+	reordered := replica("0:0:0:0:0:0:0:1", "10.0.0.5", "chartproof-webhook.chartproof-system.svc")
+	for range 2 {
+		clk.t = clk.t.Add(time.Minute)
+		if err := reordered.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := read(t, c, reordered); !st.leaf.Equal(made.leaf) {
+			t.Fatal("the same hosts in another order reissued the serving certificate")
+		}
+	}
+	// Twin: another host is a reason to reissue.
+	moved := replica("chartproof-webhook.chartproof-system.svc", "10.0.0.6", "::1")
+	if err := moved.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := read(t, c, moved); st.leaf.Equal(made.leaf) {
+		t.Error("a changed host kept the serving certificate")
+	}
+}
+
+// TestCertificatesStaleReplica: a replica that read the Secret before
+// another added a CA does not write its older bundle back into the
+// configuration, which would drop the new CA while it propagates.
+func TestCertificatesStaleReplica(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientBuilder().WithObjects(webhookConfiguration()).Build()
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ahead, behind := &clock{t: start}, &clock{t: start}
+	newCerts := func(cl client.Client, clk *clock) *cpadmission.Certificates {
+		return &cpadmission.Certificates{Client: cl, Secret: secretName, Configuration: "chartproof", Hosts: []string{"127.0.0.1"},
+			CAValidity: 100 * time.Hour, CARenewBefore: 30 * time.Hour, CertValidity: 20 * time.Hour, CertRenewBefore: 5 * time.Hour,
+			Propagation: time.Minute, Now: clk.now}
+	}
+	a := newCerts(c, ahead)
+	if err := a.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Replica B reads the Secret (nothing due for it); before it writes
+	// the configuration, A renews the CA.
+	ahead.t = start.Add(71 * time.Hour)
+	renewed := false
+	b := newCerts(interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, ok := obj.(*admissionregistrationv1.ValidatingWebhookConfiguration); ok && !renewed {
+				renewed = true
+				if err := a.Ensure(ctx); err != nil {
+					return err
+				}
+			}
+			return cl.Get(ctx, key, obj, opts...)
+		},
+	}), behind)
+	behind.t = start.Add(time.Hour)
+	if err := b.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !renewed {
+		t.Fatal("the test did not renew the CA between B's reads")
+	}
+	st := read(t, c, a)
+	if len(st.cas) != 2 {
+		t.Fatalf("%d CAs in the Secret; want the renewal's two", len(st.cas))
+	}
+	if got := parseCerts(t, st.injects[0]); len(got) != 2 {
+		t.Errorf("the configuration holds %d CAs after the stale replica's check; want both", len(got))
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,6 +129,15 @@ func (g *OwnedObjects) decide(ctx context.Context, req admission.Request) (reaso
 	case slices.Contains(g.ExemptUsers, user.Username) || intersects(g.ExemptGroups, user.Groups):
 		return chartproofv1.ReasonExemptIdentity, fmt.Sprintf("%s: exempt system identity %s", what, user.Username), true
 	}
+	if req.SubResource == "status" && req.Operation == admissionv1.Update {
+		same, err := statusOnly(req)
+		if err != nil {
+			return chartproofv1.ReasonOwnedObjectProtected, fmt.Sprintf("%s: %v", what, err), false
+		}
+		if same {
+			return chartproofv1.ReasonStatusOnly, what + ": its status alone changes", true
+		}
+	}
 	actors := make([]Actor, 0, len(owners))
 	for _, uid := range owners {
 		a, found, err := g.Releases(ctx, uid)
@@ -199,11 +210,40 @@ func acting(user authenticationv1.UserInfo) bool {
 }
 
 func describe(req admission.Request) string {
-	kind := req.Kind.Kind
-	if req.Namespace == "" {
-		return fmt.Sprintf("%s %s", kind, req.Name)
+	what := req.Kind.Kind + " " + req.Name
+	if req.Namespace != "" {
+		what = fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name)
 	}
-	return fmt.Sprintf("%s %s/%s", kind, req.Namespace, req.Name)
+	if req.SubResource != "" {
+		what += " (" + req.SubResource + ")"
+	}
+	return what
+}
+
+// statusOnly reports whether an update through the status subresource
+// leaves everything but the status as it was: the object before and after,
+// without their status and the fields the API server itself sets on every
+// write. Status is what the object's controllers report (a Pod's kubelet,
+// an Ingress controller); its metadata is not theirs to change, and some
+// kinds (Pods, Services) let a status request change labels and
+// annotations too.
+func statusOnly(req admission.Request) (bool, error) {
+	var before, after map[string]any
+	if err := json.Unmarshal(req.OldObject.Raw, &before); err != nil {
+		return false, fmt.Errorf("reading the object before the change: %w", err)
+	}
+	if err := json.Unmarshal(req.Object.Raw, &after); err != nil {
+		return false, fmt.Errorf("reading the object after the change: %w", err)
+	}
+	for _, o := range []map[string]any{before, after} {
+		delete(o, "status")
+		if meta, ok := o["metadata"].(map[string]any); ok {
+			for _, f := range []string{"resourceVersion", "managedFields", "generation"} {
+				delete(meta, f)
+			}
+		}
+	}
+	return reflect.DeepEqual(before, after), nil
 }
 
 func releases(actors []Actor) string {

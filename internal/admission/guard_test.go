@@ -255,3 +255,87 @@ func responseText(r *admissionv1.AdmissionResponse) string {
 	}
 	return r.Result.Message
 }
+
+// podChange is an update of a Pod labelled for release A through
+// subresource, by who; change edits the Pod after the update.
+func podChange(t *testing.T, subresource string, who authenticationv1.UserInfo, change func(*corev1.Pod)) admission.Request {
+	t.Helper()
+	before := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "job", ResourceVersion: "7", UID: "pod-uid",
+			Labels: map[string]string{chartproofv1.LabelOwner: uidA, "app": "job"}, Annotations: map[string]string{"note": "chart"}},
+		Spec:   corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.example/app@sha256:" + strings.Repeat("a", 64)}}},
+		Status: corev1.PodStatus{Phase: corev1.PodPending},
+	}
+	after := *before.DeepCopy()
+	after.ResourceVersion = ""
+	after.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: subresource}}
+	change(&after)
+	raw := func(p corev1.Pod) []byte {
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "req", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespace: "team-a", Name: "job",
+		SubResource: subresource, Operation: admissionv1.Update, UserInfo: who,
+		OldObject: runtime.RawExtension{Raw: raw(before)}, Object: runtime.RawExtension{Raw: raw(after)},
+	}}
+}
+
+// TestSubresources: the webhook also receives subresource requests whose
+// object is the guarded one (config/webhook: "*/*"). A status update that
+// changes the status alone is its controllers' to make (the kubelet here);
+// one that also changes labels, annotations or the spec is judged as any
+// change, and so is an ephemeral container added to a guarded Pod
+// (`kubectl debug`). Each refusal has its admitted twin.
+func TestSubresources(t *testing.T) {
+	kubelet := user("system:node:node-1", false, "system:nodes")
+	for _, tc := range []struct {
+		name   string
+		req    admission.Request
+		reason string
+	}{
+		{"the kubelet reports the Pod's status", podChange(t, "status", kubelet, func(p *corev1.Pod) {
+			p.Status.Phase = corev1.PodRunning
+		}), chartproofv1.ReasonStatusOnly},
+		{"a status request removing the owner label", podChange(t, "status", kubelet, func(p *corev1.Pod) {
+			p.Status.Phase = corev1.PodRunning
+			delete(p.Labels, chartproofv1.LabelOwner)
+		}), chartproofv1.ReasonOwnedObjectProtected},
+		{"a status request relabelling the Pod", podChange(t, "status", user("alice", false), func(p *corev1.Pod) {
+			p.Labels["app"] = "payments"
+		}), chartproofv1.ReasonOwnedObjectProtected},
+		{"a status request changing an annotation", podChange(t, "status", user("alice", false), func(p *corev1.Pod) {
+			p.Annotations["note"] = "edited"
+		}), chartproofv1.ReasonOwnedObjectProtected},
+		{"a status request changing the spec", podChange(t, "status", user("alice", false), func(p *corev1.Pod) {
+			p.Spec.Containers[0].Image = "registry.example/evil:latest"
+		}), chartproofv1.ReasonOwnedObjectProtected},
+		{"twin: chartproof acting changes the labels", podChange(t, "status", user(saA, true), func(p *corev1.Pod) {
+			p.Labels["app"] = "payments"
+		}), chartproofv1.ReasonChartproofActing},
+		{"an ephemeral container added (kubectl debug)", podChange(t, "ephemeralcontainers", user("alice", false), func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
+		}), chartproofv1.ReasonOwnedObjectProtected},
+		{"twin: an ephemeral container by break-glass", podChange(t, "ephemeralcontainers", user("oncall", false, "break-glass"), func(p *corev1.Pod) {
+			p.Spec.EphemeralContainers = []corev1.EphemeralContainer{{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debug", Image: "busybox"}}}
+		}), chartproofv1.ReasonBreakGlass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &cpadmission.OwnedObjects{Releases: releases, ManagerUser: manager, ExemptUsers: cpadmission.DefaultExemptUsers,
+				ExemptGroups: cpadmission.DefaultExemptGroups, BreakGlassGroups: []string{"break-glass"}}
+			resp := g.Handle(context.Background(), tc.req)
+			if got := resp.AuditAnnotations["reason"]; got != tc.reason {
+				t.Fatalf("reason %s (%s), want %s", got, resp.Result.Message, tc.reason)
+			}
+			if want := tc.reason != chartproofv1.ReasonOwnedObjectProtected; resp.Allowed != want {
+				t.Errorf("allowed %v (%s), want %v", resp.Allowed, resp.Result.Message, want)
+			}
+			if !strings.Contains(resp.Result.Message, "("+tc.req.SubResource+")") {
+				t.Errorf("message %q does not name the subresource", resp.Result.Message)
+			}
+		})
+	}
+}

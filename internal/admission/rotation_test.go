@@ -14,17 +14,16 @@ import (
 	"testing"
 	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/yaml"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	cpadmission "github.com/chartproof/chartproof/internal/admission"
+	"github.com/chartproof/chartproof/internal/testwebhook"
 )
 
 // TestRotationUnderTraffic (issue 16, item 2): the real kube-apiserver
@@ -146,19 +145,11 @@ func TestRotationUnderTraffic(t *testing.T) {
 // the webhook on 127.0.0.1:port, without a CA bundle.
 func registerConfiguration(t *testing.T, k8s client.Client, port int) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "webhook", "manifests.yaml"))
+	cfg, err := testwebhook.Loopback(filepath.Join("..", ".."), port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	for i := range cfg.Webhooks {
-		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *cfg.Webhooks[i].ClientConfig.Service.Path)
-		cfg.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url}
-	}
-	if err := k8s.Create(context.Background(), &cfg); err != nil {
+	if err := k8s.Create(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -58,6 +60,13 @@ func (g *Tenancy) Handle(ctx context.Context, req admission.Request) admission.R
 
 func (g *Tenancy) decide(ctx context.Context, req admission.Request) (reason, msg string, allowed bool) {
 	what := describe(req)
+	// What the rules judge is the spec. An update that leaves it as it was
+	// (a finalizer removed from a release being deleted, a label, an
+	// annotation) is not judged again: its account or the rights it had may
+	// be gone by then, as when its namespace is torn down.
+	if req.Operation == admissionv1.Update && sameSpec(req) {
+		return chartproofv1.ReasonTenancyChecked, what + ": its spec is unchanged", true
+	}
 	switch req.Kind.Kind {
 	case "VerifiedHelmRelease":
 		var vhr chartproofv1.VerifiedHelmRelease
@@ -117,6 +126,18 @@ func (g *Tenancy) release(ctx context.Context, what, namespace string, vhr *char
 			what, user, storage), false
 	}
 	return chartproofv1.ReasonTenancyChecked, what, true
+}
+
+// sameSpec reports whether an update leaves the object's spec as it was
+// (false when either cannot be read: then the rules judge it).
+func sameSpec(req admission.Request) bool {
+	var before, after struct {
+		Spec map[string]any `json:"spec"`
+	}
+	if json.Unmarshal(req.OldObject.Raw, &before) != nil || json.Unmarshal(req.Object.Raw, &after) != nil || before.Spec == nil {
+		return false
+	}
+	return reflect.DeepEqual(before.Spec, after.Spec)
 }
 
 func firstOf(values ...string) string {

@@ -56,11 +56,40 @@ func TestTenancy(t *testing.T) {
 	policy := func(ns string, mode chartproofv1.Mode) admission.Request {
 		return objectRequest(t, "TrustPolicy", ns, chartproofv1.TrustPolicy{Spec: chartproofv1.TrustPolicySpec{Mode: mode}})
 	}
+	// update is an update of a release from before to after (spec edits).
+	update := func(before, after func(*chartproofv1.VerifiedHelmReleaseSpec), deleting bool) admission.Request {
+		old, req := release(before), release(after)
+		req.Operation, req.OldObject = admissionv1.Update, old.Object
+		if deleting {
+			// What the API server sends when a finalizer is removed from
+			// a release being deleted.
+			var vhr map[string]any
+			if err := json.Unmarshal(req.Object.Raw, &vhr); err != nil {
+				t.Fatal(err)
+			}
+			vhr["metadata"] = map[string]any{"deletionTimestamp": "2026-12-04T00:00:00Z"}
+			raw, err := json.Marshal(vhr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Object.Raw = raw
+		}
+		return req
+	}
+	elsewhere := func(s *chartproofv1.VerifiedHelmReleaseSpec) { s.TargetNamespace = "kube-system" }
 	for _, tc := range []struct {
 		name   string
 		req    admission.Request
 		reason string
 	}{
+		// A release whose account may no longer write where its records
+		// are (its namespace torn down) can still lose its finalizer; its
+		// twin changes the spec, and is judged.
+		{"a finalizer removed, the spec unchanged", update(elsewhere, elsewhere, true), chartproofv1.ReasonTenancyChecked},
+		{"twin: the spec changed in the same update", update(elsewhere, func(s *chartproofv1.VerifiedHelmReleaseSpec) {
+			elsewhere(s)
+			s.ServiceAccountName = "admin"
+		}, true), chartproofv1.ReasonTargetNamespaceForbidden},
 		{"a release as it should be", release(func(*chartproofv1.VerifiedHelmReleaseSpec) {}), chartproofv1.ReasonTenancyChecked},
 		{"another namespace's TrustPolicy", release(func(s *chartproofv1.VerifiedHelmReleaseSpec) { s.TrustPolicyRef.Namespace = "team-b" }), chartproofv1.ReasonCrossNamespaceReference},
 		{"twin: its own namespace named", release(func(s *chartproofv1.VerifiedHelmReleaseSpec) { s.TrustPolicyRef.Namespace = "team-a" }), chartproofv1.ReasonTenancyChecked},

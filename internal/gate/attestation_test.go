@@ -2,11 +2,14 @@ package gate_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 	"github.com/chartproof/chartproof/internal/gate"
+	"github.com/chartproof/chartproof/internal/limits"
 	"github.com/chartproof/chartproof/internal/oci"
 	"github.com/chartproof/chartproof/internal/policy"
 	"github.com/chartproof/chartproof/internal/testsign"
@@ -37,6 +40,7 @@ const (
 	provenanceCondition = `predicate.buildDefinition.buildType == "https://actions.github.io/buildtypes/workflow/v1" &&
 predicate.buildDefinition.externalParameters.workflow.repository == "` + goodRepo + `" &&
 predicate.buildDefinition.externalParameters.workflow.ref == "` + goodRef + `" &&
+predicate.buildDefinition.externalParameters.all(k, k == "workflow") &&
 predicate.runDetails.builder.id == "` + goodBuilder + `"`
 )
 
@@ -159,9 +163,10 @@ func TestAttestationLayouts(t *testing.T) {
 	}
 }
 
-// TestAttestationRefusals (issue 15): each attack on provenance is refused
-// with its own reason code, and its control twin — the same set-up without
-// the attack — passes, so the refusal is for the reason named.
+// TestAttestationRefusals (issue 15; BND-05, BND-06): each attack on
+// provenance is refused with its own reason code, and its control twin —
+// the same set-up without the attack — passes, so the refusal is for the
+// reason named.
 func TestAttestationRefusals(t *testing.T) {
 	good := githubProvenance(goodRepo, goodRef, goodBuilder)
 	type setup struct {
@@ -171,8 +176,23 @@ func TestAttestationRefusals(t *testing.T) {
 		// the release key: an attestation's own authority does not count
 		// for the chart.
 		chartByBuilder bool
+		// statement, when set, is the signed payload, made from the
+		// chart's manifest digest and its chart layer's digest.
+		statement func(manifest, layer string) []byte
 	}
 	control := setup{predicateType: slsaV1, claimed: slsaV1, predicate: good}
+	// subjects is an SLSA statement of the good predicate naming n
+	// subjects, the last of them digest.
+	subjects := func(n int) func(manifest, layer string) []byte {
+		return func(manifest, _ string) []byte {
+			ds := make([]string, n)
+			for i := range ds {
+				ds[i] = fmt.Sprintf("sha256:%064x", i)
+			}
+			ds[n-1] = manifest
+			return testsign.AttestationStatement(slsaV1, good, "charts/hello", ds...)
+		}
+	}
 	layouts := []struct {
 		name   string
 		attach func(reg testsign.Registry, digest string, stmt []byte, k *testsign.Key, claimed string) error
@@ -198,22 +218,63 @@ func TestAttestationRefusals(t *testing.T) {
 		attack setup
 		want   string
 		found  string // in the first reason's Found
+		// twin, when set, is the control instead of the shared one.
+		twin *setup
 	}{
-		{"statement for another digest", setup{slsaV1, slsaV1, good, true, false, false}, chartproofv1.ReasonAttestationSubjectMismatch, ""},
-		{"registry claims SLSA, statement is SPDX", setup{spdxType, slsaV1, `{"spdxVersion":"SPDX-2.3"}`, false, false, false}, chartproofv1.ReasonPredicateTypeMismatch, spdxType},
-		{"wrong builder", setup{slsaV1, slsaV1, githubProvenance(goodRepo, goodRef, "https://example.com/self-hosted"), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
-		{"wrong source repository", setup{slsaV1, slsaV1, githubProvenance("https://github.com/attacker/charts", goodRef, goodBuilder), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
-		{"wrong ref", setup{slsaV1, slsaV1, githubProvenance(goodRepo, "refs/heads/feature", goodBuilder), false, false, false}, chartproofv1.ReasonPredicateRejected, "false"},
-		{"predicate missing the fields", setup{slsaV1, slsaV1, `{"builder":{"id":"x"}}`, false, false, false}, chartproofv1.ReasonPredicateRejected, "evaluation failed"},
-		{"untrusted signer", setup{slsaV1, slsaV1, good, false, true, false}, chartproofv1.ReasonUntrustedSigner, "does not verify"},
-		{"chart signed by the builder's key", setup{slsaV1, slsaV1, good, false, false, true}, chartproofv1.ReasonUntrustedSigner, ""},
+		{name: "statement for another digest", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: good, otherDigest: true},
+			want: chartproofv1.ReasonAttestationSubjectMismatch},
+		// BND-06 (a): the subject is the manifest digest, not the chart's
+		// layer.
+		{name: "subject is the chart layer", attack: setup{predicateType: slsaV1, claimed: slsaV1, statement: func(_, layer string) []byte {
+			return testsign.AttestationStatement(slsaV1, good, "charts/hello", layer)
+		}}, want: chartproofv1.ReasonAttestationSubjectMismatch},
+		// BND-06 (c): sha256 is required.
+		{name: "subject by sha512 only", attack: setup{predicateType: slsaV1, claimed: slsaV1, statement: func(manifest, _ string) []byte {
+			return []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"charts/hello","digest":{"sha512":"` +
+				strings.Repeat("ab", 64) + `"}}],"predicateType":"` + slsaV1 + `","predicate":` + good + `}`)
+		}}, want: chartproofv1.ReasonAttestationSubjectMismatch},
+		// BND-06 (b): over the cap of subjects, though one is the chart;
+		// its twin names as many as the cap allows.
+		{name: "more subjects than the cap", attack: setup{predicateType: slsaV1, claimed: slsaV1, statement: subjects(limits.MaxStatementSubjects + 1)},
+			want: chartproofv1.ReasonAttestationMissing, found: fmt.Sprintf("more than %d", limits.MaxStatementSubjects),
+			twin: &setup{predicateType: slsaV1, claimed: slsaV1, statement: subjects(limits.MaxStatementSubjects)}},
+		// BND-05: only an SBOM, listed as one; a statement that is not
+		// JSON, listed as provenance.
+		{name: "only an SPDX attestation", attack: setup{predicateType: spdxType, claimed: spdxType, predicate: `{"spdxVersion":"SPDX-2.3"}`},
+			want: chartproofv1.ReasonAttestationMissing, found: spdxType},
+		{name: "registry claims SLSA, statement is SPDX", attack: setup{predicateType: spdxType, claimed: slsaV1, predicate: `{"spdxVersion":"SPDX-2.3"}`},
+			want: chartproofv1.ReasonPredicateTypeMismatch, found: spdxType},
+		{name: "statement not JSON", attack: setup{predicateType: slsaV1, claimed: slsaV1, statement: func(string, string) []byte {
+			return []byte(`{"_type":"https://in-toto.io/Statement/v1","predicateType":"` + slsaV1 + `",`)
+		}}, want: chartproofv1.ReasonAttestationMissing, found: "malformed"},
+		{name: "wrong builder", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: githubProvenance(goodRepo, goodRef, "https://example.com/self-hosted")},
+			want: chartproofv1.ReasonPredicateRejected, found: "false"},
+		{name: "wrong source repository", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: githubProvenance("https://github.com/attacker/charts", goodRef, goodBuilder)},
+			want: chartproofv1.ReasonPredicateRejected, found: "false"},
+		{name: "wrong ref", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: githubProvenance(goodRepo, "refs/heads/feature", goodBuilder)},
+			want: chartproofv1.ReasonPredicateRejected, found: "false"},
+		// BND-06 (d) and SLSA's "verifying artifacts": an external
+		// parameter the policy does not know fails.
+		{name: "unknown external parameter", attack: setup{predicateType: slsaV1, claimed: slsaV1,
+			predicate: strings.Replace(good, `"externalParameters":{`, `"externalParameters":{"inputs":{"skip-tests":"true"},`, 1)},
+			want: chartproofv1.ReasonPredicateRejected, found: "false"},
+		{name: "predicate missing the fields", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: `{"builder":{"id":"x"}}`},
+			want: chartproofv1.ReasonPredicateRejected, found: "evaluation failed"},
+		{name: "untrusted signer", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: good, untrusted: true},
+			want: chartproofv1.ReasonUntrustedSigner, found: "does not verify"},
+		{name: "chart signed by the builder's key", attack: setup{predicateType: slsaV1, claimed: slsaV1, predicate: good, chartByBuilder: true},
+			want: chartproofv1.ReasonUntrustedSigner},
 	} {
+		twinSetup := control
+		if tc.twin != nil {
+			twinSetup = *tc.twin
+		}
 		for _, layout := range layouts {
 			t.Run(layout.name+"/"+tc.name, func(t *testing.T) {
 				for _, twin := range []struct {
 					name string
 					s    setup
-				}{{"attack", tc.attack}, {"control", control}} {
+				}{{"attack", tc.attack}, {"control", twinSetup}} {
 					reg := newRegistry(t, true)
 					release, _ := testsign.NewKey("p256")
 					builder, _ := testsign.NewKey("p256")
@@ -234,6 +295,9 @@ func TestAttestationRefusals(t *testing.T) {
 						signer, _ = testsign.NewKey("p256")
 					}
 					stmt := testsign.AttestationStatement(twin.s.predicateType, twin.s.predicate, reg.Host+"/charts/hello", subject)
+					if twin.s.statement != nil {
+						stmt = twin.s.statement(digest, chartLayer(t, reg, "charts/hello", digest))
+					}
 					if err := layout.attach(reg, digest, stmt, signer, twin.s.claimed); err != nil {
 						t.Fatal(err)
 					}
@@ -375,4 +439,30 @@ signer.extensions.runnerEnvironment == "github-hosted" && signer.subject.startsW
 			})
 		}
 	}
+}
+
+// chartLayer returns the digest of the chart layer of the manifest at
+// digest.
+func chartLayer(t *testing.T, reg testsign.Registry, repo, digest string) string {
+	t.Helper()
+	raw, err := reg.RawManifest(repo, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Layers []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType == "application/vnd.cncf.helm.chart.content.v1.tar+gzip" {
+			return l.Digest
+		}
+	}
+	t.Fatalf("no chart layer in %s", raw)
+	return ""
 }
