@@ -1094,10 +1094,12 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
 		return nil, err
 	}
-	recordDigest, derr := acct.Releases.RecordDigest(ctx, r.storageNamespace(obj), rel.Name, rel.Version)
+	// The digest of the record Helm wrote, not of one read back, which
+	// someone writing Secrets there could have replaced in between.
+	recordDigest, derr := release.StoredDigest(rel)
 	if derr != nil {
 		// The next upgrade then checks the revision alone.
-		log.FromContext(ctx).Error(derr, "reading back the release record written", "revision", rel.Version)
+		log.FromContext(ctx).Error(derr, "the digest of the release record written", "revision", rel.Version)
 	}
 	obj.Status.Installed = &chartproofv1.InstalledRelease{
 		RecordDigest: recordDigest,

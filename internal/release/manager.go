@@ -517,6 +517,11 @@ func (m *Manager) Uninstall(ctx context.Context, loc Location, name, owner strin
 		if err := dropRecords(cfg, name, trusted.Revision); err != nil {
 			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 		}
+		// What dropRecords could not remove (a record stored under
+		// another name) would be what Helm uninstalls.
+		if err := onlyTrusted(cfg, name, *trusted, false); err != nil {
+			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+		}
 	}
 	if err := m.uninstall(cfg, name); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
@@ -681,6 +686,22 @@ func RecordDigest(rel *release.Release) (string, error) {
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
+// StoredDigest is the RecordDigest of rel as Helm stores it: Helm's storage
+// drivers keep a record as its JSON, so rel (what Apply returned, the
+// record Helm wrote last) goes through JSON first. Unlike reading the
+// record back, it cannot vouch for what someone else wrote in between.
+func StoredDigest(rel *release.Release) (string, error) {
+	b, err := json.Marshal(rel)
+	if err != nil {
+		return "", fmt.Errorf("release: digest of %s/%s revision %d: %w", rel.Namespace, rel.Name, rel.Version, err)
+	}
+	var stored release.Release
+	if err := json.Unmarshal(b, &stored); err != nil {
+		return "", fmt.Errorf("release: digest of %s/%s revision %d: %w", rel.Namespace, rel.Name, rel.Version, err)
+	}
+	return RecordDigest(&stored)
+}
+
 // RecordDigest reads revision version of the release from storage and
 // returns its RecordDigest.
 func (m *Manager) RecordDigest(ctx context.Context, namespace, name string, version int) (string, error) {
@@ -741,6 +762,9 @@ func trustedRecord(cfg *action.Configuration, name string, trusted Trust) (*rele
 			return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
 		}
 	}
+	if err := onlyTrusted(cfg, name, trusted, true); err != nil {
+		return nil, err
+	}
 	deployed, err := cfg.Releases.Deployed(name)
 	if errors.Is(err, driver.ErrNoDeployedReleases) {
 		return nil, errNotDeployed
@@ -752,4 +776,46 @@ func trustedRecord(cfg *action.Configuration, name string, trusted Trust) (*rele
 		return nil, fmt.Errorf("revision %d is deployed, revision %d expected: %w", deployed.Version, trusted.Revision, ErrRecordTampered)
 	}
 	return rec, nil
+}
+
+// onlyTrusted returns an error wrapping ErrRecordTampered unless the
+// records Helm acts on are the one trusted vouches for. Helm finds records
+// by their labels and reads the revision and status from their data,
+// whatever the Secret's name: an upgrade diffs against the highest
+// revision when its data says deployed (else against the deployed one), an
+// uninstall deletes what the highest revision lists and runs its hooks.
+// Reading the trusted revision by its name is not enough, then: a record
+// stored under another name, or labelled other than its data says, would
+// be the one Helm follows. So every record at the trusted revision must
+// have the trusted digest, and none may be above it, except, when
+// laterUndeployed, records whose data says they are not deployed (a failed
+// upgrade, which Helm does not diff against).
+func onlyTrusted(cfg *action.Configuration, name string, trusted Trust, laterUndeployed bool) error {
+	history, err := cfg.Releases.History(name)
+	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return fmt.Errorf("reading the history: %w", err)
+	}
+	for _, r := range history {
+		switch {
+		case r.Version < trusted.Revision:
+		case r.Version > trusted.Revision:
+			if laterUndeployed && r.Info != nil && r.Info.Status != release.StatusDeployed {
+				continue
+			}
+			status := release.Status("")
+			if r.Info != nil {
+				status = r.Info.Status
+			}
+			return fmt.Errorf("revision %d (%s) is above revision %d, which chartproof installed: %w", r.Version, status, trusted.Revision, ErrRecordTampered)
+		case trusted.Digest != "":
+			d, err := RecordDigest(r)
+			if err != nil {
+				return err
+			}
+			if d != trusted.Digest {
+				return fmt.Errorf("a record of revision %d has digest %s, %s expected: %w", r.Version, d, trusted.Digest, ErrRecordTampered)
+			}
+		}
+	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	chartproofv1 "github.com/chartproof/chartproof/api/v1alpha1"
 )
 
 // forgeRecord rewrites revision version of release demo as whoever may
@@ -46,16 +48,26 @@ func victimExists(t *testing.T, c client.Client, ns string) bool {
 	return err == nil
 }
 
-// TestRecordDigestStable: the digest of a stored record does not change when
-// Helm supersedes it, and does when its content is rewritten.
+// TestRecordDigestStable: the digest of a stored record is that of the
+// record Apply returned; it does not change when Helm supersedes it, and
+// does when its content is rewritten.
 func TestRecordDigestStable(t *testing.T) {
 	ctx := testContext(t)
 	ns := testNamespace(t)
 	m := NewManager(testCluster(t), Options{})
-	apply(t, m, ns, "hi", digestV1)
+	rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(),
+		Values: map[string]any{"greeting": "hi", "replicas": 2}, Stamp: stampFor(digestV1)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	d1, err := m.RecordDigest(ctx, ns, "demo", 1)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// What Apply returned, hashed as Helm stores it, is the record read
+	// back (values with numbers included: JSON gives them back as float64).
+	if stored, err := StoredDigest(rel); err != nil || stored != d1 {
+		t.Errorf("StoredDigest(what Apply returned) = %s, %v; want the record's %s", stored, err, d1)
 	}
 	apply(t, m, ns, "bonjour", digestV2) // revision 1 is now superseded
 	again, err := m.RecordDigest(ctx, ns, "demo", 1)
@@ -226,4 +238,92 @@ func TestReplaceRepairsTamperedRelease(t *testing.T) {
 	if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stamp, Replace: true}); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("Apply(Replace) for another owner error = %v; want ErrNotOwned", err)
 	}
+}
+
+// forgeBeside writes, beside the records of release demo, a Secret under
+// another name holding revision version: its data says deployed and lists
+// ConfigMap "victim", its labels say failed and carry the release's owner,
+// as whoever may write Secrets in the namespace could. Helm finds records
+// by their labels and reads revision and status from their data.
+func forgeBeside(t *testing.T, ns string, version int) {
+	t.Helper()
+	cfg := helmCLI(t, ns)
+	rel, err := cfg.Releases.Last("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel.Version = version
+	rel.Info.Status = release.StatusDeployed
+	rel.Manifest += "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: victim\n  namespace: " + ns + "\n"
+	if err := cfg.Releases.Driver.Create("forged-record", rel); err != nil {
+		t.Fatal(err)
+	}
+	c := testClient(t)
+	var s corev1.Secret
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "forged-record"}, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Labels["status"] = string(release.StatusFailed)
+	s.Labels[chartproofv1.LabelOwner] = testOwner
+	if err := c.Update(t.Context(), &s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecordBesideTrustedRefused: a record stored under another name than
+// Helm's, at a revision above the trusted one (data: deployed), or at the
+// trusted revision itself, is what Helm's upgrade would diff against and
+// its uninstall would delete by; with the record chartproof installed
+// vouched for, both are refused and nothing is deleted. Twins: without the
+// forged record both go through; and without the check an upgrade over it
+// really deletes the victim.
+func TestRecordBesideTrustedRefused(t *testing.T) {
+	for _, at := range []int{2, 1, 0} { // 0: the twin, nothing forged
+		for _, action := range []string{"upgrade", "uninstall"} {
+			t.Run(fmt.Sprintf("%s, forged revision %d", action, at), func(t *testing.T) {
+				ctx := testContext(t)
+				c := testClient(t)
+				ns := testNamespace(t)
+				m := NewManager(testCluster(t), Options{})
+				apply(t, m, ns, "hi", digestV1)
+				d, err := m.RecordDigest(ctx, ns, "demo", 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				newVictim(t, c, ns)
+				if at > 0 {
+					forgeBeside(t, ns, at)
+				}
+				trusted := &Trust{Revision: 1, Digest: d}
+				switch action {
+				case "upgrade":
+					_, err = m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2), Trusted: trusted})
+				case "uninstall":
+					err = m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, trusted)
+				}
+				if forged := at > 0; forged != errors.Is(err, ErrRecordTampered) || (!forged && err != nil) {
+					t.Fatalf("%s: error = %v; want ErrRecordTampered: %v", action, err, forged)
+				}
+				if !victimExists(t, c, ns) {
+					t.Error("the victim ConfigMap was deleted")
+				}
+			})
+		}
+	}
+
+	t.Run("without the check an upgrade over it deletes the victim", func(t *testing.T) {
+		ctx := testContext(t)
+		c := testClient(t)
+		ns := testNamespace(t)
+		m := NewManager(testCluster(t), Options{})
+		apply(t, m, ns, "hi", digestV1)
+		newVictim(t, c, ns)
+		forgeBeside(t, ns, 2)
+		if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
+			t.Fatal(err)
+		}
+		if victimExists(t, c, ns) {
+			t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
+		}
+	})
 }
