@@ -58,9 +58,10 @@ func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj 
 		loc, name = locationOf(inst), inst.Name
 	}
 	namespace := loc.Namespace
+	trusted := uninstallTrust(obj)
 	acct, err := r.Identities.For(obj.Namespace, obj.Spec.ServiceAccountName)
 	if err == nil {
-		err = acct.Releases.Uninstall(ctx, loc, name, string(obj.UID), trustOf(inst))
+		err = acct.Releases.Uninstall(ctx, loc, name, string(obj.UID), trusted)
 	}
 	switch {
 	case err == nil:
@@ -70,7 +71,7 @@ func (r *VerifiedHelmReleaseReconciler) uninstallOwned(ctx context.Context, obj 
 		// uninstalled, and the object goes.
 		r.countTampered()
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseRecordTampered,
-			fmt.Sprintf("release %s/%s not uninstalled: the record of revision %d is not the one chartproof wrote; its objects are left as they are", namespace, name, inst.Revision))
+			fmt.Sprintf("release %s/%s not uninstalled: the record of revision %d is not the one chartproof wrote; its objects are left as they are", namespace, name, trusted.Revision))
 		return nil
 	case errors.Is(err, release.ErrNotOwned):
 		r.event(obj, corev1.EventTypeWarning, chartproofv1.ReasonReleaseNotOwned,

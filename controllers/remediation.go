@@ -145,13 +145,13 @@ func (r *VerifiedHelmReleaseReconciler) remediate(ctx context.Context, obj *char
 	}
 	a.Remediated = true
 	why := fmt.Sprintf("%s of %s failed %s (%s.retries %d): %s", action, a.Digest, times(a.Failures), field, retries, m.why)
-	inst := obj.Status.Installed
 	switch {
 	case strategy == chartproofv1.RemediationUninstall:
-		// A failed install has no record status vouches for (inst is
-		// nil): the owner label alone says the release is this object's.
+		// After a failed install (inst is nil), the record it wrote, as
+		// status.lastAttempt names it, is the one followed; without one,
+		// the records are dropped and nothing deleted.
 		ns, name := r.targetNamespace(obj), r.releaseName(obj)
-		err := m.acct.Releases.Uninstall(ctx, r.location(obj), name, string(obj.UID), trustOf(inst))
+		err := m.acct.Releases.Uninstall(ctx, r.location(obj), name, string(obj.UID), uninstallTrust(obj))
 		if err != nil && !errors.Is(err, release.ErrNotFound) {
 			log.FromContext(ctx).Error(err, "remediation: uninstalling failed")
 			msg := fmt.Sprintf("%s; helm uninstall as %s failed: %s", why, actingAs(m.acct), helmFailure(err, nil))

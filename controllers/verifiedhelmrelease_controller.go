@@ -753,6 +753,7 @@ func (r *VerifiedHelmReleaseReconciler) reconcile(ctx context.Context, obj *char
 				why = c.Message
 			}
 			a := r.failed(obj, res.Digest, configDigest, firstInstall)
+			vouchForFailedInstall(a, obj.Status.Installed, installedRel)
 			var rolledBack *helmrelease.Release
 			if retryWait, rolledBack = r.actionFailed(ctx, obj, a, remedy{acct: acct, reg: reg, judges: judges, why: why}); rolledBack != nil {
 				afterAction(rolledBack)
@@ -1092,7 +1093,9 @@ func (r *VerifiedHelmReleaseReconciler) install(ctx context.Context, obj *chartp
 		msg := fmt.Sprintf("helm %s of %s as %s failed: %s", action, loaded.Digest, actingAs(acct), helmFailure(err, templates))
 		r.setCondition(obj, chartproofv1.ConditionReleased, metav1.ConditionFalse, failReason, msg)
 		r.event(obj, corev1.EventTypeWarning, failReason, msg)
-		return nil, err
+		// The record of the failed action, when Helm wrote one (Apply
+		// checked it is stored as returned).
+		return rel, err
 	}
 	// The digest of the record Helm wrote, not of one read back, which
 	// someone writing Secrets there could have replaced in between.
@@ -1337,6 +1340,35 @@ func trustOf(inst *chartproofv1.InstalledRelease) *release.Trust {
 		return nil
 	}
 	return &release.Trust{Revision: inst.Revision, Digest: inst.RecordDigest}
+}
+
+// uninstallTrust is the record an uninstall of obj may follow: the one it
+// installed, else the one its failed install wrote (status.lastAttempt);
+// nil when there is neither, and then no record decides a deletion.
+func uninstallTrust(obj *chartproofv1.VerifiedHelmRelease) *release.Trust {
+	if inst := obj.Status.Installed; inst != nil {
+		return trustOf(inst)
+	}
+	if a := obj.Status.LastAttempt; a != nil && a.Install && a.RecordDigest != "" {
+		return &release.Trust{Revision: int(a.RecordRevision), Digest: a.RecordDigest}
+	}
+	return nil
+}
+
+// vouchForFailedInstall records in a the record a failed install wrote
+// (failed, as Apply returned it), so that an uninstall can follow that
+// record and no other. With something installed, or no record, it records
+// none.
+func vouchForFailedInstall(a *chartproofv1.Attempt, inst *chartproofv1.InstalledRelease, failed *helmrelease.Release) {
+	a.RecordRevision, a.RecordDigest = 0, ""
+	if inst != nil || failed == nil {
+		return
+	}
+	d, err := release.StoredDigest(failed)
+	if err != nil {
+		return
+	}
+	a.RecordRevision, a.RecordDigest = int32(failed.Version), d
 }
 
 // countTampered counts a release record found rewritten.

@@ -439,6 +439,15 @@ type Attempt struct {
 	// Remediated is true once the remediation strategy was applied.
 	// +optional
 	Remediated bool `json:"remediated,omitempty"`
+	// RecordRevision and RecordDigest name the Helm record a failed
+	// install wrote (its revision, and its digest as
+	// InstalledRelease.RecordDigest): the record an uninstall of what
+	// that install created may follow. Without them no record decides a
+	// deletion.
+	// +optional
+	RecordRevision int32 `json:"recordRevision,omitempty"`
+	// +optional
+	RecordDigest string `json:"recordDigest,omitempty"`
 }
 
 // Drift detection modes.

@@ -344,9 +344,31 @@ func (m *Manager) Apply(ctx context.Context, req Request) (*release.Release, err
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
+		return failedRecord(cfg, rel), fmt.Errorf("release: apply %s/%s: %w", req.Namespace, req.Name, err)
 	}
 	return rel, nil
+}
+
+// failedRecord is the release Helm returned with its error when Helm
+// stored it as the record of the failed action: the record at its revision
+// is that release (StoredDigest). nil otherwise: Helm also returns what it
+// rendered when rendering failed, stored nowhere.
+func failedRecord(cfg *action.Configuration, rel *release.Release) *release.Release {
+	if rel == nil || rel.Info == nil || rel.Info.Status != release.StatusFailed {
+		return nil
+	}
+	stored, err := cfg.Releases.Get(rel.Name, rel.Version)
+	if err != nil {
+		return nil
+	}
+	want, err := StoredDigest(rel)
+	if err != nil {
+		return nil
+	}
+	if got, err := RecordDigest(stored); err != nil || got != want {
+		return nil
+	}
+	return rel
 }
 
 // install runs helm install. replace reuses the name of a release that was
@@ -377,7 +399,7 @@ func (m *Manager) install(ctx context.Context, cfg *action.Configuration, req Re
 	install.Labels = ownerLabels(req.Stamp.Owner)
 	rel, err := install.RunWithContext(ctx, req.Chart, req.Values)
 	if err != nil {
-		return nil, fmt.Errorf("install: %w", err)
+		return rel, fmt.Errorf("install: %w", err)
 	}
 	return rel, nil
 }
@@ -480,10 +502,12 @@ func ownerLabels(owner string) map[string]string {
 
 // Uninstall removes the release when its latest record is owned by owner; a
 // missing release is not an error. A release of another owner, or of none,
-// is left alone: the error wraps ErrNotOwned. With trusted set (the record
-// the caller installed), the deployed record must be that one, or nothing
-// is deleted and the error wraps ErrRecordTampered; records after it are
-// dropped first, so that what Helm deletes is what the trusted record lists.
+// is left alone: the error wraps ErrNotOwned. trusted is the record the
+// caller installed (or the one its failed install wrote): the deployed
+// record must be that one, or nothing is deleted and the error wraps
+// ErrRecordTampered; records after it are dropped first, so that what Helm
+// deletes is what the trusted record lists. With trusted nil no record
+// decides a deletion: the records are dropped and the objects left.
 //
 // The objects the release rendered are deleted and every record of the
 // release is removed. Hook objects stay unless their helm.sh/hook-delete-policy
@@ -507,21 +531,28 @@ func (m *Manager) Uninstall(ctx context.Context, loc Location, name, owner strin
 	if err := checkOwner(last, owner); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
-	if trusted != nil {
-		// Helm deletes what the latest record lists: it must be the
-		// trusted one. Later records (a failed upgrade, an interrupted
-		// action) are dropped first, their objects left as they are.
-		if err := checkTrusted(cfg, name, *trusted); err != nil && !errors.Is(err, errNotDeployed) {
+	if trusted == nil {
+		// No record is vouched for: whoever may write Secrets here could
+		// have written the one Helm would follow (its hooks run, what it
+		// lists deleted). The records go; the objects stay.
+		if err := dropRecords(cfg, name, 0); err != nil {
 			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 		}
-		if err := dropRecords(cfg, name, trusted.Revision); err != nil {
-			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
-		}
-		// What dropRecords could not remove (a record stored under
-		// another name) would be what Helm uninstalls.
-		if err := onlyTrusted(cfg, name, *trusted, false); err != nil {
-			return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
-		}
+		return nil
+	}
+	// Helm deletes what the latest record lists: it must be the trusted
+	// one. Later records (a failed upgrade, an interrupted action) are
+	// dropped first, their objects left as they are.
+	if err := checkTrusted(cfg, name, *trusted); err != nil && !errors.Is(err, errNotDeployed) {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	if err := dropRecords(cfg, name, trusted.Revision); err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
+	}
+	// What dropRecords could not remove (a record stored under another
+	// name) would be what Helm uninstalls.
+	if err := onlyTrusted(cfg, name, *trusted, false); err != nil {
+		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
 	if err := m.uninstall(cfg, name); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)

@@ -328,10 +328,15 @@ func TestUninstall(t *testing.T) {
 	ns := testNamespace(t)
 	m := NewManager(testCluster(t), Options{})
 
-	if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV1)}); err != nil {
+	rel, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV1)})
+	if err != nil {
 		t.Fatalf("Apply() error = %v", err)
 	}
-	if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, nil); err != nil {
+	d, err := StoredDigest(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, &Trust{Revision: rel.Version, Digest: d}); err != nil {
 		t.Fatalf("Uninstall() error = %v", err)
 	}
 

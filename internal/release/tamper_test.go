@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -324,6 +326,123 @@ func TestRecordBesideTrustedRefused(t *testing.T) {
 		}
 		if victimExists(t, c, ns) {
 			t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
+		}
+	})
+}
+
+// failingChart is testChart with a Role in a namespace that does not
+// exist: Helm writes its record, creates the ConfigMap and the rest, and
+// fails on the Role, leaving the record failed.
+func failingChart() *chart.Chart {
+	ch := testChart()
+	ch.Templates = append(ch.Templates, &chart.File{Name: "templates/role.yaml", Data: []byte(`apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ .Release.Name }}
+  namespace: no-such-namespace
+rules: []
+`)})
+	return ch
+}
+
+// TestUninstallFollowsOnlyWhatIsVouchedFor: after a failed install, Apply
+// returns the record Helm stored; an uninstall that follows that record
+// deletes what the install created, and one over it rewritten is refused.
+// With nothing vouched for, no record decides a deletion: a forged one
+// that Helm would follow (the control shows it deletes the victim) deletes
+// nothing, and the records are dropped.
+func TestUninstallFollowsOnlyWhatIsVouchedFor(t *testing.T) {
+	failedInstall := func(t *testing.T, m *Manager, ns string) *Trust {
+		t.Helper()
+		rel, err := m.Apply(testContext(t), Request{Namespace: ns, Name: "demo", Chart: failingChart(), Stamp: stampFor(digestV1)})
+		if err == nil || rel == nil || rel.Info.Status != release.StatusFailed {
+			t.Fatalf("Apply() of the failing chart = %v, %v; want the failed record and an error", summarize(rel), err)
+		}
+		d, err := StoredDigest(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Trust{Revision: rel.Version, Digest: d}
+	}
+	created := func(t *testing.T, c client.Client, ns string) bool {
+		t.Helper()
+		err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "demo-config"}, &corev1.ConfigMap{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	for _, tc := range []struct {
+		name    string
+		forged  bool
+		vouched bool
+	}{
+		{"the failed install's record, vouched for", false, true},
+		{"the failed install's record, rewritten", true, true},
+		{"nothing vouched for, a forged record", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t)
+			c := testClient(t)
+			ns := testNamespace(t)
+			m := NewManager(testCluster(t), Options{})
+			trusted := failedInstall(t, m, ns)
+			if !created(t, c, ns) {
+				t.Fatal("the failed install created nothing: the test cannot tell a deletion")
+			}
+			newVictim(t, c, ns)
+			if tc.forged {
+				forgeRecord(t, ns, trusted.Revision)
+			}
+			if !tc.vouched {
+				trusted = nil
+			}
+			err := m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, trusted)
+			switch {
+			case tc.forged && tc.vouched:
+				if !errors.Is(err, ErrRecordTampered) {
+					t.Fatalf("Uninstall() = %v; want ErrRecordTampered", err)
+				}
+			case err != nil:
+				t.Fatalf("Uninstall() = %v", err)
+			}
+			if !victimExists(t, c, ns) {
+				t.Error("the victim ConfigMap was deleted")
+			}
+			if want := !(tc.vouched && !tc.forged); created(t, c, ns) != want {
+				t.Errorf("the install's ConfigMap exists: %v; want %v", !want, want)
+			}
+			if !tc.vouched {
+				if rels, err := helmCLI(t, ns).Releases.History("demo"); err == nil && len(rels) > 0 {
+					t.Errorf("%d records left; want them dropped", len(rels))
+				}
+			}
+		})
+	}
+
+	t.Run("control: Helm following the forged record deletes the victim", func(t *testing.T) {
+		c := testClient(t)
+		ns := testNamespace(t)
+		m := NewManager(testCluster(t), Options{})
+		trusted := failedInstall(t, m, ns)
+		newVictim(t, c, ns)
+		forgeRecord(t, ns, trusted.Revision)
+		if _, err := action.NewUninstall(helmCLI(t, ns)).Run("demo"); err != nil {
+			t.Fatal(err)
+		}
+		if victimExists(t, c, ns) {
+			t.Error("the victim survived Helm's uninstall over the forged record: the attack this stops did not happen")
+		}
+	})
+
+	t.Run("a render failure returns no record", func(t *testing.T) {
+		ns := testNamespace(t)
+		m := NewManager(testCluster(t), Options{})
+		ch := testChart()
+		ch.Templates = append(ch.Templates, &chart.File{Name: "templates/bad.yaml", Data: []byte(`{{ fail "no" }}`)})
+		rel, err := m.Apply(testContext(t), Request{Namespace: ns, Name: "demo", Chart: ch, Stamp: stampFor(digestV1)})
+		if err == nil || rel != nil {
+			t.Errorf("Apply() of a chart that does not render = %v, %v; want no record and an error", summarize(rel), err)
 		}
 	})
 }
