@@ -551,7 +551,7 @@ func (m *Manager) Uninstall(ctx context.Context, loc Location, name, owner strin
 	}
 	// What dropRecords could not remove (a record stored under another
 	// name) would be what Helm uninstalls.
-	if err := onlyTrusted(cfg, name, *trusted, false); err != nil {
+	if _, err := vouched(cfg, name, *trusted, false); err != nil {
 		return fmt.Errorf("release: uninstall %s/%s: %w", namespace, name, err)
 	}
 	if err := m.uninstall(cfg, name); err != nil {
@@ -777,23 +777,8 @@ func checkTrusted(cfg *action.Configuration, name string, trusted Trust) error {
 // trustedRecord is checkTrusted, and returns the record it checked: the
 // one to use, never one read again.
 func trustedRecord(cfg *action.Configuration, name string, trusted Trust) (*release.Release, error) {
-	rec, err := cfg.Releases.Get(name, trusted.Revision)
-	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
-	}
+	rec, err := vouched(cfg, name, trusted, true)
 	if err != nil {
-		return nil, fmt.Errorf("reading revision %d: %w", trusted.Revision, err)
-	}
-	if trusted.Digest != "" {
-		d, err := RecordDigest(rec)
-		if err != nil {
-			return nil, err
-		}
-		if d != trusted.Digest {
-			return nil, fmt.Errorf("revision %d has digest %s, %s expected: %w", rec.Version, d, trusted.Digest, ErrRecordTampered)
-		}
-	}
-	if err := onlyTrusted(cfg, name, trusted, true); err != nil {
 		return nil, err
 	}
 	deployed, err := cfg.Releases.Deployed(name)
@@ -809,23 +794,22 @@ func trustedRecord(cfg *action.Configuration, name string, trusted Trust) (*rele
 	return rec, nil
 }
 
-// onlyTrusted returns an error wrapping ErrRecordTampered unless the
-// records Helm acts on are the one trusted vouches for. Helm finds records
-// by their labels and reads the revision and status from their data,
-// whatever the Secret's name: an upgrade diffs against the highest
-// revision when its data says deployed (else against the deployed one), an
-// uninstall deletes what the highest revision lists and runs its hooks.
-// Reading the trusted revision by its name is not enough, then: a record
-// stored under another name, or labelled other than its data says, would
-// be the one Helm follows. So every record at the trusted revision must
-// have the trusted digest, and none may be above it, except, when
-// laterUndeployed, records whose data says they are not deployed (a failed
-// upgrade, which Helm does not diff against).
-func onlyTrusted(cfg *action.Configuration, name string, trusted Trust, laterUndeployed bool) error {
+// vouched returns the record trusted vouches for, or an error wrapping
+// ErrRecordTampered unless the records Helm acts on are that one. Helm
+// finds records by their labels and reads the revision and status from
+// their data, whatever the Secret's name: an upgrade diffs against the
+// highest revision when its data says deployed (else against the deployed
+// one), an uninstall deletes what the highest revision lists and runs its
+// hooks. So the trusted revision must have a record, every record at it
+// must have the trusted digest (when the caller recorded one), and none may
+// be above it, except, when laterUndeployed, records whose data says they
+// are not deployed (a failed upgrade, which Helm does not diff against).
+func vouched(cfg *action.Configuration, name string, trusted Trust, laterUndeployed bool) (*release.Release, error) {
 	history, err := cfg.Releases.History(name)
 	if err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return fmt.Errorf("reading the history: %w", err)
+		return nil, fmt.Errorf("reading the history: %w", err)
 	}
+	var rec *release.Release
 	for _, r := range history {
 		switch {
 		case r.Version < trusted.Revision:
@@ -837,16 +821,22 @@ func onlyTrusted(cfg *action.Configuration, name string, trusted Trust, laterUnd
 			if r.Info != nil {
 				status = r.Info.Status
 			}
-			return fmt.Errorf("revision %d (%s) is above revision %d, which chartproof installed: %w", r.Version, status, trusted.Revision, ErrRecordTampered)
-		case trusted.Digest != "":
-			d, err := RecordDigest(r)
-			if err != nil {
-				return err
+			return nil, fmt.Errorf("revision %d (%s) is above revision %d, which chartproof installed: %w", r.Version, status, trusted.Revision, ErrRecordTampered)
+		default:
+			if trusted.Digest != "" {
+				d, err := RecordDigest(r)
+				if err != nil {
+					return nil, err
+				}
+				if d != trusted.Digest {
+					return nil, fmt.Errorf("a record of revision %d has digest %s, %s expected: %w", r.Version, d, trusted.Digest, ErrRecordTampered)
+				}
 			}
-			if d != trusted.Digest {
-				return fmt.Errorf("a record of revision %d has digest %s, %s expected: %w", r.Version, d, trusted.Digest, ErrRecordTampered)
-			}
+			rec = r
 		}
 	}
-	return nil
+	if rec == nil {
+		return nil, fmt.Errorf("revision %d, which chartproof installed, has no record: %w", trusted.Revision, ErrRecordTampered)
+	}
+	return rec, nil
 }

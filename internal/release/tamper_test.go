@@ -90,18 +90,30 @@ func TestRecordDigestStable(t *testing.T) {
 }
 
 // TestTamperedRecordRefused: with the record it installed vouched for
-// (Trust), an upgrade or uninstall over a deployed record rewritten to list
-// another object is refused, and nothing is deleted. Twins: the same action
-// over the untouched record goes through; and without the check the forged
-// record really does delete the victim, so the refusal is what saves it.
+// (Trust), an upgrade or uninstall is refused, and nothing is deleted, over
+// each forgery a Secret writer can make: the deployed record rewritten to
+// list another object, or a record stored beside it under another name (its
+// data saying deployed), at the revision above or at the trusted one, which
+// Helm follows whatever the name. Twins: the same action over the untouched
+// records goes through; and without the check the forgeries that Helm's
+// upgrade follows for certain really delete the victim, so the refusal is
+// what saves it.
 func TestTamperedRecordRefused(t *testing.T) {
-	for _, forged := range []bool{true, false} {
+	for _, tc := range []struct {
+		name  string
+		forge func(t *testing.T, ns string) // nil: the twin, nothing forged
+		// records is the history's length after a refusal, when checked.
+		records int
+		// control: without the check, an upgrade over it deletes the victim.
+		control bool
+	}{
+		{"the deployed record rewritten", func(t *testing.T, ns string) { forgeRecord(t, ns, 1) }, 1, true},
+		{"a record beside it, above it", func(t *testing.T, ns string) { forgeBeside(t, ns, 2) }, 0, true},
+		{"a record beside it, at its revision", func(t *testing.T, ns string) { forgeBeside(t, ns, 1) }, 0, false},
+		{"twin: untouched records", nil, 0, false},
+	} {
 		for _, action := range []string{"upgrade", "uninstall"} {
-			name := action
-			if !forged {
-				name += " (twin: untouched record)"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(action+", "+tc.name, func(t *testing.T) {
 				ctx := testContext(t)
 				c := testClient(t)
 				ns := testNamespace(t)
@@ -113,8 +125,9 @@ func TestTamperedRecordRefused(t *testing.T) {
 				}
 				trusted := &Trust{Revision: 1, Digest: d}
 				newVictim(t, c, ns)
+				forged := tc.forge != nil
 				if forged {
-					forgeRecord(t, ns, 1)
+					tc.forge(t, ns)
 				}
 
 				switch action {
@@ -129,30 +142,32 @@ func TestTamperedRecordRefused(t *testing.T) {
 				if !victimExists(t, c, ns) {
 					t.Error("the victim ConfigMap was deleted")
 				}
-				if forged {
-					if got := len(history(t, ns)); got != 1 {
-						t.Errorf("history has %d revisions after the refusal; want 1", got)
+				if tc.records > 0 {
+					if got := len(history(t, ns)); got != tc.records {
+						t.Errorf("history has %d revisions after the refusal; want %d", got, tc.records)
 					}
 				}
 			})
 		}
+		if !tc.control {
+			continue
+		}
+		t.Run("without the check, an upgrade over "+tc.name+" deletes the victim", func(t *testing.T) {
+			ctx := testContext(t)
+			c := testClient(t)
+			ns := testNamespace(t)
+			m := NewManager(testCluster(t), Options{})
+			apply(t, m, ns, "hi", digestV1)
+			newVictim(t, c, ns)
+			tc.forge(t, ns)
+			if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
+				t.Fatal(err)
+			}
+			if victimExists(t, c, ns) {
+				t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
+			}
+		})
 	}
-
-	t.Run("without the check the forged record deletes the victim", func(t *testing.T) {
-		ctx := testContext(t)
-		c := testClient(t)
-		ns := testNamespace(t)
-		m := NewManager(testCluster(t), Options{})
-		apply(t, m, ns, "hi", digestV1)
-		newVictim(t, c, ns)
-		forgeRecord(t, ns, 1)
-		if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
-			t.Fatal(err)
-		}
-		if victimExists(t, c, ns) {
-			t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
-		}
-	})
 }
 
 // TestRecoveredUpgradeRefusesTamperedRevision: after Recover unlocks a
@@ -270,64 +285,6 @@ func forgeBeside(t *testing.T, ns string, version int) {
 	if err := c.Update(t.Context(), &s); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// TestRecordBesideTrustedRefused: a record stored under another name than
-// Helm's, at a revision above the trusted one (data: deployed), or at the
-// trusted revision itself, is what Helm's upgrade would diff against and
-// its uninstall would delete by; with the record chartproof installed
-// vouched for, both are refused and nothing is deleted. Twins: without the
-// forged record both go through; and without the check an upgrade over it
-// really deletes the victim.
-func TestRecordBesideTrustedRefused(t *testing.T) {
-	for _, at := range []int{2, 1, 0} { // 0: the twin, nothing forged
-		for _, action := range []string{"upgrade", "uninstall"} {
-			t.Run(fmt.Sprintf("%s, forged revision %d", action, at), func(t *testing.T) {
-				ctx := testContext(t)
-				c := testClient(t)
-				ns := testNamespace(t)
-				m := NewManager(testCluster(t), Options{})
-				apply(t, m, ns, "hi", digestV1)
-				d, err := m.RecordDigest(ctx, ns, "demo", 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				newVictim(t, c, ns)
-				if at > 0 {
-					forgeBeside(t, ns, at)
-				}
-				trusted := &Trust{Revision: 1, Digest: d}
-				switch action {
-				case "upgrade":
-					_, err = m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2), Trusted: trusted})
-				case "uninstall":
-					err = m.Uninstall(ctx, Location{Namespace: ns}, "demo", testOwner, trusted)
-				}
-				if forged := at > 0; forged != errors.Is(err, ErrRecordTampered) || (!forged && err != nil) {
-					t.Fatalf("%s: error = %v; want ErrRecordTampered: %v", action, err, forged)
-				}
-				if !victimExists(t, c, ns) {
-					t.Error("the victim ConfigMap was deleted")
-				}
-			})
-		}
-	}
-
-	t.Run("without the check an upgrade over it deletes the victim", func(t *testing.T) {
-		ctx := testContext(t)
-		c := testClient(t)
-		ns := testNamespace(t)
-		m := NewManager(testCluster(t), Options{})
-		apply(t, m, ns, "hi", digestV1)
-		newVictim(t, c, ns)
-		forgeBeside(t, ns, 2)
-		if _, err := m.Apply(ctx, Request{Namespace: ns, Name: "demo", Chart: testChart(), Stamp: stampFor(digestV2)}); err != nil {
-			t.Fatal(err)
-		}
-		if victimExists(t, c, ns) {
-			t.Error("the victim survived an upgrade over the forged record: the attack this check stops did not happen")
-		}
-	})
 }
 
 // failingChart is testChart with a Role in a namespace that does not
